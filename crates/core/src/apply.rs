@@ -1,0 +1,197 @@
+//! Carrying out a [`Plan`]: a walk of the resource graph.
+//!
+//! Within a tenant the role comes before its inline policy and its Profile
+//! (which names the role's ARN); deletions run the other way round. Tenants do
+//! not depend on each other, so a failure in one skips only that tenant's
+//! dependent resources while the others carry on. Every call apply makes is
+//! fixed by the plan: it reads no reason and chooses no name.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::address::{Address, Kind};
+use crate::graph::{Dag, Visit};
+use crate::plan::{Action, Plan, ResourceChange, State};
+use crate::ports::{ErrorKind, IamApi, ProfileApi, ProviderError, Role};
+
+pub const DEFAULT_PARALLELISM: usize = 10;
+
+/// How one resource's change ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum Outcome {
+    Done,
+    Failed { error: String },
+    /// Not attempted because a resource it depends on failed.
+    Skipped { because: Address },
+}
+
+/// The outcome of every change that was not a no-op, by address.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub outcomes: BTreeMap<Address, (Action, Outcome)>,
+}
+
+impl Report {
+    pub fn failed(&self) -> usize {
+        self.outcomes.values().filter(|(_, o)| matches!(o, Outcome::Failed { .. })).count()
+    }
+
+    pub fn skipped(&self) -> usize {
+        self.outcomes.values().filter(|(_, o)| matches!(o, Outcome::Skipped { .. })).count()
+    }
+
+    pub fn is_success(&self) -> bool {
+        self.failed() == 0 && self.skipped() == 0
+    }
+}
+
+/// Told about each resource as apply works, e.g. to draw progress.
+pub trait Progress: Send + Sync {
+    fn started(&self, _address: &Address, _action: Action) {}
+    fn finished(&self, _address: &Address, _action: Action, _outcome: &Outcome, _elapsed: Duration) {}
+}
+
+/// A [`Progress`] that ignores everything.
+#[derive(Debug, Default)]
+pub struct Quiet;
+
+impl Progress for Quiet {}
+
+/// The providers apply writes through.
+#[derive(Clone, Copy)]
+pub struct Providers<'a> {
+    pub iam: &'a dyn IamApi,
+    pub profiles: &'a dyn ProfileApi,
+}
+
+impl std::fmt::Debug for Providers<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Providers")
+    }
+}
+
+/// The graph of a plan's changes, edges in the order apply must respect.
+pub fn graph(plan: &Plan) -> Dag<&ResourceChange> {
+    let mut dag = Dag::default();
+    let mut ids = BTreeMap::new();
+    for change in &plan.changes {
+        ids.insert(&change.address, dag.add_node(change));
+    }
+    for change in &plan.changes {
+        let Some(ns) = change.address.namespace() else { continue };
+        if !matches!(change.address.kind(), Some(Kind::S3Policy | Kind::Profile)) {
+            continue;
+        }
+        let Some(&role) = ids.get(&Address::tenant(ns, Kind::IamRole)) else { continue };
+        let me = ids[&change.address];
+        if change.action == Action::Delete {
+            dag.add_edge(me, role);
+        } else {
+            dag.add_edge(role, me);
+        }
+    }
+    dag
+}
+
+/// Applies `plan`, `parallelism` resources at a time.
+pub async fn apply(plan: &Plan, providers: Providers<'_>, parallelism: usize, progress: &dyn Progress) -> Report {
+    let dag = graph(plan);
+    let visits = dag
+        .walk(parallelism, |_, change| async move {
+            if change.action == Action::NoOp {
+                return Ok(());
+            }
+            progress.started(&change.address, change.action);
+            let started = std::time::Instant::now();
+            let result = execute(plan, change, providers).await.map_err(|e| e.to_string());
+            let outcome = match &result {
+                Ok(()) => Outcome::Done,
+                Err(error) => Outcome::Failed { error: error.clone() },
+            };
+            progress.finished(&change.address, change.action, &outcome, started.elapsed());
+            result
+        })
+        .await
+        .expect("invariant: a plan's graph is acyclic (edges only point at roles)");
+    let mut report = Report::default();
+    for (id, change) in dag.nodes() {
+        if change.action == Action::NoOp {
+            continue;
+        }
+        let outcome = match &visits[id.ordinal()] {
+            Visit::Done => Outcome::Done,
+            Visit::Failed(error) => Outcome::Failed { error: error.clone() },
+            Visit::Skipped { because } => {
+                let because = dag.node(*because).address.clone();
+                progress.finished(&change.address, change.action, &Outcome::Skipped { because: because.clone() }, Duration::ZERO);
+                Outcome::Skipped { because }
+            }
+        };
+        report.outcomes.insert(change.address.clone(), (change.action, outcome));
+    }
+    report
+}
+
+fn ignore_missing(result: Result<(), ProviderError>) -> Result<(), ProviderError> {
+    match result {
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+async fn execute(plan: &Plan, change: &ResourceChange, p: Providers<'_>) -> Result<(), ProviderError> {
+    match (change.action, change.before.as_ref(), change.after.as_ref()) {
+        (Action::Create, _, Some(State::Role(want))) => p.iam.create_role(want).await.map(drop),
+        (Action::Update, Some(State::Role(live)), Some(State::Role(want))) => update_role(p.iam, live, want).await,
+        (Action::Replace, Some(State::Role(live)), Some(State::Role(want))) => {
+            // The inline policy goes with the old role; its own change puts it back.
+            let policy = plan.change(&Address::tenant(change.address.namespace().unwrap_or_default(), Kind::S3Policy));
+            if let Some(State::S3Policy(old)) = policy.and_then(|c| c.before.as_ref()) {
+                ignore_missing(p.iam.delete_role_policy(&live.name, &old.policy_name).await)?;
+            }
+            ignore_missing(p.iam.delete_role(&live.name).await)?;
+            p.iam.create_role(want).await.map(drop)
+        }
+        (Action::Delete, Some(State::Role(live)), _) => ignore_missing(p.iam.delete_role(&live.name).await),
+        (Action::Create | Action::Update, _, Some(State::S3Policy(want))) => p.iam.put_role_policy(&want.role_name, &want.policy_name, &want.document).await,
+        (Action::Delete, Some(State::S3Policy(live)), _) => ignore_missing(p.iam.delete_role_policy(&live.role_name, &live.policy_name).await),
+        (Action::Create | Action::Update, _, Some(State::Profile(want))) => p.profiles.apply_profile(want).await,
+        (Action::Replace, Some(State::Profile(live)), Some(State::Profile(want))) => {
+            ignore_missing(p.profiles.delete_profile(&live.name).await)?;
+            p.profiles.apply_profile(want).await
+        }
+        (Action::Delete, Some(State::Profile(live)), _) => ignore_missing(p.profiles.delete_profile(&live.name).await),
+        (action, _, _) => Err(ProviderError::new(
+            ErrorKind::InvalidInput,
+            "apply",
+            change.address.to_string(),
+            format!("the plan holds a {action:?} without the states it needs; make a new plan"),
+        )),
+    }
+}
+
+/// The IAM calls that turn `live` into `want`, only for what differs.
+async fn update_role(iam: &dyn IamApi, live: &Role, want: &Role) -> Result<(), ProviderError> {
+    let name = &want.name;
+    if live.trust_policy != want.trust_policy {
+        iam.update_trust_policy(name, &want.trust_policy).await?;
+    }
+    if live.description != want.description || live.max_session_duration != want.max_session_duration {
+        iam.update_role(name, want.description.as_deref(), want.max_session_duration).await?;
+    }
+    if live.permissions_boundary != want.permissions_boundary {
+        iam.set_permissions_boundary(name, want.permissions_boundary.as_deref()).await?;
+    }
+    let stale: Vec<String> = live.tags.keys().filter(|k| !want.tags.contains_key(*k)).cloned().collect();
+    if !stale.is_empty() {
+        iam.untag_role(name, &stale).await?;
+    }
+    let changed: BTreeMap<String, String> = want.tags.iter().filter(|(k, v)| live.tags.get(*k) != Some(v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    if !changed.is_empty() {
+        iam.tag_role(name, &changed).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,242 @@
+//! A generic dependency graph and its walker. It knows nodes and edges, not
+//! resources.
+//!
+//! [`Dag::walk`] runs a node once everything it depends on has succeeded, at
+//! most `parallelism` at a time. A failed node's dependents, and theirs, are
+//! not run: they are reported as skipped, naming the failure upstream. Nodes
+//! that do not depend on the failure carry on.
+
+use std::collections::VecDeque;
+use std::future::Future;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use petgraph::Direction;
+use petgraph::graph::{DiGraph, NodeIndex};
+
+/// A node's place in its [`Dag`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeId(usize);
+
+impl NodeId {
+    /// Position in the `Vec` that [`Dag::walk`] returns.
+    pub fn ordinal(self) -> usize {
+        self.0
+    }
+
+    fn index(self) -> NodeIndex {
+        NodeIndex::new(self.0)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Dag<T> {
+    graph: DiGraph<T, ()>,
+}
+
+impl<T> Default for Dag<T> {
+    fn default() -> Self {
+        Dag { graph: DiGraph::new() }
+    }
+}
+
+/// The graph has a cycle through this node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("dependency cycle through node {0:?}")]
+pub struct Cycle(pub NodeId);
+
+/// How a node's turn in a walk ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Visit<E> {
+    Done,
+    Failed(E),
+    /// Not run because `because` failed upstream.
+    Skipped { because: NodeId },
+}
+
+impl<T> Dag<T> {
+    pub fn add_node(&mut self, node: T) -> NodeId {
+        NodeId(self.graph.add_node(node).index())
+    }
+
+    /// `after` runs only once `before` has succeeded.
+    pub fn add_edge(&mut self, before: NodeId, after: NodeId) {
+        self.graph.update_edge(before.index(), after.index(), ());
+    }
+
+    pub fn node(&self, id: NodeId) -> &T {
+        &self.graph[id.index()]
+    }
+
+    pub fn len(&self) -> usize {
+        self.graph.node_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.graph.node_count() == 0
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = (NodeId, &T)> {
+        self.graph.node_indices().map(|i| (NodeId(i.index()), &self.graph[i]))
+    }
+
+    /// Every edge as (before, after).
+    pub fn edges(&self) -> impl Iterator<Item = (NodeId, NodeId)> + '_ {
+        self.graph.raw_edges().iter().map(|e| (NodeId(e.source().index()), NodeId(e.target().index())))
+    }
+
+    pub fn check_acyclic(&self) -> Result<(), Cycle> {
+        petgraph::algo::toposort(&self.graph, None).map(|_| ()).map_err(|c| Cycle(NodeId(c.node_id().index())))
+    }
+
+    /// Runs `visit` on every node in dependency order, `parallelism` at a time
+    /// (at least one). Returns each node's outcome, indexed by [`NodeId`].
+    pub async fn walk<'a, E, F, Fut>(&'a self, parallelism: usize, visit: F) -> Result<Vec<Visit<E>>, Cycle>
+    where
+        F: Fn(NodeId, &'a T) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+    {
+        self.check_acyclic()?;
+        let n = self.graph.node_count();
+        let mut waiting_on: Vec<usize> = self.graph.node_indices().map(|i| self.graph.neighbors_directed(i, Direction::Incoming).count()).collect();
+        let mut blocked_by: Vec<Option<NodeId>> = vec![None; n];
+        let mut outcomes: Vec<Option<Visit<E>>> = (0..n).map(|_| None).collect();
+        let mut ready: VecDeque<NodeId> = (0..n).filter(|&i| waiting_on[i] == 0).map(NodeId).collect();
+        let mut running = FuturesUnordered::new();
+        let parallelism = parallelism.max(1);
+
+        loop {
+            while running.len() < parallelism {
+                let Some(id) = ready.pop_front() else { break };
+                let fut = visit(id, &self.graph[id.index()]);
+                running.push(async move { (id, fut.await) });
+            }
+            let Some((id, result)) = running.next().await else { break };
+            let failed = result.is_err();
+            outcomes[id.0] = Some(match result {
+                Ok(()) => Visit::Done,
+                Err(e) => Visit::Failed(e),
+            });
+            // Release dependents; a failure blocks them, and skipping travels on.
+            let mut finished = vec![(id, failed.then_some(id))];
+            while let Some((done, cause)) = finished.pop() {
+                for dep in self.graph.neighbors_directed(done.index(), Direction::Outgoing) {
+                    let d = dep.index();
+                    if cause.is_some() && blocked_by[d].is_none() {
+                        blocked_by[d] = cause;
+                    }
+                    waiting_on[d] -= 1;
+                    if waiting_on[d] == 0 {
+                        match blocked_by[d] {
+                            Some(because) => {
+                                outcomes[d] = Some(Visit::Skipped { because });
+                                finished.push((NodeId(d), Some(because)));
+                            }
+                            None => ready.push_back(NodeId(d)),
+                        }
+                    }
+                }
+            }
+        }
+        Ok(outcomes.into_iter().map(|o| o.expect("invariant: an acyclic walk visits every node")).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Builds a graph of named nodes from `before>after` edges, walks it failing
+    /// the nodes named in `fail`, and returns each node's outcome as text.
+    fn check(edges: &[&str], fail: &[&str], parallelism: usize, expected: &[&str]) {
+        let mut dag = Dag::default();
+        let mut ids = std::collections::BTreeMap::new();
+        for e in edges {
+            let (a, b) = e.split_once('>').unwrap();
+            let ia = *ids.entry(a.to_owned()).or_insert_with(|| dag.add_node(a.to_owned()));
+            let ib = *ids.entry(b.to_owned()).or_insert_with(|| dag.add_node(b.to_owned()));
+            dag.add_edge(ia, ib);
+        }
+        let order = Mutex::new(Vec::new());
+        let outcomes = futures_util::FutureExt::now_or_never(dag.walk(parallelism, |_, name: &String| {
+            order.lock().unwrap().push(name.clone());
+            let fails = fail.contains(&name.as_str());
+            async move { if fails { Err("boom") } else { Ok(()) } }
+        }))
+        .unwrap()
+        .unwrap();
+        let mut got: Vec<String> = dag
+            .nodes()
+            .map(|(id, name)| match &outcomes[id.0] {
+                Visit::Done => format!("{name}:done"),
+                Visit::Failed(_) => format!("{name}:failed"),
+                Visit::Skipped { because } => format!("{name}:skipped({})", dag.node(*because)),
+            })
+            .collect();
+        got.sort();
+        assert_eq!(got, expected);
+        // Dependencies ran first.
+        let order = order.into_inner().unwrap();
+        for e in edges {
+            let (a, b) = e.split_once('>').unwrap();
+            if let (Some(pa), Some(pb)) = (order.iter().position(|x| x == a), order.iter().position(|x| x == b)) {
+                assert!(pa < pb, "{a} ran after {b}: {order:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn runs_in_dependency_order() {
+        check(&["a>b", "b>c", "a>c"], &[], 1, &["a:done", "b:done", "c:done"]);
+        check(&["a>b", "b>c", "a>c"], &[], 8, &["a:done", "b:done", "c:done"]);
+    }
+
+    #[test]
+    fn failure_skips_only_dependents_transitively() {
+        check(
+            &["root>a1", "a1>a2", "a2>a3", "root>b1", "b1>b2"],
+            &["a1"],
+            2,
+            &["a1:failed", "a2:skipped(a1)", "a3:skipped(a1)", "b1:done", "b2:done", "root:done"],
+        );
+    }
+
+    #[test]
+    fn a_node_with_one_failed_parent_is_skipped() {
+        check(&["x>z", "y>z"], &["x"], 3, &["x:failed", "y:done", "z:skipped(x)"]);
+    }
+
+    #[test]
+    fn cycles_are_refused() {
+        let mut dag = Dag::default();
+        let (a, b) = (dag.add_node(()), dag.add_node(()));
+        dag.add_edge(a, b);
+        dag.add_edge(b, a);
+        let result = futures_util::FutureExt::now_or_never(dag.walk(1, |_, _| async { Ok::<_, ()>(()) })).unwrap();
+        assert!(result.is_err());
+    }
+
+    #[tokio::test]
+    async fn parallelism_bounds_nodes_in_flight() {
+        let mut dag = Dag::default();
+        for _ in 0..20 {
+            dag.add_node(());
+        }
+        let in_flight = std::sync::atomic::AtomicUsize::new(0);
+        let peak = std::sync::atomic::AtomicUsize::new(0);
+        let outcomes = dag
+            .walk(4, |_, _| async {
+                let now = in_flight.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                peak.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                Ok::<_, ()>(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(outcomes.len(), 20);
+        assert_eq!(peak.load(std::sync::atomic::Ordering::SeqCst), 4);
+    }
+}

@@ -1,0 +1,34 @@
+//! kfp-tenant's engine: tenants as a resource graph with a plan / apply /
+//! destroy life cycle.
+//!
+//! A Kubeflow tenant on EKS is five things that depend on each other: the
+//! cluster's OIDC issuer (and the account's IAM OIDC provider for it), an IRSA
+//! trust policy derived from it, an IAM role carrying that policy, the role's
+//! inline S3 policy, and a Profile whose `AwsIamForServiceAccount` plugin names
+//! the role. The engine models them as nodes of a dependency graph and keeps
+//! one decision central: **planning is a pure function**. [`refresh`] reads
+//! the live state through the provider ports ([`ports`]); [`plan::plan`] turns
+//! desired and observed state into a [`plan::Plan`], plain serde data that
+//! fixes every name, ARN and document; [`apply::apply`] walks the graph and
+//! carries the plan out, choosing nothing. Applying and planning again yields
+//! only no-ops.
+//!
+//! The crate does no IO of its own and knows nothing of the AWS SDK or kube:
+//! providers implement the ports in other crates.
+
+pub mod address;
+pub mod apply;
+pub mod graph;
+pub mod plan;
+pub mod policy;
+pub mod ports;
+pub mod refresh;
+pub mod render;
+pub mod spec;
+pub mod tags;
+pub mod validate;
+
+pub use address::{Address, Kind};
+pub use plan::{Action, Plan, PlanOptions, plan, plan_destroy};
+pub use spec::{Desired, TenantsFile};
+pub use validate::validate;

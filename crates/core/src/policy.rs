@@ -1,0 +1,370 @@
+//! IAM policy documents: the two kfp-tenant writes, and semantic comparison.
+//!
+//! IAM stores a document as the caller sent it and returns it URL-encoded; the
+//! provider decodes it, and from then on only meaning counts. In IAM's policy
+//! grammar every JSON array is a set, and a one-element array means the same as
+//! its element, so [`PolicyDocument::canonical`] sorts and de-duplicates arrays
+//! and collapses singletons. Two documents are equal when their canonical forms
+//! are, which makes key order, whitespace, `"a"` versus `["a"]` and statement
+//! order irrelevant.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+/// A policy document as JSON. Equality is semantic (see the module docs).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PolicyDocument(Value);
+
+impl PolicyDocument {
+    pub fn new(value: Value) -> Self {
+        Self(value)
+    }
+
+    /// Parses a JSON text, as read back from IAM after URL-decoding.
+    pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text).map(Self)
+    }
+
+    pub fn as_json(&self) -> &Value {
+        &self.0
+    }
+
+    /// The canonical form: arrays sorted, de-duplicated, singletons collapsed.
+    pub fn canonical(&self) -> Value {
+        canonicalize(&self.0)
+    }
+
+    /// The document as IAM receives it: compact JSON.
+    pub fn to_compact_json(&self) -> String {
+        self.0.to_string()
+    }
+
+    /// Size as IAM counts it against its quotas (whitespace is not counted).
+    pub fn minified_len(&self) -> usize {
+        self.to_compact_json().chars().count()
+    }
+
+    /// The statements, canonical, keyed for matching across two documents:
+    /// by `Sid` where there is one, else by the canonical statement itself.
+    pub fn statements(&self) -> Vec<Value> {
+        match self.canonical().get("Statement") {
+            Some(Value::Array(items)) => items.clone(),
+            Some(one) => vec![one.clone()],
+            None => Vec::new(),
+        }
+    }
+}
+
+impl PartialEq for PolicyDocument {
+    fn eq(&self, other: &Self) -> bool {
+        self.canonical() == other.canonical()
+    }
+}
+
+impl Eq for PolicyDocument {}
+
+impl fmt::Debug for PolicyDocument {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PolicyDocument({})", self.0)
+    }
+}
+
+pub(crate) fn canonicalize(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), canonicalize(v)))
+                .collect::<Map<_, _>>(),
+        ),
+        Value::Array(items) => {
+            // BTreeSet over the compact text gives a total, stable order.
+            let unique: BTreeSet<String> = items.iter().map(|v| canonicalize(v).to_string()).collect();
+            let mut canonical: Vec<Value> = unique
+                .into_iter()
+                .map(|text| serde_json::from_str(&text).expect("invariant: re-parsing our own JSON"))
+                .collect();
+            if canonical.len() == 1 {
+                canonical.pop().expect("invariant: one element")
+            } else {
+                Value::Array(canonical)
+            }
+        }
+        other => other.clone(),
+    }
+}
+
+/// What the S3 policy of a tenant allows on the Pipelines bucket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "mode")]
+pub enum S3Access {
+    /// Object read/write, ListBucket and GetBucketLocation on the whole bucket.
+    Scoped,
+    /// The seed page's `s3:*` on the bucket and its objects.
+    Full,
+    /// Objects under one key prefix only; ListBucket limited by `s3:prefix`.
+    Prefix { prefix: String },
+}
+
+const OBJECT_ACTIONS: [&str; 4] = [
+    "s3:AbortMultipartUpload",
+    "s3:DeleteObject",
+    "s3:GetObject",
+    "s3:PutObject",
+];
+
+/// The inline S3 policy for a tenant.
+pub fn s3_policy(partition: &str, bucket: &str, access: &S3Access) -> PolicyDocument {
+    let bucket_arn = format!("arn:{partition}:s3:::{bucket}");
+    let statements = match access {
+        S3Access::Full => vec![json!({
+            "Sid": "PipelinesBucketFullAccess",
+            "Effect": "Allow",
+            "Action": "s3:*",
+            "Resource": [bucket_arn, format!("{bucket_arn}/*")],
+        })],
+        S3Access::Scoped => vec![
+            json!({
+                "Sid": "PipelinesBucket",
+                "Effect": "Allow",
+                "Action": ["s3:GetBucketLocation", "s3:ListBucket"],
+                "Resource": bucket_arn,
+            }),
+            json!({
+                "Sid": "PipelinesObjects",
+                "Effect": "Allow",
+                "Action": OBJECT_ACTIONS,
+                "Resource": format!("{bucket_arn}/*"),
+            }),
+        ],
+        S3Access::Prefix { prefix } => vec![
+            json!({
+                "Sid": "PipelinesBucketLocation",
+                "Effect": "Allow",
+                "Action": "s3:GetBucketLocation",
+                "Resource": bucket_arn,
+            }),
+            json!({
+                "Sid": "PipelinesListPrefix",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": bucket_arn,
+                "Condition": {"StringLike": {"s3:prefix": [format!("{prefix}*")]}},
+            }),
+            json!({
+                "Sid": "PipelinesPrefixObjects",
+                "Effect": "Allow",
+                "Action": OBJECT_ACTIONS,
+                "Resource": format!("{bucket_arn}/{prefix}*"),
+            }),
+        ],
+    };
+    PolicyDocument(json!({"Version": "2012-10-17", "Statement": statements}))
+}
+
+/// The IRSA trust policy: the cluster's OIDC provider may assume the role for
+/// exactly these service accounts of the namespace, with audience `sts`.
+///
+/// `issuer_host` is the issuer without `https://`. `StringEquals` pins the
+/// exact subjects: kfp-tenant never writes wildcards there (they would
+/// silently never match).
+pub fn trust_policy(
+    partition: &str,
+    account_id: &str,
+    issuer_host: &str,
+    namespace: &str,
+    service_accounts: &[String],
+) -> PolicyDocument {
+    let subjects: Vec<String> = service_accounts
+        .iter()
+        .map(|sa| format!("system:serviceaccount:{namespace}:{sa}"))
+        .collect();
+    let sub = if subjects.len() == 1 {
+        Value::String(subjects[0].clone())
+    } else {
+        json!(subjects)
+    };
+    PolicyDocument(json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Federated": format!("arn:{partition}:iam::{account_id}:oidc-provider/{issuer_host}")},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringEquals": {
+                format!("{issuer_host}:aud"): "sts.amazonaws.com",
+                format!("{issuer_host}:sub"): sub,
+            }},
+        }],
+    }))
+}
+
+/// One difference between two documents, statement by statement.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum StatementChange {
+    Added { statement: Value },
+    Removed { statement: Value },
+    Changed { sid: String, key: String, added: Vec<Value>, removed: Vec<Value> },
+}
+
+/// Statement-level semantic diff, for display: statements with the same `Sid`
+/// are compared key by key (set difference of their values); the others are
+/// added or removed whole.
+pub fn diff_statements(before: &PolicyDocument, after: &PolicyDocument) -> Vec<StatementChange> {
+    let before = before.statements();
+    let after = after.statements();
+    let sid = |s: &Value| s.get("Sid").and_then(Value::as_str).map(str::to_owned);
+    let mut changes = Vec::new();
+    for old in &before {
+        if after.contains(old) {
+            continue;
+        }
+        match sid(old).and_then(|id| after.iter().find(|new| sid(new).as_deref() == Some(&id)).map(|new| (id, new))) {
+            Some((id, new)) => changes.extend(diff_keys(&id, old, new)),
+            None => changes.push(StatementChange::Removed { statement: old.clone() }),
+        }
+    }
+    for new in &after {
+        let matched = before.contains(new) || sid(new).is_some_and(|id| before.iter().any(|old| sid(old).as_deref() == Some(&id)));
+        if !matched {
+            changes.push(StatementChange::Added { statement: new.clone() });
+        }
+    }
+    changes
+}
+
+fn diff_keys(sid: &str, old: &Value, new: &Value) -> Vec<StatementChange> {
+    let keys: BTreeSet<&String> = old
+        .as_object()
+        .into_iter()
+        .chain(new.as_object())
+        .flat_map(|m| m.keys())
+        .collect();
+    let as_set = |v: Option<&Value>| -> BTreeSet<String> {
+        match v {
+            None => BTreeSet::new(),
+            Some(Value::Array(items)) => items.iter().map(Value::to_string).collect(),
+            Some(other) => BTreeSet::from([other.to_string()]),
+        }
+    };
+    let back = |s: &String| serde_json::from_str(s).expect("invariant: re-parsing our own JSON");
+    keys.into_iter()
+        .filter(|k| old.get(k.as_str()) != new.get(k.as_str()))
+        .map(|key| {
+            let (o, n) = (as_set(old.get(key.as_str())), as_set(new.get(key.as_str())));
+            StatementChange::Changed {
+                sid: sid.to_owned(),
+                key: key.clone(),
+                added: n.difference(&o).map(back).collect(),
+                removed: o.difference(&n).map(back).collect(),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_equal(a: &str, b: &str, expected: bool) {
+        let (a, b) = (PolicyDocument::parse(a).unwrap(), PolicyDocument::parse(b).unwrap());
+        assert_eq!(a == b, expected, "{a:?} vs {b:?}");
+    }
+
+    #[test]
+    fn key_order_and_whitespace_do_not_matter() {
+        check_equal(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#,
+            r#"{ "Statement": [ { "Resource": "*", "Action": "s3:*", "Effect": "Allow" } ], "Version": "2012-10-17" }"#,
+            true,
+        );
+    }
+
+    #[test]
+    fn string_equals_one_element_array() {
+        check_equal(
+            r#"{"Statement":{"Action":["s3:GetObject"],"Resource":"arn:aws:s3:::b/*"}}"#,
+            r#"{"Statement":[{"Action":"s3:GetObject","Resource":["arn:aws:s3:::b/*"]}]}"#,
+            true,
+        );
+    }
+
+    #[test]
+    fn statement_and_action_order_do_not_matter() {
+        check_equal(
+            r#"{"Statement":[{"Sid":"A","Action":["s3:GetObject","s3:PutObject"]},{"Sid":"B"}]}"#,
+            r#"{"Statement":[{"Sid":"B"},{"Sid":"A","Action":["s3:PutObject","s3:GetObject"]}]}"#,
+            true,
+        );
+    }
+
+    #[test]
+    fn different_actions_differ() {
+        check_equal(
+            r#"{"Statement":[{"Action":["s3:GetObject","s3:PutObject"]}]}"#,
+            r#"{"Statement":[{"Action":["s3:GetObject"]}]}"#,
+            false,
+        );
+    }
+
+    #[test]
+    fn trust_policy_pins_audience_and_exact_subjects() {
+        let doc = trust_policy(
+            "aws-cn",
+            "123456789012",
+            "oidc.eks.cn-north-1.amazonaws.com.cn/id/ABC",
+            "team-a",
+            &["default-editor".into(), "runner".into()],
+        );
+        let cond = &doc.as_json()["Statement"][0]["Condition"]["StringEquals"];
+        assert_eq!(cond["oidc.eks.cn-north-1.amazonaws.com.cn/id/ABC:aud"], "sts.amazonaws.com");
+        assert_eq!(
+            cond["oidc.eks.cn-north-1.amazonaws.com.cn/id/ABC:sub"],
+            json!(["system:serviceaccount:team-a:default-editor", "system:serviceaccount:team-a:runner"])
+        );
+        assert_eq!(
+            doc.as_json()["Statement"][0]["Principal"]["Federated"],
+            "arn:aws-cn:iam::123456789012:oidc-provider/oidc.eks.cn-north-1.amazonaws.com.cn/id/ABC"
+        );
+        assert!(!doc.to_compact_json().contains('*'));
+    }
+
+    #[test]
+    fn scoped_policy_is_least_privilege() {
+        let doc = s3_policy("aws", "bkt", &S3Access::Scoped);
+        let text = doc.to_compact_json();
+        assert!(!text.contains("s3:*"));
+        assert!(text.contains("arn:aws:s3:::bkt/*"));
+        assert!(text.contains("s3:GetBucketLocation"));
+    }
+
+    #[test]
+    fn prefix_policy_limits_list_and_objects_to_the_prefix() {
+        let doc = s3_policy("aws", "bkt", &S3Access::Prefix { prefix: "private-artifacts/team-a/".into() });
+        let stmts = doc.statements();
+        let list = stmts.iter().find(|s| s["Action"] == "s3:ListBucket").unwrap();
+        assert_eq!(list["Condition"]["StringLike"]["s3:prefix"], "private-artifacts/team-a/*");
+        let objects = stmts.iter().find(|s| s["Sid"] == "PipelinesPrefixObjects").unwrap();
+        assert_eq!(objects["Resource"], "arn:aws:s3:::bkt/private-artifacts/team-a/*");
+    }
+
+    #[test]
+    fn diff_names_added_and_removed_actions() {
+        let before = s3_policy("aws", "bkt", &S3Access::Scoped);
+        let mut after_json = before.as_json().clone();
+        after_json["Statement"][1]["Action"] = json!(["s3:GetObject", "s3:GetObjectVersion"]);
+        let changes = diff_statements(&before, &PolicyDocument::new(after_json));
+        assert_eq!(
+            changes,
+            vec![StatementChange::Changed {
+                sid: "PipelinesObjects".into(),
+                key: "Action".into(),
+                added: vec![json!("s3:GetObjectVersion")],
+                removed: vec![json!("s3:AbortMultipartUpload"), json!("s3:DeleteObject"), json!("s3:PutObject")],
+            }]
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! What the operator asks for: the tenants file as written ([`TenantsFile`]),
+//! and the same after validation with every default filled in ([`Desired`]).
+//!
+//! Only [`crate::validate::validate`] turns the first into the second, so a
+//! `Desired` is always valid: names fit IAM's limits, no two tenants collide.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::policy::S3Access;
+
+/// The tenants file (YAML or JSON), field for field. Unknown fields are errors.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TenantsFile {
+    /// EKS cluster name (the page's CLUSTER_NAME).
+    pub cluster: String,
+    /// AWS region of the cluster (CLUSTER_REGION).
+    pub region: String,
+    /// The S3 bucket Kubeflow Pipelines uses (S3_BUCKET).
+    pub bucket: String,
+    /// Applied to every tenant that does not say otherwise.
+    #[serde(default)]
+    pub defaults: TenantDefaults,
+    /// Largest trust policy IAM accepts in this account, in characters
+    /// (2,048 unless the quota was raised).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_policy_quota: Option<usize>,
+    #[serde(default)]
+    pub tenants: Vec<TenantInput>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TenantDefaults {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_access: Option<S3AccessMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_accounts: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_path: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions_boundary: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_session_duration: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum S3AccessMode {
+    Scoped,
+    Full,
+    Prefix,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TenantInput {
+    /// Profile name and namespace (PROFILE_NAMESPACE).
+    pub namespace: String,
+    /// Owner's e-mail as the auth provider knows it (PROFILE_USER).
+    pub owner: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_accounts: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_access: Option<S3AccessMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_quota: Option<ResourceQuota>,
+    /// Merged over `defaults.tags`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions_boundary: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_session_duration: Option<u32>,
+}
+
+/// `spec.resourceQuotaSpec` of the Profile (a core/v1 ResourceQuotaSpec; only
+/// `hard` is modelled).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourceQuota {
+    #[serde(default)]
+    pub hard: BTreeMap<String, String>,
+}
+
+/// A validated request: one cluster and its tenants, defaults resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Desired {
+    pub cluster: ClusterSpec,
+    /// Sorted by namespace.
+    pub tenants: Vec<Tenant>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterSpec {
+    pub name: String,
+    pub region: String,
+    pub bucket: String,
+    pub trust_policy_quota: usize,
+}
+
+/// One tenant with every name fixed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tenant {
+    pub namespace: String,
+    pub owner: String,
+    pub role_name: String,
+    pub role_path: String,
+    pub policy_name: String,
+    /// Sorted, unique, always non-empty.
+    pub service_accounts: Vec<String>,
+    pub s3_access: S3Access,
+    pub resource_quota: Option<ResourceQuota>,
+    /// The operator's tags, without kfp-tenant's ownership markers.
+    pub tags: BTreeMap<String, String>,
+    pub permissions_boundary: Option<String>,
+    pub max_session_duration: Option<u32>,
+}
+
+pub const DEFAULT_TRUST_POLICY_QUOTA: usize = 2048;
+pub const DEFAULT_SERVICE_ACCOUNT: &str = "default-editor";
+pub const DEFAULT_MAX_SESSION_DURATION: u32 = 3600;
+
+/// The seed page's role name: `<namespace>-<cluster>-role`.
+pub fn default_role_name(namespace: &str, cluster: &str) -> String {
+    format!("{namespace}-{cluster}-role")
+}
+
+/// The seed page's inline policy name: `kf-<namespace>-pipeline-s3`.
+pub fn policy_name(namespace: &str) -> String {
+    format!("kf-{namespace}-pipeline-s3")
+}

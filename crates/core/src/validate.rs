@@ -1,0 +1,520 @@
+//! Validation of a [`TenantsFile`] before any IO, like a compiler: every
+//! problem is collected, each names its field and how to fix it.
+//!
+//! Whatever IAM or Kubernetes would reject, and whatever moto would wrongly
+//! accept (over-long role names, bad characters, bad paths), is rejected here,
+//! so bad input never reaches a provider.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use crate::policy::{self, S3Access};
+use crate::spec::{
+    ClusterSpec, DEFAULT_SERVICE_ACCOUNT, DEFAULT_TRUST_POLICY_QUOTA, Desired, S3AccessMode, Tenant,
+    TenantsFile, default_role_name, policy_name,
+};
+use crate::tags;
+
+/// One problem with the input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Path of the field in the tenants file, e.g. `tenants[2].roleName`.
+    pub field: String,
+    pub message: String,
+    pub fix: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}; {}", self.field, self.message, self.fix)
+    }
+}
+
+/// Every problem found, in the order of the file.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct InvalidInput {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for InvalidInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(f, "the tenants file has {n} problem{}:", if n == 1 { "" } else { "s" })?;
+        for p in &self.problems {
+            write!(f, "\n  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+pub const MAX_ROLE_NAME: usize = 64;
+pub const MAX_POLICY_NAME: usize = 128;
+pub const MAX_ROLE_PATH: usize = 512;
+pub const MAX_INLINE_POLICIES: usize = 10_240;
+pub const MAX_TAGS: usize = 50;
+
+/// Checks the file and resolves defaults. Nothing here does IO.
+pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
+    let mut v = Validator::default();
+    v.cluster_name("cluster", &file.cluster);
+    v.region("region", &file.region);
+    v.bucket("bucket", &file.bucket);
+    let mut quota = file.trust_policy_quota.unwrap_or(DEFAULT_TRUST_POLICY_QUOTA);
+    if quota < DEFAULT_TRUST_POLICY_QUOTA {
+        v.problem(
+            "trustPolicyQuota",
+            format!("{quota} is below IAM's default of {DEFAULT_TRUST_POLICY_QUOTA}"),
+            "leave it out, or set the raised quota of your account",
+        );
+        quota = DEFAULT_TRUST_POLICY_QUOTA;
+    }
+    let d = &file.defaults;
+    if let Some(path) = &d.role_path {
+        v.role_path("defaults.rolePath", path);
+    }
+    if let Some(sas) = &d.service_accounts {
+        v.service_accounts("defaults.serviceAccounts", sas);
+    }
+    v.tags("defaults.tags", &d.tags);
+    if let Some(arn) = &d.permissions_boundary {
+        v.boundary("defaults.permissionsBoundary", arn);
+    }
+    if let Some(secs) = d.max_session_duration {
+        v.session("defaults.maxSessionDuration", secs);
+    }
+    if file.tenants.is_empty() {
+        v.problem("tenants", "no tenants are listed", "add at least one tenant with namespace and owner");
+    }
+
+    let partition = partition_of_region(&file.region);
+    let mut namespaces: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut role_names: BTreeMap<String, usize> = BTreeMap::new();
+    let mut tenants = Vec::with_capacity(file.tenants.len());
+    for (i, t) in file.tenants.iter().enumerate() {
+        let at = |field: &str| format!("tenants[{i}].{field}");
+        let errors_before = v.problems.len();
+        v.namespace(&at("namespace"), &t.namespace);
+        if let Some(first) = namespaces.insert(&t.namespace, i) {
+            v.problem(
+                at("namespace"),
+                format!("namespace {:?} is already used by tenants[{first}]", t.namespace),
+                "give every tenant its own namespace",
+            );
+        }
+        v.email(&at("owner"), &t.owner);
+
+        let role_name = match &t.role_name {
+            Some(name) => {
+                v.role_name(&at("roleName"), name, false);
+                name.clone()
+            }
+            None => {
+                let name = default_role_name(&t.namespace, &file.cluster);
+                v.role_name(&at("roleName"), &name, true);
+                name
+            }
+        };
+        if let Some(first) = role_names.insert(role_name.to_ascii_lowercase(), i) {
+            v.problem(
+                at("roleName"),
+                format!("role name {role_name:?} is already used by tenants[{first}] (IAM role names are case-insensitive)"),
+                "set a distinct roleName",
+            );
+        }
+        let policy = policy_name(&t.namespace);
+        if policy.len() > MAX_POLICY_NAME {
+            v.problem(at("namespace"), format!("inline policy name {policy:?} is over {MAX_POLICY_NAME} characters"), "use a shorter namespace");
+        }
+        let role_path = match &t.role_path {
+            Some(path) => {
+                v.role_path(&at("rolePath"), path);
+                path.clone()
+            }
+            None => d.role_path.clone().unwrap_or_else(|| "/".to_owned()),
+        };
+        let mut service_accounts = match &t.service_accounts {
+            Some(sas) => {
+                v.service_accounts(&at("serviceAccounts"), sas);
+                sas.clone()
+            }
+            None => d.service_accounts.clone().unwrap_or_else(|| vec![DEFAULT_SERVICE_ACCOUNT.to_owned()]),
+        };
+        service_accounts.sort();
+        service_accounts.dedup();
+
+        let mode = t.s3_access.or(d.s3_access).unwrap_or(S3AccessMode::Scoped);
+        let s3_access = match (mode, &t.s3_prefix) {
+            (S3AccessMode::Prefix, Some(prefix)) => {
+                v.s3_prefix(&at("s3Prefix"), prefix);
+                S3Access::Prefix { prefix: prefix.clone() }
+            }
+            (S3AccessMode::Prefix, None) => {
+                v.problem(at("s3Prefix"), "s3Access is prefix but no s3Prefix is given", format!("set s3Prefix, e.g. \"private-artifacts/{}/\"", t.namespace));
+                S3Access::Scoped
+            }
+            (_, Some(_)) => {
+                v.problem(at("s3Prefix"), "s3Prefix is set but s3Access is not prefix", "set s3Access: prefix, or remove s3Prefix");
+                S3Access::Scoped
+            }
+            (S3AccessMode::Scoped, None) => S3Access::Scoped,
+            (S3AccessMode::Full, None) => S3Access::Full,
+        };
+
+        v.tags(&at("tags"), &t.tags);
+        let mut tags = d.tags.clone();
+        tags.extend(t.tags.clone());
+        if tags.len() + tags::MARKER_COUNT > MAX_TAGS {
+            v.problem(
+                at("tags"),
+                format!("{} tags plus kfp-tenant's {} ownership tags exceed IAM's {MAX_TAGS} per role", tags.len(), tags::MARKER_COUNT),
+                format!("keep at most {} tags per tenant", MAX_TAGS - tags::MARKER_COUNT),
+            );
+        }
+        if let Some(arn) = &t.permissions_boundary {
+            v.boundary(&at("permissionsBoundary"), arn);
+        }
+        if let Some(secs) = t.max_session_duration {
+            v.session(&at("maxSessionDuration"), secs);
+        }
+        if let Some(quota) = &t.resource_quota {
+            for (k, val) in &quota.hard {
+                if k.trim().is_empty() || val.trim().is_empty() {
+                    v.problem(at("resourceQuota.hard"), format!("entry {k:?}: {val:?} is empty"), "give every resource a name and a quantity, e.g. cpu: \"8\"");
+                }
+            }
+        }
+
+        if v.problems.len() == errors_before {
+            // Sizes are only meaningful once the names are valid. The issuer is
+            // not known before IO, but its length is: EKS issuers have one shape.
+            let issuer = example_issuer_host(&file.region);
+            let trust = policy::trust_policy(partition, "123456789012", &issuer, &t.namespace, &service_accounts);
+            if trust.minified_len() > quota {
+                v.problem(
+                    at("serviceAccounts"),
+                    format!("the trust policy would be {} characters, over the quota of {quota}", trust.minified_len()),
+                    "list fewer service accounts, or raise the IAM quota and set trustPolicyQuota",
+                );
+            }
+            let s3 = policy::s3_policy(partition, &file.bucket, &s3_access);
+            if s3.minified_len() > MAX_INLINE_POLICIES {
+                v.problem(at("s3Prefix"), format!("the S3 policy would be {} characters, over IAM's {MAX_INLINE_POLICIES}", s3.minified_len()), "use a shorter s3Prefix");
+            }
+        }
+
+        tenants.push(Tenant {
+            namespace: t.namespace.clone(),
+            owner: t.owner.clone(),
+            role_name,
+            role_path,
+            policy_name: policy,
+            service_accounts,
+            s3_access,
+            resource_quota: t.resource_quota.clone(),
+            tags,
+            permissions_boundary: t.permissions_boundary.clone().or_else(|| d.permissions_boundary.clone()),
+            max_session_duration: t.max_session_duration.or(d.max_session_duration),
+        });
+    }
+
+    if !v.problems.is_empty() {
+        return Err(InvalidInput { problems: v.problems });
+    }
+    tenants.sort_by(|a, b| a.namespace.cmp(&b.namespace));
+    Ok(Desired {
+        cluster: ClusterSpec {
+            name: file.cluster.clone(),
+            region: file.region.clone(),
+            bucket: file.bucket.clone(),
+            trust_policy_quota: quota,
+        },
+        tenants,
+    })
+}
+
+/// The partition a region belongs to; the caller identity is authoritative at
+/// plan time, this is for sizing documents before IO.
+pub fn partition_of_region(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("us-iso-") {
+        "aws-iso"
+    } else if region.starts_with("us-isob-") {
+        "aws-iso-b"
+    } else {
+        "aws"
+    }
+}
+
+fn example_issuer_host(region: &str) -> String {
+    let suffix = if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" };
+    format!("oidc.eks.{region}.{suffix}/id/{}", "0".repeat(32))
+}
+
+#[derive(Default)]
+struct Validator {
+    problems: Vec<Problem>,
+}
+
+impl Validator {
+    fn problem(&mut self, field: impl Into<String>, message: impl Into<String>, fix: impl Into<String>) {
+        self.problems.push(Problem { field: field.into(), message: message.into(), fix: fix.into() });
+    }
+
+    fn cluster_name(&mut self, field: &str, name: &str) {
+        let ok = !name.is_empty()
+            && name.len() <= 100
+            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !ok {
+            self.problem(field, format!("{name:?} is not an EKS cluster name"), "use 1-100 letters, digits, '-' or '_', starting with a letter or digit (CLUSTER_NAME)");
+        }
+    }
+
+    fn region(&mut self, field: &str, region: &str) {
+        let parts: Vec<&str> = region.split('-').collect();
+        let ok = parts.len() >= 3
+            && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+            && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()));
+        if !ok {
+            self.problem(field, format!("{region:?} is not an AWS region"), "use a region code such as us-west-2 (CLUSTER_REGION)");
+        }
+    }
+
+    fn bucket(&mut self, field: &str, bucket: &str) {
+        let chars_ok = bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
+        let ends_ok = bucket.starts_with(|c: char| c.is_ascii_alphanumeric()) && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
+        let ip_like = bucket.split('.').count() == 4 && bucket.split('.').all(|p| p.parse::<u8>().is_ok());
+        if !(3..=63).contains(&bucket.len()) || !chars_ok || !ends_ok || bucket.contains("..") || ip_like {
+            self.problem(field, format!("{bucket:?} is not an S3 bucket name"), "use the bucket Kubeflow Pipelines uses: 3-63 lowercase letters, digits, '.' or '-' (S3_BUCKET)");
+        }
+    }
+
+    fn namespace(&mut self, field: &str, name: &str) {
+        if !is_dns1123_label(name) {
+            self.problem(field, format!("{name:?} is not a valid namespace"), "use 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit");
+        }
+    }
+
+    fn email(&mut self, field: &str, email: &str) {
+        let ok = match email.split_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && !domain.contains('@')
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+            }
+            None => false,
+        };
+        if !ok {
+            self.problem(field, format!("{email:?} is not an e-mail address"), "use the owner's e-mail as your auth provider (Dex, Cognito) knows it (PROFILE_USER)");
+        }
+    }
+
+    fn role_name(&mut self, field: &str, name: &str, derived: bool) {
+        let chars_ok = name.chars().all(is_iam_name_char);
+        if name.is_empty() || !chars_ok {
+            let what = if derived { "the default role name" } else { "role name" };
+            self.problem(field, format!("{what} {name:?} has characters IAM does not allow"), "use letters, digits and +=,.@_-");
+        } else if name.len() > MAX_ROLE_NAME {
+            if derived {
+                self.problem(
+                    field,
+                    format!("the default role name {name:?} (<namespace>-<cluster>-role) is {} characters, over IAM's {MAX_ROLE_NAME}", name.len()),
+                    "set roleName to a name of at most 64 characters",
+                );
+            } else {
+                self.problem(field, format!("role name {name:?} is {} characters, over IAM's {MAX_ROLE_NAME}", name.len()), "shorten it to at most 64 characters");
+            }
+        }
+    }
+
+    fn role_path(&mut self, field: &str, path: &str) {
+        let ok = path.starts_with('/')
+            && path.ends_with('/')
+            && path.len() <= MAX_ROLE_PATH
+            && !path.contains("//")
+            && path.chars().all(|c| ('\u{21}'..='\u{7e}').contains(&c));
+        if !ok {
+            self.problem(field, format!("{path:?} is not an IAM path"), "use \"/\" or \"/segment/.../\" (printable ASCII, up to 512 characters)");
+        }
+    }
+
+    fn service_accounts(&mut self, field: &str, names: &[String]) {
+        if names.is_empty() {
+            self.problem(field, "the list is empty", format!("list at least one service account, usually {DEFAULT_SERVICE_ACCOUNT}"));
+        }
+        for (i, name) in names.iter().enumerate() {
+            let ok = !name.is_empty() && name.len() <= 253 && name.split('.').all(is_dns1123_label);
+            if !ok {
+                self.problem(format!("{field}[{i}]"), format!("{name:?} is not a service account name"), "use lowercase letters, digits, '-' and '.' (no wildcards: IRSA subjects are exact)");
+            }
+        }
+    }
+
+    fn s3_prefix(&mut self, field: &str, prefix: &str) {
+        if prefix.is_empty() || prefix.starts_with('/') || prefix.contains('*') || prefix.contains('?') || prefix.len() > 1024 {
+            self.problem(field, format!("{prefix:?} is not a usable key prefix"), "use a key prefix without leading '/' or wildcards, e.g. \"private-artifacts/team-a/\"");
+        }
+    }
+
+    fn tags(&mut self, field: &str, tags: &BTreeMap<String, String>) {
+        for (k, val) in tags {
+            let at = format!("{field}.{k}");
+            if k.is_empty() || k.len() > 128 || !k.chars().all(is_tag_char) {
+                self.problem(at.clone(), "tag key must be 1-128 characters: letters, digits, spaces and _.:/=+-@", "rename the tag");
+            } else if k.to_ascii_lowercase().starts_with("aws:") {
+                self.problem(at.clone(), "tag keys starting with aws: are reserved by AWS", "rename the tag");
+            } else if k.starts_with(tags::PREFIX) {
+                self.problem(at.clone(), format!("tag keys starting with {} are kfp-tenant's ownership markers", tags::PREFIX), "rename the tag");
+            }
+            if val.len() > 256 || !val.chars().all(is_tag_char) {
+                self.problem(at, "tag value must be at most 256 characters: letters, digits, spaces and _.:/=+-@", "change the value");
+            }
+        }
+    }
+
+    fn boundary(&mut self, field: &str, arn: &str) {
+        let ok = arn.starts_with("arn:") && arn.split(':').nth(2) == Some("iam") && arn.split(':').nth(5).is_some_and(|r| r.starts_with("policy/"));
+        if !ok {
+            self.problem(field, format!("{arn:?} is not an IAM policy ARN"), "use arn:<partition>:iam::<account>:policy/<name>");
+        }
+    }
+
+    fn session(&mut self, field: &str, secs: u32) {
+        if !(3600..=43200).contains(&secs) {
+            self.problem(field, format!("{secs} seconds is outside IAM's 3600-43200"), "use a value between 3600 (1 h) and 43200 (12 h)");
+        }
+    }
+}
+
+pub fn is_dns1123_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn is_iam_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)
+}
+
+fn is_tag_char(c: char) -> bool {
+    c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c)
+}
+
+/// The `--target` namespaces that name no tenant of the file.
+pub fn unknown_targets<'a>(desired: &Desired, targets: &'a [String]) -> Vec<&'a str> {
+    let known: BTreeSet<&str> = desired.tenants.iter().map(|t| t.namespace.as_str()).collect();
+    targets.iter().map(String::as_str).filter(|t| !known.contains(t)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::TenantInput;
+
+    fn file() -> TenantsFile {
+        TenantsFile {
+            cluster: "kf".into(),
+            region: "us-west-2".into(),
+            bucket: "kfp-artifacts".into(),
+            tenants: vec![TenantInput { namespace: "team-a".into(), owner: "alice@example.com".into(), ..Default::default() }],
+            ..Default::default()
+        }
+    }
+
+    /// Applies `edit` to a valid file and expects exactly these fields to be named.
+    fn check(edit: impl FnOnce(&mut TenantsFile), expected_fields: &[&str]) {
+        let mut f = file();
+        edit(&mut f);
+        let fields: Vec<String> = match validate(&f) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.problems.into_iter().map(|p| p.field).collect(),
+        };
+        assert_eq!(fields, expected_fields);
+    }
+
+    #[test]
+    fn valid_file_resolves_seed_defaults() {
+        let d = validate(&file()).unwrap();
+        let t = &d.tenants[0];
+        assert_eq!(t.role_name, "team-a-kf-role");
+        assert_eq!(t.policy_name, "kf-team-a-pipeline-s3");
+        assert_eq!(t.service_accounts, ["default-editor"]);
+        assert_eq!(t.role_path, "/");
+        assert_eq!(t.s3_access, S3Access::Scoped);
+    }
+
+    #[test]
+    fn long_default_role_name_suggests_role_name() {
+        let mut f = file();
+        f.cluster = "c".repeat(60);
+        let err = validate(&f).unwrap_err();
+        assert_eq!(err.problems.len(), 1);
+        assert_eq!(err.problems[0].field, "tenants[0].roleName");
+        assert!(err.problems[0].fix.contains("set roleName"), "{}", err.problems[0]);
+    }
+
+    #[test]
+    fn bad_fields_are_all_reported() {
+        check(|f| f.tenants[0].namespace = "Team_A".into(), &["tenants[0].namespace"]);
+        check(|f| f.tenants[0].owner = "alice".into(), &["tenants[0].owner"]);
+        check(|f| f.bucket = "Bad_Bucket".into(), &["bucket"]);
+        check(|f| f.bucket = "192.168.1.1".into(), &["bucket"]);
+        check(|f| f.region = "uswest2".into(), &["region"]);
+        check(|f| f.cluster = "-kf".into(), &["cluster"]);
+        check(|f| f.tenants[0].role_name = Some("r".repeat(65)), &["tenants[0].roleName"]);
+        check(|f| f.tenants[0].role_name = Some("bad/name".into()), &["tenants[0].roleName"]);
+        check(|f| f.tenants[0].role_path = Some("kf".into()), &["tenants[0].rolePath"]);
+        check(|f| f.tenants[0].service_accounts = Some(vec![]), &["tenants[0].serviceAccounts"]);
+        check(|f| f.tenants[0].service_accounts = Some(vec!["pipeline-*".into()]), &["tenants[0].serviceAccounts[0]"]);
+        check(|f| f.tenants[0].s3_access = Some(S3AccessMode::Prefix), &["tenants[0].s3Prefix"]);
+        check(|f| f.tenants[0].s3_prefix = Some("x/".into()), &["tenants[0].s3Prefix"]);
+        check(|f| f.tenants[0].max_session_duration = Some(60), &["tenants[0].maxSessionDuration"]);
+        check(|f| f.tenants[0].permissions_boundary = Some("boundary".into()), &["tenants[0].permissionsBoundary"]);
+        check(|f| { f.tenants[0].tags.insert("aws:x".into(), "y".into()); }, &["tenants[0].tags.aws:x"]);
+        check(|f| { f.defaults.tags.insert("kfp-tenant/cluster".into(), "y".into()); }, &["defaults.tags.kfp-tenant/cluster"]);
+        check(|f| f.tenants.clear(), &["tenants"]);
+        check(|f| f.trust_policy_quota = Some(100), &["trustPolicyQuota"]);
+    }
+
+    #[test]
+    fn duplicates_name_the_first_use() {
+        let mut f = file();
+        f.tenants.push(f.tenants[0].clone());
+        let err = validate(&f).unwrap_err();
+        let fields: Vec<_> = err.problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["tenants[1].namespace", "tenants[1].roleName"]);
+        assert!(err.problems[0].message.contains("tenants[0]"));
+    }
+
+    #[test]
+    fn role_names_collide_case_insensitively() {
+        check(
+            |f| {
+                f.tenants[0].role_name = Some("Shared".into());
+                f.tenants.push(TenantInput { namespace: "b".into(), owner: "b@example.com".into(), role_name: Some("shared".into()), ..Default::default() });
+            },
+            &["tenants[1].roleName"],
+        );
+    }
+
+    #[test]
+    fn trust_policy_over_quota_is_caught_before_io() {
+        let many: Vec<String> = (0..40).map(|i| format!("service-account-{i}")).collect();
+        check(|f| f.tenants[0].service_accounts = Some(many.clone()), &["tenants[0].serviceAccounts"]);
+        check(|f| { f.tenants[0].service_accounts = Some(many); f.trust_policy_quota = Some(4096) }, &[]);
+    }
+
+    #[test]
+    fn too_many_tags_counts_ownership_markers() {
+        let tags: BTreeMap<String, String> = (0..48).map(|i| (format!("t{i}"), "v".into())).collect();
+        check(|f| f.defaults.tags = tags, &["tenants[0].tags"]);
+    }
+}
