@@ -4,8 +4,9 @@
 //! tenant, each tenant's resources in dependency order.
 
 use std::fmt;
+use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The kind of a per-tenant resource, in dependency order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -19,6 +20,8 @@ pub enum Kind {
 }
 
 impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::TrustPolicy, Kind::IamRole, Kind::S3Policy, Kind::Profile];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::TrustPolicy => "trust_policy",
@@ -29,9 +32,8 @@ impl Kind {
     }
 }
 
-/// Where a node sits in the graph.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "type")]
+/// Where a node sits in the graph. Serialized as its display form.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Address {
     /// `data.caller_identity`: account id and partition.
     CallerIdentity,
@@ -68,5 +70,49 @@ impl fmt::Display for Address {
             Address::ClusterOidc => f.write_str("data.cluster_oidc"),
             Address::Tenant { namespace, kind } => write!(f, "tenant[{namespace:?}].{}", kind.as_str()),
         }
+    }
+}
+
+impl FromStr for Address {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "data.caller_identity" => return Ok(Address::CallerIdentity),
+            "data.cluster_oidc" => return Ok(Address::ClusterOidc),
+            _ => {}
+        }
+        let bad = || format!("{s:?} is not a resource address");
+        let rest = s.strip_prefix("tenant[\"").ok_or_else(bad)?;
+        let (namespace, kind) = rest.split_once("\"].").ok_or_else(bad)?;
+        let kind = Kind::ALL.into_iter().find(|k| k.as_str() == kind).ok_or_else(bad)?;
+        Ok(Address::tenant(namespace, kind))
+    }
+}
+
+impl Serialize for Address {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Address {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_and_parse_round_trip() {
+        for a in [Address::CallerIdentity, Address::ClusterOidc, Address::tenant("team-a", Kind::S3Policy)] {
+            assert_eq!(a.to_string().parse::<Address>(), Ok(a));
+        }
+        assert_eq!(Address::tenant("team-a", Kind::IamRole).to_string(), r#"tenant["team-a"].iam_role"#);
+        assert!("tenant[team-a].role".parse::<Address>().is_err());
     }
 }

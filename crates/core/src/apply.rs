@@ -23,9 +23,13 @@ pub const DEFAULT_PARALLELISM: usize = 10;
 #[serde(rename_all = "snake_case", tag = "outcome")]
 pub enum Outcome {
     Done,
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
     /// Not attempted because a resource it depends on failed.
-    Skipped { because: Address },
+    Skipped {
+        because: Address,
+    },
 }
 
 /// The outcome of every change that was not a no-op, by address.
@@ -156,8 +160,12 @@ async fn execute(plan: &Plan, change: &ResourceChange, p: Providers<'_>) -> Resu
             p.iam.create_role(want).await.map(drop)
         }
         (Action::Delete, Some(State::Role(live)), _) => ignore_missing(p.iam.delete_role(&live.name).await),
-        (Action::Create | Action::Update, _, Some(State::S3Policy(want))) => p.iam.put_role_policy(&want.role_name, &want.policy_name, &want.document).await,
-        (Action::Delete, Some(State::S3Policy(live)), _) => ignore_missing(p.iam.delete_role_policy(&live.role_name, &live.policy_name).await),
+        (Action::Create | Action::Update, _, Some(State::S3Policy(want))) => {
+            p.iam.put_role_policy(&want.role_name, &want.policy_name, &want.document).await
+        }
+        (Action::Delete, Some(State::S3Policy(live)), _) => {
+            ignore_missing(p.iam.delete_role_policy(&live.role_name, &live.policy_name).await)
+        }
         (Action::Create | Action::Update, _, Some(State::Profile(want))) => p.profiles.apply_profile(want).await,
         (Action::Replace, Some(State::Profile(live)), Some(State::Profile(want))) => {
             ignore_missing(p.profiles.delete_profile(&live.name).await)?;
@@ -189,7 +197,8 @@ async fn update_role(iam: &dyn IamApi, live: &Role, want: &Role) -> Result<(), P
     if !stale.is_empty() {
         iam.untag_role(name, &stale).await?;
     }
-    let changed: BTreeMap<String, String> = want.tags.iter().filter(|(k, v)| live.tags.get(*k) != Some(v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let changed: BTreeMap<String, String> =
+        want.tags.iter().filter(|(k, v)| live.tags.get(*k) != Some(v)).map(|(k, v)| (k.clone(), v.clone())).collect();
     if !changed.is_empty() {
         iam.tag_role(name, &changed).await?;
     }

@@ -51,7 +51,9 @@ pub enum Visit<E> {
     Done,
     Failed(E),
     /// Not run because `because` failed upstream.
-    Skipped { because: NodeId },
+    Skipped {
+        because: NodeId,
+    },
 }
 
 impl<T> Dag<T> {
@@ -98,7 +100,8 @@ impl<T> Dag<T> {
     {
         self.check_acyclic()?;
         let n = self.graph.node_count();
-        let mut waiting_on: Vec<usize> = self.graph.node_indices().map(|i| self.graph.neighbors_directed(i, Direction::Incoming).count()).collect();
+        let mut waiting_on: Vec<usize> =
+            self.graph.node_indices().map(|i| self.graph.neighbors_directed(i, Direction::Incoming).count()).collect();
         let mut blocked_by: Vec<Option<NodeId>> = vec![None; n];
         let mut outcomes: Vec<Option<Visit<E>>> = (0..n).map(|_| None).collect();
         let mut ready: VecDeque<NodeId> = (0..n).filter(|&i| waiting_on[i] == 0).map(NodeId).collect();

@@ -265,12 +265,8 @@ impl fmt::Display for StalePlan {
 
 /// Refuses a plan whose resources no longer look as they did when it was made.
 pub fn check_fresh(plan: &Plan, observed: &Observed) -> Result<(), StalePlan> {
-    let mut changed: Vec<Address> = plan
-        .changes
-        .iter()
-        .filter(|c| fingerprint(current(c, observed).as_ref()) != c.observed)
-        .map(|c| c.address.clone())
-        .collect();
+    let mut changed: Vec<Address> =
+        plan.changes.iter().filter(|c| fingerprint(current(c, observed).as_ref()) != c.observed).map(|c| c.address.clone()).collect();
     let context = context(&plan.cluster.name, &plan.cluster.region, &plan.cluster.bucket, observed);
     if context.as_ref().ok() != Some(&plan.cluster) {
         changed.insert(0, Address::ClusterOidc);
@@ -314,7 +310,13 @@ pub fn desired_role(tenant: &Tenant, cluster: &ClusterContext) -> Role {
         name: tenant.role_name.clone(),
         path: tenant.role_path.clone(),
         arn: format!("arn:{}:iam::{}:role{}{}", cluster.partition, cluster.account_id, tenant.role_path, tenant.role_name),
-        trust_policy: policy::trust_policy(&cluster.partition, &cluster.account_id, issuer_host, &tenant.namespace, &tenant.service_accounts),
+        trust_policy: policy::trust_policy(
+            &cluster.partition,
+            &cluster.account_id,
+            issuer_host,
+            &tenant.namespace,
+            &tenant.service_accounts,
+        ),
         description: Some(format!("Kubeflow tenant {} on EKS cluster {} (managed by kfp-tenant)", tenant.namespace, cluster.name)),
         tags: tags::role_tags(&tenant.tags, &cluster.name, &tenant.namespace),
         max_session_duration: tenant.max_session_duration.unwrap_or(crate::spec::DEFAULT_MAX_SESSION_DURATION),
@@ -373,7 +375,10 @@ impl<'a> Planner<'a> {
         if want_role.trust_policy.minified_len() > quota {
             self.refuse(
                 Address::tenant(ns, Kind::TrustPolicy),
-                format!("the trust policy is {} characters with the cluster's issuer, over the quota of {quota}", want_role.trust_policy.minified_len()),
+                format!(
+                    "the trust policy is {} characters with the cluster's issuer, over the quota of {quota}",
+                    want_role.trust_policy.minified_len()
+                ),
                 "list fewer service accounts, or raise the IAM quota and set trustPolicyQuota",
             );
         }
@@ -388,15 +393,30 @@ impl<'a> Planner<'a> {
                 if !managed && !adopt {
                     self.refuse(
                         role_addr.clone(),
-                        format!("IAM role {} exists but was not created by kfp-tenant for cluster {} (tags: {})", live.name, self.cluster.name, describe_tags(&live.tags)),
+                        format!(
+                            "IAM role {} exists but was not created by kfp-tenant for cluster {} (tags: {})",
+                            live.name,
+                            self.cluster.name,
+                            describe_tags(&live.tags)
+                        ),
                         "choose another roleName, or take it over with --adopt",
                     );
                 }
                 if live.path != want_role.path {
                     if !managed {
-                        self.refuse(role_addr.clone(), format!("IAM role {} has path {} but the tenant asks for {}", live.name, live.path, want_role.path), format!("set rolePath: {} to adopt it", live.path));
+                        self.refuse(
+                            role_addr.clone(),
+                            format!("IAM role {} has path {} but the tenant asks for {}", live.name, live.path, want_role.path),
+                            format!("set rolePath: {} to adopt it", live.path),
+                        );
                     }
-                    self.push(role_addr, Action::Replace, Some(Reason::PathChanged), Some(State::Role(live.clone())), Some(State::Role(want_role.clone())));
+                    self.push(
+                        role_addr,
+                        Action::Replace,
+                        Some(Reason::PathChanged),
+                        Some(State::Role(live.clone())),
+                        Some(State::Role(want_role.clone())),
+                    );
                     Action::Replace
                 } else {
                     let drift = role_drift(live, &want_role);
@@ -412,18 +432,24 @@ impl<'a> Planner<'a> {
         };
 
         let want_policy = desired_s3_policy(tenant, &self.cluster);
-        let live_policy = self
-            .observed
-            .policies
-            .get(&(tenant.role_name.clone(), tenant.policy_name.clone()))
-            .map(|d| InlinePolicy { role_name: tenant.role_name.clone(), policy_name: tenant.policy_name.clone(), document: d.clone() });
+        let live_policy = self.observed.policies.get(&(tenant.role_name.clone(), tenant.policy_name.clone())).map(|d| InlinePolicy {
+            role_name: tenant.role_name.clone(),
+            policy_name: tenant.policy_name.clone(),
+            document: d.clone(),
+        });
         let (action, reason) = match (&live_policy, role_action) {
             (_, Action::Replace) => (Action::Create, Some(Reason::RoleReplaced)),
             (None, _) => (Action::Create, Some(Reason::Missing)),
             (Some(live), _) if live.document == want_policy.document => (Action::NoOp, None),
             (Some(_), _) => (Action::Update, Some(Reason::Drift { attributes: vec!["document".to_owned()] })),
         };
-        self.push(Address::tenant(ns, Kind::S3Policy), action, reason, live_policy.map(State::S3Policy), Some(State::S3Policy(want_policy)));
+        self.push(
+            Address::tenant(ns, Kind::S3Policy),
+            action,
+            reason,
+            live_policy.map(State::S3Policy),
+            Some(State::S3Policy(want_policy)),
+        );
 
         let profile_addr = Address::tenant(ns, Kind::Profile);
         let want_profile = desired_profile(tenant, &want_role.arn);
@@ -432,7 +458,9 @@ impl<'a> Planner<'a> {
                 if self.observed.bare_namespaces.contains(ns) {
                     self.refuse(
                         profile_addr.clone(),
-                        format!("namespace {ns} exists without a Profile, and the profile controller refuses to take over an existing namespace"),
+                        format!(
+                            "namespace {ns} exists without a Profile, and the profile controller refuses to take over an existing namespace"
+                        ),
                         "delete the namespace or choose another one for this tenant",
                     );
                 }
@@ -442,7 +470,11 @@ impl<'a> Planner<'a> {
                 if !live.managed && !adopt {
                     self.refuse(
                         profile_addr.clone(),
-                        format!("Profile {ns} exists but was not created by kfp-tenant (no {}={} label)", tags::PROFILE_LABEL, tags::MANAGER),
+                        format!(
+                            "Profile {ns} exists but was not created by kfp-tenant (no {}={} label)",
+                            tags::PROFILE_LABEL,
+                            tags::MANAGER
+                        ),
                         "choose another namespace, or take it over with --adopt",
                     );
                 }
@@ -467,13 +499,21 @@ impl<'a> Planner<'a> {
             if live.managed {
                 self.push(addr, Action::Delete, Some(reason.clone()), Some(State::Profile(live.clone())), None);
             } else {
-                self.refuse(addr, format!("Profile {ns} was not created by kfp-tenant, so it is not deleted"), "delete it yourself, or remove the tenant from the file");
+                self.refuse(
+                    addr,
+                    format!("Profile {ns} was not created by kfp-tenant, so it is not deleted"),
+                    "delete it yourself, or remove the tenant from the file",
+                );
             }
         }
         let Some(role) = self.observed.roles.get(role_name) else { return };
         let addr = Address::tenant(ns, Kind::IamRole);
         if !tags::is_managed_role(&role.tags, &self.cluster.name) {
-            self.refuse(addr, format!("IAM role {role_name} was not created by kfp-tenant for cluster {}, so it is not deleted", self.cluster.name), "delete it yourself, or remove the tenant from the file");
+            self.refuse(
+                addr,
+                format!("IAM role {role_name} was not created by kfp-tenant for cluster {}, so it is not deleted", self.cluster.name),
+                "delete it yourself, or remove the tenant from the file",
+            );
             return;
         }
         if let Some(document) = self.observed.policies.get(&(role_name.to_owned(), policy.to_owned())) {

@@ -8,7 +8,7 @@
 //! are, which makes key order, whitespace, `"a"` versus `["a"]` and statement
 //! order irrelevant.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -75,23 +75,13 @@ impl fmt::Debug for PolicyDocument {
 
 pub(crate) fn canonicalize(value: &Value) -> Value {
     match value {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| (k.clone(), canonicalize(v)))
-                .collect::<Map<_, _>>(),
-        ),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), canonicalize(v))).collect::<Map<_, _>>()),
         Value::Array(items) => {
             // BTreeSet over the compact text gives a total, stable order.
             let unique: BTreeSet<String> = items.iter().map(|v| canonicalize(v).to_string()).collect();
-            let mut canonical: Vec<Value> = unique
-                .into_iter()
-                .map(|text| serde_json::from_str(&text).expect("invariant: re-parsing our own JSON"))
-                .collect();
-            if canonical.len() == 1 {
-                canonical.pop().expect("invariant: one element")
-            } else {
-                Value::Array(canonical)
-            }
+            let mut canonical: Vec<Value> =
+                unique.into_iter().map(|text| serde_json::from_str(&text).expect("invariant: re-parsing our own JSON")).collect();
+            if canonical.len() == 1 { canonical.pop().expect("invariant: one element") } else { Value::Array(canonical) }
         }
         other => other.clone(),
     }
@@ -109,12 +99,7 @@ pub enum S3Access {
     Prefix { prefix: String },
 }
 
-const OBJECT_ACTIONS: [&str; 4] = [
-    "s3:AbortMultipartUpload",
-    "s3:DeleteObject",
-    "s3:GetObject",
-    "s3:PutObject",
-];
+const OBJECT_ACTIONS: [&str; 4] = ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:PutObject"];
 
 /// The inline S3 policy for a tenant.
 pub fn s3_policy(partition: &str, bucket: &str, access: &S3Access) -> PolicyDocument {
@@ -171,22 +156,9 @@ pub fn s3_policy(partition: &str, bucket: &str, access: &S3Access) -> PolicyDocu
 /// `issuer_host` is the issuer without `https://`. `StringEquals` pins the
 /// exact subjects: kfp-tenant never writes wildcards there (they would
 /// silently never match).
-pub fn trust_policy(
-    partition: &str,
-    account_id: &str,
-    issuer_host: &str,
-    namespace: &str,
-    service_accounts: &[String],
-) -> PolicyDocument {
-    let subjects: Vec<String> = service_accounts
-        .iter()
-        .map(|sa| format!("system:serviceaccount:{namespace}:{sa}"))
-        .collect();
-    let sub = if subjects.len() == 1 {
-        Value::String(subjects[0].clone())
-    } else {
-        json!(subjects)
-    };
+pub fn trust_policy(partition: &str, account_id: &str, issuer_host: &str, namespace: &str, service_accounts: &[String]) -> PolicyDocument {
+    let subjects: Vec<String> = service_accounts.iter().map(|sa| format!("system:serviceaccount:{namespace}:{sa}")).collect();
+    let sub = if subjects.len() == 1 { Value::String(subjects[0].clone()) } else { json!(subjects) };
     PolicyDocument(json!({
         "Version": "2012-10-17",
         "Statement": [{
@@ -210,57 +182,73 @@ pub enum StatementChange {
     Changed { sid: String, key: String, added: Vec<Value>, removed: Vec<Value> },
 }
 
-/// Statement-level semantic diff, for display: statements with the same `Sid`
-/// are compared key by key (set difference of their values); the others are
+/// Statement-level semantic diff, for display. Statements are paired by
+/// `Sid`, or, when one statement on each side is left without a partner, with
+/// each other; a pair is compared key path by key path (e.g.
+/// `Condition.StringEquals.<issuer>:sub`) as sets of values. The others are
 /// added or removed whole.
 pub fn diff_statements(before: &PolicyDocument, after: &PolicyDocument) -> Vec<StatementChange> {
-    let before = before.statements();
-    let after = after.statements();
+    let before: Vec<Value> = before.statements();
+    let after: Vec<Value> = after.statements();
     let sid = |s: &Value| s.get("Sid").and_then(Value::as_str).map(str::to_owned);
+    let mut old: Vec<&Value> = before.iter().filter(|s| !after.contains(s)).collect();
+    let mut new: Vec<&Value> = after.iter().filter(|s| !before.contains(s)).collect();
     let mut changes = Vec::new();
-    for old in &before {
-        if after.contains(old) {
-            continue;
+    // Pair by Sid.
+    old.retain(|o| {
+        let Some(id) = sid(o) else { return true };
+        match new.iter().position(|n| sid(n).as_deref() == Some(&id)) {
+            Some(i) => {
+                let n = new.remove(i);
+                changes.extend(diff_keys(&id, o, n));
+                false
+            }
+            None => true,
         }
-        match sid(old).and_then(|id| after.iter().find(|new| sid(new).as_deref() == Some(&id)).map(|new| (id, new))) {
-            Some((id, new)) => changes.extend(diff_keys(&id, old, new)),
-            None => changes.push(StatementChange::Removed { statement: old.clone() }),
-        }
+    });
+    if let ([o], [n]) = (old.as_slice(), new.as_slice()) {
+        changes.extend(diff_keys(&sid(o).or_else(|| sid(n)).unwrap_or_default(), o, n));
+        return changes;
     }
-    for new in &after {
-        let matched = before.contains(new) || sid(new).is_some_and(|id| before.iter().any(|old| sid(old).as_deref() == Some(&id)));
-        if !matched {
-            changes.push(StatementChange::Added { statement: new.clone() });
-        }
-    }
+    changes.extend(old.into_iter().map(|s| StatementChange::Removed { statement: s.clone() }));
+    changes.extend(new.into_iter().map(|s| StatementChange::Added { statement: s.clone() }));
     changes
 }
 
-fn diff_keys(sid: &str, old: &Value, new: &Value) -> Vec<StatementChange> {
-    let keys: BTreeSet<&String> = old
-        .as_object()
-        .into_iter()
-        .chain(new.as_object())
-        .flat_map(|m| m.keys())
-        .collect();
-    let as_set = |v: Option<&Value>| -> BTreeSet<String> {
-        match v {
-            None => BTreeSet::new(),
-            Some(Value::Array(items)) => items.iter().map(Value::to_string).collect(),
-            Some(other) => BTreeSet::from([other.to_string()]),
+/// Leaves of a statement by key path, each as the set of its values.
+fn leaves(value: &Value, path: &str, out: &mut BTreeMap<String, BTreeSet<String>>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                leaves(v, &p, out);
+            }
         }
-    };
+        Value::Array(items) => {
+            out.entry(path.to_owned()).or_default().extend(items.iter().map(Value::to_string));
+        }
+        other => {
+            out.entry(path.to_owned()).or_default().insert(other.to_string());
+        }
+    }
+}
+
+fn diff_keys(sid: &str, old: &Value, new: &Value) -> Vec<StatementChange> {
+    let (mut o, mut n) = (BTreeMap::new(), BTreeMap::new());
+    leaves(old, "", &mut o);
+    leaves(new, "", &mut n);
+    let keys: BTreeSet<&String> = o.keys().chain(n.keys()).collect();
+    let empty = BTreeSet::new();
     let back = |s: &String| serde_json::from_str(s).expect("invariant: re-parsing our own JSON");
     keys.into_iter()
-        .filter(|k| old.get(k.as_str()) != new.get(k.as_str()))
-        .map(|key| {
-            let (o, n) = (as_set(old.get(key.as_str())), as_set(new.get(key.as_str())));
-            StatementChange::Changed {
+        .filter_map(|key| {
+            let (a, b) = (o.get(key).unwrap_or(&empty), n.get(key).unwrap_or(&empty));
+            (a != b).then(|| StatementChange::Changed {
                 sid: sid.to_owned(),
                 key: key.clone(),
-                added: n.difference(&o).map(back).collect(),
-                removed: o.difference(&n).map(back).collect(),
-            }
+                added: b.difference(a).map(back).collect(),
+                removed: a.difference(b).map(back).collect(),
+            })
         })
         .collect()
 }
@@ -349,6 +337,21 @@ mod tests {
         assert_eq!(list["Condition"]["StringLike"]["s3:prefix"], "private-artifacts/team-a/*");
         let objects = stmts.iter().find(|s| s["Sid"] == "PipelinesPrefixObjects").unwrap();
         assert_eq!(objects["Resource"], "arn:aws:s3:::bkt/private-artifacts/team-a/*");
+    }
+
+    #[test]
+    fn diff_of_statements_without_sid_names_the_condition_key() {
+        let before = trust_policy("aws", "123456789012", "oidc.example/id/X", "team-a", &["default-editor".into()]);
+        let after = trust_policy("aws", "123456789012", "oidc.example/id/X", "team-a", &["default-editor".into(), "runner".into()]);
+        assert_eq!(
+            diff_statements(&before, &after),
+            vec![StatementChange::Changed {
+                sid: String::new(),
+                key: "Condition.StringEquals.oidc.example/id/X:sub".into(),
+                added: vec![json!("system:serviceaccount:team-a:runner")],
+                removed: vec![],
+            }]
+        );
     }
 
     #[test]

@@ -27,11 +27,8 @@ impl CallerIdentity {
     pub fn from_arn(arn: &str) -> Option<Self> {
         let mut parts = arn.splitn(6, ':');
         let (prefix, partition, _service, _region, account) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        (prefix == "arn" && !partition.is_empty() && account.len() == 12 && account.chars().all(|c| c.is_ascii_digit())).then(|| CallerIdentity {
-            account_id: account.to_owned(),
-            partition: partition.to_owned(),
-            arn: arn.to_owned(),
-        })
+        (prefix == "arn" && !partition.is_empty() && account.len() == 12 && account.chars().all(|c| c.is_ascii_digit()))
+            .then(|| CallerIdentity { account_id: account.to_owned(), partition: partition.to_owned(), arn: arn.to_owned() })
     }
 }
 
@@ -89,10 +86,7 @@ pub const AWS_IAM_PLUGIN: &str = "AwsIamForServiceAccount";
 impl ProfilePlugin {
     /// The plugin kfp-tenant writes: annotate only, kfp-tenant owns the trust policy.
     pub fn aws_iam(role_arn: &str) -> Self {
-        ProfilePlugin {
-            kind: AWS_IAM_PLUGIN.to_owned(),
-            spec: serde_json::json!({"awsIamRole": role_arn, "annotateOnly": true}),
-        }
+        ProfilePlugin { kind: AWS_IAM_PLUGIN.to_owned(), spec: serde_json::json!({"awsIamRole": role_arn, "annotateOnly": true}) }
     }
 }
 

@@ -100,18 +100,12 @@ pub async fn refresh(
     profiles: &dyn ProfileApi,
     parallelism: usize,
 ) -> Result<Observed, RefreshError> {
-    let (identity, oidc, listed) = futures_util::join!(
-        cluster.caller_identity(),
-        cluster.cluster_oidc(&reads.cluster),
-        profiles.list_profiles()
-    );
+    let (identity, oidc, listed) =
+        futures_util::join!(cluster.caller_identity(), cluster.cluster_oidc(&reads.cluster), profiles.list_profiles());
     let identity = identity.map_err(reading("the caller identity"))?;
     let oidc = oidc.map_err(reading(format!("EKS cluster {}", reads.cluster)))?;
-    let profiles_by_name: BTreeMap<String, Profile> = listed
-        .map_err(reading("Profiles"))?
-        .into_iter()
-        .map(|p| (p.name.clone(), p))
-        .collect();
+    let profiles_by_name: BTreeMap<String, Profile> =
+        listed.map_err(reading("Profiles"))?.into_iter().map(|p| (p.name.clone(), p)).collect();
 
     let mut managed_roles = Vec::new();
     let mut role_reads = reads.roles.clone();
@@ -127,7 +121,9 @@ pub async fn refresh(
     let tenant_reads = stream::iter(role_reads.iter().map(|(role_name, policy)| async move {
         let role = iam.get_role(role_name).await.map_err(reading(format!("IAM role {role_name}")))?;
         let document = match &role {
-            Some(_) => iam.get_role_policy(role_name, policy).await.map_err(reading(format!("inline policy {policy} of IAM role {role_name}")))?,
+            Some(_) => {
+                iam.get_role_policy(role_name, policy).await.map_err(reading(format!("inline policy {policy} of IAM role {role_name}")))?
+            }
             None => None,
         };
         Ok::<_, RefreshError>((role_name.clone(), policy.clone(), role, document))
@@ -163,4 +159,3 @@ pub async fn refresh(
     }
     Ok(observed)
 }
-

@@ -85,8 +85,15 @@ fn block(out: &mut String, change: &ResourceChange, color: Color) {
     };
     let symbol = paint(change.action.symbol(), change.action, color);
     let _ = writeln!(out, "{symbol:>3} {kind} {name:?} {{");
-    let before = change.before.as_ref().map(attributes).unwrap_or_default();
-    let after = change.after.as_ref().map(attributes).unwrap_or_default();
+    // A create shows everything it will write, a delete everything it removes.
+    let before = match change.action {
+        Action::Create => Vec::new(),
+        _ => change.before.as_ref().map(attributes).unwrap_or_default(),
+    };
+    let after = match change.action {
+        Action::Delete => Vec::new(),
+        _ => change.after.as_ref().map(attributes).unwrap_or_default(),
+    };
     let width = before.iter().chain(&after).map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut hidden = 0;
     let keys: Vec<&str> = {
@@ -100,13 +107,7 @@ fn block(out: &mut String, change: &ResourceChange, color: Color) {
         match (old, new) {
             (None, Some(v)) => attribute(out, "+", key, width, v, color, Action::Create),
             (Some(v), None) => attribute(out, "-", key, width, v, color, Action::Delete),
-            (Some(o), Some(n)) if o == n => {
-                if change.action == Action::Create || change.action == Action::Delete {
-                    attribute(out, " ", key, width, n, color, Action::NoOp);
-                } else {
-                    hidden += 1;
-                }
-            }
+            (Some(o), Some(n)) if o == n => hidden += 1,
             (Some(o), Some(n)) => changed(out, key, width, o, n, color),
             (None, None) => {}
         }
@@ -143,7 +144,9 @@ fn attributes(state: &State) -> Vec<(&'static str, Attr)> {
             }
             v
         }
-        State::S3Policy(p) => vec![("role", text(&p.role_name)), ("name", text(&p.policy_name)), ("document", Attr::Document(p.document.clone()))],
+        State::S3Policy(p) => {
+            vec![("role", text(&p.role_name)), ("name", text(&p.policy_name)), ("document", Attr::Document(p.document.clone()))]
+        }
         State::Profile(p) => {
             let mut v = vec![
                 ("owner", text(&p.owner)),
@@ -161,7 +164,7 @@ fn attributes(state: &State) -> Vec<(&'static str, Attr)> {
 fn show(value: &Attr) -> String {
     match value {
         Attr::Text(s) => format!("{s:?}"),
-        Attr::Document(d) => serde_json::to_string_pretty(&d.canonical()).unwrap_or_default(),
+        Attr::Document(d) => serde_json::to_string_pretty(d.as_json()).unwrap_or_default(),
         Attr::Json(v) => serde_json::to_string_pretty(v).unwrap_or_default(),
     }
 }
@@ -190,7 +193,8 @@ fn changed(out: &mut String, key: &str, width: usize, old: &Attr, new: &Attr, co
                         let _ = writeln!(out, "          {} statement {}", paint("-", Action::Delete, color), statement);
                     }
                     StatementChange::Changed { sid, key, added, removed } => {
-                        let _ = writeln!(out, "          {sym} statement {sid:?} {key}");
+                        let which = if sid.is_empty() { String::new() } else { format!("{sid:?} ") };
+                        let _ = writeln!(out, "          {sym} statement {which}{key}");
                         for v in added {
                             let _ = writeln!(out, "              {} {v}", paint("+", Action::Create, color));
                         }

@@ -10,8 +10,8 @@ use std::fmt;
 
 use crate::policy::{self, S3Access};
 use crate::spec::{
-    ClusterSpec, DEFAULT_SERVICE_ACCOUNT, DEFAULT_TRUST_POLICY_QUOTA, Desired, S3AccessMode, Tenant,
-    TenantsFile, default_role_name, policy_name,
+    ClusterSpec, DEFAULT_SERVICE_ACCOUNT, DEFAULT_TRUST_POLICY_QUOTA, Desired, S3AccessMode, Tenant, TenantsFile, default_role_name,
+    policy_name,
 };
 use crate::tags;
 
@@ -123,7 +123,11 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
         }
         let policy = policy_name(&t.namespace);
         if policy.len() > MAX_POLICY_NAME {
-            v.problem(at("namespace"), format!("inline policy name {policy:?} is over {MAX_POLICY_NAME} characters"), "use a shorter namespace");
+            v.problem(
+                at("namespace"),
+                format!("inline policy name {policy:?} is over {MAX_POLICY_NAME} characters"),
+                "use a shorter namespace",
+            );
         }
         let role_path = match &t.role_path {
             Some(path) => {
@@ -149,7 +153,11 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
                 S3Access::Prefix { prefix: prefix.clone() }
             }
             (S3AccessMode::Prefix, None) => {
-                v.problem(at("s3Prefix"), "s3Access is prefix but no s3Prefix is given", format!("set s3Prefix, e.g. \"private-artifacts/{}/\"", t.namespace));
+                v.problem(
+                    at("s3Prefix"),
+                    "s3Access is prefix but no s3Prefix is given",
+                    format!("set s3Prefix, e.g. \"private-artifacts/{}/\"", t.namespace),
+                );
                 S3Access::Scoped
             }
             (_, Some(_)) => {
@@ -179,7 +187,11 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
         if let Some(quota) = &t.resource_quota {
             for (k, val) in &quota.hard {
                 if k.trim().is_empty() || val.trim().is_empty() {
-                    v.problem(at("resourceQuota.hard"), format!("entry {k:?}: {val:?} is empty"), "give every resource a name and a quantity, e.g. cpu: \"8\"");
+                    v.problem(
+                        at("resourceQuota.hard"),
+                        format!("entry {k:?}: {val:?} is empty"),
+                        "give every resource a name and a quantity, e.g. cpu: \"8\"",
+                    );
                 }
             }
         }
@@ -198,7 +210,11 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
             }
             let s3 = policy::s3_policy(partition, &file.bucket, &s3_access);
             if s3.minified_len() > MAX_INLINE_POLICIES {
-                v.problem(at("s3Prefix"), format!("the S3 policy would be {} characters, over IAM's {MAX_INLINE_POLICIES}", s3.minified_len()), "use a shorter s3Prefix");
+                v.problem(
+                    at("s3Prefix"),
+                    format!("the S3 policy would be {} characters, over IAM's {MAX_INLINE_POLICIES}", s3.minified_len()),
+                    "use a shorter s3Prefix",
+                );
             }
         }
 
@@ -269,7 +285,11 @@ impl Validator {
             && name.starts_with(|c: char| c.is_ascii_alphanumeric())
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !ok {
-            self.problem(field, format!("{name:?} is not an EKS cluster name"), "use 1-100 letters, digits, '-' or '_', starting with a letter or digit (CLUSTER_NAME)");
+            self.problem(
+                field,
+                format!("{name:?} is not an EKS cluster name"),
+                "use 1-100 letters, digits, '-' or '_', starting with a letter or digit (CLUSTER_NAME)",
+            );
         }
     }
 
@@ -288,13 +308,21 @@ impl Validator {
         let ends_ok = bucket.starts_with(|c: char| c.is_ascii_alphanumeric()) && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
         let ip_like = bucket.split('.').count() == 4 && bucket.split('.').all(|p| p.parse::<u8>().is_ok());
         if !(3..=63).contains(&bucket.len()) || !chars_ok || !ends_ok || bucket.contains("..") || ip_like {
-            self.problem(field, format!("{bucket:?} is not an S3 bucket name"), "use the bucket Kubeflow Pipelines uses: 3-63 lowercase letters, digits, '.' or '-' (S3_BUCKET)");
+            self.problem(
+                field,
+                format!("{bucket:?} is not an S3 bucket name"),
+                "use the bucket Kubeflow Pipelines uses: 3-63 lowercase letters, digits, '.' or '-' (S3_BUCKET)",
+            );
         }
     }
 
     fn namespace(&mut self, field: &str, name: &str) {
         if !is_dns1123_label(name) {
-            self.problem(field, format!("{name:?} is not a valid namespace"), "use 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit");
+            self.problem(
+                field,
+                format!("{name:?} is not a valid namespace"),
+                "use 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit",
+            );
         }
     }
 
@@ -311,7 +339,11 @@ impl Validator {
             None => false,
         };
         if !ok {
-            self.problem(field, format!("{email:?} is not an e-mail address"), "use the owner's e-mail as your auth provider (Dex, Cognito) knows it (PROFILE_USER)");
+            self.problem(
+                field,
+                format!("{email:?} is not an e-mail address"),
+                "use the owner's e-mail as your auth provider (Dex, Cognito) knows it (PROFILE_USER)",
+            );
         }
     }
 
@@ -324,11 +356,18 @@ impl Validator {
             if derived {
                 self.problem(
                     field,
-                    format!("the default role name {name:?} (<namespace>-<cluster>-role) is {} characters, over IAM's {MAX_ROLE_NAME}", name.len()),
+                    format!(
+                        "the default role name {name:?} (<namespace>-<cluster>-role) is {} characters, over IAM's {MAX_ROLE_NAME}",
+                        name.len()
+                    ),
                     "set roleName to a name of at most 64 characters",
                 );
             } else {
-                self.problem(field, format!("role name {name:?} is {} characters, over IAM's {MAX_ROLE_NAME}", name.len()), "shorten it to at most 64 characters");
+                self.problem(
+                    field,
+                    format!("role name {name:?} is {} characters, over IAM's {MAX_ROLE_NAME}", name.len()),
+                    "shorten it to at most 64 characters",
+                );
             }
         }
     }
@@ -340,7 +379,11 @@ impl Validator {
             && !path.contains("//")
             && path.chars().all(|c| ('\u{21}'..='\u{7e}').contains(&c));
         if !ok {
-            self.problem(field, format!("{path:?} is not an IAM path"), "use \"/\" or \"/segment/.../\" (printable ASCII, up to 512 characters)");
+            self.problem(
+                field,
+                format!("{path:?} is not an IAM path"),
+                "use \"/\" or \"/segment/.../\" (printable ASCII, up to 512 characters)",
+            );
         }
     }
 
@@ -351,14 +394,22 @@ impl Validator {
         for (i, name) in names.iter().enumerate() {
             let ok = !name.is_empty() && name.len() <= 253 && name.split('.').all(is_dns1123_label);
             if !ok {
-                self.problem(format!("{field}[{i}]"), format!("{name:?} is not a service account name"), "use lowercase letters, digits, '-' and '.' (no wildcards: IRSA subjects are exact)");
+                self.problem(
+                    format!("{field}[{i}]"),
+                    format!("{name:?} is not a service account name"),
+                    "use lowercase letters, digits, '-' and '.' (no wildcards: IRSA subjects are exact)",
+                );
             }
         }
     }
 
     fn s3_prefix(&mut self, field: &str, prefix: &str) {
         if prefix.is_empty() || prefix.starts_with('/') || prefix.contains('*') || prefix.contains('?') || prefix.len() > 1024 {
-            self.problem(field, format!("{prefix:?} is not a usable key prefix"), "use a key prefix without leading '/' or wildcards, e.g. \"private-artifacts/team-a/\"");
+            self.problem(
+                field,
+                format!("{prefix:?} is not a usable key prefix"),
+                "use a key prefix without leading '/' or wildcards, e.g. \"private-artifacts/team-a/\"",
+            );
         }
     }
 
@@ -370,7 +421,11 @@ impl Validator {
             } else if k.to_ascii_lowercase().starts_with("aws:") {
                 self.problem(at.clone(), "tag keys starting with aws: are reserved by AWS", "rename the tag");
             } else if k.starts_with(tags::PREFIX) {
-                self.problem(at.clone(), format!("tag keys starting with {} are kfp-tenant's ownership markers", tags::PREFIX), "rename the tag");
+                self.problem(
+                    at.clone(),
+                    format!("tag keys starting with {} are kfp-tenant's ownership markers", tags::PREFIX),
+                    "rename the tag",
+                );
             }
             if val.len() > 256 || !val.chars().all(is_tag_char) {
                 self.problem(at, "tag value must be at most 256 characters: letters, digits, spaces and _.:/=+-@", "change the value");
@@ -379,7 +434,9 @@ impl Validator {
     }
 
     fn boundary(&mut self, field: &str, arn: &str) {
-        let ok = arn.starts_with("arn:") && arn.split(':').nth(2) == Some("iam") && arn.split(':').nth(5).is_some_and(|r| r.starts_with("policy/"));
+        let ok = arn.starts_with("arn:")
+            && arn.split(':').nth(2) == Some("iam")
+            && arn.split(':').nth(5).is_some_and(|r| r.starts_with("policy/"));
         if !ok {
             self.problem(field, format!("{arn:?} is not an IAM policy ARN"), "use arn:<partition>:iam::<account>:policy/<name>");
         }
@@ -478,8 +535,18 @@ mod tests {
         check(|f| f.tenants[0].s3_prefix = Some("x/".into()), &["tenants[0].s3Prefix"]);
         check(|f| f.tenants[0].max_session_duration = Some(60), &["tenants[0].maxSessionDuration"]);
         check(|f| f.tenants[0].permissions_boundary = Some("boundary".into()), &["tenants[0].permissionsBoundary"]);
-        check(|f| { f.tenants[0].tags.insert("aws:x".into(), "y".into()); }, &["tenants[0].tags.aws:x"]);
-        check(|f| { f.defaults.tags.insert("kfp-tenant/cluster".into(), "y".into()); }, &["defaults.tags.kfp-tenant/cluster"]);
+        check(
+            |f| {
+                f.tenants[0].tags.insert("aws:x".into(), "y".into());
+            },
+            &["tenants[0].tags.aws:x"],
+        );
+        check(
+            |f| {
+                f.defaults.tags.insert("kfp-tenant/cluster".into(), "y".into());
+            },
+            &["defaults.tags.kfp-tenant/cluster"],
+        );
         check(|f| f.tenants.clear(), &["tenants"]);
         check(|f| f.trust_policy_quota = Some(100), &["trustPolicyQuota"]);
     }
@@ -499,7 +566,12 @@ mod tests {
         check(
             |f| {
                 f.tenants[0].role_name = Some("Shared".into());
-                f.tenants.push(TenantInput { namespace: "b".into(), owner: "b@example.com".into(), role_name: Some("shared".into()), ..Default::default() });
+                f.tenants.push(TenantInput {
+                    namespace: "b".into(),
+                    owner: "b@example.com".into(),
+                    role_name: Some("shared".into()),
+                    ..Default::default()
+                });
             },
             &["tenants[1].roleName"],
         );
@@ -509,7 +581,13 @@ mod tests {
     fn trust_policy_over_quota_is_caught_before_io() {
         let many: Vec<String> = (0..40).map(|i| format!("service-account-{i}")).collect();
         check(|f| f.tenants[0].service_accounts = Some(many.clone()), &["tenants[0].serviceAccounts"]);
-        check(|f| { f.tenants[0].service_accounts = Some(many); f.trust_policy_quota = Some(4096) }, &[]);
+        check(
+            |f| {
+                f.tenants[0].service_accounts = Some(many);
+                f.trust_policy_quota = Some(4096)
+            },
+            &[],
+        );
     }
 
     #[test]

@@ -1,0 +1,65 @@
+# Shared by scripts/test and scripts/demo: installs and runs the local
+# emulators the project needs. Source it; it defines functions only.
+#
+#   ensure_venv        .venv with pinned moto[server] (and awscli), made once
+#   start_moto         moto_server on a free 127.0.0.1 port; exports AWS_* for it
+#   stop_emulators     stops whatever start_* started (call it from a trap)
+
+MOTO_VERSION=5.2.5
+AWSCLI_VERSION=1.44.14
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+VENV="$ROOT/.venv"
+RUN_DIR="$ROOT/.emulators"
+EMULATOR_PIDS=()
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_http() { # url seconds
+  local url=$1 deadline=$((SECONDS + $2))
+  until python3 -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=1)" "$url" 2>/dev/null; do
+    if ((SECONDS >= deadline)); then
+      log "gave up waiting for $url"
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+ensure_venv() {
+  local stamp="$VENV/.installed-moto-$MOTO_VERSION-awscli-$AWSCLI_VERSION"
+  if [[ -f "$stamp" ]]; then return 0; fi
+  log "installing moto[server]==$MOTO_VERSION and awscli==$AWSCLI_VERSION into .venv"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" "awscli==$AWSCLI_VERSION"
+  touch "$stamp"
+}
+
+start_moto() {
+  ensure_venv
+  mkdir -p "$RUN_DIR"
+  local port
+  port=$(free_port)
+  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$RUN_DIR/moto.log" 2>&1 &
+  EMULATOR_PIDS+=($!)
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-west-2 AWS_DEFAULT_REGION=us-west-2
+  unset AWS_PROFILE AWS_SESSION_TOKEN
+  export KFP_TEST_AWS_ENDPOINT="$AWS_ENDPOINT_URL"
+  wait_http "$AWS_ENDPOINT_URL/moto-api/" 60 || { cat "$RUN_DIR/moto.log" >&2; return 1; }
+  log "moto $MOTO_VERSION listening on $AWS_ENDPOINT_URL"
+}
+
+stop_emulators() {
+  local pid
+  for pid in "${EMULATOR_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${EMULATOR_PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  EMULATOR_PIDS=()
+}

@@ -1,0 +1,373 @@
+//! The engine on the testkit fakes: each scenario sets up a world, plans, and
+//! snapshots the plan as an operator reads it (text) and as CI parses it (JSON).
+
+use kfp_tenant_core::address::{Address, Kind};
+use kfp_tenant_core::apply::Outcome;
+use kfp_tenant_core::plan::{Action, Plan, PlanOptions};
+use kfp_tenant_core::policy::PolicyDocument;
+use kfp_tenant_core::ports::{ErrorKind, Profile, ProfilePlugin, Role};
+use kfp_tenant_core::render::{self, Color};
+use kfp_tenant_core::spec::{Desired, ResourceQuota, S3AccessMode, TenantInput, TenantsFile};
+use kfp_tenant_core::validate;
+use kfp_tenant_testkit::Faults;
+use kfp_tenant_testkit::world::{FakeWorld, sample_file};
+use serde_json::json;
+
+fn desired(file: &TenantsFile) -> Desired {
+    validate(file).expect("the scenario's file is valid")
+}
+
+/// Two tenants: one on seed defaults, one with every option.
+fn two_tenants() -> TenantsFile {
+    let mut file = sample_file(1);
+    file.tenants[0].namespace = "team-a".into();
+    file.tenants[0].owner = "alice@example.com".into();
+    file.defaults.tags.insert("team".into(), "ml".into());
+    file.tenants.push(TenantInput {
+        namespace: "team-b".into(),
+        owner: "bob@example.com".into(),
+        role_name: Some("team-b-pipelines".into()),
+        s3_access: Some(S3AccessMode::Prefix),
+        s3_prefix: Some("private-artifacts/team-b/".into()),
+        service_accounts: Some(vec!["default-editor".into(), "pipeline-runner".into()]),
+        resource_quota: Some(ResourceQuota { hard: [("cpu".into(), "8".into()), ("memory".into(), "16Gi".into())].into() }),
+        ..Default::default()
+    });
+    file
+}
+
+/// Snapshots `plan` as text and as JSON under `name`.
+fn check(name: &str, plan: &Plan) {
+    insta::assert_snapshot!(format!("{name}.txt"), render::plan_text(plan, Color::Never));
+    insta::assert_json_snapshot!(format!("{name}.json"), render::plan_json(plan));
+}
+
+fn actions(plan: &Plan) -> Vec<(String, Action)> {
+    plan.changes.iter().filter(|c| c.action != Action::NoOp).map(|c| (c.address.to_string(), c.action)).collect()
+}
+
+async fn applied(world: &FakeWorld, d: &Desired) {
+    let plan = world.plan(d, PlanOptions::default()).await.expect("plan");
+    let report = world.apply(&plan).await;
+    assert!(report.is_success(), "{report:?}");
+}
+
+#[tokio::test]
+async fn create_from_empty() {
+    let world = FakeWorld::new();
+    let d = desired(&two_tenants());
+    let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
+    check("create_from_empty", &plan);
+    assert_eq!(world.calls.writes(), 0, "planning writes nothing");
+}
+
+#[tokio::test]
+async fn apply_makes_one_write_per_resource_then_plans_no_op() {
+    let world = FakeWorld::new();
+    let d = desired(&sample_file(25));
+    let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
+    world.calls.reset();
+    let report = world.apply(&plan).await;
+    assert!(report.is_success(), "{report:?}");
+    let calls = world.calls.snapshot();
+    assert_eq!(calls.get("CreateRole"), Some(&25));
+    assert_eq!(calls.get("PutRolePolicy"), Some(&25));
+    assert_eq!(calls.get("ApplyProfile"), Some(&25));
+    assert_eq!(world.calls.writes(), 75, "{calls:?}");
+
+    world.calls.reset();
+    let again = world.plan(&d, PlanOptions::default()).await.unwrap();
+    assert!(!again.has_changes(), "{:?}", actions(&again));
+    assert!(again.changes.iter().all(|c| c.action == Action::NoOp));
+    assert_eq!(world.calls.writes(), 0);
+    // Per tenant: GetRole + GetRolePolicy; per cluster: identity, cluster, providers, profiles.
+    assert_eq!(world.calls.total(), 25 * 2 + 4, "{:?}", world.calls.snapshot());
+}
+
+#[tokio::test]
+async fn no_op_after_apply() {
+    let world = FakeWorld::new();
+    let d = desired(&two_tenants());
+    applied(&world, &d).await;
+    let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
+    check("no_op_after_apply", &plan);
+}
+
+#[tokio::test]
+async fn drift_in_trust_policy() {
+    let world = FakeWorld::new();
+    let d = desired(&two_tenants());
+    applied(&world, &d).await;
+    world.iam.edit_role("team-a-kf-prod-role", |r| {
+        let mut doc = r.trust_policy.as_json().clone();
+        doc["Statement"][0]["Condition"]["StringEquals"]
+            .as_object_mut()
+            .unwrap()
+            .values_mut()
+            .filter(|v| v.as_str().is_some_and(|s| s.starts_with("system:")))
+            .for_each(|v| *v = json!("system:serviceaccount:team-a:*"));
+        r.trust_policy = PolicyDocument::new(doc);
+    });
+    let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
+    assert_eq!(actions(&plan), [("tenant[\"team-a\"].iam_role".to_owned(), Action::Update)]);
+    check("drift_trust_policy", &plan);
+    world.calls.reset();
+    assert!(world.apply(&plan).await.is_success());
+    assert_eq!(world.calls.snapshot().into_iter().collect::<Vec<_>>(), [("UpdateAssumeRolePolicy", 1)]);
+}
+
+#[tokio::test]
+async fn reordered_documents_are_not_drift() {
+    let world = FakeWorld::new();
+    let d = desired(&two_tenants());
+    applied(&world, &d).await;
+    // What IAM might hand back: statements reversed, singletons as arrays.
+    let (role, policy) = ("team-b-pipelines", "kf-team-b-pipeline-s3");
+    let mut doc = world.iam.policy(role, policy).unwrap().as_json().clone();
+    doc["Statement"].as_array_mut().unwrap().reverse();
+    doc["Statement"][0]["Resource"] = json!([doc["Statement"][0]["Resource"].clone()]);
+    world.iam.insert_policy(role, policy, PolicyDocument::new(doc));
+    let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
+    assert!(!plan.has_changes(), "{:?}", actions(&plan));
+}
+
+#[tokio::test]
+async fn drift_in_inline_policy() {
+    let world = FakeWorld::new();
+    let d = desired(&two_tenants());
+    applied(&world, &d).await;
+    world.iam.insert_policy(
+        "team-a-kf-prod-role",
+        "kf-team-a-pipeline-s3",
+        PolicyDocument::new(json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})),
+    );
+    let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
+    assert_eq!(actions(&plan), [("tenant[\"team-a\"].s3_policy".to_owned(), Action::Update)]);
+    check("drift_inline_policy", &plan);
+}
+
+#[tokio::test]
+async fn drift_in_profile() {
+    let world = FakeWorld::new();
+    let d = desired(&two_tenants());
+    applied(&world, &d).await;
+    world.profiles.edit_profile("team-b", |p| {
+        p.plugins = vec![ProfilePlugin::aws_iam("arn:aws:iam::123456789012:role/someone-else")];
+        p.resource_quota = None;
+    });
+    let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
+    assert_eq!(actions(&plan), [("tenant[\"team-b\"].profile".to_owned(), Action::Update)]);
+    check("drift_profile", &plan);
+}
+
+#[tokio::test]
+async fn drift_in_tags_is_repaired_with_tag_calls_only() {
+    let world = FakeWorld::new();
+    let d = desired(&two_tenants());
+    applied(&world, &d).await;
+    world.iam.edit_role("team-a-kf-prod-role", |r| {
+        r.tags.insert("cost-center".into(), "42".into());
+        r.tags.insert("team".into(), "data".into());
+    });
+    let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
+    check("drift_tags", &plan);
+    world.calls.reset();
+    assert!(world.apply(&plan).await.is_success());
+    assert_eq!(world.calls.snapshot().into_iter().collect::<Vec<_>>(), [("TagRole", 1), ("UntagRole", 1)]);
+    assert!(!world.plan(&d, PlanOptions::default()).await.unwrap().has_changes());
+}
+
+#[tokio::test]
+async fn owner_change_replaces_the_profile() {
+    let world = FakeWorld::new();
+    let mut file = two_tenants();
+    applied(&world, &desired(&file)).await;
+    file.tenants[0].owner = "carol@example.com".into();
+    let plan = world.plan(&desired(&file), PlanOptions::default()).await.unwrap();
+    assert_eq!(actions(&plan), [("tenant[\"team-a\"].profile".to_owned(), Action::Replace)]);
+    check("owner_change_replaces_profile", &plan);
+}
+
+#[tokio::test]
+async fn role_path_change_replaces_the_role_and_its_policy() {
+    let world = FakeWorld::new();
+    let mut file = two_tenants();
+    applied(&world, &desired(&file)).await;
+    file.tenants[0].role_path = Some("/kubeflow/".into());
+    let d = desired(&file);
+    let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
+    assert_eq!(
+        actions(&plan),
+        [
+            ("tenant[\"team-a\"].iam_role".to_owned(), Action::Replace),
+            ("tenant[\"team-a\"].s3_policy".to_owned(), Action::Create),
+            ("tenant[\"team-a\"].profile".to_owned(), Action::Update),
+        ]
+    );
+    check("role_path_change_replaces_role", &plan);
+    let report = world.apply(&plan).await;
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(world.iam.role("team-a-kf-prod-role").unwrap().path, "/kubeflow/");
+    assert!(!world.plan(&d, PlanOptions::default()).await.unwrap().has_changes());
+}
+
+#[tokio::test]
+async fn removed_tenant_is_pruned_only_when_asked() {
+    let world = FakeWorld::new();
+    let mut file = two_tenants();
+    applied(&world, &desired(&file)).await;
+    file.tenants.pop();
+    let d = desired(&file);
+    let plain = world.plan(&d, PlanOptions::default()).await.unwrap();
+    assert!(!plain.has_changes(), "without --prune, tenants not in the file are left alone");
+    let plan = world.plan(&d, PlanOptions { prune: true, ..Default::default() }).await.unwrap();
+    assert_eq!(
+        actions(&plan),
+        [
+            ("tenant[\"team-b\"].iam_role".to_owned(), Action::Delete),
+            ("tenant[\"team-b\"].s3_policy".to_owned(), Action::Delete),
+            ("tenant[\"team-b\"].profile".to_owned(), Action::Delete),
+        ]
+    );
+    check("prune_removed_tenant", &plan);
+    let report = world.apply(&plan).await;
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(world.iam.role_names(), ["team-a-kf-prod-role"]);
+    assert_eq!(world.profiles.profile_names(), ["team-a"]);
+}
+
+#[tokio::test]
+async fn destroy_removes_everything_in_reverse_order() {
+    let world = FakeWorld::new();
+    let d = desired(&two_tenants());
+    applied(&world, &d).await;
+    let plan = world.plan_destroy(&d).await.unwrap();
+    check("destroy", &plan);
+    world.calls.reset();
+    let report = world.apply(&plan).await;
+    assert!(report.is_success(), "{report:?}");
+    assert!(world.iam.role_names().is_empty());
+    assert!(world.iam.policy_names().is_empty());
+    assert!(world.profiles.profile_names().is_empty());
+    let calls = world.calls.snapshot();
+    assert_eq!((calls["DeleteRole"], calls["DeleteRolePolicy"], calls["DeleteProfile"]), (2, 2, 2));
+    assert!(!calls.contains_key("DescribeCluster"), "destroy never touches the cluster-level data sources");
+    let again = world.plan_destroy(&d).await.unwrap();
+    check("destroy_when_nothing_exists", &again);
+}
+
+#[tokio::test]
+async fn a_failing_tenant_does_not_stop_the_others() {
+    let world = FakeWorld::new();
+    let d = desired(&sample_file(5));
+    let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
+    world.iam.set_faults(Faults { fail_nth: [("CreateRole", (3, ErrorKind::AccessDenied))].into(), ..Default::default() });
+    let report = world.apply(&plan).await;
+    assert_eq!((report.failed(), report.skipped()), (1, 2), "{report:#?}");
+    let (failed, _) = report.outcomes.iter().find(|(_, (_, o))| matches!(o, Outcome::Failed { .. })).unwrap();
+    let ns = failed.namespace().unwrap();
+    for kind in [Kind::S3Policy, Kind::Profile] {
+        assert_eq!(report.outcomes[&Address::tenant(ns, kind)].1, Outcome::Skipped { because: failed.clone() });
+    }
+    assert_eq!(world.iam.role_names().len(), 4);
+    assert_eq!(world.profiles.profile_names().len(), 4);
+    insta::assert_json_snapshot!(
+        "failure_in_one_tenant.report",
+        report.outcomes.iter().map(|(a, (act, o))| (a.to_string(), act, o)).collect::<Vec<_>>()
+    );
+
+    // The next apply finishes the job.
+    world.iam.set_faults(Faults::default());
+    let retry = world.plan(&d, PlanOptions::default()).await.unwrap();
+    assert_eq!(retry.summary().add, 3);
+    assert!(world.apply(&retry).await.is_success());
+    assert!(!world.plan(&d, PlanOptions::default()).await.unwrap().has_changes());
+}
+
+fn unmanaged_role() -> Role {
+    Role {
+        name: "team-a-kf-prod-role".into(),
+        path: "/".into(),
+        arn: String::new(),
+        trust_policy: PolicyDocument::new(json!({"Version": "2012-10-17", "Statement": []})),
+        description: Some("made by hand".into()),
+        tags: [("owner".into(), "platform".into())].into(),
+        max_session_duration: 3600,
+        permissions_boundary: None,
+    }
+}
+
+#[tokio::test]
+async fn same_named_unmanaged_role_is_refused_then_adopted() {
+    let world = FakeWorld::new();
+    world.iam.insert_role(unmanaged_role());
+    let d = desired(&two_tenants());
+    let err = world.plan(&d, PlanOptions::default()).await.unwrap_err();
+    insta::assert_snapshot!("unmanaged_role_refused.error", err);
+    assert_eq!(world.calls.writes(), 0);
+
+    let plan = world.plan(&d, PlanOptions { adopt: true, ..Default::default() }).await.unwrap();
+    check("adopt_unmanaged_role", &plan);
+    assert!(world.apply(&plan).await.is_success());
+    let role = world.iam.role("team-a-kf-prod-role").unwrap();
+    assert_eq!(role.tags["kfp-tenant/managed-by"], "kfp-tenant");
+    assert!(!world.plan(&d, PlanOptions::default()).await.unwrap().has_changes());
+}
+
+#[tokio::test]
+async fn unmanaged_things_are_never_destroyed() {
+    let world = FakeWorld::new();
+    world.iam.insert_role(unmanaged_role());
+    world.profiles.insert_profile(Profile {
+        name: "team-a".into(),
+        owner: "alice@example.com".into(),
+        plugins: vec![],
+        resource_quota: None,
+        managed: false,
+    });
+    let err = world.plan_destroy(&desired(&two_tenants())).await.unwrap_err();
+    insta::assert_snapshot!("unmanaged_destroy_refused.error", err);
+}
+
+#[tokio::test]
+async fn namespace_without_profile_is_reported() {
+    let world = FakeWorld::new();
+    world.profiles.insert_namespace("team-b");
+    let err = world.plan(&desired(&two_tenants()), PlanOptions::default()).await.unwrap_err();
+    assert!(err.contains("tenant[\"team-b\"].profile: namespace team-b exists without a Profile"), "{err}");
+}
+
+#[tokio::test]
+async fn missing_oidc_provider_says_how_to_create_it() {
+    let world = FakeWorld::new();
+    world.cluster.remove_oidc_providers();
+    let err = world.plan(&desired(&two_tenants()), PlanOptions::default()).await.unwrap_err();
+    insta::assert_snapshot!("missing_oidc_provider.error", err);
+}
+
+#[tokio::test]
+async fn stale_saved_plan_is_refused() {
+    let world = FakeWorld::new();
+    let d = desired(&two_tenants());
+    applied(&world, &d).await;
+    world.iam.edit_role("team-a-kf-prod-role", |r| r.max_session_duration = 7200);
+    let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
+    let reads = kfp_tenant_core::refresh::ReadSet::for_plan(&plan);
+    let fresh = world.observe(&reads).await.unwrap();
+    assert_eq!(kfp_tenant_core::plan::check_fresh(&plan, &fresh), Ok(()));
+
+    world.profiles.edit_profile("team-b", |p| p.owner = "mallory@example.com".into());
+    let moved = world.observe(&reads).await.unwrap();
+    let stale = kfp_tenant_core::plan::check_fresh(&plan, &moved).unwrap_err();
+    assert_eq!(stale.changed, [Address::tenant("team-b", Kind::Profile)]);
+}
+
+#[tokio::test]
+async fn saved_plan_round_trips_through_json() {
+    let world = FakeWorld::new();
+    let plan = world.plan(&desired(&two_tenants()), PlanOptions::default()).await.unwrap();
+    let text = serde_json::to_string(&plan).unwrap();
+    let back: Plan = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, plan);
+    assert!(world.apply(&back).await.is_success());
+}
