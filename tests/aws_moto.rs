@@ -1,0 +1,320 @@
+//! The AWS provider on the real SDK over HTTP against moto (started by
+//! scripts/test), and the engine driving it end to end.
+//!
+//! Tests share one moto server, so each uses its own names. moto gives every
+//! EKS cluster the same issuer, so the one test that removes the OIDC
+//! provider takes [`PROVIDER`] for writing; the others hold it for reading.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use kfp_tenant_core::address::{Address, Kind};
+use kfp_tenant_core::apply::{self, Providers, Quiet};
+use kfp_tenant_core::plan::{self, Action, PlanOptions};
+use kfp_tenant_core::policy::PolicyDocument;
+use kfp_tenant_core::ports::{ClusterApi, ErrorKind, IamApi, Role};
+use kfp_tenant_core::refresh::{ReadSet, refresh};
+use kfp_tenant_core::spec::{S3AccessMode, TenantInput, TenantsFile};
+use kfp_tenant_core::tags;
+use kfp_tenant_core::validate;
+use kfp_tenant_testkit::{Calls, FakeProfiles, WRITES};
+use serde_json::json;
+use support::{aws, cluster_with_provider, ensure_cluster};
+use tokio::sync::RwLock;
+
+static PROVIDER: RwLock<()> = RwLock::const_new(());
+
+fn trust(sub: &str) -> PolicyDocument {
+    PolicyDocument::new(json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/oidc.example.com/id/X"},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringEquals": {"oidc.example.com/id/X:sub": sub, "oidc.example.com/id/X:aud": "sts.amazonaws.com"}}
+        }]
+    }))
+}
+
+fn role(name: &str, path: &str) -> Role {
+    Role {
+        name: name.to_owned(),
+        path: path.to_owned(),
+        arn: String::new(),
+        trust_policy: trust("system:serviceaccount:team-a:default-editor"),
+        description: Some("a test role".to_owned()),
+        tags: BTreeMap::from([("team".to_owned(), "ml".to_owned())]),
+        max_session_duration: 3600,
+        permissions_boundary: None,
+    }
+}
+
+#[tokio::test]
+async fn caller_identity_gives_account_and_partition() {
+    let aws = aws().await;
+    let id = aws.caller_identity().await.unwrap();
+    assert_eq!((id.account_id.as_str(), id.partition.as_str()), ("123456789012", "aws"));
+    assert_eq!(aws.counter().calls().get("GetCallerIdentity"), Some(&1));
+}
+
+#[tokio::test]
+async fn cluster_issuer_and_oidc_provider() {
+    let _only_me = PROVIDER.write().await;
+    let aws = aws().await;
+    let err = aws.cluster_oidc("no-such-cluster").await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound);
+    assert!(err.message.contains("no EKS cluster no-such-cluster in region us-west-2"), "{err}");
+
+    ensure_cluster(&aws, "oidc-test").await;
+    // Remove any provider for the issuer, as on an account where nobody ran eksctl.
+    let issuer = aws.cluster_oidc("oidc-test").await.unwrap().issuer_url;
+    if let Some(arn) = aws.cluster_oidc("oidc-test").await.unwrap().provider_arn {
+        aws.iam_client().delete_open_id_connect_provider().open_id_connect_provider_arn(arn).send().await.unwrap();
+    }
+    let oidc = aws.cluster_oidc("oidc-test").await.unwrap();
+    assert!(oidc.issuer_url.starts_with("https://"), "{}", oidc.issuer_url);
+    assert_eq!(oidc.provider_arn, None);
+
+    let arn = aws.create_oidc_provider(&issuer).await.unwrap();
+    let oidc = aws.cluster_oidc("oidc-test").await.unwrap();
+    assert_eq!(oidc.provider_arn.as_deref(), Some(arn.as_str()));
+    assert!(arn.ends_with(&format!("oidc-provider/{}", oidc.issuer_host())), "{arn}");
+}
+
+#[tokio::test]
+async fn role_round_trip_create_read_update_delete() {
+    let aws = aws().await;
+    let name = "roundtrip-role";
+    let created = aws.create_role(&role(name, "/kfp-test/")).await.unwrap();
+    assert_eq!(created.arn, format!("arn:aws:iam::123456789012:role/kfp-test/{name}"));
+
+    let read = aws.get_role(name).await.unwrap().expect("role exists");
+    assert_eq!(read.trust_policy, role(name, "/").trust_policy, "documents round-trip after URL-decoding");
+    assert_eq!(read.tags, BTreeMap::from([("team".to_owned(), "ml".to_owned())]));
+    assert_eq!((read.path.as_str(), read.description.as_deref(), read.max_session_duration), ("/kfp-test/", Some("a test role"), 3600));
+
+    aws.update_trust_policy(name, &trust("system:serviceaccount:team-a:runner")).await.unwrap();
+    aws.update_role(name, Some("changed"), 7200).await.unwrap();
+    aws.tag_role(name, &BTreeMap::from([("cost".to_owned(), "42".to_owned())])).await.unwrap();
+    aws.untag_role(name, &["team".to_owned()]).await.unwrap();
+    let read = aws.get_role(name).await.unwrap().unwrap();
+    assert_eq!(read.trust_policy, trust("system:serviceaccount:team-a:runner"));
+    assert_eq!((read.description.as_deref(), read.max_session_duration), (Some("changed"), 7200));
+    assert_eq!(read.tags, BTreeMap::from([("cost".to_owned(), "42".to_owned())]));
+
+    // An inline policy whose text needs percent-encoding on the wire.
+    let doc = PolicyDocument::new(json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Sid": "Prefix", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": "arn:aws:s3:::b",
+            "Condition": {"StringLike": {"s3:prefix": ["private artifacts/team+a=1/*", "ü/&?#%"]}}}]
+    }));
+    aws.put_role_policy(name, "inline", &doc).await.unwrap();
+    let back = aws.get_role_policy(name, "inline").await.unwrap().expect("policy exists");
+    assert_eq!(back, doc);
+    assert_eq!(back.as_json()["Statement"][0]["Condition"]["StringLike"]["s3:prefix"][1], "ü/&?#%");
+
+    let conflict = aws.delete_role(name).await.unwrap_err();
+    assert_eq!(conflict.kind, ErrorKind::Conflict, "{conflict}");
+    aws.delete_role_policy(name, "inline").await.unwrap();
+    assert_eq!(aws.get_role_policy(name, "inline").await.unwrap(), None);
+    aws.delete_role(name).await.unwrap();
+    assert_eq!(aws.get_role(name).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn permissions_boundary_is_put_and_removed() {
+    let aws = aws().await;
+    let name = "boundary-role";
+    let mut r = role(name, "/");
+    r.permissions_boundary = Some("arn:aws:iam::123456789012:policy/boundary".to_owned());
+    aws.create_role(&r).await.unwrap();
+    assert_eq!(aws.get_role(name).await.unwrap().unwrap().permissions_boundary, r.permissions_boundary);
+    aws.set_permissions_boundary(name, None).await.unwrap();
+    assert_eq!(aws.get_role(name).await.unwrap().unwrap().permissions_boundary, None);
+    aws.delete_role(name).await.unwrap();
+}
+
+#[tokio::test]
+async fn service_errors_map_to_kinds() {
+    let aws = aws().await.with_consistency_window(std::time::Duration::ZERO);
+    let name = "errors-role";
+    aws.create_role(&role(name, "/")).await.unwrap();
+    let again = aws.create_role(&role(name, "/")).await.unwrap_err();
+    assert_eq!((again.kind, again.operation.as_str()), (ErrorKind::AlreadyExists, "CreateRole"), "{again}");
+
+    let malformed = aws.put_role_policy(name, "bad", &PolicyDocument::new(json!({"Statement": "nope"}))).await.unwrap_err();
+    assert_eq!(malformed.kind, ErrorKind::InvalidInput, "{malformed}");
+
+    let missing = aws.delete_role("no-such-role").await.unwrap_err();
+    assert_eq!(missing.kind, ErrorKind::NotFound, "{missing}");
+    let missing = aws.put_role_policy("no-such-role", "p", &trust("x")).await.unwrap_err();
+    assert_eq!(missing.kind, ErrorKind::NotFound, "{missing}");
+    let missing = aws.delete_role_policy(name, "no-such-policy").await.unwrap_err();
+    assert_eq!(missing.kind, ErrorKind::NotFound, "{missing}");
+    assert_eq!(aws.get_role("no-such-role").await.unwrap(), None);
+    aws.delete_role(name).await.unwrap();
+}
+
+#[tokio::test]
+async fn managed_roles_are_listed_across_pages_reading_only_candidates() {
+    let aws = aws().await;
+    let (cluster, path) = ("paging", "/kfp-paging/");
+    let managed_tags = |ns: &str| tags::role_tags(&BTreeMap::new(), cluster, ns);
+    for i in 0..110 {
+        let mut r = role(&format!("paging-{i:03}"), path);
+        r.description = Some(format!("Kubeflow tenant t{i} on EKS cluster {cluster} (managed by kfp-tenant)"));
+        r.tags = managed_tags(&format!("t{i}"));
+        aws.create_role(&r).await.unwrap();
+    }
+    for i in 0..10 {
+        // Unmanaged neighbours, and one that copies the description but not the tags.
+        let mut r = role(&format!("paging-other-{i}"), path);
+        if i == 0 {
+            r.description = Some(format!("x on EKS cluster {cluster} (managed by kfp-tenant)"));
+        }
+        aws.create_role(&r).await.unwrap();
+    }
+    aws.counter().reset();
+    let listed = aws.list_managed_roles(path, cluster).await.unwrap();
+    assert_eq!(listed.len(), 110);
+    assert!(listed.iter().all(|r| r.tags[tags::CLUSTER] == cluster));
+    let calls = aws.counter().calls();
+    assert_eq!(calls.get("ListRoles"), Some(&2), "120 roles are two pages of 100: {calls:?}");
+    assert_eq!(calls.get("GetRole"), Some(&111), "only candidates are read: {calls:?}");
+}
+
+#[tokio::test]
+async fn moto_accepts_what_iam_rejects_so_validation_must_not() {
+    // moto takes a 70-character role name; real IAM would not.
+    let aws = aws().await;
+    let long = "r".repeat(70);
+    aws.create_role(&role(&long, "/")).await.expect("moto is lax here");
+    aws.delete_role(&long).await.unwrap();
+    // kfp-tenant refuses it before any call is made.
+    let mut file = tenants_file("lax", &["team-a"]);
+    file.tenants[0].role_name = Some(long);
+    let err = validate(&file).unwrap_err();
+    assert_eq!(err.problems[0].field, "tenants[0].roleName");
+    file.tenants[0].role_name = Some("bad/name".to_owned());
+    file.tenants[0].role_path = Some("no-slashes".to_owned());
+    let err = validate(&file).unwrap_err();
+    let fields: Vec<_> = err.problems.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(fields, ["tenants[0].roleName", "tenants[0].rolePath"]);
+}
+
+fn tenants_file(cluster: &str, namespaces: &[&str]) -> TenantsFile {
+    TenantsFile {
+        cluster: cluster.to_owned(),
+        region: support::REGION.to_owned(),
+        bucket: "kfp-artifacts".to_owned(),
+        tenants: namespaces
+            .iter()
+            .map(|ns| TenantInput { namespace: (*ns).to_owned(), owner: format!("{ns}@example.com"), ..Default::default() })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn writes(calls: &BTreeMap<String, u64>) -> u64 {
+    const AWS_WRITES: &[&str] =
+        &["CreateRole", "DeleteRole", "UpdateAssumeRolePolicy", "UpdateRole", "TagRole", "UntagRole", "PutRolePolicy", "DeleteRolePolicy"];
+    calls.iter().filter(|(op, _)| AWS_WRITES.contains(&op.as_str())).map(|(_, n)| n).sum()
+}
+
+/// plan → apply → plan (no-op, no writes) → out-of-band change → plan shows
+/// exactly it → apply → destroy → nothing of the tenant left.
+#[tokio::test]
+async fn engine_life_cycle_on_moto() {
+    let _provider = PROVIDER.read().await;
+    let aws = aws().await;
+    let cluster = "lifecycle";
+    cluster_with_provider(&aws, cluster).await;
+    let profiles = FakeProfiles::new(Calls::default());
+    let mut file = tenants_file(cluster, &["team-a", "team-b"]);
+    file.tenants[1].s3_access = Some(S3AccessMode::Full);
+    let desired = validate(&file).unwrap();
+    let providers = Providers { iam: &aws, profiles: &profiles };
+    let observe = |prune| {
+        let (aws, profiles, desired) = (&aws, &profiles, &desired);
+        async move { refresh(&ReadSet::for_desired(desired, prune), aws, aws, profiles, 10).await.unwrap() }
+    };
+
+    aws.counter().reset();
+    let first = plan::plan(&desired, &observe(false).await, PlanOptions::default()).unwrap();
+    assert_eq!(first.summary().add, 6);
+    let plan_calls = aws.counter().calls();
+    assert_eq!(writes(&plan_calls), 0, "{plan_calls:?}");
+
+    aws.counter().reset();
+    let report = apply::apply(&first, providers, 10, &Quiet).await;
+    assert!(report.is_success(), "{report:?}");
+    let create_calls = aws.counter().calls();
+    assert_eq!((create_calls["CreateRole"], create_calls["PutRolePolicy"]), (2, 2), "{create_calls:?}");
+    assert_eq!(writes(&create_calls), 4, "create makes 2 IAM writes per tenant: {create_calls:?}");
+    eprintln!("calls for create of 2 tenants: {create_calls:?}");
+
+    aws.counter().reset();
+    let again = plan::plan(&desired, &observe(false).await, PlanOptions::default()).unwrap();
+    assert!(!again.has_changes(), "{:?}", again.changes.iter().filter(|c| c.action != Action::NoOp).collect::<Vec<_>>());
+    let noop_calls = aws.counter().calls();
+    assert_eq!(writes(&noop_calls), 0, "{noop_calls:?}");
+    assert_eq!((noop_calls["GetRole"], noop_calls["GetRolePolicy"]), (2, 2), "2 IAM reads per tenant: {noop_calls:?}");
+    assert_eq!(
+        noop_calls.values().sum::<u64>(),
+        2 * 2 + 3,
+        "plus GetCallerIdentity, DescribeCluster, ListOpenIDConnectProviders: {noop_calls:?}"
+    );
+    eprintln!("calls for a no-op plan of 2 tenants: {noop_calls:?}");
+
+    // Someone widens team-a's policy by hand.
+    aws.iam_client()
+        .put_role_policy()
+        .role_name("team-a-lifecycle-role")
+        .policy_name("kf-team-a-pipeline-s3")
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    let drift = plan::plan(&desired, &observe(false).await, PlanOptions::default()).unwrap();
+    let changed: Vec<_> = drift.changes.iter().filter(|c| c.action != Action::NoOp).map(|c| (c.address.clone(), c.action)).collect();
+    assert_eq!(changed, [(Address::tenant("team-a", Kind::S3Policy), Action::Update)]);
+    assert!(apply::apply(&drift, providers, 10, &Quiet).await.is_success());
+    assert!(!plan::plan(&desired, &observe(false).await, PlanOptions::default()).unwrap().has_changes());
+
+    aws.counter().reset();
+    let destroy = plan::plan_destroy(&desired, &observe(false).await).unwrap();
+    assert_eq!(destroy.summary().destroy, 6);
+    aws.counter().reset();
+    assert!(apply::apply(&destroy, providers, 10, &Quiet).await.is_success());
+    let destroy_calls = aws.counter().calls();
+    assert_eq!(writes(&destroy_calls), 4, "destroy makes 2 IAM writes per tenant: {destroy_calls:?}");
+    eprintln!("calls for destroy of 2 tenants: {destroy_calls:?}");
+    for name in ["team-a-lifecycle-role", "team-b-lifecycle-role"] {
+        assert_eq!(aws.get_role(name).await.unwrap(), None);
+    }
+    assert!(profiles.profile_names().is_empty());
+    assert_eq!(WRITES.iter().filter(|w| w.starts_with("Apply")).count(), 1);
+}
+
+#[tokio::test]
+async fn prune_finds_removed_tenants_through_list_roles() {
+    let _provider = PROVIDER.read().await;
+    let aws = aws().await;
+    let cluster = "prune";
+    cluster_with_provider(&aws, cluster).await;
+    let profiles = FakeProfiles::new(Calls::default());
+    let providers = Providers { iam: &aws, profiles: &profiles };
+    let all = validate(&tenants_file(cluster, &["keep", "drop"])).unwrap();
+    let observed = refresh(&ReadSet::for_desired(&all, false), &aws, &aws, &profiles, 10).await.unwrap();
+    assert!(apply::apply(&plan::plan(&all, &observed, PlanOptions::default()).unwrap(), providers, 10, &Quiet).await.is_success());
+
+    let kept = validate(&tenants_file(cluster, &["keep"])).unwrap();
+    let observed = refresh(&ReadSet::for_desired(&kept, true), &aws, &aws, &profiles, 10).await.unwrap();
+    let prune = plan::plan(&kept, &observed, PlanOptions { prune: true, ..Default::default() }).unwrap();
+    let deleted: Vec<String> = prune.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.address.to_string()).collect();
+    assert_eq!(deleted, [r#"tenant["drop"].iam_role"#, r#"tenant["drop"].s3_policy"#, r#"tenant["drop"].profile"#]);
+    assert!(apply::apply(&prune, providers, 10, &Quiet).await.is_success());
+    assert_eq!(aws.get_role("drop-prune-role").await.unwrap(), None);
+    assert!(aws.get_role("keep-prune-role").await.unwrap().is_some());
+}

@@ -1,0 +1,57 @@
+//! Shared by the emulator-backed tests: reaching moto, and setting up an EKS
+//! cluster with its IAM OIDC provider in it.
+
+#![allow(dead_code)]
+
+use kfp_tenant_aws::{Aws, AwsOptions};
+use kfp_tenant_core::ports::ClusterApi;
+
+pub const REGION: &str = "us-west-2";
+
+/// moto's endpoint, which `scripts/test` starts and exports.
+pub fn moto_endpoint() -> String {
+    std::env::var("KFP_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
+        panic!(
+            "KFP_TEST_AWS_ENDPOINT is not set: run the suite with scripts/test, which starts moto (or export it for a running moto_server)"
+        )
+    })
+}
+
+/// A client of moto. The environment (endpoint, dummy credentials) comes
+/// from scripts/test; the endpoint is checked so a test never reaches real AWS.
+pub async fn aws() -> Aws {
+    let endpoint = moto_endpoint();
+    assert_eq!(std::env::var("AWS_ENDPOINT_URL").ok().as_deref(), Some(endpoint.as_str()), "AWS_ENDPOINT_URL must point at moto");
+    Aws::connect(&AwsOptions { region: Some(REGION.to_owned()), max_attempts: Some(2), ..Default::default() }).await.expect("clients")
+}
+
+/// Creates an EKS cluster in moto (if missing) and the IAM OIDC provider for
+/// its issuer (moto gives every cluster the same issuer). Returns the issuer.
+pub async fn cluster_with_provider(aws: &Aws, name: &str) -> String {
+    ensure_cluster(aws, name).await;
+    let oidc = aws.cluster_oidc(name).await.expect("describe cluster");
+    if oidc.provider_arn.is_none() {
+        match aws.create_oidc_provider(&oidc.issuer_url).await {
+            Ok(_) => {}
+            Err(e) if e.kind == kfp_tenant_core::ports::ErrorKind::AlreadyExists => {}
+            Err(e) => panic!("create OIDC provider: {e}"),
+        }
+    }
+    oidc.issuer_url
+}
+
+pub async fn ensure_cluster(aws: &Aws, name: &str) {
+    use aws_sdk_eks::types::VpcConfigRequest;
+    let result = aws
+        .eks_client()
+        .create_cluster()
+        .name(name)
+        .role_arn("arn:aws:iam::123456789012:role/eks-cluster")
+        .resources_vpc_config(VpcConfigRequest::builder().subnet_ids("subnet-0123456789abcdef0").build())
+        .send()
+        .await;
+    if let Err(e) = result {
+        let text = format!("{}", aws_sdk_eks::error::DisplayErrorContext(&e));
+        assert!(text.contains("ResourceInUse") || text.contains("already"), "create cluster {name}: {text}");
+    }
+}
