@@ -5,12 +5,14 @@
 //! EKS cluster the same issuer, so the one test that removes the OIDC
 //! provider takes [`PROVIDER`] for writing; the others hold it for reading.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
 mod support;
 
 use std::collections::BTreeMap;
 
 use kfp_tenant_core::address::{Address, Kind};
-use kfp_tenant_core::apply::{self, Providers, Quiet};
+use kfp_tenant_core::apply::{self, ApplyOptions, Providers, Quiet};
 use kfp_tenant_core::plan::{self, Action, PlanOptions};
 use kfp_tenant_core::policy::PolicyDocument;
 use kfp_tenant_core::ports::{ClusterApi, ErrorKind, IamApi, Role};
@@ -247,7 +249,7 @@ async fn engine_life_cycle_on_moto() {
     assert_eq!(writes(&plan_calls), 0, "{plan_calls:?}");
 
     aws.counter().reset();
-    let report = apply::apply(&first, providers, 10, &Quiet).await;
+    let report = apply::apply(&first, providers, ApplyOptions::default(), &Quiet).await;
     assert!(report.is_success(), "{report:?}");
     let create_calls = aws.counter().calls();
     assert_eq!((create_calls["CreateRole"], create_calls["PutRolePolicy"]), (2, 2), "{create_calls:?}");
@@ -279,14 +281,14 @@ async fn engine_life_cycle_on_moto() {
     let drift = plan::plan(&desired, &observe(false).await, PlanOptions::default()).unwrap();
     let changed: Vec<_> = drift.changes.iter().filter(|c| c.action != Action::NoOp).map(|c| (c.address.clone(), c.action)).collect();
     assert_eq!(changed, [(Address::tenant("team-a", Kind::S3Policy), Action::Update)]);
-    assert!(apply::apply(&drift, providers, 10, &Quiet).await.is_success());
+    assert!(apply::apply(&drift, providers, ApplyOptions::default(), &Quiet).await.is_success());
     assert!(!plan::plan(&desired, &observe(false).await, PlanOptions::default()).unwrap().has_changes());
 
     aws.counter().reset();
     let destroy = plan::plan_destroy(&desired, &observe(false).await).unwrap();
     assert_eq!(destroy.summary().destroy, 6);
     aws.counter().reset();
-    assert!(apply::apply(&destroy, providers, 10, &Quiet).await.is_success());
+    assert!(apply::apply(&destroy, providers, ApplyOptions::default(), &Quiet).await.is_success());
     let destroy_calls = aws.counter().calls();
     assert_eq!(writes(&destroy_calls), 4, "destroy makes 2 IAM writes per tenant: {destroy_calls:?}");
     eprintln!("calls for destroy of 2 tenants: {destroy_calls:?}");
@@ -307,14 +309,18 @@ async fn prune_finds_removed_tenants_through_list_roles() {
     let providers = Providers { iam: &aws, profiles: &profiles };
     let all = validate(&tenants_file(cluster, &["keep", "drop"])).unwrap();
     let observed = refresh(&ReadSet::for_desired(&all, false), &aws, &aws, &profiles, 10).await.unwrap();
-    assert!(apply::apply(&plan::plan(&all, &observed, PlanOptions::default()).unwrap(), providers, 10, &Quiet).await.is_success());
+    assert!(
+        apply::apply(&plan::plan(&all, &observed, PlanOptions::default()).unwrap(), providers, ApplyOptions::default(), &Quiet)
+            .await
+            .is_success()
+    );
 
     let kept = validate(&tenants_file(cluster, &["keep"])).unwrap();
     let observed = refresh(&ReadSet::for_desired(&kept, true), &aws, &aws, &profiles, 10).await.unwrap();
     let prune = plan::plan(&kept, &observed, PlanOptions { prune: true, ..Default::default() }).unwrap();
     let deleted: Vec<String> = prune.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.address.to_string()).collect();
     assert_eq!(deleted, [r#"tenant["drop"].iam_role"#, r#"tenant["drop"].s3_policy"#, r#"tenant["drop"].profile"#]);
-    assert!(apply::apply(&prune, providers, 10, &Quiet).await.is_success());
+    assert!(apply::apply(&prune, providers, ApplyOptions::default(), &Quiet).await.is_success());
     assert_eq!(aws.get_role("drop-prune-role").await.unwrap(), None);
     assert!(aws.get_role("keep-prune-role").await.unwrap().is_some());
 }

@@ -1,6 +1,8 @@
 //! The engine on the testkit fakes: each scenario sets up a world, plans, and
 //! snapshots the plan as an operator reads it (text) and as CI parses it (JSON).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
 use kfp_tenant_core::address::{Address, Kind};
 use kfp_tenant_core::apply::Outcome;
 use kfp_tenant_core::plan::{Action, Plan, PlanOptions};

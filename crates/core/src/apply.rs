@@ -18,6 +18,22 @@ use crate::ports::{ErrorKind, IamApi, ProfileApi, ProviderError, Role};
 
 pub const DEFAULT_PARALLELISM: usize = 10;
 
+/// How apply runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApplyOptions {
+    /// Changes in flight at once (at least one).
+    pub parallelism: usize,
+    /// After creating or updating a Profile, wait this long at most for the
+    /// controller to make it usable.
+    pub wait: Option<Duration>,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions { parallelism: DEFAULT_PARALLELISM, wait: None }
+    }
+}
+
 /// How one resource's change ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
@@ -100,17 +116,21 @@ pub fn graph(plan: &Plan) -> Dag<&ResourceChange> {
     dag
 }
 
-/// Applies `plan`, `parallelism` resources at a time.
-pub async fn apply(plan: &Plan, providers: Providers<'_>, parallelism: usize, progress: &dyn Progress) -> Report {
+/// Applies `plan`, `options.parallelism` resources at a time.
+pub async fn apply(plan: &Plan, providers: Providers<'_>, options: ApplyOptions, progress: &dyn Progress) -> Report {
     let dag = graph(plan);
     let visits = dag
-        .walk(parallelism, |_, change| async move {
+        .walk(options.parallelism, |_, change| async move {
             if change.action == Action::NoOp {
                 return Ok(());
             }
             progress.started(&change.address, change.action);
             let started = std::time::Instant::now();
-            let result = execute(plan, change, providers).await.map_err(|e| e.to_string());
+            let mut result = execute(plan, change, providers).await;
+            if let (Ok(()), Some(timeout), Some(State::Profile(want))) = (&result, options.wait, &change.after) {
+                result = providers.profiles.wait_ready(want, timeout).await;
+            }
+            let result = result.map_err(|e| e.to_string());
             let outcome = match &result {
                 Ok(()) => Outcome::Done,
                 Err(error) => Outcome::Failed { error: error.clone() },

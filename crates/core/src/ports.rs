@@ -83,6 +83,13 @@ pub struct ProfilePlugin {
 
 pub const AWS_IAM_PLUGIN: &str = "AwsIamForServiceAccount";
 
+impl Profile {
+    /// The role ARN its `AwsIamForServiceAccount` plugin names.
+    pub fn role_arn(&self) -> Option<&str> {
+        self.plugins.iter().find(|p| p.kind == AWS_IAM_PLUGIN).and_then(|p| p.spec.get("awsIamRole")).and_then(Value::as_str)
+    }
+}
+
 impl ProfilePlugin {
     /// The plugin kfp-tenant writes: annotate only, kfp-tenant owns the trust policy.
     pub fn aws_iam(role_arn: &str) -> Self {
@@ -204,6 +211,10 @@ pub trait ProfileApi: Send + Sync {
     async fn apply_profile(&self, profile: &Profile) -> ProviderResult<()>;
     /// Deletes the Profile and waits until the controller has finished with it.
     async fn delete_profile(&self, name: &str) -> ProviderResult<()>;
+    /// Waits until the controller has made the tenant usable: the namespace
+    /// carries the owner, and `default-editor` the role ARN (the controller
+    /// writes no ready condition). Fails after `timeout`, saying what is missing.
+    async fn wait_ready(&self, profile: &Profile, timeout: std::time::Duration) -> ProviderResult<()>;
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use kfp_tenant_core::ports::{
 use kfp_tenant_core::tags;
 use tokio::time::Instant;
 
+pub mod apiserver;
 pub mod world;
 
 pub const ACCOUNT_ID: &str = "123456789012";
@@ -505,6 +506,17 @@ impl ProfileApi for FakeProfiles {
             }
             None => {
                 Err(ProviderError::new(ErrorKind::NotFound, "DeleteProfile", format!("profile {name}"), "profiles.kubeflow.org not found"))
+            }
+        }
+    }
+
+    /// The fake's controller is instantaneous: a stored Profile is ready.
+    async fn wait_ready(&self, profile: &Profile, _timeout: Duration) -> ProviderResult<()> {
+        self.meter.enter("WaitReady", &profile.name).await?;
+        match lock(&self.state).profiles.contains_key(&profile.name) {
+            true => Ok(()),
+            false => {
+                Err(ProviderError::new(ErrorKind::NotFound, "WaitReady", format!("profile {}", profile.name), "the Profile does not exist"))
             }
         }
     }

@@ -55,7 +55,7 @@ impl FakeWorld {
     }
 
     pub async fn apply(&self, plan: &Plan) -> Report {
-        apply::apply(plan, self.providers(), apply::DEFAULT_PARALLELISM, &Quiet).await
+        apply::apply(plan, self.providers(), apply::ApplyOptions::default(), &Quiet).await
     }
 }
 
