@@ -63,3 +63,35 @@ stop_emulators() {
   done
   EMULATOR_PIDS=()
 }
+
+# The Kubernetes API fake (crates/testkit), which also plays the Kubeflow
+# profile controller; exports KUBECONFIG for it.
+start_fake_apiserver() {
+  mkdir -p "$RUN_DIR"
+  local bin="$ROOT/target/debug/kfp-tenant-fake-apiserver"
+  [[ -x "$bin" ]] || cargo build --locked -q -p kfp-tenant-testkit --bin kfp-tenant-fake-apiserver
+  export KUBECONFIG="$RUN_DIR/fake.kubeconfig"
+  rm -f "$KUBECONFIG"
+  "$bin" --kubeconfig "$KUBECONFIG" --reconcile-delay-ms 200 >"$RUN_DIR/apiserver.url" 2>"$RUN_DIR/apiserver.log" &
+  EMULATOR_PIDS+=($!)
+  local deadline=$((SECONDS + 30))
+  until [[ -s "$RUN_DIR/apiserver.url" && -s "$KUBECONFIG" ]]; do
+    if ((SECONDS >= deadline)); then cat "$RUN_DIR/apiserver.log" >&2; return 1; fi
+    sleep 0.1
+  done
+  log "Kubernetes API fake listening on $(cat "$RUN_DIR/apiserver.url")"
+}
+
+# An EKS cluster in moto and the account's IAM OIDC provider for its issuer,
+# as eksctl would leave them.
+create_eks_cluster() { # name
+  local aws="$VENV/bin/aws --endpoint-url $AWS_ENDPOINT_URL --region $AWS_REGION --output text"
+  $aws eks create-cluster --name "$1" --kubernetes-version 1.31 \
+    --role-arn arn:aws:iam::123456789012:role/eks-cluster \
+    --resources-vpc-config subnetIds=subnet-0123456789abcdef0 >/dev/null
+  local issuer
+  issuer=$($aws eks describe-cluster --name "$1" --query cluster.identity.oidc.issuer)
+  $aws iam create-open-id-connect-provider --url "$issuer" --client-id-list sts.amazonaws.com \
+    --thumbprint-list 9e99a48a9960b14926bb7f3b02e22da2b0ab7280 >/dev/null
+  log "EKS cluster $1 with OIDC issuer $issuer"
+}

@@ -1,1 +1,474 @@
-fn main() {}
+//! `kfp-tenant`: Terraform-style plan / apply / destroy for Kubeflow tenants
+//! on EKS.
+//!
+//! The binary is thin: clap types are turned into core's request types here
+//! and go no further; `run` builds the real providers and returns the exit
+//! code (0 success, 1 error, 2 changes present under `--detailed-exitcode`).
+
+mod input;
+mod output;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use kfp_tenant_aws::{Aws, AwsOptions};
+use kfp_tenant_core::apply::{self, ApplyOptions, Providers};
+use kfp_tenant_core::plan::{self, ClusterContext, Plan, PlanOptions};
+use kfp_tenant_core::refresh::{Observed, ReadSet, refresh};
+use kfp_tenant_core::render;
+use kfp_tenant_core::spec::Desired;
+use kfp_tenant_k8s::{Kube, KubeOptions, LockOptions};
+
+use crate::input::TenantFlags;
+use crate::output::StderrProgress;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kfp-tenant",
+    version,
+    about = "Plan, apply and destroy Kubeflow tenants on EKS: IAM role, S3 policy and Profile",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// More detail on stderr (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Never colour the output (NO_COLOR does the same).
+    #[arg(long, global = true)]
+    no_color: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show what apply would change, reading live state only.
+    Plan(PlanArgs),
+    /// Make the account and the cluster match the tenants (or a saved plan).
+    Apply(ApplyArgs),
+    /// Delete the tenants' Profiles, inline policies and roles.
+    Destroy(DestroyArgs),
+    /// Print a saved plan.
+    Show {
+        plan_file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the tenants offline and report every problem.
+    Validate(#[command(flatten)] TenantFlags),
+    /// Print each tenant's trust policy, S3 policy and Profile, offline (GitOps review).
+    Render(RenderArgs),
+    /// Print the resource graph as Graphviz DOT.
+    Graph {
+        #[command(flatten)]
+        tenants: TenantFlags,
+        /// A saved plan: nodes show their planned action.
+        plan_file: Option<PathBuf>,
+    },
+    /// Print the JSON Schema of the tenants file.
+    Schema,
+    /// Print shell completions.
+    Completions { shell: clap_complete::Shell },
+}
+
+/// Reaching AWS and the cluster.
+#[derive(Clone, Debug, Args)]
+struct Connection {
+    /// AWS shared-config profile.
+    #[arg(long, env = "AWS_PROFILE")]
+    aws_profile: Option<String>,
+    /// kubeconfig file (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// kubeconfig context.
+    #[arg(long)]
+    context: Option<String>,
+    /// Resources read or changed at once.
+    #[arg(long, default_value_t = apply::DEFAULT_PARALLELISM, value_parser = parse_parallelism)]
+    parallelism: usize,
+    /// Print the API calls made, per operation, on stderr.
+    #[arg(long)]
+    stats: bool,
+}
+
+#[derive(Debug, Args)]
+struct PlanArgs {
+    #[command(flatten)]
+    tenants: TenantFlags,
+    #[command(flatten)]
+    connection: Connection,
+    /// Save the plan for `apply PLANFILE`.
+    #[arg(long, value_name = "PLANFILE")]
+    out: Option<PathBuf>,
+    /// Print the plan as versioned JSON.
+    #[arg(long)]
+    json: bool,
+    /// Exit 2 when there are changes (or drift with --refresh-only).
+    #[arg(long)]
+    detailed_exitcode: bool,
+    /// Plan deleting the tenants.
+    #[arg(long, conflicts_with_all = ["prune", "adopt", "refresh_only"])]
+    destroy: bool,
+    /// Only report what differs from the tenants file; plan no changes.
+    #[arg(long, conflicts_with = "out")]
+    refresh_only: bool,
+    /// Also delete managed tenants that are no longer in the input.
+    #[arg(long)]
+    prune: bool,
+    /// Take over same-named resources that kfp-tenant did not create.
+    #[arg(long)]
+    adopt: bool,
+}
+
+#[derive(Debug, Args)]
+struct ApplyArgs {
+    /// A plan saved with `plan --out`; asks nothing, refuses it when stale.
+    plan_file: Option<PathBuf>,
+    #[command(flatten)]
+    tenants: TenantFlags,
+    #[command(flatten)]
+    connection: Connection,
+    #[command(flatten)]
+    lifecycle: Lifecycle,
+    #[arg(long)]
+    prune: bool,
+    #[arg(long)]
+    adopt: bool,
+}
+
+#[derive(Debug, Args)]
+struct DestroyArgs {
+    #[command(flatten)]
+    tenants: TenantFlags,
+    #[command(flatten)]
+    connection: Connection,
+    #[command(flatten)]
+    lifecycle: Lifecycle,
+}
+
+#[derive(Clone, Debug, Args)]
+struct Lifecycle {
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    auto_approve: bool,
+    /// Wait until each Profile's namespace and service account are ready.
+    #[arg(long)]
+    wait: bool,
+    /// How long --wait waits per Profile.
+    #[arg(long, default_value = "5m", value_parser = output::parse_duration, requires = "wait")]
+    timeout: Duration,
+    /// Namespace of the Lease that keeps two applies off one cluster.
+    #[arg(long, default_value = "kubeflow")]
+    lock_namespace: String,
+}
+
+#[derive(Debug, Args)]
+struct RenderArgs {
+    #[command(flatten)]
+    tenants: TenantFlags,
+    /// Fill in the account id instead of ${AWS_ACCOUNT_ID}.
+    #[arg(long)]
+    account_id: Option<String>,
+    /// Fill in the cluster's OIDC issuer URL instead of ${OIDC_URL}.
+    #[arg(long)]
+    oidc_issuer: Option<String>,
+}
+
+fn parse_parallelism(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=256).contains(&n) => Ok(n),
+        _ => Err(format!("{text:?} is not a parallelism from 1 to 256")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    output::init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let no_color = cli.no_color;
+    match cli.command {
+        Command::Plan(args) => plan_command(args, no_color).await,
+        Command::Apply(args) => apply_command(args, no_color).await,
+        Command::Destroy(args) => destroy_command(args, no_color).await,
+        Command::Show { plan_file, json } => {
+            let plan = read_plan(&plan_file)?;
+            print_plan(&plan, json, no_color);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Validate(tenants) => {
+            let desired = tenants.desired()?;
+            println!(
+                "The tenants file is valid: {} tenant{} on cluster {}.",
+                desired.tenants.len(),
+                if desired.tenants.len() == 1 { "" } else { "s" },
+                desired.cluster.name
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Render(args) => render_command(&args),
+        Command::Graph { tenants, plan_file } => {
+            let text = match plan_file {
+                Some(path) => {
+                    let plan = read_plan(&path)?;
+                    let mut namespaces: Vec<&str> = plan.changes.iter().filter_map(|c| c.address.namespace()).collect();
+                    namespaces.dedup();
+                    render::graph_dot(&plan::resource_graph(namespaces), Some(&plan))
+                }
+                None => {
+                    let desired = tenants.desired()?;
+                    render::graph_dot(&plan::resource_graph(desired.tenants.iter().map(|t| t.namespace.as_str())), None)
+                }
+            };
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema => {
+            let schema = schemars::schema_for!(kfp_tenant_core::spec::TenantsFile);
+            println!("{}", serde_json::to_string_pretty(&schema)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "kfp-tenant", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The real providers of one cluster.
+struct Live {
+    aws: Aws,
+    kube: Kube,
+}
+
+impl Live {
+    async fn connect(connection: &Connection, region: &str) -> Result<Self> {
+        let aws =
+            Aws::connect(&AwsOptions { profile: connection.aws_profile.clone(), region: Some(region.to_owned()), max_attempts: None })
+                .await?;
+        let kube = Kube::connect(KubeOptions {
+            kubeconfig: connection.kubeconfig.clone(),
+            context: connection.context.clone(),
+            ..Default::default()
+        })
+        .await?;
+        Ok(Live { aws, kube })
+    }
+
+    fn providers(&self) -> Providers<'_> {
+        Providers { iam: &self.aws, profiles: &self.kube }
+    }
+
+    async fn observe(&self, reads: &ReadSet, parallelism: usize) -> Result<Observed> {
+        Ok(refresh(reads, &self.aws, &self.aws, &self.kube, parallelism).await?)
+    }
+
+    fn print_stats(&self, connection: &Connection) {
+        if connection.stats {
+            output::print_stats(&self.aws.counter().calls(), &self.kube.counter().calls());
+        }
+    }
+
+    async fn lock(&self, lifecycle: &Lifecycle, verb: &str) -> Result<kfp_tenant_k8s::LeaseGuard> {
+        let user = std::env::var("USER").unwrap_or_else(|_| "someone".to_owned());
+        let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "a host".to_owned());
+        let holder = format!("kfp-tenant {verb} by {user}@{host} (pid {})", std::process::id());
+        let options = LockOptions { namespace: lifecycle.lock_namespace.clone(), ..LockOptions::new(holder) };
+        Ok(self.kube.lock(&options).await?)
+    }
+}
+
+fn print_plan(plan: &Plan, json: bool, no_color: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&render::plan_json(plan)).expect("invariant: JSON values serialize"));
+    } else {
+        print!("{}", render::plan_text(plan, output::stdout_color(no_color)));
+    }
+}
+
+fn read_plan(path: &Path) -> Result<Plan> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the plan file {}", path.display()))?;
+    let plan: Plan = serde_json::from_str(&text).with_context(|| format!("{} is not a kfp-tenant plan file", path.display()))?;
+    if plan.format_version != plan::FORMAT_VERSION {
+        bail!(
+            "{} has plan format {}, this kfp-tenant reads {}; make the plan again",
+            path.display(),
+            plan.format_version,
+            plan::FORMAT_VERSION
+        );
+    }
+    Ok(plan)
+}
+
+fn make_plan(desired: &Desired, observed: &Observed, destroy: bool, options: PlanOptions) -> Result<Plan> {
+    Ok(if destroy { plan::plan_destroy(desired, observed)? } else { plan::plan(desired, observed, options)? })
+}
+
+async fn plan_command(args: PlanArgs, no_color: bool) -> Result<ExitCode> {
+    let desired = args.tenants.desired()?;
+    let live = Live::connect(&args.connection, &desired.cluster.region).await?;
+    let observed = live.observe(&ReadSet::for_desired(&desired, args.prune), args.connection.parallelism).await?;
+    let plan = make_plan(&desired, &observed, args.destroy, PlanOptions { adopt: args.adopt, prune: args.prune })?;
+    let changed = plan.has_changes();
+    if args.refresh_only {
+        print_drift(&plan);
+    } else {
+        print_plan(&plan, args.json, no_color);
+    }
+    if let Some(out) = &args.out {
+        std::fs::write(out, serde_json::to_string_pretty(&plan)?).with_context(|| format!("cannot write the plan to {}", out.display()))?;
+        eprintln!("Saved the plan to {}; apply it exactly with: kfp-tenant apply {}", out.display(), out.display());
+    }
+    live.print_stats(&args.connection);
+    Ok(if args.detailed_exitcode && changed { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+/// `--refresh-only`: what differs from the tenants file, as a report.
+fn print_drift(plan: &Plan) {
+    let drift: Vec<_> = plan.changes.iter().filter(|c| c.before.is_some() && c.action != plan::Action::NoOp).collect();
+    let missing = plan.changes.iter().filter(|c| c.before.is_none()).count();
+    if drift.is_empty() {
+        println!("No drift: every existing resource matches the tenants file.");
+    } else {
+        println!("Changed outside kfp-tenant (or not yet applied):");
+        for c in drift {
+            let reason = c.reason.as_ref().map(ToString::to_string).unwrap_or_default();
+            println!("  ~ {}: {reason}", c.address);
+        }
+    }
+    if missing > 0 {
+        println!(
+            "{missing} resource{} of the tenants file do{} not exist yet.",
+            if missing == 1 { "" } else { "s" },
+            if missing == 1 { "es" } else { "" }
+        );
+    }
+}
+
+async fn apply_command(args: ApplyArgs, no_color: bool) -> Result<ExitCode> {
+    if let Some(path) = &args.plan_file {
+        if args.tenants.file.is_some() || args.prune || args.adopt {
+            bail!("a saved plan already fixes the tenants and options: give either PLANFILE or -f/--prune/--adopt");
+        }
+        let plan = read_plan(path)?;
+        let live = Live::connect(&args.connection, &plan.cluster.region).await?;
+        let guard = live.lock(&args.lifecycle, "apply").await?;
+        let observed = live.observe(&ReadSet::for_plan(&plan), args.connection.parallelism).await?;
+        check_cluster(&plan.cluster, &observed)?;
+        plan::check_fresh(&plan, &observed)?;
+        let ok = carry_out(&live, &plan, &args.connection, &args.lifecycle).await;
+        guard.release().await?;
+        live.print_stats(&args.connection);
+        return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+    }
+    let desired = args.tenants.desired()?;
+    let live = Live::connect(&args.connection, &desired.cluster.region).await?;
+    let guard = live.lock(&args.lifecycle, "apply").await?;
+    let observed = live.observe(&ReadSet::for_desired(&desired, args.prune), args.connection.parallelism).await?;
+    let plan = plan::plan(&desired, &observed, PlanOptions { adopt: args.adopt, prune: args.prune })?;
+    finish(live, guard, plan, &args.connection, &args.lifecycle, no_color, "Do you want to perform these actions?").await
+}
+
+async fn destroy_command(args: DestroyArgs, no_color: bool) -> Result<ExitCode> {
+    let desired = args.tenants.desired()?;
+    let live = Live::connect(&args.connection, &desired.cluster.region).await?;
+    let guard = live.lock(&args.lifecycle, "destroy").await?;
+    let observed = live.observe(&ReadSet::for_desired(&desired, false), args.connection.parallelism).await?;
+    let plan = plan::plan_destroy(&desired, &observed)?;
+    finish(live, guard, plan, &args.connection, &args.lifecycle, no_color, "Do you really want to destroy these tenants?").await
+}
+
+/// Shows the plan, asks, applies, releases the lock.
+async fn finish(
+    live: Live,
+    guard: kfp_tenant_k8s::LeaseGuard,
+    plan: Plan,
+    connection: &Connection,
+    lifecycle: &Lifecycle,
+    no_color: bool,
+    question: &str,
+) -> Result<ExitCode> {
+    print_plan(&plan, false, no_color);
+    if !plan.has_changes() {
+        guard.release().await?;
+        live.print_stats(connection);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !lifecycle.auto_approve {
+        let approved = match output::confirm(question) {
+            Ok(approved) => approved,
+            Err(e) => {
+                guard.release().await?;
+                return Err(e);
+            }
+        };
+        if !approved {
+            guard.release().await?;
+            eprintln!("Cancelled: nothing was changed.");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    let ok = carry_out(&live, &plan, connection, lifecycle).await;
+    guard.release().await?;
+    live.print_stats(connection);
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn carry_out(live: &Live, plan: &Plan, connection: &Connection, lifecycle: &Lifecycle) -> bool {
+    eprintln!();
+    let options = ApplyOptions { parallelism: connection.parallelism, wait: lifecycle.wait.then_some(lifecycle.timeout) };
+    let report = apply::apply(plan, live.providers(), options, &StderrProgress).await;
+    output::summarize(&report, plan.mode == plan::Mode::Destroy)
+}
+
+/// A saved plan is for one account and cluster.
+fn check_cluster(planned: &ClusterContext, observed: &Observed) -> Result<()> {
+    if planned.account_id != observed.identity.account_id {
+        bail!("the plan is for account {}, but the credentials are for account {}", planned.account_id, observed.identity.account_id);
+    }
+    Ok(())
+}
+
+fn render_command(args: &RenderArgs) -> Result<ExitCode> {
+    let desired = args.tenants.desired()?;
+    let partition = kfp_tenant_core::validate::partition_of_region(&desired.cluster.region);
+    let cluster = ClusterContext {
+        name: desired.cluster.name.clone(),
+        region: desired.cluster.region.clone(),
+        bucket: desired.cluster.bucket.clone(),
+        account_id: args.account_id.clone().unwrap_or_else(|| "${AWS_ACCOUNT_ID}".to_owned()),
+        partition: partition.to_owned(),
+        oidc_issuer: args.oidc_issuer.clone().unwrap_or_else(|| "https://${OIDC_URL}".to_owned()),
+        oidc_provider_arn: String::new(),
+    };
+    for tenant in &desired.tenants {
+        let role = plan::desired_role(tenant, &cluster);
+        let s3 = plan::desired_s3_policy(tenant, &cluster);
+        let profile = kfp_tenant_k8s::to_resource(&plan::desired_profile(tenant, &role.arn));
+        println!("# tenant {}: IAM role {} (path {})", tenant.namespace, role.name, role.path);
+        println!("# trust policy ({} characters of {})", role.trust_policy.minified_len(), desired.cluster.trust_policy_quota);
+        println!("{}", serde_json::to_string_pretty(role.trust_policy.as_json())?);
+        println!("# inline policy {} ({} characters)", s3.policy_name, s3.document.minified_len());
+        println!("{}", serde_json::to_string_pretty(s3.document.as_json())?);
+        println!("# Profile\n---\n{}", serde_yaml_ng::to_string(&profile)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}

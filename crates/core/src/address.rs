@@ -61,6 +61,21 @@ impl Address {
             _ => None,
         }
     }
+
+    /// What this resource is computed from, i.e. the edges of the resource
+    /// graph: the trust policy from the account and the cluster's issuer, the
+    /// role from its trust policy, the inline policy and the Profile from the
+    /// role (the Profile names its ARN).
+    pub fn dependencies(&self) -> Vec<Address> {
+        match self {
+            Address::CallerIdentity | Address::ClusterOidc => Vec::new(),
+            Address::Tenant { namespace, kind } => match kind {
+                Kind::TrustPolicy => vec![Address::CallerIdentity, Address::ClusterOidc],
+                Kind::IamRole => vec![Address::tenant(namespace, Kind::TrustPolicy)],
+                Kind::S3Policy | Kind::Profile => vec![Address::tenant(namespace, Kind::IamRole)],
+            },
+        }
+    }
 }
 
 impl fmt::Display for Address {

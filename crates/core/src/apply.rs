@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::address::{Address, Kind};
+
 use crate::graph::{Dag, Visit};
 use crate::plan::{Action, Plan, ResourceChange, State};
 use crate::ports::{ErrorKind, IamApi, ProfileApi, ProviderError, Role};
@@ -93,7 +94,8 @@ impl std::fmt::Debug for Providers<'_> {
     }
 }
 
-/// The graph of a plan's changes, edges in the order apply must respect.
+/// The graph of a plan's changes, edges in the order apply must respect:
+/// [`Address::dependencies`], reversed where the dependent is deleted.
 pub fn graph(plan: &Plan) -> Dag<&ResourceChange> {
     let mut dag = Dag::default();
     let mut ids = BTreeMap::new();
@@ -101,16 +103,14 @@ pub fn graph(plan: &Plan) -> Dag<&ResourceChange> {
         ids.insert(&change.address, dag.add_node(change));
     }
     for change in &plan.changes {
-        let Some(ns) = change.address.namespace() else { continue };
-        if !matches!(change.address.kind(), Some(Kind::S3Policy | Kind::Profile)) {
-            continue;
-        }
-        let Some(&role) = ids.get(&Address::tenant(ns, Kind::IamRole)) else { continue };
         let me = ids[&change.address];
-        if change.action == Action::Delete {
-            dag.add_edge(me, role);
-        } else {
-            dag.add_edge(role, me);
+        for dependency in change.address.dependencies() {
+            let Some(&them) = ids.get(&dependency) else { continue };
+            if change.action == Action::Delete {
+                dag.add_edge(me, them);
+            } else {
+                dag.add_edge(them, me);
+            }
         }
     }
     dag

@@ -603,6 +603,27 @@ pub fn profile_drift(live: &Profile, want: &Profile) -> Vec<String> {
     drift.into_iter().map(str::to_owned).collect()
 }
 
+/// Every resource of these tenants and what it depends on, data sources and
+/// derived documents included.
+pub fn resource_graph<'a>(namespaces: impl IntoIterator<Item = &'a str>) -> crate::graph::Dag<Address> {
+    let mut dag = crate::graph::Dag::default();
+    let mut ids = BTreeMap::new();
+    let mut addresses = vec![Address::CallerIdentity, Address::ClusterOidc];
+    for ns in namespaces {
+        addresses.extend(Kind::ALL.into_iter().map(|k| Address::tenant(ns, k)));
+    }
+    for a in addresses {
+        let id = dag.add_node(a.clone());
+        ids.insert(a, id);
+    }
+    for (address, &id) in &ids {
+        for dependency in address.dependencies() {
+            dag.add_edge(ids[&dependency], id);
+        }
+    }
+    dag
+}
+
 /// Keeps only the tenants named in `targets` (all when it is empty).
 pub fn target(desired: &Desired, targets: &[String]) -> Desired {
     let mut d = desired.clone();

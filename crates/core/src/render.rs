@@ -253,3 +253,26 @@ pub fn plan_json(plan: &Plan) -> Value {
         "has_changes": plan.has_changes(),
     })
 }
+
+/// The resource graph in Graphviz DOT, like `terraform graph`; with a plan,
+/// each node carries its planned action.
+pub fn graph_dot(graph: &crate::graph::Dag<crate::address::Address>, plan: Option<&Plan>) -> String {
+    let mut out = String::from("digraph kfp_tenant {\n  rankdir = \"LR\";\n  node [shape = box, fontname = \"monospace\"];\n");
+    for (_, address) in graph.nodes() {
+        let action = plan.and_then(|p| p.change(address)).map(|c| c.action);
+        let (label, style) = match (address.kind(), action) {
+            (None, _) => (format!("{address}"), ", style = dashed"),
+            (Some(crate::address::Kind::TrustPolicy), _) => (format!("{address}"), ", style = dotted"),
+            (_, Some(a)) if a != Action::NoOp => (format!("{} {address}", a.symbol().trim()), ", style = bold"),
+            _ => (format!("{address}"), ""),
+        };
+        let _ = writeln!(out, "  {:?} [label = {:?}{style}];", address.to_string(), label);
+    }
+    let mut edges: Vec<(String, String)> = graph.edges().map(|(a, b)| (graph.node(a).to_string(), graph.node(b).to_string())).collect();
+    edges.sort();
+    for (a, b) in edges {
+        let _ = writeln!(out, "  {a:?} -> {b:?};");
+    }
+    out.push_str("}\n");
+    out
+}

@@ -6,12 +6,13 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::S3Access;
 
 /// The tenants file (YAML or JSON), field for field. Unknown fields are errors.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TenantsFile {
     /// EKS cluster name (the page's CLUSTER_NAME).
@@ -31,7 +32,7 @@ pub struct TenantsFile {
     pub tenants: Vec<TenantInput>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TenantDefaults {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -48,15 +49,19 @@ pub struct TenantDefaults {
     pub max_session_duration: Option<u32>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What the tenant's role may do on the bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum S3AccessMode {
+    /// Object read/write, ListBucket and GetBucketLocation (the page's recommendation).
     Scoped,
+    /// `s3:*` on the bucket and its objects (the page's example).
     Full,
+    /// Objects under `s3Prefix` only; needs a key layout with the namespace in it.
     Prefix,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TenantInput {
     /// Profile name and namespace (PROFILE_NAMESPACE).
@@ -86,7 +91,7 @@ pub struct TenantInput {
 
 /// `spec.resourceQuotaSpec` of the Profile (a core/v1 ResourceQuotaSpec; only
 /// `hard` is modelled).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResourceQuota {
     #[serde(default)]

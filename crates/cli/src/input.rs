@@ -1,0 +1,161 @@
+//! Where the tenants come from: a tenants file, or one tenant from flags that
+//! fall back to the seed page's environment variables.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use kfp_tenant_core::spec::{Desired, TenantInput, TenantsFile};
+use kfp_tenant_core::validate::{self, unknown_targets};
+
+/// One tenant from flags; each falls back to the page's variable.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct TenantFlags {
+    /// Tenants file (YAML or JSON); see `kfp-tenant schema`.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// EKS cluster name [env: CLUSTER_NAME]
+    #[arg(long)]
+    pub cluster: Option<String>,
+    /// Region of the cluster [env: CLUSTER_REGION]
+    #[arg(long)]
+    pub region: Option<String>,
+    /// S3 bucket of Kubeflow Pipelines [env: S3_BUCKET]
+    #[arg(long)]
+    pub bucket: Option<String>,
+    /// Profile namespace of the one tenant [env: PROFILE_NAMESPACE]
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Owner's e-mail of the one tenant [env: PROFILE_USER]
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Limit the work to these tenants (repeatable).
+    #[arg(long, value_name = "NAMESPACE")]
+    pub target: Vec<String>,
+}
+
+const FLAG_ENV: [(&str, &str); 5] = [
+    ("cluster", "CLUSTER_NAME"),
+    ("region", "CLUSTER_REGION"),
+    ("bucket", "S3_BUCKET"),
+    ("namespace", "PROFILE_NAMESPACE"),
+    ("owner", "PROFILE_USER"),
+];
+
+impl TenantFlags {
+    fn flags(&self) -> [(&'static str, Option<&String>); 5] {
+        [
+            ("cluster", self.cluster.as_ref()),
+            ("region", self.region.as_ref()),
+            ("bucket", self.bucket.as_ref()),
+            ("namespace", self.namespace.as_ref()),
+            ("owner", self.owner.as_ref()),
+        ]
+    }
+
+    /// The tenants file as written, from the file or from flags.
+    pub fn read(&self) -> Result<TenantsFile> {
+        if let Some(path) = &self.file {
+            let given: Vec<String> = self.flags().iter().filter(|(_, v)| v.is_some()).map(|(f, _)| format!("--{f}")).collect();
+            if !given.is_empty() {
+                bail!("{} cannot be combined with -f: put the values in the tenants file", given.join(", "));
+            }
+            return read_file(path);
+        }
+        // Flags first, then the page's environment variables.
+        let mut values = Vec::new();
+        let mut missing = Vec::new();
+        for ((flag, value), (_, env)) in self.flags().into_iter().zip(FLAG_ENV) {
+            match value.cloned().or_else(|| std::env::var(env).ok().filter(|v| !v.is_empty())) {
+                Some(v) => values.push(v),
+                None => {
+                    missing.push(format!("--{flag} (or {env})"));
+                    values.push(String::new());
+                }
+            }
+        }
+        if !missing.is_empty() {
+            bail!("no tenants file (-f FILE) and no tenant from flags: missing {}", missing.join(", "));
+        }
+        let [cluster, region, bucket, namespace, owner]: [String; 5] = values.try_into().expect("invariant: five flags");
+        Ok(TenantsFile {
+            cluster,
+            region,
+            bucket,
+            tenants: vec![TenantInput { namespace, owner, ..Default::default() }],
+            ..Default::default()
+        })
+    }
+
+    /// Read, validated, and narrowed to `--target`.
+    pub fn desired(&self) -> Result<Desired> {
+        let file = self.read()?;
+        let desired = validate::validate(&file)?;
+        let unknown = unknown_targets(&desired, &self.target);
+        if !unknown.is_empty() {
+            bail!("--target {}: no such tenant in the input", unknown.join(", "));
+        }
+        Ok(kfp_tenant_core::plan::target(&desired, &self.target))
+    }
+}
+
+pub fn read_file(path: &Path) -> Result<TenantsFile> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the tenants file {}", path.display()))?;
+    parse(&text).with_context(|| format!("{} is not a valid tenants file", path.display()))
+}
+
+/// YAML (JSON is YAML too); unknown fields are errors that name their path.
+pub fn parse(text: &str) -> Result<TenantsFile> {
+    Ok(serde_yaml_ng::from_str(text)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_name_their_path() {
+        let err = parse("cluster: c\nregion: us-west-2\nbucket: b\ntenants:\n  - namespace: a\n    ownr: x@example.com\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "tenants[0]: unknown field `ownr`, expected one of `namespace`, `owner`, `roleName`, `rolePath`, `serviceAccounts`, `s3Access`, `s3Prefix`, `resourceQuota`, `tags`, `permissionsBoundary`, `maxSessionDuration` at line 6 column 5"
+        );
+        let err = parse("cluster: c\nregion: us-west-2\nbucket: b\ndefaults: {s3Acess: full}\n").unwrap_err();
+        assert!(err.to_string().starts_with("defaults: unknown field `s3Acess`"), "{err}");
+    }
+
+    #[test]
+    fn the_issue_example_parses() {
+        let file = parse(
+            r#"
+cluster: my-cluster
+region: us-west-2
+bucket: my-kfp-artifacts
+defaults:
+  s3Access: scoped
+  serviceAccounts: [default-editor]
+  rolePath: /
+  tags: {team: ml}
+tenants:
+  - namespace: team-a
+    owner: alice@example.com
+  - namespace: team-b
+    owner: bob@example.com
+    roleName: team-b-pipelines
+    s3Access: prefix
+    s3Prefix: private-artifacts/team-b/
+    serviceAccounts: [default-editor, pipeline-runner]
+    resourceQuota: {hard: {cpu: "8", memory: 16Gi}}
+"#,
+        )
+        .unwrap();
+        let desired = validate::validate(&file).unwrap();
+        assert_eq!(desired.tenants[1].role_name, "team-b-pipelines");
+        assert_eq!(desired.tenants[1].resource_quota.as_ref().unwrap().hard["memory"], "16Gi");
+    }
+
+    #[test]
+    fn flags_conflict_with_a_file() {
+        let flags = TenantFlags { file: Some("t.yaml".into()), cluster: Some("c".into()), ..Default::default() };
+        assert_eq!(flags.read().unwrap_err().to_string(), "--cluster cannot be combined with -f: put the values in the tenants file");
+    }
+}
