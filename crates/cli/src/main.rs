@@ -371,65 +371,68 @@ async fn apply_command(args: ApplyArgs, no_color: bool) -> Result<ExitCode> {
         let plan = read_plan(path)?;
         let live = Live::connect(&args.connection, &plan.cluster.region).await?;
         let guard = live.lock(&args.lifecycle, "apply").await?;
-        let observed = live.observe(&ReadSet::for_plan(&plan), args.connection.parallelism).await?;
-        check_cluster(&plan.cluster, &observed)?;
-        plan::check_fresh(&plan, &observed)?;
-        let ok = carry_out(&live, &plan, &args.connection, &args.lifecycle).await;
-        guard.release().await?;
-        live.print_stats(&args.connection);
-        return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        let result = async {
+            let observed = live.observe(&ReadSet::for_plan(&plan), args.connection.parallelism).await?;
+            check_cluster(&plan.cluster, &observed)?;
+            plan::check_fresh(&plan, &observed)?;
+            Ok(carry_out(&live, &plan, &args.connection, &args.lifecycle).await)
+        }
+        .await;
+        return unlock(guard, &live, &args.connection, result).await;
     }
     let desired = args.tenants.desired()?;
     let live = Live::connect(&args.connection, &desired.cluster.region).await?;
     let guard = live.lock(&args.lifecycle, "apply").await?;
-    let observed = live.observe(&ReadSet::for_desired(&desired, args.prune), args.connection.parallelism).await?;
-    let plan = plan::plan(&desired, &observed, PlanOptions { adopt: args.adopt, prune: args.prune })?;
-    finish(live, guard, plan, &args.connection, &args.lifecycle, no_color, "Do you want to perform these actions?").await
+    let result = async {
+        let observed = live.observe(&ReadSet::for_desired(&desired, args.prune), args.connection.parallelism).await?;
+        let plan = plan::plan(&desired, &observed, PlanOptions { adopt: args.adopt, prune: args.prune })?;
+        confirm_and_apply(&live, &plan, &args.connection, &args.lifecycle, no_color, "Do you want to perform these actions?").await
+    }
+    .await;
+    unlock(guard, &live, &args.connection, result).await
 }
 
 async fn destroy_command(args: DestroyArgs, no_color: bool) -> Result<ExitCode> {
     let desired = args.tenants.desired()?;
     let live = Live::connect(&args.connection, &desired.cluster.region).await?;
     let guard = live.lock(&args.lifecycle, "destroy").await?;
-    let observed = live.observe(&ReadSet::for_desired(&desired, false), args.connection.parallelism).await?;
-    let plan = plan::plan_destroy(&desired, &observed)?;
-    finish(live, guard, plan, &args.connection, &args.lifecycle, no_color, "Do you really want to destroy these tenants?").await
+    let result = async {
+        let observed = live.observe(&ReadSet::for_desired(&desired, false), args.connection.parallelism).await?;
+        let plan = plan::plan_destroy(&desired, &observed)?;
+        confirm_and_apply(&live, &plan, &args.connection, &args.lifecycle, no_color, "Do you really want to destroy these tenants?").await
+    }
+    .await;
+    unlock(guard, &live, &args.connection, result).await
 }
 
-/// Shows the plan, asks, applies, releases the lock.
-async fn finish(
-    live: Live,
-    guard: kfp_tenant_k8s::LeaseGuard,
-    plan: Plan,
+/// Releases the apply lock whatever happened while it was held; `ok` is
+/// whether every change succeeded.
+async fn unlock(guard: kfp_tenant_k8s::LeaseGuard, live: &Live, connection: &Connection, result: Result<bool>) -> Result<ExitCode> {
+    let released = guard.release().await;
+    live.print_stats(connection);
+    let ok = result?;
+    released.context("the changes were made, but the apply lock could not be released; it expires by itself")?;
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Shows the plan, asks unless approved in advance, applies.
+async fn confirm_and_apply(
+    live: &Live,
+    plan: &Plan,
     connection: &Connection,
     lifecycle: &Lifecycle,
     no_color: bool,
     question: &str,
-) -> Result<ExitCode> {
-    print_plan(&plan, false, no_color);
+) -> Result<bool> {
+    print_plan(plan, false, no_color);
     if !plan.has_changes() {
-        guard.release().await?;
-        live.print_stats(connection);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(true);
     }
-    if !lifecycle.auto_approve {
-        let approved = match output::confirm(question) {
-            Ok(approved) => approved,
-            Err(e) => {
-                guard.release().await?;
-                return Err(e);
-            }
-        };
-        if !approved {
-            guard.release().await?;
-            eprintln!("Cancelled: nothing was changed.");
-            return Ok(ExitCode::FAILURE);
-        }
+    if !lifecycle.auto_approve && !output::confirm(question)? {
+        eprintln!("Cancelled: nothing was changed.");
+        return Ok(false);
     }
-    let ok = carry_out(&live, &plan, connection, lifecycle).await;
-    guard.release().await?;
-    live.print_stats(connection);
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(carry_out(live, plan, connection, lifecycle).await)
 }
 
 async fn carry_out(live: &Live, plan: &Plan, connection: &Connection, lifecycle: &Lifecycle) -> bool {

@@ -1,0 +1,299 @@
+//! The built `kfp-tenant` binary against moto (AWS) and the testkit's
+//! Kubernetes API fake, as an operator runs it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use kfp_tenant_core::ports::{IamApi, Role};
+use kfp_tenant_testkit::apiserver::{FakeApiOptions, FakeApiServer};
+
+/// One cluster in moto and a fresh Kubernetes fake, with a scratch folder.
+struct Setup {
+    cluster: String,
+    issuer_host: String,
+    _server: FakeApiServer,
+    server_url: String,
+    dir: PathBuf,
+}
+
+impl Setup {
+    async fn new(cluster: &str) -> Self {
+        let aws = support::aws().await;
+        let issuer = support::cluster_with_provider(&aws, cluster).await;
+        let server = FakeApiServer::start(FakeApiOptions::default()).await.unwrap();
+        let dir = std::env::temp_dir().join(format!("kfp-tenant-cli-{}-{cluster}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("kubeconfig"), server.kubeconfig()).unwrap();
+        Setup {
+            cluster: cluster.to_owned(),
+            issuer_host: issuer.trim_start_matches("https://").to_owned(),
+            server_url: server.url(),
+            _server: server,
+            dir,
+        }
+    }
+
+    /// Writes a tenants file for this cluster with these namespaces.
+    fn tenants(&self, name: &str, namespaces: &[&str]) -> PathBuf {
+        let mut text = format!("cluster: {}\nregion: us-west-2\nbucket: kfp-artifacts\ntenants:\n", self.cluster);
+        for ns in namespaces {
+            text.push_str(&format!("  - namespace: {ns}\n    owner: {ns}@example.com\n"));
+        }
+        let path = self.dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn kfp(&self, args: &[&str]) -> Run {
+        kfp_with(args, &self.dir.join("kubeconfig"))
+    }
+
+    /// Output with the run's random parts (moto's issuer id) replaced.
+    fn redact(&self, text: &str) -> String {
+        text.replace(&self.issuer_host, "oidc.eks.us-west-2.amazonaws.com/id/[ISSUER]")
+    }
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn kfp_with(args: &[&str], kubeconfig: &Path) -> Run {
+    let Output { status, stdout, stderr } = Command::new(env!("CARGO_BIN_EXE_kfp-tenant"))
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("NO_COLOR", "1")
+        .env_remove("AWS_PROFILE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run kfp-tenant");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_exits_2_before_apply_and_0_after() {
+    let s = Setup::new("cli-cycle").await;
+    let file = s.tenants("tenants.yaml", &["team-a"]);
+    let plan = s.kfp(&["plan", "-f", path(&file), "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}", plan.stderr);
+    insta::assert_snapshot!("plan_create.txt", s.redact(&plan.stdout));
+    let json = s.kfp(&["plan", "-f", path(&file), "--json"]);
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    insta::assert_snapshot!("plan_create.json", s.redact(&json.stdout));
+
+    let apply = s.kfp(&["apply", "-f", path(&file), "--auto-approve", "--wait", "--timeout", "20s", "--stats"]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    assert!(apply.stdout.contains("Apply complete! Resources: 3 added, 0 changed, 0 destroyed."), "{}", apply.stdout);
+    assert!(
+        apply.stderr.contains("CreateRole=1") && apply.stderr.contains("PutRolePolicy=1") && apply.stderr.contains("PATCH profiles=1"),
+        "{}",
+        apply.stderr
+    );
+
+    let again = s.kfp(&["plan", "-f", path(&file), "--detailed-exitcode", "--stats"]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+    assert!(
+        !again.stderr.contains("Create") && !again.stderr.contains("Put") && !again.stderr.contains("PATCH"),
+        "a no-op plan writes nothing: {}",
+        again.stderr
+    );
+
+    let destroy = s.kfp(&["destroy", "-f", path(&file), "--auto-approve"]);
+    assert_eq!(destroy.code, 0, "{}", destroy.stderr);
+    assert!(destroy.stdout.contains("Destroy complete! Resources: 3 destroyed."), "{}", destroy.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_plan_applies_and_a_stale_one_is_refused() {
+    let s = Setup::new("cli-saved").await;
+    let file = s.tenants("tenants.yaml", &["team-a", "team-b"]);
+    let planfile = s.dir.join("tenants.plan");
+    let plan = s.kfp(&["plan", "-f", path(&file), "--out", path(&planfile)]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    let show = s.kfp(&["show", path(&planfile), "--json"]);
+    assert!(show.stdout.contains("\"format_version\": \"1.0\""), "{}", show.stdout);
+
+    let apply = s.kfp(&["apply", path(&planfile)]);
+    assert_eq!(apply.code, 0, "a saved plan asks nothing: {}{}", apply.stdout, apply.stderr);
+    assert!(apply.stdout.contains("6 added"), "{}", apply.stdout);
+
+    // A plan made now, then someone edits team-b's role before it is applied.
+    let file_b = s.tenants("b.yaml", &["team-b"]);
+    let _ = std::fs::remove_file(&planfile);
+    assert_eq!(s.kfp(&["plan", "-f", path(&file_b), "--out", path(&planfile)]).code, 0);
+    let aws = support::aws().await;
+    aws.update_role(&format!("team-b-{}-role", s.cluster), Some("edited by hand"), 3600).await.unwrap();
+    let stale = s.kfp(&["apply", path(&planfile)]);
+    assert_eq!(stale.code, 1);
+    assert!(
+        stale.stderr.contains(r#"the saved plan is stale: tenant["team-b"].iam_role changed since it was made; run plan again"#),
+        "{}",
+        stale.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmanaged_role_is_refused_then_adopted() {
+    let s = Setup::new("cli-adopt").await;
+    let aws = support::aws().await;
+    let trust = kfp_tenant_core::policy::PolicyDocument::new(serde_json::json!({"Version": "2012-10-17", "Statement": []}));
+    let name = format!("team-a-{}-role", s.cluster);
+    let role = Role {
+        name: name.clone(),
+        path: "/".into(),
+        arn: String::new(),
+        trust_policy: trust,
+        description: None,
+        tags: Default::default(),
+        max_session_duration: 3600,
+        permissions_boundary: None,
+    };
+    aws.create_role(&role).await.unwrap();
+    let file = s.tenants("tenants.yaml", &["team-a"]);
+    let refused = s.kfp(&["apply", "-f", path(&file), "--auto-approve"]);
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains(&format!("IAM role {name} exists but was not created by kfp-tenant")), "{}", refused.stderr);
+    assert!(refused.stderr.contains("--adopt"), "{}", refused.stderr);
+
+    let adopted = s.kfp(&["apply", "-f", path(&file), "--auto-approve", "--adopt"]);
+    assert_eq!(adopted.code, 0, "{}{}", adopted.stdout, adopted.stderr);
+    let tags = aws.get_role(&name).await.unwrap().unwrap().tags;
+    assert_eq!(tags["kfp-tenant/managed-by"], "kfp-tenant");
+    assert_eq!(s.kfp(&["plan", "-f", path(&file), "--detailed-exitcode"]).code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_removes_a_dropped_tenant_and_target_limits_the_work() {
+    let s = Setup::new("cli-prune").await;
+    let both = s.tenants("both.yaml", &["team-a", "team-b"]);
+    let only_a = s.kfp(&["apply", "-f", path(&both), "--auto-approve", "--target", "team-a"]);
+    assert_eq!(only_a.code, 0, "{}", only_a.stderr);
+    assert!(only_a.stdout.contains("3 added"), "--target applies one tenant: {}", only_a.stdout);
+    assert!(!only_a.stdout.contains("team-b"), "{}", only_a.stdout);
+    let bad_target = s.kfp(&["plan", "-f", path(&both), "--target", "team-z"]);
+    assert_eq!(bad_target.code, 1);
+    assert!(bad_target.stderr.contains("--target team-z: no such tenant"), "{}", bad_target.stderr);
+
+    assert_eq!(s.kfp(&["apply", "-f", path(&both), "--auto-approve"]).code, 0);
+    let a = s.tenants("a.yaml", &["team-a"]);
+    let plain = s.kfp(&["plan", "-f", path(&a), "--detailed-exitcode"]);
+    assert_eq!(plain.code, 0, "without --prune a dropped tenant is left alone: {}", plain.stdout);
+    let prune = s.kfp(&["apply", "-f", path(&a), "--auto-approve", "--prune"]);
+    assert_eq!(prune.code, 0, "{}{}", prune.stdout, prune.stderr);
+    assert!(prune.stdout.contains("3 destroyed"), "{}", prune.stdout);
+    let aws = support::aws().await;
+    assert_eq!(aws.get_role(&format!("team-b-{}-role", s.cluster)).await.unwrap(), None);
+    assert!(aws.get_role(&format!("team-a-{}-role", s.cluster)).await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_terminal_apply_needs_auto_approve() {
+    let s = Setup::new("cli-tty").await;
+    let file = s.tenants("tenants.yaml", &["team-a"]);
+    let run = s.kfp(&["apply", "-f", path(&file)]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("stdin is not a terminal") && run.stderr.contains("--auto-approve"), "{}", run.stderr);
+    let aws = support::aws().await;
+    assert_eq!(aws.get_role(&format!("team-a-{}-role", s.cluster)).await.unwrap(), None, "nothing was created");
+    let lock = s.kfp(&["apply", "-f", path(&file), "--auto-approve"]);
+    assert_eq!(lock.code, 0, "the refused run released its lock: {}", lock.stderr);
+    let _ = &s.server_url;
+}
+
+/// An invalid file is refused before any call: AWS and Kubernetes point at a
+/// closed port, and the error is still the validation one.
+#[test]
+fn an_invalid_file_exits_1_naming_the_field_and_calls_nothing() {
+    let dir = std::env::temp_dir().join(format!("kfp-tenant-cli-invalid-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, kfp_tenant_testkit::apiserver::kubeconfig("http://127.0.0.1:9")).unwrap();
+    let cases: &[(&str, &str)] = &[
+        (
+            "cluster: c\nregion: us-west-2\nbucket: b\ntenants: [{namespace: Team_A, owner: a@example.com}]\n",
+            "tenants[0].namespace: \"Team_A\" is not a valid namespace",
+        ),
+        (
+            "cluster: c\nregion: us-west-2\nbucket: bkt\ntenants: [{namespace: a, ownr: a@example.com}]\n",
+            "tenants[0]: unknown field `ownr`",
+        ),
+        (
+            &format!("cluster: {}\nregion: us-west-2\nbucket: bkt\ntenants: [{{namespace: a, owner: a@example.com}}]\n", "c".repeat(60)),
+            "tenants[0].roleName: the default role name",
+        ),
+    ];
+    for (i, (text, expected)) in cases.iter().enumerate() {
+        let file = dir.join(format!("bad-{i}.yaml"));
+        std::fs::write(&file, text).unwrap();
+        for command in ["plan", "apply", "validate"] {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_kfp-tenant"));
+            let out = cmd
+                .args([command, "-f", path(&file)])
+                .env("KUBECONFIG", &kubeconfig)
+                .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+                .env("AWS_ACCESS_KEY_ID", "x")
+                .env("AWS_SECRET_ACCESS_KEY", "x")
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{command} {text}: {stderr}");
+            assert!(stderr.contains(expected), "{command}: expected {expected:?} in {stderr}");
+            assert!(!stderr.contains("127.0.0.1:9") && !stderr.contains("connect"), "{command} made a call: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn offline_commands() {
+    let dir = std::env::temp_dir().join(format!("kfp-tenant-cli-offline-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let none = dir.join("no-kubeconfig");
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/tenants.yaml");
+    let validate = kfp_with(&["validate", "-f", example], &none);
+    assert_eq!((validate.code, validate.stdout.trim()), (0, "The tenants file is valid: 2 tenants on cluster demo."));
+    let render = kfp_with(
+        &["render", "-f", example, "--account-id", "123456789012", "--oidc-issuer", "https://oidc.eks.us-west-2.amazonaws.com/id/EXAMPLE"],
+        &none,
+    );
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    insta::assert_snapshot!("render", render.stdout);
+    let graph = kfp_with(&["graph", "-f", example], &none);
+    assert_eq!(graph.code, 0, "{}", graph.stderr);
+    insta::assert_snapshot!("graph.dot", graph.stdout);
+    let schema = kfp_with(&["schema"], &none);
+    let schema: serde_json::Value = serde_json::from_str(&schema.stdout).unwrap();
+    assert_eq!(schema["additionalProperties"], false, "unknown fields are rejected");
+    assert!(schema["properties"]["tenants"].is_object());
+    let completions = kfp_with(&["completions", "bash"], &none);
+    assert!(completions.stdout.contains("kfp-tenant"), "{}", completions.stderr);
+    // The page's variables stand in for a tenants file.
+    let page = Command::new(env!("CARGO_BIN_EXE_kfp-tenant"))
+        .args(["validate"])
+        .envs([
+            ("CLUSTER_NAME", "kf"),
+            ("CLUSTER_REGION", "us-west-2"),
+            ("S3_BUCKET", "bkt"),
+            ("PROFILE_NAMESPACE", "team-a"),
+            ("PROFILE_USER", "a@example.com"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&page.stdout).trim(), "The tenants file is valid: 1 tenant on cluster kf.");
+}
