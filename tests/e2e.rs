@@ -69,3 +69,40 @@ async fn plan_apply_plan_destroy_on_moto_and_the_kubernetes_fake() {
         assert!(server.object("namespaces", "", ns).is_none());
     }
 }
+
+/// The same life cycle against a real account and EKS cluster with Kubeflow:
+///
+///     KFP_REAL_CLUSTER=my-cluster KFP_REAL_REGION=us-west-2 KFP_REAL_BUCKET=my-kfp-bucket \
+///       cargo test -p kfp-tenant-tests --test e2e -- --ignored
+///
+/// Uses the standard AWS and kubeconfig chains; creates and then destroys one
+/// tenant named `kfp-tenant-e2e-<pid>`.
+#[tokio::test]
+#[ignore = "needs an AWS account and an EKS cluster running Kubeflow"]
+async fn real_account_life_cycle() {
+    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("set {name}"));
+    assert!(std::env::var_os("AWS_ENDPOINT_URL").is_none(), "unset AWS_ENDPOINT_URL: this test is for real AWS");
+    let namespace = format!("kfp-tenant-e2e-{}", std::process::id());
+    let file = TenantsFile {
+        cluster: var("KFP_REAL_CLUSTER"),
+        region: var("KFP_REAL_REGION"),
+        bucket: var("KFP_REAL_BUCKET"),
+        tenants: vec![TenantInput { namespace: namespace.clone(), owner: "kfp-tenant-e2e@example.com".into(), ..Default::default() }],
+        ..Default::default()
+    };
+    let desired = validate(&file).unwrap();
+    let aws = kfp_tenant_aws::Aws::connect(&kfp_tenant_aws::AwsOptions { region: Some(desired.cluster.region.clone()), ..Default::default() }).await.unwrap();
+    let kube = Kube::connect(KubeOptions::default()).await.unwrap();
+    let reads = ReadSet::for_desired(&desired, false);
+    let providers = Providers { iam: &aws, profiles: &kube };
+    let options = ApplyOptions { wait: Some(Duration::from_secs(120)), ..Default::default() };
+
+    let first = plan::plan(&desired, &refresh(&reads, &aws, &aws, &kube, 10).await.unwrap(), PlanOptions::default()).unwrap();
+    let report = apply::apply(&first, providers, options, &Quiet).await;
+    let again = plan::plan(&desired, &refresh(&reads, &aws, &aws, &kube, 10).await.unwrap(), PlanOptions::default());
+    let destroy = plan::plan_destroy(&desired, &refresh(&reads, &aws, &aws, &kube, 10).await.unwrap()).unwrap();
+    let cleanup = apply::apply(&destroy, providers, options, &Quiet).await;
+    assert!(report.is_success(), "{report:#?}");
+    assert!(!again.unwrap().has_changes());
+    assert!(cleanup.is_success(), "{cleanup:#?}");
+}
