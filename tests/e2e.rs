@@ -38,13 +38,15 @@ async fn plan_apply_plan_destroy_on_moto_and_the_kubernetes_fake() {
             .collect(),
         ..Default::default()
     };
+    let mut file = file;
+    file.tenants[2].service_accounts = Some(vec!["default-editor".into(), "pipeline-runner".into()]);
     let desired = validate(&file).unwrap();
     let reads = ReadSet::for_desired(&desired, false);
     let providers = Providers { iam: &aws, profiles: &kube };
     let options = ApplyOptions { wait: Some(Duration::from_secs(10)), ..Default::default() };
 
     let first = plan::plan(&desired, &refresh(&reads, &aws, &aws, &kube, 10).await.unwrap(), PlanOptions::default()).unwrap();
-    assert_eq!(first.summary().add, 9);
+    assert_eq!(first.summary().add, 10);
     let report = apply::apply(&first, providers, options, &Quiet).await;
     assert!(report.is_success(), "{report:#?}");
     for ns in ["team-a", "team-b", "team-c"] {
@@ -52,13 +54,15 @@ async fn plan_apply_plan_destroy_on_moto_and_the_kubernetes_fake() {
         let editor = server.object("serviceaccounts", ns, "default-editor").unwrap();
         assert_eq!(editor["metadata"]["annotations"][ROLE_ARN_ANNOTATION], role.arn.as_str());
     }
+    let runner = server.object("serviceaccounts", "team-c", "pipeline-runner").unwrap();
+    assert_eq!(runner["metadata"]["annotations"][ROLE_ARN_ANNOTATION], format!("arn:aws:iam::123456789012:role/team-c-{cluster}-role"));
 
     let before = server.requests();
     let again = plan::plan(&desired, &refresh(&reads, &aws, &aws, &kube, 10).await.unwrap(), PlanOptions::default()).unwrap();
     assert!(!again.has_changes());
     let after = server.requests();
     let k8s_calls: u64 = after.iter().map(|(k, n)| n - before.get(k).unwrap_or(&0)).sum();
-    assert_eq!(k8s_calls, 1, "a no-op plan lists Profiles once and writes nothing: {after:?}");
+    assert_eq!(k8s_calls, 2, "a no-op plan lists Profiles once, reads the one extra service account, writes nothing: {after:?}");
 
     let destroy = plan::plan_destroy(&desired, &refresh(&reads, &aws, &aws, &kube, 10).await.unwrap()).unwrap();
     assert_eq!(destroy.summary().destroy, 9);
@@ -91,7 +95,10 @@ async fn real_account_life_cycle() {
         ..Default::default()
     };
     let desired = validate(&file).unwrap();
-    let aws = kfp_tenant_aws::Aws::connect(&kfp_tenant_aws::AwsOptions { region: Some(desired.cluster.region.clone()), ..Default::default() }).await.unwrap();
+    let aws =
+        kfp_tenant_aws::Aws::connect(&kfp_tenant_aws::AwsOptions { region: Some(desired.cluster.region.clone()), ..Default::default() })
+            .await
+            .unwrap();
     let kube = Kube::connect(KubeOptions::default()).await.unwrap();
     let reads = ReadSet::for_desired(&desired, false);
     let providers = Providers { iam: &aws, profiles: &kube };

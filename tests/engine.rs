@@ -7,7 +7,7 @@ use kfp_tenant_core::address::{Address, Kind};
 use kfp_tenant_core::apply::Outcome;
 use kfp_tenant_core::plan::{Action, Plan, PlanOptions};
 use kfp_tenant_core::policy::PolicyDocument;
-use kfp_tenant_core::ports::{ErrorKind, Profile, ProfilePlugin, Role};
+use kfp_tenant_core::ports::{ErrorKind, Profile, ProfilePlugin, Role, ServiceAccount};
 use kfp_tenant_core::render::{self, Color};
 use kfp_tenant_core::spec::{Desired, ResourceQuota, S3AccessMode, TenantInput, TenantsFile};
 use kfp_tenant_core::validate;
@@ -372,4 +372,60 @@ async fn saved_plan_round_trips_through_json() {
     let back: Plan = serde_json::from_str(&text).unwrap();
     assert_eq!(back, plan);
     assert!(world.apply(&back).await.is_success());
+}
+
+#[tokio::test]
+async fn extra_service_accounts_are_created_annotated_and_kept_in_line() {
+    let world = FakeWorld::new();
+    let mut file = two_tenants();
+    let d = desired(&file);
+    applied(&world, &d).await;
+    let runner = world.profiles.service_account("team-b", "pipeline-runner").unwrap();
+    assert_eq!((runner.role_arn.as_deref(), runner.managed), (Some("arn:aws:iam::123456789012:role/team-b-pipelines"), true));
+    assert_eq!(world.profiles.service_account("team-b", "default-editor"), None, "default-editor is the plugin's to annotate");
+
+    world
+        .profiles
+        .insert_service_account(ServiceAccount { role_arn: Some("arn:aws:iam::123456789012:role/other".into()), ..runner.clone() });
+    let drift = world.plan(&d, PlanOptions::default()).await.unwrap();
+    assert_eq!(actions(&drift), [(r#"tenant["team-b"].service_account["pipeline-runner"]"#.to_owned(), Action::Update)]);
+    check("drift_service_account", &drift);
+    assert!(world.apply(&drift).await.is_success());
+
+    // A new owner recreates the namespace, and the service account with it.
+    file.tenants[1].owner = "carol@example.com".into();
+    let owner = world.plan(&desired(&file), PlanOptions::default()).await.unwrap();
+    assert_eq!(
+        actions(&owner),
+        [
+            (r#"tenant["team-b"].profile"#.to_owned(), Action::Replace),
+            (r#"tenant["team-b"].service_account["pipeline-runner"]"#.to_owned(), Action::Create),
+        ]
+    );
+    assert!(world.apply(&owner).await.is_success());
+    assert!(!world.plan(&desired(&file), PlanOptions::default()).await.unwrap().has_changes());
+}
+
+#[tokio::test]
+async fn an_unmanaged_service_account_is_refused_then_adopted() {
+    let world = FakeWorld::new();
+    let d = desired(&two_tenants());
+    world.profiles.insert_profile(Profile {
+        name: "team-b".into(),
+        owner: "bob@example.com".into(),
+        plugins: vec![],
+        resource_quota: None,
+        managed: true,
+    });
+    world.profiles.insert_service_account(ServiceAccount {
+        namespace: "team-b".into(),
+        name: "pipeline-runner".into(),
+        role_arn: None,
+        managed: false,
+    });
+    let err = world.plan(&d, PlanOptions::default()).await.unwrap_err();
+    assert!(err.contains(r#"tenant["team-b"].service_account["pipeline-runner"]: service account team-b/pipeline-runner exists but was not created by kfp-tenant"#), "{err}");
+    let plan = world.plan(&d, PlanOptions { adopt: true, ..Default::default() }).await.unwrap();
+    assert!(world.apply(&plan).await.is_success());
+    assert!(world.profiles.service_account("team-b", "pipeline-runner").unwrap().managed);
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use kfp_tenant_core::plan::{self, Action, PlanOptions};
-use kfp_tenant_core::ports::{ErrorKind, Profile, ProfileApi, ProfilePlugin};
+use kfp_tenant_core::ports::{ErrorKind, Profile, ProfileApi, ProfilePlugin, ServiceAccount};
 use kfp_tenant_core::refresh::{ReadSet, refresh};
 use kfp_tenant_core::spec::ResourceQuota;
 use kfp_tenant_core::validate;
@@ -198,4 +198,17 @@ async fn the_apply_lock_is_exclusive_and_expires() {
     let lease = server.object("leases", "kubeflow", "kfp-tenant-lock").unwrap();
     assert_eq!((lease["spec"]["holderIdentity"].as_str(), lease["spec"]["leaseTransitions"].as_i64()), (Some("alice@laptop:1"), Some(1)));
     taken_over.release().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_service_account_waits_for_its_namespace_then_is_annotated() {
+    let (server, kube) = server(FakeApiOptions { reconcile_delay: Duration::from_millis(200), ..Default::default() }).await;
+    assert_eq!(kube.get_service_account("team-d", "pipeline-runner").await.unwrap(), None);
+    kube.apply_profile(&profile("team-d")).await.unwrap();
+    let want = ServiceAccount { namespace: "team-d".into(), name: "pipeline-runner".into(), role_arn: Some(ARN.into()), managed: true };
+    kube.apply_service_account(&want).await.unwrap();
+    assert_eq!(kube.get_service_account("team-d", "pipeline-runner").await.unwrap(), Some(want));
+    let sa = server.object("serviceaccounts", "team-d", "pipeline-runner").unwrap();
+    assert_eq!(sa["metadata"]["annotations"][ROLE_ARN_ANNOTATION], ARN);
+    assert_eq!(sa["metadata"]["labels"]["app.kubernetes.io/managed-by"], "kfp-tenant");
 }

@@ -17,9 +17,13 @@ pub enum Kind {
     IamRole,
     S3Policy,
     Profile,
+    /// A service account other than `default-editor` that the tenant lists:
+    /// kfp-tenant creates and annotates it, since the plugin does not.
+    ServiceAccount,
 }
 
 impl Kind {
+    /// The kinds every tenant has; service accounts come one per name.
     pub const ALL: [Kind; 4] = [Kind::TrustPolicy, Kind::IamRole, Kind::S3Policy, Kind::Profile];
 
     pub fn as_str(self) -> &'static str {
@@ -28,6 +32,7 @@ impl Kind {
             Kind::IamRole => "iam_role",
             Kind::S3Policy => "s3_policy",
             Kind::Profile => "profile",
+            Kind::ServiceAccount => "service_account",
         }
     }
 }
@@ -39,13 +44,17 @@ pub enum Address {
     CallerIdentity,
     /// `data.cluster_oidc`: the cluster's issuer and the account's IAM OIDC provider.
     ClusterOidc,
-    /// `tenant["ns"].<kind>`.
-    Tenant { namespace: String, kind: Kind },
+    /// `tenant["ns"].<kind>`, or `tenant["ns"].service_account["name"]`.
+    Tenant { namespace: String, kind: Kind, name: Option<String> },
 }
 
 impl Address {
     pub fn tenant(namespace: &str, kind: Kind) -> Self {
-        Address::Tenant { namespace: namespace.to_owned(), kind }
+        Address::Tenant { namespace: namespace.to_owned(), kind, name: None }
+    }
+
+    pub fn service_account(namespace: &str, name: &str) -> Self {
+        Address::Tenant { namespace: namespace.to_owned(), kind: Kind::ServiceAccount, name: Some(name.to_owned()) }
     }
 
     pub fn namespace(&self) -> Option<&str> {
@@ -69,10 +78,12 @@ impl Address {
     pub fn dependencies(&self) -> Vec<Address> {
         match self {
             Address::CallerIdentity | Address::ClusterOidc => Vec::new(),
-            Address::Tenant { namespace, kind } => match kind {
+            Address::Tenant { namespace, kind, .. } => match kind {
                 Kind::TrustPolicy => vec![Address::CallerIdentity, Address::ClusterOidc],
                 Kind::IamRole => vec![Address::tenant(namespace, Kind::TrustPolicy)],
                 Kind::S3Policy | Kind::Profile => vec![Address::tenant(namespace, Kind::IamRole)],
+                // In the Profile's namespace, annotated with the role's ARN.
+                Kind::ServiceAccount => vec![Address::tenant(namespace, Kind::IamRole), Address::tenant(namespace, Kind::Profile)],
             },
         }
     }
@@ -83,7 +94,8 @@ impl fmt::Display for Address {
         match self {
             Address::CallerIdentity => f.write_str("data.caller_identity"),
             Address::ClusterOidc => f.write_str("data.cluster_oidc"),
-            Address::Tenant { namespace, kind } => write!(f, "tenant[{namespace:?}].{}", kind.as_str()),
+            Address::Tenant { namespace, kind, name: None } => write!(f, "tenant[{namespace:?}].{}", kind.as_str()),
+            Address::Tenant { namespace, kind, name: Some(name) } => write!(f, "tenant[{namespace:?}].{}[{name:?}]", kind.as_str()),
         }
     }
 }
@@ -100,6 +112,9 @@ impl FromStr for Address {
         let bad = || format!("{s:?} is not a resource address");
         let rest = s.strip_prefix("tenant[\"").ok_or_else(bad)?;
         let (namespace, kind) = rest.split_once("\"].").ok_or_else(bad)?;
+        if let Some(name) = kind.strip_prefix("service_account[\"").and_then(|n| n.strip_suffix("\"]")) {
+            return Ok(Address::service_account(namespace, name));
+        }
         let kind = Kind::ALL.into_iter().find(|k| k.as_str() == kind).ok_or_else(bad)?;
         Ok(Address::tenant(namespace, kind))
     }
@@ -124,10 +139,19 @@ mod tests {
 
     #[test]
     fn display_and_parse_round_trip() {
-        for a in [Address::CallerIdentity, Address::ClusterOidc, Address::tenant("team-a", Kind::S3Policy)] {
+        for a in [
+            Address::CallerIdentity,
+            Address::ClusterOidc,
+            Address::tenant("team-a", Kind::S3Policy),
+            Address::service_account("team-a", "runner"),
+        ] {
             assert_eq!(a.to_string().parse::<Address>(), Ok(a));
         }
         assert_eq!(Address::tenant("team-a", Kind::IamRole).to_string(), r#"tenant["team-a"].iam_role"#);
         assert!("tenant[team-a].role".parse::<Address>().is_err());
+        assert_eq!(Address::service_account("team-a", "runner").to_string(), r#"tenant["team-a"].service_account["runner"]"#);
+        // A tenant's service accounts sort after its other resources.
+        assert!(Address::tenant("team-a", Kind::Profile) < Address::service_account("team-a", "a"));
+        assert!(Address::service_account("team-a", "z") < Address::tenant("team-b", Kind::TrustPolicy));
     }
 }

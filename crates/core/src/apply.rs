@@ -192,6 +192,7 @@ async fn execute(plan: &Plan, change: &ResourceChange, p: Providers<'_>) -> Resu
             p.profiles.apply_profile(want).await
         }
         (Action::Delete, Some(State::Profile(live)), _) => ignore_missing(p.profiles.delete_profile(&live.name).await),
+        (Action::Create | Action::Update, _, Some(State::ServiceAccount(want))) => p.profiles.apply_service_account(want).await,
         (action, _, _) => Err(ProviderError::new(
             ErrorKind::InvalidInput,
             "apply",

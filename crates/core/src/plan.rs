@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::address::{Address, Kind};
 use crate::policy;
-use crate::ports::{InlinePolicy, Profile, ProfilePlugin, Role};
+use crate::ports::{InlinePolicy, Profile, ProfilePlugin, Role, ServiceAccount};
 use crate::refresh::Observed;
 use crate::spec::{Desired, Tenant, policy_name};
 use crate::tags;
@@ -97,6 +97,8 @@ pub enum Reason {
     Pruned,
     /// Destroy was asked for.
     Destroy,
+    /// Its namespace is deleted and made again with the Profile.
+    NamespaceRecreated,
 }
 
 impl fmt::Display for Reason {
@@ -110,6 +112,7 @@ impl fmt::Display for Reason {
             Reason::Adopt => f.write_str("it exists without kfp-tenant's markers and is adopted"),
             Reason::Pruned => f.write_str("its tenant is no longer in the tenants file"),
             Reason::Destroy => f.write_str("destroy was requested"),
+            Reason::NamespaceRecreated => f.write_str("its namespace is recreated with the Profile"),
         }
     }
 }
@@ -121,6 +124,7 @@ pub enum State {
     Role(Role),
     S3Policy(InlinePolicy),
     Profile(Profile),
+    ServiceAccount(ServiceAccount),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,6 +250,9 @@ fn current(change: &ResourceChange, observed: &Observed) -> Option<State> {
             State::S3Policy(InlinePolicy { role_name: p.role_name.clone(), policy_name: p.policy_name.clone(), document: d.clone() })
         }),
         State::Profile(p) => observed.profiles.get(&p.name).cloned().map(State::Profile),
+        State::ServiceAccount(sa) => {
+            observed.service_accounts.get(&(sa.namespace.clone(), sa.name.clone())).cloned().map(State::ServiceAccount)
+        }
     }
 }
 
@@ -453,7 +460,7 @@ impl<'a> Planner<'a> {
 
         let profile_addr = Address::tenant(ns, Kind::Profile);
         let want_profile = desired_profile(tenant, &want_role.arn);
-        match self.observed.profiles.get(ns) {
+        let profile_action = match self.observed.profiles.get(ns) {
             None => {
                 if self.observed.bare_namespaces.contains(ns) {
                     self.refuse(
@@ -465,6 +472,7 @@ impl<'a> Planner<'a> {
                     );
                 }
                 self.push(profile_addr, Action::Create, Some(Reason::Missing), None, Some(State::Profile(want_profile)));
+                Action::Create
             }
             Some(live) => {
                 if !live.managed && !adopt {
@@ -489,7 +497,36 @@ impl<'a> Planner<'a> {
                     (Action::Update, Some(Reason::Adopt))
                 };
                 self.push(profile_addr, action, reason, Some(State::Profile(live.clone())), Some(State::Profile(want_profile)));
+                action
             }
+        };
+
+        for name in tenant.extra_service_accounts() {
+            let address = Address::service_account(ns, name);
+            let want =
+                ServiceAccount { namespace: ns.to_owned(), name: name.to_owned(), role_arn: Some(want_role.arn.clone()), managed: true };
+            let live = self.observed.service_accounts.get(&(ns.to_owned(), name.to_owned()));
+            let (action, reason) = match live {
+                _ if profile_action == Action::Replace => (Action::Create, Some(Reason::NamespaceRecreated)),
+                None => (Action::Create, Some(Reason::Missing)),
+                Some(live) if *live == want => (Action::NoOp, None),
+                Some(live) if live.managed => (Action::Update, Some(Reason::Drift { attributes: vec!["role_arn".to_owned()] })),
+                Some(_) => {
+                    if !adopt {
+                        self.refuse(
+                            address.clone(),
+                            format!(
+                                "service account {ns}/{name} exists but was not created by kfp-tenant (no {}={} label)",
+                                tags::PROFILE_LABEL,
+                                tags::MANAGER
+                            ),
+                            "remove it from serviceAccounts, or take it over with --adopt",
+                        );
+                    }
+                    (Action::Update, Some(Reason::Adopt))
+                }
+            };
+            self.push(address, action, reason, live.cloned().map(State::ServiceAccount), Some(State::ServiceAccount(want)));
         }
     }
 

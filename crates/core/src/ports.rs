@@ -111,6 +111,18 @@ pub struct Profile {
     pub managed: bool,
 }
 
+/// A service account in a tenant's namespace that kfp-tenant annotates with
+/// the tenant's role (the Kubeflow plugin annotates only `default-editor`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceAccount {
+    pub namespace: String,
+    pub name: String,
+    /// `eks.amazonaws.com/role-arn`.
+    pub role_arn: Option<String>,
+    /// Carries kfp-tenant's label.
+    pub managed: bool,
+}
+
 /// What went wrong in a provider, sorted into the kinds the engine acts on.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{operation} {target}: {message}")]
@@ -215,6 +227,12 @@ pub trait ProfileApi: Send + Sync {
     /// carries the owner, and `default-editor` the role ARN (the controller
     /// writes no ready condition). Fails after `timeout`, saying what is missing.
     async fn wait_ready(&self, profile: &Profile, timeout: std::time::Duration) -> ProviderResult<()>;
+    /// `None` when there is no such service account (or no such namespace).
+    async fn get_service_account(&self, namespace: &str, name: &str) -> ProviderResult<Option<ServiceAccount>>;
+    /// Creates the service account if missing, with kfp-tenant's label, and
+    /// sets its role annotation; waits for the namespace if the controller
+    /// has not made it yet.
+    async fn apply_service_account(&self, account: &ServiceAccount) -> ProviderResult<()>;
 }
 
 #[cfg(test)]

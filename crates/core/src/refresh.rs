@@ -11,7 +11,7 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 
 use crate::plan::{Plan, State};
 use crate::policy::PolicyDocument;
-use crate::ports::{CallerIdentity, ClusterApi, ClusterOidc, IamApi, Profile, ProfileApi, ProviderError, Role};
+use crate::ports::{CallerIdentity, ClusterApi, ClusterOidc, IamApi, Profile, ProfileApi, ProviderError, Role, ServiceAccount};
 use crate::spec::{Desired, policy_name};
 use crate::tags;
 
@@ -24,6 +24,8 @@ pub struct ReadSet {
     /// Namespaces whose Profile matters; a missing one makes refresh ask
     /// whether the namespace exists without it.
     pub namespaces: BTreeSet<String>,
+    /// (namespace, name) of the service accounts kfp-tenant annotates.
+    pub service_accounts: BTreeSet<(String, String)>,
     /// Also list every role kfp-tenant manages for this cluster (prune).
     pub managed_roles: bool,
 }
@@ -34,6 +36,11 @@ impl ReadSet {
             cluster: desired.cluster.name.clone(),
             roles: desired.tenants.iter().map(|t| (t.role_name.clone(), t.policy_name.clone())).collect(),
             namespaces: desired.tenants.iter().map(|t| t.namespace.clone()).collect(),
+            service_accounts: desired
+                .tenants
+                .iter()
+                .flat_map(|t| t.extra_service_accounts().map(|sa| (t.namespace.clone(), sa.to_owned())))
+                .collect(),
             managed_roles: prune,
         }
     }
@@ -52,6 +59,9 @@ impl ReadSet {
                 }
                 Some(State::Profile(p)) => {
                     reads.namespaces.insert(p.name.clone());
+                }
+                Some(State::ServiceAccount(sa)) => {
+                    reads.service_accounts.insert((sa.namespace.clone(), sa.name.clone()));
                 }
                 None => {}
             }
@@ -73,6 +83,8 @@ pub struct Observed {
     pub profiles: BTreeMap<String, Profile>,
     /// Namespaces asked for that exist without a Profile.
     pub bare_namespaces: BTreeSet<String>,
+    /// Service accounts that exist, by (namespace, name).
+    pub service_accounts: BTreeMap<(String, String), ServiceAccount>,
     /// Roles tagged as kfp-tenant's for this cluster (only when asked for).
     pub managed_roles: Vec<Role>,
 }
@@ -139,7 +151,13 @@ pub async fn refresh(
     .buffer_unordered(parallelism.max(1))
     .try_collect::<Vec<_>>();
 
-    let (tenant_results, namespace_results) = futures_util::join!(tenant_reads, namespace_reads);
+    let account_reads = stream::iter(reads.service_accounts.iter().map(|(ns, name)| async move {
+        profiles.get_service_account(ns, name).await.map_err(reading(format!("service account {ns}/{name}")))
+    }))
+    .buffer_unordered(parallelism.max(1))
+    .try_collect::<Vec<_>>();
+
+    let (tenant_results, namespace_results, account_results) = futures_util::join!(tenant_reads, namespace_reads, account_reads);
     let mut observed = Observed {
         identity,
         oidc,
@@ -147,6 +165,7 @@ pub async fn refresh(
         policies: BTreeMap::new(),
         profiles: profiles_by_name,
         bare_namespaces: namespace_results?.into_iter().filter(|(_, exists)| *exists).map(|(ns, _)| ns).collect(),
+        service_accounts: account_results?.into_iter().flatten().map(|sa| ((sa.namespace.clone(), sa.name.clone()), sa)).collect(),
         managed_roles,
     };
     for (role_name, policy, role, document) in tenant_results? {

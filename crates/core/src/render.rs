@@ -82,6 +82,7 @@ fn block(out: &mut String, change: &ResourceChange, color: Color) {
         State::Role(r) => ("iam_role", r.name.clone()),
         State::S3Policy(p) => ("iam_role_policy", format!("{}/{}", p.role_name, p.policy_name)),
         State::Profile(p) => ("profile", p.name.clone()),
+        State::ServiceAccount(sa) => ("service_account", format!("{}/{}", sa.namespace, sa.name)),
     };
     let symbol = paint(change.action.symbol(), change.action, color);
     let _ = writeln!(out, "{symbol:>3} {kind} {name:?} {{");
@@ -158,6 +159,12 @@ fn attributes(state: &State) -> Vec<(&'static str, Attr)> {
             }
             v
         }
+        State::ServiceAccount(sa) => vec![
+            ("namespace", text(&sa.namespace)),
+            ("name", text(&sa.name)),
+            ("role_arn_annotation", Attr::Json(json!(sa.role_arn))),
+            ("managed_label", Attr::Json(json!(sa.managed))),
+        ],
     }
 }
 

@@ -136,6 +136,14 @@ pub const DEFAULT_TRUST_POLICY_QUOTA: usize = 2048;
 pub const DEFAULT_SERVICE_ACCOUNT: &str = "default-editor";
 pub const DEFAULT_MAX_SESSION_DURATION: u32 = 3600;
 
+impl Tenant {
+    /// The service accounts kfp-tenant must annotate itself: all but
+    /// `default-editor`, which the Kubeflow plugin annotates.
+    pub fn extra_service_accounts(&self) -> impl Iterator<Item = &str> {
+        self.service_accounts.iter().map(String::as_str).filter(|sa| *sa != DEFAULT_SERVICE_ACCOUNT)
+    }
+}
+
 /// The seed page's role name: `<namespace>-<cluster>-role`.
 pub fn default_role_name(namespace: &str, cluster: &str) -> String {
     format!("{namespace}-{cluster}-role")

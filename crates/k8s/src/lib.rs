@@ -21,7 +21,9 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
-use kfp_tenant_core::ports::{ErrorKind, Profile, ProfileApi, ProfilePlugin, ProviderError, ProviderResult};
+use kfp_tenant_core::ports::{
+    ErrorKind, Profile, ProfileApi, ProfilePlugin, ProviderError, ProviderResult, ServiceAccount as TenantServiceAccount,
+};
 use kfp_tenant_core::spec::ResourceQuota;
 use kfp_tenant_core::tags;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -70,7 +72,9 @@ pub struct Plugin {
 pub struct KubeOptions {
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
-    /// How long a Profile deletion may take before it is reported as stuck.
+    /// How long a Profile deletion may take before it is reported as stuck,
+    /// and how long a service account waits for the controller to make its
+    /// namespace.
     pub delete_timeout: Duration,
     /// Interval of the readiness and deletion polls.
     pub poll: Duration,
@@ -483,6 +487,58 @@ impl ProfileApi for Kube {
             }
             tokio::time::sleep(self.options.poll).await;
         }
+    }
+
+    async fn get_service_account(&self, namespace: &str, name: &str) -> ProviderResult<Option<TenantServiceAccount>> {
+        let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), namespace);
+        let found =
+            api.get_opt(name).await.map_err(|e| provider_error("GetServiceAccount", &format!("service account {namespace}/{name}"), e))?;
+        Ok(found.map(|sa| TenantServiceAccount {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            role_arn: sa.metadata.annotations.as_ref().and_then(|a| a.get(ROLE_ARN_ANNOTATION)).cloned(),
+            managed: sa.metadata.labels.as_ref().and_then(|l| l.get(tags::PROFILE_LABEL)).map(String::as_str) == Some(tags::MANAGER),
+        }))
+    }
+
+    async fn apply_service_account(&self, account: &TenantServiceAccount) -> ProviderResult<()> {
+        let target = format!("service account {}/{}", account.namespace, account.name);
+        // The profile controller makes the namespace some time after the Profile.
+        let deadline = tokio::time::Instant::now() + self.options.delete_timeout;
+        while !self.namespace_exists(&account.namespace).await? {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ProviderError::new(
+                    ErrorKind::NotFound,
+                    "ApplyServiceAccount",
+                    target,
+                    format!("namespace {} still does not exist; is the Kubeflow profile controller running?", account.namespace),
+                ));
+            }
+            tokio::time::sleep(self.options.poll).await;
+        }
+        let mut annotations = BTreeMap::new();
+        if let Some(arn) = &account.role_arn {
+            annotations.insert(ROLE_ARN_ANNOTATION.to_owned(), arn.clone());
+        }
+        let sa = ServiceAccount {
+            metadata: kube::api::ObjectMeta {
+                name: Some(account.name.clone()),
+                namespace: Some(account.namespace.clone()),
+                labels: Some(BTreeMap::from([(tags::PROFILE_LABEL.to_owned(), tags::MANAGER.to_owned())])),
+                annotations: Some(annotations),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut value =
+            serde_json::to_value(&sa).map_err(|e| ProviderError::new(ErrorKind::Other, "ApplyServiceAccount", &target, e.to_string()))?;
+        value["apiVersion"] = serde_json::json!("v1");
+        value["kind"] = serde_json::json!("ServiceAccount");
+        let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &account.namespace);
+        api.patch(&account.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&value))
+            .await
+            .map(drop)
+            .map_err(|e| provider_error("ApplyServiceAccount", &target, e))
     }
 
     async fn wait_ready(&self, profile: &Profile, timeout: Duration) -> ProviderResult<()> {

@@ -191,6 +191,13 @@ impl FakeApiServer {
         let listener = TcpListener::bind(("127.0.0.1", options.port)).await?;
         let addr = listener.local_addr()?;
         let shared = Shared { store: Arc::default(), options };
+        {
+            // What a cluster with Kubeflow installed starts with.
+            let mut store = lock(&shared.store);
+            for ns in ["default", "kube-system", "kubeflow"] {
+                store.put(kind_of("namespaces"), "", json!({"metadata": {"name": ns}}));
+            }
+        }
         let serving = shared.clone();
         let task = tokio::spawn(async move {
             loop {
@@ -385,6 +392,10 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
 
     let response = {
         let mut store = lock(&shared.store);
+        let writes = method == Method::POST || method == Method::PATCH || method == Method::PUT;
+        if kind.namespaced && writes && !ns.is_empty() && store.get("namespaces", "", &ns).is_none() {
+            return status(StatusCode::NOT_FOUND, "NotFound", format!("namespaces \"{ns}\" not found"), "namespaces", &ns);
+        }
         match (&method, name.as_deref()) {
             (&Method::GET, None) => {
                 let selector = params.get("labelSelector").cloned().unwrap_or_default();

@@ -20,7 +20,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kfp_tenant_core::policy::PolicyDocument;
 use kfp_tenant_core::ports::{
-    CallerIdentity, ClusterApi, ClusterOidc, ErrorKind, IamApi, Profile, ProfileApi, ProviderError, ProviderResult, Role,
+    CallerIdentity, ClusterApi, ClusterOidc, ErrorKind, IamApi, Profile, ProfileApi, ProviderError, ProviderResult, Role, ServiceAccount,
 };
 use kfp_tenant_core::tags;
 use tokio::time::Instant;
@@ -55,6 +55,7 @@ pub const WRITES: &[&str] = &[
     "DeleteRolePolicy",
     "ApplyProfile",
     "DeleteProfile",
+    "ApplyServiceAccount",
 ];
 
 impl Calls {
@@ -440,6 +441,7 @@ pub struct FakeProfiles {
 struct ProfileState {
     profiles: BTreeMap<String, Profile>,
     namespaces: BTreeSet<String>,
+    accounts: BTreeMap<(String, String), ServiceAccount>,
 }
 
 impl FakeProfiles {
@@ -474,6 +476,17 @@ impl FakeProfiles {
     pub fn profile_names(&self) -> Vec<String> {
         lock(&self.state).profiles.keys().cloned().collect()
     }
+
+    pub fn service_account(&self, namespace: &str, name: &str) -> Option<ServiceAccount> {
+        lock(&self.state).accounts.get(&(namespace.to_owned(), name.to_owned())).cloned()
+    }
+
+    /// Puts a service account in place behind the tool's back.
+    pub fn insert_service_account(&self, account: ServiceAccount) {
+        let mut state = lock(&self.state);
+        state.namespaces.insert(account.namespace.clone());
+        state.accounts.insert((account.namespace.clone(), account.name.clone()), account);
+    }
 }
 
 #[async_trait]
@@ -502,12 +515,33 @@ impl ProfileApi for FakeProfiles {
         match state.profiles.remove(name) {
             Some(_) => {
                 state.namespaces.remove(name);
+                state.accounts.retain(|(ns, _), _| ns != name);
                 Ok(())
             }
             None => {
                 Err(ProviderError::new(ErrorKind::NotFound, "DeleteProfile", format!("profile {name}"), "profiles.kubeflow.org not found"))
             }
         }
+    }
+
+    async fn get_service_account(&self, namespace: &str, name: &str) -> ProviderResult<Option<ServiceAccount>> {
+        self.meter.enter("GetServiceAccount", name).await?;
+        Ok(lock(&self.state).accounts.get(&(namespace.to_owned(), name.to_owned())).cloned())
+    }
+
+    async fn apply_service_account(&self, account: &ServiceAccount) -> ProviderResult<()> {
+        self.meter.enter("ApplyServiceAccount", &account.name).await?;
+        let mut state = lock(&self.state);
+        if !state.namespaces.contains(&account.namespace) {
+            return Err(ProviderError::new(
+                ErrorKind::NotFound,
+                "ApplyServiceAccount",
+                format!("service account {}/{}", account.namespace, account.name),
+                format!("namespaces \"{}\" not found", account.namespace),
+            ));
+        }
+        state.accounts.insert((account.namespace.clone(), account.name.clone()), ServiceAccount { managed: true, ..account.clone() });
+        Ok(())
     }
 
     /// The fake's controller is instantaneous: a stored Profile is ready.
