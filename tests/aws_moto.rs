@@ -139,7 +139,7 @@ async fn permissions_boundary_is_put_and_removed() {
 
 #[tokio::test]
 async fn service_errors_map_to_kinds() {
-    let aws = aws().await.with_consistency_window(std::time::Duration::ZERO);
+    let aws = aws().await;
     let name = "errors-role";
     aws.create_role(&role(name, "/")).await.unwrap();
     let again = aws.create_role(&role(name, "/")).await.unwrap_err();

@@ -7,16 +7,17 @@
 //! off on the client, and an interceptor that counts every call per operation
 //! ([`Aws::calls`]).
 //!
-//! The key decision is where IAM's quirks are absorbed: here, not in core.
-//! Documents arrive URL-encoded and are decoded before core sees them; service
-//! errors are sorted into core's [`ErrorKind`]s; and IAM's eventual
-//! consistency (a role just created is not yet visible to PutRolePolicy, an
-//! OIDC provider just created is an "invalid principal" for a while) is
-//! retried with bounded backoff where it shows.
+//! The key decision is what is absorbed here and what is not. IAM's wire
+//! quirks are: documents arrive URL-encoded and are decoded before core sees
+//! them, and service errors are sorted into core's [`ErrorKind`]s. Retrying is
+//! not, beyond the SDK's own few attempts: core's `resilience::Resilient`
+//! wraps this provider (and any other) with one retry and pacing policy,
+//! including IAM's eventual consistency (a role just created is not yet
+//! visible to PutRolePolicy; an OIDC provider just created is an "Invalid
+//! principal" for a while).
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -126,8 +127,6 @@ pub struct Aws {
     iam: aws_sdk_iam::Client,
     counter: CallCounter,
     region: String,
-    /// How long to keep retrying what IAM's eventual consistency hides.
-    consistency_window: Duration,
 }
 
 impl fmt::Debug for Aws {
@@ -140,7 +139,7 @@ impl Aws {
     /// Loads the standard configuration chains and builds the clients. Makes no call.
     pub async fn connect(options: &AwsOptions) -> Result<Self, AwsError> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::adaptive().with_max_attempts(options.max_attempts.unwrap_or(8)))
+            .retry_config(RetryConfig::adaptive().with_max_attempts(options.max_attempts.unwrap_or(3)))
             .timeout_config(
                 TimeoutConfig::builder().connect_timeout(Duration::from_secs(5)).operation_attempt_timeout(Duration::from_secs(30)).build(),
             );
@@ -156,7 +155,7 @@ impl Aws {
         let sts = aws_sdk_sts::Client::from_conf(aws_sdk_sts::config::Builder::from(&sdk).interceptor(counter.clone()).build());
         let eks = aws_sdk_eks::Client::from_conf(aws_sdk_eks::config::Builder::from(&sdk).interceptor(counter.clone()).build());
         let iam = aws_sdk_iam::Client::from_conf(aws_sdk_iam::config::Builder::from(&sdk).interceptor(counter.clone()).build());
-        Ok(Aws { sts, eks, iam, counter, region, consistency_window: Duration::from_secs(30) })
+        Ok(Aws { sts, eks, iam, counter, region })
     }
 
     pub fn counter(&self) -> &CallCounter {
@@ -165,12 +164,6 @@ impl Aws {
 
     pub fn region(&self) -> &str {
         &self.region
-    }
-
-    /// Shortens the wait for IAM's eventual consistency (tests of real absence).
-    pub fn with_consistency_window(mut self, window: Duration) -> Self {
-        self.consistency_window = window;
-        self
     }
 
     /// The raw IAM client, for tests and tooling that change things behind
@@ -200,35 +193,6 @@ impl Aws {
             .map_err(|e| provider_error("CreateOpenIDConnectProvider", &target, e))?;
         out.open_id_connect_provider_arn.ok_or_else(|| missing("CreateOpenIDConnectProvider", &target, "OpenIDConnectProviderArn"))
     }
-
-    /// Retries `call` while it fails in a way IAM's eventual consistency
-    /// explains, with backoff, for at most the consistency window.
-    async fn settle<T, F, Fut>(&self, eventually: fn(&ProviderError) -> bool, call: F) -> ProviderResult<T>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = ProviderResult<T>>,
-    {
-        let started = tokio::time::Instant::now();
-        let mut delay = Duration::from_millis(250);
-        loop {
-            match call().await {
-                Err(e) if eventually(&e) && started.elapsed() + delay <= self.consistency_window => {
-                    tracing::debug!(error = %e, ?delay, "not visible yet; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(4));
-                }
-                other => return other,
-            }
-        }
-    }
-}
-
-fn not_found(e: &ProviderError) -> bool {
-    e.kind == ErrorKind::NotFound
-}
-
-fn invalid_principal(e: &ProviderError) -> bool {
-    e.kind == ErrorKind::InvalidInput && e.message.contains("Invalid principal")
 }
 
 /// Sorts an SDK error into core's kinds, keeping the service's message.
@@ -373,40 +337,31 @@ impl IamApi for Aws {
         let target = format!("role {}", role.name);
         let tags = role.tags.iter().map(|(k, v)| tag(k, v)).collect::<ProviderResult<Vec<_>>>()?;
         let out = self
-            .settle(invalid_principal, || async {
-                self.iam
-                    .create_role()
-                    .role_name(&role.name)
-                    .path(&role.path)
-                    .assume_role_policy_document(role.trust_policy.to_compact_json())
-                    .set_description(role.description.clone())
-                    .max_session_duration(i32::try_from(role.max_session_duration).unwrap_or(3600))
-                    .set_permissions_boundary(role.permissions_boundary.clone())
-                    .set_tags(Some(tags.clone()))
-                    .send()
-                    .await
-                    .map_err(|e| provider_error("CreateRole", &target, e))
-            })
-            .await?;
+            .iam
+            .create_role()
+            .role_name(&role.name)
+            .path(&role.path)
+            .assume_role_policy_document(role.trust_policy.to_compact_json())
+            .set_description(role.description.clone())
+            .max_session_duration(i32::try_from(role.max_session_duration).unwrap_or(3600))
+            .set_permissions_boundary(role.permissions_boundary.clone())
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| provider_error("CreateRole", &target, e))?;
         role_from_sdk("CreateRole", out.role.ok_or_else(|| missing("CreateRole", &target, "Role"))?)
     }
 
     async fn update_trust_policy(&self, name: &str, document: &PolicyDocument) -> ProviderResult<()> {
         let target = format!("role {name}");
-        self.settle(
-            |e| not_found(e) || invalid_principal(e),
-            || async {
-                self.iam
-                    .update_assume_role_policy()
-                    .role_name(name)
-                    .policy_document(document.to_compact_json())
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|e| provider_error("UpdateAssumeRolePolicy", &target, e))
-            },
-        )
-        .await
+        self.iam
+            .update_assume_role_policy()
+            .role_name(name)
+            .policy_document(document.to_compact_json())
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| provider_error("UpdateAssumeRolePolicy", &target, e))
     }
 
     async fn update_role(&self, name: &str, description: Option<&str>, max_session_duration: u32) -> ProviderResult<()> {
@@ -488,19 +443,15 @@ impl IamApi for Aws {
 
     async fn put_role_policy(&self, role: &str, policy: &str, document: &PolicyDocument) -> ProviderResult<()> {
         let target = format!("role {role}");
-        // Right after CreateRole, IAM may not know the role yet.
-        self.settle(not_found, || async {
-            self.iam
-                .put_role_policy()
-                .role_name(role)
-                .policy_name(policy)
-                .policy_document(document.to_compact_json())
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| provider_error("PutRolePolicy", &target, e))
-        })
-        .await
+        self.iam
+            .put_role_policy()
+            .role_name(role)
+            .policy_name(policy)
+            .policy_document(document.to_compact_json())
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| provider_error("PutRolePolicy", &target, e))
     }
 
     async fn delete_role_policy(&self, role: &str, policy: &str) -> ProviderResult<()> {

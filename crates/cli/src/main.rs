@@ -10,6 +10,7 @@ mod output;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -19,6 +20,7 @@ use kfp_tenant_core::apply::{self, ApplyOptions, Providers};
 use kfp_tenant_core::plan::{self, ClusterContext, Plan, PlanOptions};
 use kfp_tenant_core::refresh::{Observed, ReadSet, refresh};
 use kfp_tenant_core::render;
+use kfp_tenant_core::resilience::{AdaptiveRate, Resilient, RetryPolicy};
 use kfp_tenant_core::spec::Desired;
 use kfp_tenant_k8s::{Kube, KubeOptions, LockOptions};
 
@@ -253,32 +255,38 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// The real providers of one cluster.
+/// The real providers of one cluster, with retries and IAM pacing around them.
 struct Live {
     aws: Aws,
     kube: Kube,
+    iam: Resilient<Aws>,
+    profiles: Resilient<Kube>,
 }
 
 impl Live {
     async fn connect(connection: &Connection, region: &str) -> Result<Self> {
-        let aws =
-            Aws::connect(&AwsOptions { profile: connection.aws_profile.clone(), region: Some(region.to_owned()), max_attempts: None })
-                .await?;
+        let options = AwsOptions { profile: connection.aws_profile.clone(), region: Some(region.to_owned()), max_attempts: None };
+        let aws = Aws::connect(&options).await?;
         let kube = Kube::connect(KubeOptions {
             kubeconfig: connection.kubeconfig.clone(),
             context: connection.context.clone(),
             ..Default::default()
         })
         .await?;
-        Ok(Live { aws, kube })
+        // IAM publishes no rate: start well above a typical account's and let
+        // throttling find the real one.
+        let limiter = Arc::new(AdaptiveRate::new(50.0, 1.0, 500.0));
+        let iam = Resilient::new(aws.clone(), RetryPolicy::default()).with_limiter(limiter);
+        let profiles = Resilient::new(kube.clone(), RetryPolicy::default());
+        Ok(Live { aws, kube, iam, profiles })
     }
 
     fn providers(&self) -> Providers<'_> {
-        Providers { iam: &self.aws, profiles: &self.kube }
+        Providers { iam: &self.iam, profiles: &self.profiles }
     }
 
     async fn observe(&self, reads: &ReadSet, parallelism: usize) -> Result<Observed> {
-        Ok(refresh(reads, &self.aws, &self.aws, &self.kube, parallelism).await?)
+        Ok(refresh(reads, &self.aws, &self.iam, &self.profiles, parallelism).await?)
     }
 
     fn print_stats(&self, connection: &Connection) {

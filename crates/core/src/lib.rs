@@ -24,6 +24,7 @@ pub mod policy;
 pub mod ports;
 pub mod refresh;
 pub mod render;
+pub mod resilience;
 pub mod spec;
 pub mod tags;
 pub mod validate;

@@ -101,6 +101,14 @@ pub struct Faults {
     pub seed: u64,
     /// A created role stays invisible to GetRole and to its policy calls for this long.
     pub invisible_for: Duration,
+    /// Fail each call with a 5xx-like transient error with this probability.
+    pub transient: f64,
+    /// Once this many writes were made (across the fakes sharing the
+    /// [`Calls`]), every further write hangs forever: the process "crashed",
+    /// and the test drops the apply future.
+    pub crash_after_writes: Option<u64>,
+    /// Admit at most this many calls per second (sliding window); throttle the rest.
+    pub rate_limit: Option<f64>,
 }
 
 #[derive(Debug)]
@@ -108,12 +116,13 @@ struct Injector {
     faults: Faults,
     rng: u64,
     seen: BTreeMap<&'static str, u64>,
+    admitted: std::collections::VecDeque<Instant>,
 }
 
 impl Injector {
     fn new(faults: Faults) -> Self {
         let rng = faults.seed ^ 0x9e37_79b9_7f4a_7c15;
-        Injector { faults, rng, seen: BTreeMap::new() }
+        Injector { faults, rng, seen: BTreeMap::new(), admitted: Default::default() }
     }
 
     /// splitmix64: small, seeded, good enough for a fault schedule.
@@ -133,8 +142,21 @@ impl Injector {
         {
             return Err(ProviderError::new(*kind, op, target, format!("injected failure of call {nth}")));
         }
+        if let Some(rate) = self.faults.rate_limit {
+            let now = Instant::now();
+            while self.admitted.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1)) {
+                self.admitted.pop_front();
+            }
+            if self.admitted.len() as f64 >= rate {
+                return Err(ProviderError::new(ErrorKind::Throttled, op, target, "Rate exceeded (over the injected rate limit)"));
+            }
+            self.admitted.push_back(now);
+        }
         if self.faults.throttle > 0.0 && self.next_f64() < self.faults.throttle {
             return Err(ProviderError::new(ErrorKind::Throttled, op, target, "Rate exceeded (injected)"));
+        }
+        if self.faults.transient > 0.0 && self.next_f64() < self.faults.transient {
+            return Err(ProviderError::new(ErrorKind::Transient, op, target, "We encountered an internal error (injected 500)"));
         }
         Ok(())
     }
@@ -153,6 +175,13 @@ impl Meter {
     }
 
     async fn enter(&self, op: &'static str, target: &str) -> ProviderResult<()> {
+        let crash_after = lock(&self.injector).faults.crash_after_writes;
+        if let Some(n) = crash_after
+            && WRITES.contains(&op)
+            && self.calls.writes() >= n
+        {
+            std::future::pending::<()>().await;
+        }
         self.calls.record(op);
         let latency = lock(&self.injector).faults.latency;
         if !latency.is_zero() {
@@ -283,6 +312,16 @@ impl FakeIam {
     /// Puts an inline policy behind the tool's back.
     pub fn insert_policy(&self, role: &str, policy: &str, document: PolicyDocument) {
         lock(&self.state).policies.insert((role.to_owned(), policy.to_owned()), document);
+    }
+
+    /// Every role, by name (for comparing whole states).
+    pub fn roles(&self) -> BTreeMap<String, Role> {
+        lock(&self.state).roles.values().map(|(r, _)| (r.name.clone(), r.clone())).collect()
+    }
+
+    /// Every inline policy, by (role, policy).
+    pub fn policies(&self) -> BTreeMap<(String, String), PolicyDocument> {
+        lock(&self.state).policies.clone()
     }
 
     pub fn role(&self, name: &str) -> Option<Role> {
@@ -445,6 +484,16 @@ struct ProfileState {
 }
 
 impl FakeProfiles {
+    /// Every Profile, by name (for comparing whole states).
+    pub fn profiles(&self) -> BTreeMap<String, Profile> {
+        lock(&self.state).profiles.clone()
+    }
+
+    /// Every service account, by (namespace, name).
+    pub fn service_accounts(&self) -> BTreeMap<(String, String), ServiceAccount> {
+        lock(&self.state).accounts.clone()
+    }
+
     pub fn new(calls: Calls) -> Self {
         FakeProfiles { meter: Meter::new(calls, Faults::default()), state: Arc::default() }
     }

@@ -36,6 +36,12 @@ impl FakeWorld {
         }
     }
 
+    /// The same faults for IAM and the Kubernetes side.
+    pub fn set_faults(&self, faults: crate::Faults) {
+        self.iam.set_faults(faults.clone());
+        self.profiles.set_faults(faults);
+    }
+
     pub fn providers(&self) -> Providers<'_> {
         Providers { iam: &self.iam, profiles: &self.profiles }
     }

@@ -1,0 +1,329 @@
+//! Surviving the services as they are: throttling, 5xx, eventual consistency.
+//!
+//! [`Resilient`] wraps any provider port and retries what is worth retrying:
+//! throttling and transient faults with capped exponential backoff (jittered,
+//! deterministically), and, for IAM, a `NotFound` (or an "Invalid principal")
+//! about a role that this run created moments ago, for as long as IAM's
+//! eventual consistency may hide it. An [`AdaptiveRate`] limiter, shared by
+//! every call through the wrapper, paces calls: it slows down multiplicatively
+//! when throttled and speeds up additively on success (AIMD), so a large apply
+//! settles just under the account's IAM rate instead of failing there.
+//!
+//! Everything here sleeps on tokio's clock, so tests run on a paused clock.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use crate::policy::PolicyDocument;
+use crate::ports::{ErrorKind, IamApi, Profile, ProfileApi, ProviderResult, Role, ServiceAccount};
+
+/// How long and how often to retry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts per call for throttling and transient faults.
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// How long after creating a role a `NotFound` about it is retried.
+    pub consistency_window: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(8),
+            consistency_window: Duration::from_secs(30),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// An AIMD rate limiter: calls are spaced `1/rate` apart; a throttle cuts the
+/// rate by `decrease`, each success adds `increase` calls per second, between
+/// `min` and `max`.
+#[derive(Debug)]
+pub struct AdaptiveRate {
+    state: Mutex<RateState>,
+}
+
+#[derive(Debug)]
+struct RateState {
+    rate: f64,
+    min: f64,
+    max: f64,
+    next: Option<Instant>,
+    /// Throttles seen since the last cut, to cut once per burst.
+    last_cut: Option<Instant>,
+}
+
+impl AdaptiveRate {
+    /// Starts at `initial` calls per second.
+    pub fn new(initial: f64, min: f64, max: f64) -> Self {
+        AdaptiveRate { state: Mutex::new(RateState { rate: initial.clamp(min, max), min, max, next: None, last_cut: None }) }
+    }
+
+    /// The current rate, in calls per second.
+    pub fn rate(&self) -> f64 {
+        lock(&self.state).rate
+    }
+
+    /// Waits for this call's slot.
+    pub async fn acquire(&self) {
+        let wait_until = {
+            let mut s = lock(&self.state);
+            let now = Instant::now();
+            let slot = s.next.map_or(now, |n| n.max(now));
+            s.next = Some(slot + Duration::from_secs_f64(1.0 / s.rate));
+            slot
+        };
+        tokio::time::sleep_until(wait_until).await;
+    }
+
+    pub fn on_success(&self) {
+        let mut s = lock(&self.state);
+        s.rate = (s.rate + 0.25).min(s.max);
+    }
+
+    /// Cuts the rate, at most once per spacing interval so that one burst of
+    /// throttles counts once.
+    pub fn on_throttle(&self) {
+        let mut s = lock(&self.state);
+        let now = Instant::now();
+        let interval = Duration::from_secs_f64(1.0 / s.rate);
+        if s.last_cut.is_none_or(|t| now.duration_since(t) >= interval) {
+            s.rate = (s.rate * 0.85).max(s.min);
+            s.last_cut = Some(now);
+        }
+    }
+}
+
+/// A provider port with retries and pacing around it.
+#[derive(Debug)]
+pub struct Resilient<P> {
+    inner: P,
+    policy: RetryPolicy,
+    limiter: Option<Arc<AdaptiveRate>>,
+    /// Roles this wrapper created, and when.
+    created: Mutex<HashMap<String, Instant>>,
+    retries: Mutex<BTreeMap<ErrorKind, u64>>,
+}
+
+impl<P> Resilient<P> {
+    pub fn new(inner: P, policy: RetryPolicy) -> Self {
+        Resilient { inner, policy, limiter: None, created: Mutex::default(), retries: Mutex::default() }
+    }
+
+    /// Paces every call through `limiter`.
+    pub fn with_limiter(mut self, limiter: Arc<AdaptiveRate>) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    pub fn inner(&self) -> &P {
+        &self.inner
+    }
+
+    /// Retries made so far, by the kind of error that caused them.
+    pub fn retries(&self) -> BTreeMap<ErrorKind, u64> {
+        lock(&self.retries).clone()
+    }
+
+    fn recently_created(&self, role: Option<&str>) -> bool {
+        let Some(role) = role else { return false };
+        lock(&self.created).get(&role.to_ascii_lowercase()).is_some_and(|t| t.elapsed() < self.policy.consistency_window)
+    }
+
+    /// Runs `call` until it succeeds, fails for good, or runs out of attempts.
+    /// `role` names the IAM role the call is about, for eventual consistency.
+    async fn run<T, F, Fut>(&self, role: Option<&str>, call: F) -> ProviderResult<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = ProviderResult<T>>,
+    {
+        let mut attempt: u32 = 0;
+        let mut delay = self.policy.base_delay;
+        loop {
+            if let Some(limiter) = &self.limiter {
+                limiter.acquire().await;
+            }
+            let error = match call().await {
+                Ok(value) => {
+                    if let Some(limiter) = &self.limiter {
+                        limiter.on_success();
+                    }
+                    return Ok(value);
+                }
+                Err(e) => e,
+            };
+            attempt += 1;
+            let retry = match error.kind {
+                ErrorKind::Throttled => {
+                    if let Some(limiter) = &self.limiter {
+                        limiter.on_throttle();
+                    }
+                    attempt < self.policy.max_attempts
+                }
+                ErrorKind::Transient => attempt < self.policy.max_attempts,
+                ErrorKind::NotFound => self.recently_created(role),
+                ErrorKind::InvalidInput => error.message.contains("Invalid principal") && attempt < self.policy.max_attempts,
+                _ => false,
+            };
+            if !retry {
+                return Err(error);
+            }
+            *lock(&self.retries).entry(error.kind).or_default() += 1;
+            tracing::debug!(error = %error, attempt, ?delay, "retrying");
+            tokio::time::sleep(jitter(delay, attempt, &error.target)).await;
+            delay = (delay * 2).min(self.policy.max_delay);
+        }
+    }
+}
+
+/// Between half and all of `delay`, spread by a hash of the call so that
+/// retries of many calls do not line up, yet runs repeat exactly.
+fn jitter(delay: Duration, attempt: u32, target: &str) -> Duration {
+    let hash =
+        target.bytes().fold(0xcbf2_9ce4_8422_2325_u64 ^ u64::from(attempt), |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let fraction = (hash % 1000) as f64 / 1000.0;
+    delay.mul_f64(0.5 + fraction / 2.0)
+}
+
+#[async_trait]
+impl<I: IamApi> IamApi for Resilient<I> {
+    async fn get_role(&self, name: &str) -> ProviderResult<Option<Role>> {
+        self.run(None, || self.inner.get_role(name)).await
+    }
+
+    async fn create_role(&self, role: &Role) -> ProviderResult<Role> {
+        let created = match self.run(Some(&role.name), || self.inner.create_role(role)).await {
+            // A retry after a lost response finds its own role: that is success.
+            Err(e) if e.kind == ErrorKind::AlreadyExists && self.was_mine(role).await => self.inner.get_role(&role.name).await?.ok_or(e)?,
+            other => other?,
+        };
+        lock(&self.created).insert(role.name.to_ascii_lowercase(), Instant::now());
+        Ok(created)
+    }
+
+    async fn update_trust_policy(&self, name: &str, document: &PolicyDocument) -> ProviderResult<()> {
+        self.run(Some(name), || self.inner.update_trust_policy(name, document)).await
+    }
+
+    async fn update_role(&self, name: &str, description: Option<&str>, max_session_duration: u32) -> ProviderResult<()> {
+        self.run(Some(name), || self.inner.update_role(name, description, max_session_duration)).await
+    }
+
+    async fn set_permissions_boundary(&self, name: &str, arn: Option<&str>) -> ProviderResult<()> {
+        self.run(Some(name), || self.inner.set_permissions_boundary(name, arn)).await
+    }
+
+    async fn tag_role(&self, name: &str, tags: &BTreeMap<String, String>) -> ProviderResult<()> {
+        self.run(Some(name), || self.inner.tag_role(name, tags)).await
+    }
+
+    async fn untag_role(&self, name: &str, keys: &[String]) -> ProviderResult<()> {
+        self.run(Some(name), || self.inner.untag_role(name, keys)).await
+    }
+
+    async fn delete_role(&self, name: &str) -> ProviderResult<()> {
+        self.run(None, || self.inner.delete_role(name)).await
+    }
+
+    async fn get_role_policy(&self, role: &str, policy: &str) -> ProviderResult<Option<PolicyDocument>> {
+        self.run(None, || self.inner.get_role_policy(role, policy)).await
+    }
+
+    async fn put_role_policy(&self, role: &str, policy: &str, document: &PolicyDocument) -> ProviderResult<()> {
+        self.run(Some(role), || self.inner.put_role_policy(role, policy, document)).await
+    }
+
+    async fn delete_role_policy(&self, role: &str, policy: &str) -> ProviderResult<()> {
+        self.run(None, || self.inner.delete_role_policy(role, policy)).await
+    }
+
+    async fn list_managed_roles(&self, path_prefix: &str, cluster: &str) -> ProviderResult<Vec<Role>> {
+        self.run(None, || self.inner.list_managed_roles(path_prefix, cluster)).await
+    }
+}
+
+impl<I: IamApi> Resilient<I> {
+    /// Whether the existing role of this name is the one `role` describes
+    /// (kfp-tenant's markers and the same trust policy), i.e. an earlier
+    /// attempt of this very call succeeded.
+    async fn was_mine(&self, role: &Role) -> bool {
+        match self.inner.get_role(&role.name).await {
+            Ok(Some(live)) => live.tags == role.tags && live.trust_policy == role.trust_policy && live.path == role.path,
+            _ => false,
+        }
+    }
+}
+
+#[async_trait]
+impl<P: ProfileApi> ProfileApi for Resilient<P> {
+    async fn list_profiles(&self) -> ProviderResult<Vec<Profile>> {
+        self.run(None, || self.inner.list_profiles()).await
+    }
+
+    async fn namespace_exists(&self, name: &str) -> ProviderResult<bool> {
+        self.run(None, || self.inner.namespace_exists(name)).await
+    }
+
+    async fn apply_profile(&self, profile: &Profile) -> ProviderResult<()> {
+        self.run(None, || self.inner.apply_profile(profile)).await
+    }
+
+    async fn delete_profile(&self, name: &str) -> ProviderResult<()> {
+        self.run(None, || self.inner.delete_profile(name)).await
+    }
+
+    async fn wait_ready(&self, profile: &Profile, timeout: Duration) -> ProviderResult<()> {
+        self.run(None, || self.inner.wait_ready(profile, timeout)).await
+    }
+
+    async fn get_service_account(&self, namespace: &str, name: &str) -> ProviderResult<Option<ServiceAccount>> {
+        self.run(None, || self.inner.get_service_account(namespace, name)).await
+    }
+
+    async fn apply_service_account(&self, account: &ServiceAccount) -> ProviderResult<()> {
+        self.run(None, || self.inner.apply_service_account(account)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_limiter_spaces_calls_and_adapts() {
+        let limiter = AdaptiveRate::new(10.0, 1.0, 100.0);
+        let start = Instant::now();
+        for _ in 0..11 {
+            limiter.acquire().await;
+        }
+        assert_eq!(start.elapsed(), Duration::from_secs(1), "11 calls at 10/s take one second");
+        limiter.on_throttle();
+        limiter.on_throttle();
+        assert_eq!(limiter.rate(), 8.5, "one burst of throttles cuts once");
+        for _ in 0..100 {
+            limiter.on_success();
+        }
+        assert_eq!(limiter.rate(), 33.5);
+    }
+
+    #[test]
+    fn jitter_stays_within_half_and_whole() {
+        for attempt in 0..50 {
+            let d = jitter(Duration::from_secs(1), attempt, "role r");
+            assert!(d >= Duration::from_millis(500) && d <= Duration::from_secs(1), "{d:?}");
+        }
+    }
+}

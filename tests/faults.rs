@@ -1,0 +1,92 @@
+//! The engine through core's resilience layer, against fakes that throttle,
+//! fail and hide new roles for a while, on tokio's paused clock (no real
+//! sleeping: the clock jumps when every task waits).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kfp_tenant_core::apply::{self, ApplyOptions, Providers, Quiet, Report};
+use kfp_tenant_core::plan::{self, Plan, PlanOptions};
+use kfp_tenant_core::ports::ErrorKind;
+use kfp_tenant_core::refresh::{ReadSet, refresh};
+use kfp_tenant_core::resilience::{AdaptiveRate, Resilient, RetryPolicy};
+use kfp_tenant_core::spec::Desired;
+use kfp_tenant_core::validate;
+use kfp_tenant_testkit::world::{FakeWorld, sample_file};
+use kfp_tenant_testkit::{FakeIam, FakeProfiles, Faults};
+
+struct Guarded {
+    iam: Resilient<FakeIam>,
+    profiles: Resilient<FakeProfiles>,
+}
+
+impl Guarded {
+    fn new(world: &FakeWorld, limiter: Option<Arc<AdaptiveRate>>) -> Self {
+        let mut iam = Resilient::new(world.iam.clone(), RetryPolicy::default());
+        if let Some(l) = limiter {
+            iam = iam.with_limiter(l);
+        }
+        Guarded { iam, profiles: Resilient::new(world.profiles.clone(), RetryPolicy::default()) }
+    }
+
+    async fn plan(&self, world: &FakeWorld, desired: &Desired) -> Plan {
+        let observed = refresh(&ReadSet::for_desired(desired, false), &world.cluster, &self.iam, &self.profiles, 10).await.unwrap();
+        plan::plan(desired, &observed, PlanOptions::default()).unwrap()
+    }
+
+    async fn apply(&self, plan: &Plan) -> Report {
+        apply::apply(plan, Providers { iam: &self.iam, profiles: &self.profiles }, ApplyOptions::default(), &Quiet).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttling_and_eventual_consistency_need_no_operator() {
+    let world = FakeWorld::new();
+    let desired = validate(&sample_file(50)).unwrap();
+    world.iam.set_faults(Faults { throttle: 0.3, invisible_for: Duration::from_secs(2), seed: 7, ..Default::default() });
+    let guarded = Guarded::new(&world, None);
+
+    let plan = guarded.plan(&world, &desired).await;
+    let report = guarded.apply(&plan).await;
+    assert!(report.is_success(), "{report:#?}");
+    let retries = guarded.iam.retries();
+    assert!(retries[&ErrorKind::Throttled] > 20, "30% of calls were throttled and retried: {retries:?}");
+    assert!(retries[&ErrorKind::NotFound] > 0, "new roles were invisible for a while: {retries:?}");
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!guarded.plan(&world, &desired).await.has_changes(), "the result is complete");
+    assert_eq!(world.iam.role_names().len(), 50);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_retries_the_same_faults_fail_tenants() {
+    // The control for the test above: the faults are real.
+    let world = FakeWorld::new();
+    let desired = validate(&sample_file(50)).unwrap();
+    let plan = world.plan(&desired, PlanOptions::default()).await.unwrap();
+    world.iam.set_faults(Faults { throttle: 0.3, invisible_for: Duration::from_secs(2), seed: 7, ..Default::default() });
+    let report = world.apply(&plan).await;
+    assert!(report.failed() > 10, "{} failed", report.failed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_adaptive_limiter_backs_off_under_a_low_iam_rate_and_recovers() {
+    let world = FakeWorld::new();
+    let desired = validate(&sample_file(40)).unwrap();
+    world.iam.set_faults(Faults { rate_limit: Some(5.0), ..Default::default() });
+    let limiter = Arc::new(AdaptiveRate::new(50.0, 1.0, 500.0));
+    let guarded = Guarded::new(&world, Some(limiter.clone()));
+
+    let plan = guarded.plan(&world, &desired).await;
+    let report = guarded.apply(&plan).await;
+    assert!(report.is_success(), "{report:#?}");
+    assert!(limiter.rate() < 10.0, "the rate came down to the account's: {}", limiter.rate());
+
+    // The account's limit is lifted: the limiter speeds up again.
+    world.iam.set_faults(Faults::default());
+    let low = limiter.rate();
+    let _ = guarded.plan(&world, &desired).await;
+    assert!(limiter.rate() > low + 10.0, "recovered from {low} to {}", limiter.rate());
+}
