@@ -90,3 +90,21 @@ async fn the_adaptive_limiter_backs_off_under_a_low_iam_rate_and_recovers() {
     let _ = guarded.plan(&world, &desired).await;
     assert!(limiter.rate() > low + 10.0, "recovered from {low} to {}", limiter.rate());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_leaves_a_partial_state_that_the_next_apply_completes() {
+    let world = FakeWorld::new();
+    let desired = validate(&sample_file(3)).unwrap();
+    let plan = world.plan(&desired, PlanOptions::default()).await.unwrap();
+    world.set_faults(Faults { crash_after_writes: Some(4), ..Default::default() });
+    let crashed = tokio::time::timeout(Duration::from_secs(60), world.apply(&plan)).await;
+    assert!(crashed.is_err(), "the apply never finished: it was killed");
+    world.set_faults(Faults::default());
+    let done = world.iam.role_names().len() + world.iam.policy_names().len() + world.profiles.profile_names().len();
+    assert_eq!(done, 4, "exactly the writes before the crash happened");
+
+    let rest = world.plan(&desired, PlanOptions::default()).await.unwrap();
+    assert_eq!(rest.summary().add, 5, "the next plan has only what is missing");
+    assert!(world.apply(&rest).await.is_success());
+    assert!(!world.plan(&desired, PlanOptions::default()).await.unwrap().has_changes());
+}
