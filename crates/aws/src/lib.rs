@@ -208,13 +208,33 @@ where
             (kind_of(code, status), format!("{message} ({code})"))
         }
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            let text = DisplayErrorContext(&err).to_string();
-            let kind = if text.contains("credentials") { ErrorKind::AccessDenied } else { ErrorKind::Transient };
-            (kind, text)
+            let text = error_chain(&err);
+            if text.contains("credentials") {
+                (
+                    ErrorKind::AccessDenied,
+                    format!("{text}; set AWS credentials (AWS_PROFILE and aws sso login, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"),
+                )
+            } else {
+                (ErrorKind::Transient, format!("{text}; is AWS reachable? check the network, the region and AWS_ENDPOINT_URL"))
+            }
         }
         _ => (ErrorKind::Other, DisplayErrorContext(&err).to_string()),
     };
     ProviderError::new(kind, operation, target, message)
+}
+
+/// An error and its sources, by Display only (the SDK's Debug output is for developers).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
 }
 
 /// The kind of an AWS error code (IAM, EKS and STS codes share one space here).

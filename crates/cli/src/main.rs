@@ -261,6 +261,16 @@ struct Live {
     kube: Kube,
     iam: Resilient<Aws>,
     profiles: Resilient<Kube>,
+    /// `--stats`: print the calls made when done, whatever the outcome.
+    stats: bool,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if self.stats {
+            output::print_stats(&self.aws.counter().calls(), &self.kube.counter().calls());
+        }
+    }
 }
 
 impl Live {
@@ -278,7 +288,7 @@ impl Live {
         let limiter = Arc::new(AdaptiveRate::new(50.0, 1.0, 500.0));
         let iam = Resilient::new(aws.clone(), RetryPolicy::default()).with_limiter(limiter);
         let profiles = Resilient::new(kube.clone(), RetryPolicy::default());
-        Ok(Live { aws, kube, iam, profiles })
+        Ok(Live { aws, kube, iam, profiles, stats: connection.stats })
     }
 
     fn providers(&self) -> Providers<'_> {
@@ -287,12 +297,6 @@ impl Live {
 
     async fn observe(&self, reads: &ReadSet, parallelism: usize) -> Result<Observed> {
         Ok(refresh(reads, &self.aws, &self.iam, &self.profiles, parallelism).await?)
-    }
-
-    fn print_stats(&self, connection: &Connection) {
-        if connection.stats {
-            output::print_stats(&self.aws.counter().calls(), &self.kube.counter().calls());
-        }
     }
 
     async fn lock(&self, lifecycle: &Lifecycle, verb: &str) -> Result<kfp_tenant_k8s::LeaseGuard> {
@@ -345,7 +349,6 @@ async fn plan_command(args: PlanArgs, no_color: bool) -> Result<ExitCode> {
         std::fs::write(out, serde_json::to_string_pretty(&plan)?).with_context(|| format!("cannot write the plan to {}", out.display()))?;
         eprintln!("Saved the plan to {}; apply it exactly with: kfp-tenant apply {}", out.display(), out.display());
     }
-    live.print_stats(&args.connection);
     Ok(if args.detailed_exitcode && changed { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
 
@@ -386,7 +389,7 @@ async fn apply_command(args: ApplyArgs, no_color: bool) -> Result<ExitCode> {
             Ok(carry_out(&live, &plan, &args.connection, &args.lifecycle).await)
         }
         .await;
-        return unlock(guard, &live, &args.connection, result).await;
+        return unlock(guard, result).await;
     }
     let desired = args.tenants.desired()?;
     let live = Live::connect(&args.connection, &desired.cluster.region).await?;
@@ -397,7 +400,7 @@ async fn apply_command(args: ApplyArgs, no_color: bool) -> Result<ExitCode> {
         confirm_and_apply(&live, &plan, &args.connection, &args.lifecycle, no_color, "Do you want to perform these actions?").await
     }
     .await;
-    unlock(guard, &live, &args.connection, result).await
+    unlock(guard, result).await
 }
 
 async fn destroy_command(args: DestroyArgs, no_color: bool) -> Result<ExitCode> {
@@ -410,14 +413,13 @@ async fn destroy_command(args: DestroyArgs, no_color: bool) -> Result<ExitCode> 
         confirm_and_apply(&live, &plan, &args.connection, &args.lifecycle, no_color, "Do you really want to destroy these tenants?").await
     }
     .await;
-    unlock(guard, &live, &args.connection, result).await
+    unlock(guard, result).await
 }
 
 /// Releases the apply lock whatever happened while it was held; `ok` is
 /// whether every change succeeded.
-async fn unlock(guard: kfp_tenant_k8s::LeaseGuard, live: &Live, connection: &Connection, result: Result<bool>) -> Result<ExitCode> {
+async fn unlock(guard: kfp_tenant_k8s::LeaseGuard, result: Result<bool>) -> Result<ExitCode> {
     let released = guard.release().await;
-    live.print_stats(connection);
     let ok = result?;
     released.context("the changes were made, but the apply lock could not be released; it expires by itself")?;
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })

@@ -23,8 +23,9 @@ pub fn stdout_color(no_color_flag: bool) -> Color {
 
 /// `RUST_LOG` wins; otherwise -v is debug and -vv trace for kfp-tenant's crates.
 pub fn init_logging(verbose: u8) {
+    // Libraries' own error logs repeat what kfp-tenant reports once, better.
     let default = match verbose {
-        0 => "warn",
+        0 => "off,kfp_tenant=warn,kfp_tenant_core=warn,kfp_tenant_aws=warn,kfp_tenant_k8s=warn",
         1 => "warn,kfp_tenant=debug,kfp_tenant_core=debug,kfp_tenant_aws=debug,kfp_tenant_k8s=debug",
         _ => "debug,kfp_tenant=trace,kfp_tenant_core=trace,kfp_tenant_aws=trace,kfp_tenant_k8s=trace",
     };

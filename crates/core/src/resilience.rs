@@ -25,8 +25,11 @@ use crate::ports::{ErrorKind, IamApi, Profile, ProfileApi, ProviderResult, Role,
 /// How long and how often to retry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Attempts per call for throttling and transient faults.
+    /// Attempts per call when throttled: patient, throttling passes.
     pub max_attempts: u32,
+    /// Attempts per call for 5xx, timeouts and refused connections: short, so
+    /// a wrong endpoint is reported in about a second, not after minutes.
+    pub max_transient_attempts: u32,
     pub base_delay: Duration,
     pub max_delay: Duration,
     /// How long after creating a role a `NotFound` about it is retried.
@@ -37,6 +40,7 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
             max_attempts: 10,
+            max_transient_attempts: 4,
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(8),
             consistency_window: Duration::from_secs(30),
@@ -173,7 +177,7 @@ impl<P> Resilient<P> {
                     }
                     attempt < self.policy.max_attempts
                 }
-                ErrorKind::Transient => attempt < self.policy.max_attempts,
+                ErrorKind::Transient => attempt < self.policy.max_transient_attempts,
                 ErrorKind::NotFound => self.recently_created(role),
                 ErrorKind::InvalidInput => error.message.contains("Invalid principal") && attempt < self.policy.max_attempts,
                 _ => false,

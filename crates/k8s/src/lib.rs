@@ -351,6 +351,9 @@ pub fn provider_error(operation: &str, target: &str, err: kube::Error) -> Provid
     };
     let message = match &err {
         kube::Error::Api(s) => format!("{} ({})", s.message, s.reason),
+        other if kind == ErrorKind::Transient => {
+            format!("{}; is the Kubernetes API reachable? check --kubeconfig, --context or KUBECONFIG", error_chain(other))
+        }
         other => error_chain(other),
     };
     ProviderError::new(kind, operation, target, message)

@@ -1,0 +1,479 @@
+//! The bad-input catalogue: each case runs the built binary and must exit 1
+//! with one error naming the field or resource and the fix, having made no
+//! write call. Writes are counted by `--stats` where the run got as far as
+//! connecting; the offline cases point AWS and Kubernetes at a closed port, so
+//! any call would show as a connection error instead of the expected message.
+//! (The apply lock's Lease is coordination, not a resource: it is not counted.)
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use kfp_tenant_core::ports::{ClusterApi, IamApi, Role};
+use kfp_tenant_testkit::apiserver::{FakeApiOptions, FakeApiServer};
+use serde_json::json;
+
+const CLUSTER: &str = "catalogue";
+
+/// Operations that change a resource, as `--stats` names them.
+const WRITES: &[&str] = &[
+    "CreateRole",
+    "DeleteRole",
+    "UpdateAssumeRolePolicy",
+    "UpdateRole",
+    "TagRole",
+    "UntagRole",
+    "PutRolePolicy",
+    "DeleteRolePolicy",
+    "PutRolePermissionsBoundary",
+    "DeleteRolePermissionsBoundary",
+    "PATCH profiles",
+    "DELETE profiles",
+    "PATCH serviceaccounts",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Where {
+    /// AWS and Kubernetes on a closed port: nothing may be called.
+    Offline,
+    /// moto and the Kubernetes fake.
+    Emulators,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Setup {
+    Nothing,
+    UnmanagedRole,
+    StalePlan,
+    LockHeld,
+    NoOidcProvider,
+    UnreachableKubernetes,
+    NoCredentials,
+}
+
+struct Case {
+    name: &'static str,
+    /// The tenants file; `{cluster}` is replaced.
+    file: &'static str,
+    args: &'static [&'static str],
+    place: Where,
+    setup: Setup,
+    /// Each must appear in the error: what is wrong, where, and the fix.
+    expect: &'static [&'static str],
+}
+
+const OK_TENANT: &str = "tenants:\n  - namespace: team-a\n    owner: alice@example.com\n";
+
+fn cases() -> Vec<Case> {
+    use Setup::*;
+    use Where::*;
+    let c = |name, file, args, place, setup, expect| Case { name, file, args, place, setup, expect };
+    vec![
+        c(
+            "uppercase namespace",
+            "tenants:\n  - namespace: Team-A\n    owner: a@example.com\n",
+            &["plan"],
+            Offline,
+            Nothing,
+            &["tenants[0].namespace", "lowercase letters"],
+        ),
+        c(
+            "namespace of 64 characters",
+            "tenants:\n  - namespace: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n    owner: a@example.com\n",
+            &["plan"],
+            Offline,
+            Nothing,
+            &["tenants[0].namespace", "1-63"],
+        ),
+        c(
+            "owner without @",
+            "tenants:\n  - namespace: team-a\n    owner: alice\n",
+            &["plan"],
+            Offline,
+            Nothing,
+            &["tenants[0].owner", "e-mail"],
+        ),
+        c(
+            "owner with spaces",
+            "tenants:\n  - namespace: team-a\n    owner: alice smith@example.com\n",
+            &["apply", "--auto-approve"],
+            Offline,
+            Nothing,
+            &["tenants[0].owner", "PROFILE_USER"],
+        ),
+        c(
+            "explicit role name over 64",
+            "tenants:\n  - namespace: team-a\n    owner: a@example.com\n    roleName: rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr\n",
+            &["plan"],
+            Offline,
+            Nothing,
+            &["tenants[0].roleName", "66 characters", "at most 64"],
+        ),
+        c(
+            "default role name over 64",
+            "tenants:\n  - namespace: a-very-long-namespace-for-the-machine-learning-pipelines\n    owner: a@example.com\n",
+            &["plan"],
+            Offline,
+            Nothing,
+            &["tenants[0].roleName", "<namespace>-<cluster>-role", "set roleName"],
+        ),
+        c(
+            "role name with a slash",
+            "tenants:\n  - namespace: team-a\n    owner: a@example.com\n    roleName: team/a\n",
+            &["plan"],
+            Offline,
+            Nothing,
+            &["tenants[0].roleName", "+=,.@_-"],
+        ),
+        c(
+            "role path without slashes",
+            "tenants:\n  - namespace: team-a\n    owner: a@example.com\n    rolePath: kubeflow\n",
+            &["plan"],
+            Offline,
+            Nothing,
+            &["tenants[0].rolePath", "/segment/"],
+        ),
+        c(
+            "trust policy over its quota",
+            "tenants:\n  - namespace: team-a\n    owner: a@example.com\n    serviceAccounts: [pipeline-runner-00, pipeline-runner-01, pipeline-runner-02, pipeline-runner-03, pipeline-runner-04, pipeline-runner-05, pipeline-runner-06, pipeline-runner-07, pipeline-runner-08, pipeline-runner-09, pipeline-runner-10, pipeline-runner-11, pipeline-runner-12, pipeline-runner-13, pipeline-runner-14, pipeline-runner-15, pipeline-runner-16, pipeline-runner-17, pipeline-runner-18, pipeline-runner-19, pipeline-runner-20, pipeline-runner-21, pipeline-runner-22, pipeline-runner-23, pipeline-runner-24, pipeline-runner-25, pipeline-runner-26, pipeline-runner-27, pipeline-runner-28, pipeline-runner-29, pipeline-runner-30, pipeline-runner-31, pipeline-runner-32, pipeline-runner-33, pipeline-runner-34, pipeline-runner-35, pipeline-runner-36, pipeline-runner-37, pipeline-runner-38, pipeline-runner-39]\n",
+            &["plan"],
+            Offline,
+            Nothing,
+            &["tenants[0].serviceAccounts", "over the quota of 2048", "trustPolicyQuota"],
+        ),
+        c(
+            "wildcard service account",
+            "tenants:\n  - namespace: team-a\n    owner: a@example.com\n    serviceAccounts: [\"*\"]\n",
+            &["plan"],
+            Offline,
+            Nothing,
+            &["tenants[0].serviceAccounts[0]", "no wildcards"],
+        ),
+        c(
+            "duplicate namespaces",
+            "tenants:\n  - namespace: team-a\n    owner: a@example.com\n  - namespace: team-a\n    owner: b@example.com\n",
+            &["plan"],
+            Offline,
+            Nothing,
+            &["tenants[1].namespace", "tenants[0]", "its own namespace"],
+        ),
+        c(
+            "duplicate role names",
+            "tenants:\n  - namespace: team-a\n    owner: a@example.com\n    roleName: shared\n  - namespace: team-b\n    owner: b@example.com\n    roleName: Shared\n",
+            &["plan"],
+            Offline,
+            Nothing,
+            &["tenants[1].roleName", "case-insensitive", "distinct roleName"],
+        ),
+        c(
+            "prefix access without prefix",
+            "tenants:\n  - namespace: team-a\n    owner: a@example.com\n    s3Access: prefix\n",
+            &["plan"],
+            Offline,
+            Nothing,
+            &["tenants[0].s3Prefix", "private-artifacts/team-a/"],
+        ),
+        c(
+            "reserved tag key",
+            "tenants:\n  - namespace: team-a\n    owner: a@example.com\n    tags: {\"aws:team\": ml}\n",
+            &["plan"],
+            Offline,
+            Nothing,
+            &["tenants[0].tags.aws:team", "rename the tag"],
+        ),
+        c(
+            "session too short",
+            "tenants:\n  - namespace: team-a\n    owner: a@example.com\n    maxSessionDuration: 60\n",
+            &["plan"],
+            Offline,
+            Nothing,
+            &["tenants[0].maxSessionDuration", "3600"],
+        ),
+        c("no tenants", "tenants: []\n", &["plan"], Offline, Nothing, &["tenants", "add at least one tenant"]),
+        c(
+            "unknown top-level field",
+            "bukcet: x\ntenants: []\n",
+            &["plan"],
+            Offline,
+            Nothing,
+            &["unknown field `bukcet`", "expected one of"],
+        ),
+        c(
+            "misspelt tenant field",
+            "tenants:\n  - namespace: team-a\n    ownr: a@example.com\n",
+            &["plan"],
+            Offline,
+            Nothing,
+            &["tenants[0]: unknown field `ownr`", "`owner`"],
+        ),
+        c(
+            "misspelt defaults field",
+            "defaults: {s3Acess: full}\ntenants: []\n",
+            &["plan"],
+            Offline,
+            Nothing,
+            &["defaults: unknown field `s3Acess`", "`s3Access`"],
+        ),
+        c(
+            "unknown access mode",
+            "tenants:\n  - namespace: team-a\n    owner: a@example.com\n    s3Access: everything\n",
+            &["plan"],
+            Offline,
+            Nothing,
+            &["unknown variant `everything`", "`scoped`, `full`, `prefix`"],
+        ),
+        c(
+            "malformed YAML",
+            "tenants:\n  - namespace: team-a\n   owner: [\n",
+            &["plan"],
+            Offline,
+            Nothing,
+            &["is not a valid tenants file", "line"],
+        ),
+        c("unknown target", OK_TENANT, &["plan", "--target", "team-z"], Offline, Nothing, &["--target team-z", "no such tenant"]),
+        c(
+            "flags and file together",
+            OK_TENANT,
+            &["plan", "--cluster", "other"],
+            Offline,
+            Nothing,
+            &["--cluster cannot be combined with -f", "put the values in the tenants file"],
+        ),
+        c(
+            "bad bucket name",
+            "tenants:\n  - namespace: team-a\n    owner: a@example.com\n",
+            &["plan"],
+            Offline,
+            Nothing,
+            &["bucket", "S3_BUCKET"],
+        ),
+        c(
+            "unknown cluster",
+            OK_TENANT,
+            &["plan"],
+            Emulators,
+            Nothing,
+            &["EKS cluster no-such-cluster", "no EKS cluster no-such-cluster in region us-west-2", "check cluster and region"],
+        ),
+        c(
+            "wrong region",
+            OK_TENANT,
+            &["plan"],
+            Emulators,
+            Nothing,
+            &["no EKS cluster catalogue in region eu-west-1", "check cluster and region"],
+        ),
+        c(
+            "missing OIDC provider",
+            OK_TENANT,
+            &["plan"],
+            Emulators,
+            NoOidcProvider,
+            &[
+                "data.cluster_oidc",
+                "no IAM OIDC provider",
+                "eksctl utils associate-iam-oidc-provider --cluster catalogue --region us-west-2 --approve",
+            ],
+        ),
+        c("no credentials", OK_TENANT, &["plan"], Emulators, NoCredentials, &["the caller identity", "credentials"]),
+        c(
+            "unreachable Kubernetes API",
+            OK_TENANT,
+            &["plan"],
+            Emulators,
+            UnreachableKubernetes,
+            &["cannot read Profiles", "is the Kubernetes API reachable? check --kubeconfig"],
+        ),
+        c(
+            "same-named unmanaged role",
+            OK_TENANT,
+            &["plan"],
+            Emulators,
+            UnmanagedRole,
+            &["tenant[\"team-a\"].iam_role", "IAM role team-a-catalogue-role exists but was not created by kfp-tenant", "--adopt"],
+        ),
+        c(
+            "stale saved plan",
+            OK_TENANT,
+            &["apply", "{planfile}"],
+            Emulators,
+            StalePlan,
+            &["the saved plan is stale", "tenant[\"team-a\"].iam_role", "run plan again"],
+        ),
+        c(
+            "second concurrent apply",
+            OK_TENANT,
+            &["apply", "--auto-approve"],
+            Emulators,
+            LockHeld,
+            &["another run holds the apply lock: kfp-tenant apply by carol@ci", "wait for it to finish"],
+        ),
+    ]
+}
+
+fn header(case: &Case) -> String {
+    let cluster = match case.name {
+        "unknown cluster" => "no-such-cluster",
+        _ => CLUSTER,
+    };
+    let region = if case.name == "wrong region" { "eu-west-1" } else { "us-west-2" };
+    let bucket = if case.name == "bad bucket name" { "Bad_Bucket" } else { "kfp-artifacts" };
+    let mut text = String::new();
+    if !case.file.contains("bukcet") && !case.file.starts_with("defaults") {
+        text = format!("cluster: {cluster}\nregion: {region}\nbucket: {bucket}\n");
+    } else {
+        text.push_str(&format!("cluster: {cluster}\nregion: {region}\n"));
+        if !case.file.contains("bukcet") {
+            text.push_str(&format!("bucket: {bucket}\n"));
+        }
+    }
+    text
+}
+
+fn run(args: &[String], kubeconfig: &Path, env: &[(&str, &str)], remove: &[&str]) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kfp-tenant"));
+    cmd.args(args).env("KUBECONFIG", kubeconfig).env("NO_COLOR", "1").env_remove("AWS_PROFILE").stdin(Stdio::null());
+    for k in remove {
+        cmd.env_remove(k);
+    }
+    cmd.envs(env.iter().copied());
+    let out = cmd.output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_input_exits_1_naming_the_field_and_the_fix_without_writing() {
+    let aws = support::aws().await;
+    let issuer = support::cluster_with_provider(&aws, CLUSTER).await;
+    let server = FakeApiServer::start(FakeApiOptions::default()).await.unwrap();
+    let dir: PathBuf = std::env::temp_dir().join(format!("kfp-tenant-catalogue-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, server.kubeconfig()).unwrap();
+    let closed = dir.join("closed.kubeconfig");
+    std::fs::write(&closed, kfp_tenant_testkit::apiserver::kubeconfig("http://127.0.0.1:9")).unwrap();
+
+    let cases = cases();
+    assert!(cases.len() >= 25, "the catalogue has {} cases", cases.len());
+    let mut failures = Vec::new();
+    for case in &cases {
+        let file = dir.join(format!("{}.yaml", case.name.replace(' ', "-")));
+        std::fs::write(&file, format!("{}{}", header(case), case.file)).unwrap();
+        let planfile = dir.join("stale.plan");
+        let mut env: Vec<(&str, &str)> = vec![];
+        let mut remove: Vec<&str> = vec![];
+        let mut config = &kubeconfig;
+        match case.setup {
+            Setup::Nothing | Setup::UnreachableKubernetes | Setup::NoCredentials => {}
+            Setup::UnmanagedRole => {
+                let doc = kfp_tenant_core::policy::PolicyDocument::new(json!({"Version": "2012-10-17", "Statement": []}));
+                let role = Role {
+                    name: "team-a-catalogue-role".into(),
+                    path: "/".into(),
+                    arn: String::new(),
+                    trust_policy: doc,
+                    description: None,
+                    tags: Default::default(),
+                    max_session_duration: 3600,
+                    permissions_boundary: None,
+                };
+                aws.create_role(&role).await.unwrap();
+            }
+            Setup::StalePlan => {
+                let made = run(
+                    &["plan".into(), "-f".into(), file.display().to_string(), "--out".into(), planfile.display().to_string()],
+                    &kubeconfig,
+                    &[],
+                    &[],
+                );
+                assert_eq!(made.0, 0, "{}", made.1);
+                // Someone creates the role the plan meant to create.
+                let doc = kfp_tenant_core::policy::PolicyDocument::new(json!({"Version": "2012-10-17", "Statement": []}));
+                let role = Role {
+                    name: "team-a-catalogue-role".into(),
+                    path: "/".into(),
+                    arn: String::new(),
+                    trust_policy: doc,
+                    description: None,
+                    tags: Default::default(),
+                    max_session_duration: 3600,
+                    permissions_boundary: None,
+                };
+                aws.create_role(&role).await.unwrap();
+            }
+            Setup::LockHeld => {
+                let now = kfp_tenant_testkit::apiserver::now_micro();
+                server.put_object("leases", "kubeflow", json!({"metadata": {"name": "kfp-tenant-lock"},
+                    "spec": {"holderIdentity": "kfp-tenant apply by carol@ci (pid 1)", "leaseDurationSeconds": 60, "renewTime": now, "acquireTime": now}}));
+            }
+            Setup::NoOidcProvider => {
+                let arn = aws.cluster_oidc(CLUSTER).await.unwrap().provider_arn.unwrap();
+                aws.iam_client().delete_open_id_connect_provider().open_id_connect_provider_arn(arn).send().await.unwrap();
+            }
+        }
+        if case.setup == Setup::UnreachableKubernetes || case.place == Where::Offline {
+            config = &closed;
+        }
+        if case.place == Where::Offline {
+            env.extend([("AWS_ENDPOINT_URL", "http://127.0.0.1:9"), ("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "x")]);
+        }
+        if case.setup == Setup::NoCredentials {
+            remove.extend(["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]);
+            env.extend([
+                ("AWS_CONFIG_FILE", "/nonexistent"),
+                ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+                ("AWS_EC2_METADATA_DISABLED", "true"),
+            ]);
+        }
+        let mut args: Vec<String> =
+            case.args.iter().map(|a| if *a == "{planfile}" { planfile.display().to_string() } else { (*a).to_owned() }).collect();
+        if case.setup != Setup::StalePlan {
+            args.extend(["-f".to_owned(), file.display().to_string()]);
+        }
+        args.push("--stats".to_owned());
+        let (code, stderr) = run(&args, config, &env, &remove);
+
+        let mut problems = Vec::new();
+        if code != 1 {
+            problems.push(format!("exit {code}"));
+        }
+        if stderr.lines().filter(|l| l.starts_with("Error:")).count() != 1
+            || stderr.lines().any(|l| l.contains(" ERROR ") || l.contains(" WARN "))
+        {
+            problems.push("not exactly one error".to_owned());
+        }
+        for e in case.expect {
+            if !stderr.contains(e) {
+                problems.push(format!("missing {e:?}"));
+            }
+        }
+        if let Some(stats) = stderr.lines().find(|l| l.starts_with("API calls:")) {
+            let wrote: Vec<&&str> = WRITES.iter().filter(|w| stats.contains(&format!("{w}="))).collect();
+            if !wrote.is_empty() {
+                problems.push(format!("wrote: {wrote:?}"));
+            }
+        } else if case.place == Where::Emulators && case.setup != Setup::NoCredentials && !stderr.contains("cannot read") {
+            problems.push("no --stats line".to_owned());
+        }
+        if case.place == Where::Offline && (stderr.contains("127.0.0.1:9") || stderr.contains("onnect")) {
+            problems.push("an offline case made a call".to_owned());
+        }
+        if !problems.is_empty() {
+            failures.push(format!("{}: {}\n{stderr}", case.name, problems.join("; ")));
+        }
+
+        // Undo the setup for the next case.
+        match case.setup {
+            Setup::UnmanagedRole | Setup::StalePlan => aws.delete_role("team-a-catalogue-role").await.unwrap(),
+            Setup::NoOidcProvider => {
+                aws.create_oidc_provider(&issuer).await.unwrap();
+            }
+            _ => {}
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
