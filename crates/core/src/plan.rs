@@ -426,6 +426,11 @@ impl<'a> Planner<'a> {
                     );
                     Action::Replace
                 } else {
+                    // An unchanged document is held once, shared by before and after.
+                    let mut want_role = want_role.clone();
+                    if live.trust_policy == want_role.trust_policy {
+                        want_role.trust_policy = live.trust_policy.clone();
+                    }
                     let drift = role_drift(live, &want_role);
                     let (action, reason) = match (drift.is_empty(), managed) {
                         (true, _) => (Action::NoOp, None),
@@ -438,7 +443,7 @@ impl<'a> Planner<'a> {
             }
         };
 
-        let want_policy = desired_s3_policy(tenant, &self.cluster);
+        let mut want_policy = desired_s3_policy(tenant, &self.cluster);
         let live_policy = self.observed.policies.get(&(tenant.role_name.clone(), tenant.policy_name.clone())).map(|d| InlinePolicy {
             role_name: tenant.role_name.clone(),
             policy_name: tenant.policy_name.clone(),
@@ -447,7 +452,10 @@ impl<'a> Planner<'a> {
         let (action, reason) = match (&live_policy, role_action) {
             (_, Action::Replace) => (Action::Create, Some(Reason::RoleReplaced)),
             (None, _) => (Action::Create, Some(Reason::Missing)),
-            (Some(live), _) if live.document == want_policy.document => (Action::NoOp, None),
+            (Some(live), _) if live.document == want_policy.document => {
+                want_policy.document = live.document.clone();
+                (Action::NoOp, None)
+            }
             (Some(_), _) => (Action::Update, Some(Reason::Drift { attributes: vec!["document".to_owned()] })),
         };
         self.push(

@@ -10,23 +10,32 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 /// A policy document as JSON. Equality is semantic (see the module docs).
+///
+/// Immutable and shared: a plan holds each document as observed and as
+/// desired, refresh and the fakes hand out copies, so clones share one tree.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct PolicyDocument(Value);
+pub struct PolicyDocument(Arc<Value>);
 
 impl PolicyDocument {
     pub fn new(value: Value) -> Self {
-        Self(value)
+        Self(Arc::new(value))
     }
 
     /// Parses a JSON text, as read back from IAM after URL-decoding.
     pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str(text).map(Self)
+        serde_json::from_str(text).map(Self::new)
+    }
+
+    /// Whether both are the same shared document (not merely equal).
+    pub fn same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 
     pub fn as_json(&self) -> &Value {
@@ -61,7 +70,7 @@ impl PolicyDocument {
 
 impl PartialEq for PolicyDocument {
     fn eq(&self, other: &Self) -> bool {
-        self.canonical() == other.canonical()
+        self.same(other) || self.canonical() == other.canonical()
     }
 }
 
@@ -147,7 +156,7 @@ pub fn s3_policy(partition: &str, bucket: &str, access: &S3Access) -> PolicyDocu
             }),
         ],
     };
-    PolicyDocument(json!({"Version": "2012-10-17", "Statement": statements}))
+    PolicyDocument::new(json!({"Version": "2012-10-17", "Statement": statements}))
 }
 
 /// The IRSA trust policy: the cluster's OIDC provider may assume the role for
@@ -159,7 +168,7 @@ pub fn s3_policy(partition: &str, bucket: &str, access: &S3Access) -> PolicyDocu
 pub fn trust_policy(partition: &str, account_id: &str, issuer_host: &str, namespace: &str, service_accounts: &[String]) -> PolicyDocument {
     let subjects: Vec<String> = service_accounts.iter().map(|sa| format!("system:serviceaccount:{namespace}:{sa}")).collect();
     let sub = if subjects.len() == 1 { Value::String(subjects[0].clone()) } else { json!(subjects) };
-    PolicyDocument(json!({
+    PolicyDocument::new(json!({
         "Version": "2012-10-17",
         "Statement": [{
             "Effect": "Allow",
