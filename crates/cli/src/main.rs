@@ -283,9 +283,8 @@ impl Live {
             ..Default::default()
         })
         .await?;
-        // IAM publishes no rate: start well above a typical account's and let
-        // throttling find the real one.
-        let limiter = Arc::new(AdaptiveRate::new(50.0, 1.0, 500.0));
+        // IAM publishes no rate: pace only once it throttles.
+        let limiter = Arc::new(AdaptiveRate::new(1.0, 500.0));
         let iam = Resilient::new(aws.clone(), RetryPolicy::default()).with_limiter(limiter);
         let profiles = Resilient::new(kube.clone(), RetryPolicy::default());
         Ok(Live { aws, kube, iam, profiles, stats: connection.stats })

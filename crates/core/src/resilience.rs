@@ -52,9 +52,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// An AIMD rate limiter: calls are spaced `1/rate` apart; a throttle cuts the
-/// rate by `decrease`, each success adds `increase` calls per second, between
-/// `min` and `max`.
+/// An AIMD rate limiter, off until the service first pushes back (like the
+/// AWS SDK's adaptive mode): a healthy account is never slowed down. On the
+/// first throttle it starts pacing at 90 % of the successes it saw in the last
+/// second, a measured estimate of the account's rate. Then calls are spaced
+/// `1/rate` apart; a throttle cuts the rate by 15 % (at most once a second), each
+/// success adds 0.1 calls per second, between `min` and `max`.
+/// IAM's throttling answers per second; one cut per second is one reaction.
+const CUT_COOLDOWN: Duration = Duration::from_secs(1);
+/// Calls per second added per success: slow enough to probe, not to flood.
+const INCREASE: f64 = 0.1;
+
 #[derive(Debug)]
 pub struct AdaptiveRate {
     state: Mutex<RateState>,
@@ -62,22 +70,31 @@ pub struct AdaptiveRate {
 
 #[derive(Debug)]
 struct RateState {
-    rate: f64,
+    /// `None` until the first throttle.
+    rate: Option<f64>,
     min: f64,
     max: f64,
     next: Option<Instant>,
-    /// Throttles seen since the last cut, to cut once per burst.
     last_cut: Option<Instant>,
+    /// Successes in the last second, while not pacing yet.
+    recent: std::collections::VecDeque<Instant>,
 }
 
 impl AdaptiveRate {
-    /// Starts at `initial` calls per second.
-    pub fn new(initial: f64, min: f64, max: f64) -> Self {
-        AdaptiveRate { state: Mutex::new(RateState { rate: initial.clamp(min, max), min, max, next: None, last_cut: None }) }
+    /// Not pacing until the first throttle.
+    pub fn new(min: f64, max: f64) -> Self {
+        AdaptiveRate { state: Mutex::new(RateState { rate: None, min, max, next: None, last_cut: None, recent: Default::default() }) }
     }
 
-    /// The current rate, in calls per second.
-    pub fn rate(&self) -> f64 {
+    /// Pacing from the start at `initial` calls per second.
+    pub fn starting_at(initial: f64, min: f64, max: f64) -> Self {
+        let limiter = Self::new(min, max);
+        lock(&limiter.state).rate = Some(initial.clamp(min, max));
+        limiter
+    }
+
+    /// The current rate in calls per second, `None` while not pacing.
+    pub fn rate(&self) -> Option<f64> {
         lock(&self.state).rate
     }
 
@@ -85,9 +102,10 @@ impl AdaptiveRate {
     pub async fn acquire(&self) {
         let wait_until = {
             let mut s = lock(&self.state);
+            let Some(rate) = s.rate else { return };
             let now = Instant::now();
             let slot = s.next.map_or(now, |n| n.max(now));
-            s.next = Some(slot + Duration::from_secs_f64(1.0 / s.rate));
+            s.next = Some(slot + Duration::from_secs_f64(1.0 / rate));
             slot
         };
         tokio::time::sleep_until(wait_until).await;
@@ -95,18 +113,38 @@ impl AdaptiveRate {
 
     pub fn on_success(&self) {
         let mut s = lock(&self.state);
-        s.rate = (s.rate + 0.25).min(s.max);
+        match s.rate {
+            Some(rate) => s.rate = Some((rate + INCREASE).min(s.max)),
+            None => {
+                let now = Instant::now();
+                s.recent.push_back(now);
+                while s.recent.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1)) {
+                    s.recent.pop_front();
+                }
+            }
+        }
     }
 
-    /// Cuts the rate, at most once per spacing interval so that one burst of
-    /// throttles counts once.
+    /// Starts pacing, or cuts the rate, at most once per spacing interval so
+    /// that one burst of throttles counts once.
     pub fn on_throttle(&self) {
         let mut s = lock(&self.state);
         let now = Instant::now();
-        let interval = Duration::from_secs_f64(1.0 / s.rate);
-        if s.last_cut.is_none_or(|t| now.duration_since(t) >= interval) {
-            s.rate = (s.rate * 0.85).max(s.min);
-            s.last_cut = Some(now);
+        match s.rate {
+            None => {
+                let seen = s.recent.len() as f64;
+                s.rate = Some((seen * 0.9).clamp(s.min, s.max));
+                s.recent.clear();
+                s.last_cut = Some(now);
+            }
+            Some(rate) => {
+                // Throttles answer calls sent before the last cut took effect:
+                // react once per feedback period, as TCP does once per round trip.
+                if s.last_cut.is_none_or(|t| now.duration_since(t) >= CUT_COOLDOWN) {
+                    s.rate = Some((rate * 0.85).max(s.min));
+                    s.last_cut = Some(now);
+                }
+            }
         }
     }
 }
@@ -308,7 +346,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_limiter_spaces_calls_and_adapts() {
-        let limiter = AdaptiveRate::new(10.0, 1.0, 100.0);
+        let limiter = AdaptiveRate::starting_at(10.0, 1.0, 100.0);
         let start = Instant::now();
         for _ in 0..11 {
             limiter.acquire().await;
@@ -316,11 +354,26 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_secs(1), "11 calls at 10/s take one second");
         limiter.on_throttle();
         limiter.on_throttle();
-        assert_eq!(limiter.rate(), 8.5, "one burst of throttles cuts once");
+        assert_eq!(limiter.rate(), Some(8.5), "one burst of throttles cuts once");
         for _ in 0..100 {
             limiter.on_success();
         }
-        assert_eq!(limiter.rate(), 33.5);
+        let rate = limiter.rate().unwrap();
+        assert!((rate - 18.5).abs() < 1e-9, "8.5 + 100 x 0.1: {rate}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_limiter_waits_for_the_first_throttle_and_starts_from_what_it_saw() {
+        let limiter = AdaptiveRate::new(1.0, 100.0);
+        let start = Instant::now();
+        for _ in 0..40 {
+            limiter.acquire().await;
+            limiter.on_success();
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO, "no pacing before the service pushes back");
+        assert_eq!(limiter.rate(), None);
+        limiter.on_throttle();
+        assert_eq!(limiter.rate(), Some(36.0), "90 % of the 40 successes of the last second");
     }
 
     #[test]

@@ -164,7 +164,7 @@ fn b5() {
             let desired = validate(&sample_file(200)).expect("valid");
             let plan: Plan = world.plan(&desired, PlanOptions::default()).await.expect("plan");
             world.iam.set_faults(Faults { rate_limit: Some(rate), ..Default::default() });
-            let limiter = Arc::new(AdaptiveRate::new(50.0, 1.0, 500.0));
+            let limiter = Arc::new(AdaptiveRate::new(1.0, 500.0));
             let iam = Resilient::new(world.iam.clone(), RetryPolicy::default()).with_limiter(limiter);
             world.calls.reset();
             let start = tokio::time::Instant::now();
