@@ -13,8 +13,9 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use kfp_tenant_core::ports::{ClusterApi, IamApi, Role};
+use kfp_tenant_core::ports::{ClusterApi, IamApi};
 use kfp_tenant_testkit::apiserver::{FakeApiOptions, FakeApiServer};
+use kfp_tenant_testkit::unmanaged_role;
 use serde_json::json;
 
 const CLUSTER: &str = "catalogue";
@@ -370,18 +371,7 @@ async fn every_bad_input_exits_1_naming_the_field_and_the_fix_without_writing() 
         match case.setup {
             Setup::Nothing | Setup::UnreachableKubernetes | Setup::NoCredentials => {}
             Setup::UnmanagedRole => {
-                let doc = kfp_tenant_core::policy::PolicyDocument::new(json!({"Version": "2012-10-17", "Statement": []}));
-                let role = Role {
-                    name: "team-a-catalogue-role".into(),
-                    path: "/".into(),
-                    arn: String::new(),
-                    trust_policy: doc,
-                    description: None,
-                    tags: Default::default(),
-                    max_session_duration: 3600,
-                    permissions_boundary: None,
-                };
-                aws.create_role(&role).await.unwrap();
+                aws.create_role(&unmanaged_role("team-a-catalogue-role")).await.unwrap();
             }
             Setup::StalePlan => {
                 let made = run(
@@ -392,18 +382,7 @@ async fn every_bad_input_exits_1_naming_the_field_and_the_fix_without_writing() 
                 );
                 assert_eq!(made.0, 0, "{}", made.1);
                 // Someone creates the role the plan meant to create.
-                let doc = kfp_tenant_core::policy::PolicyDocument::new(json!({"Version": "2012-10-17", "Statement": []}));
-                let role = Role {
-                    name: "team-a-catalogue-role".into(),
-                    path: "/".into(),
-                    arn: String::new(),
-                    trust_policy: doc,
-                    description: None,
-                    tags: Default::default(),
-                    max_session_duration: 3600,
-                    permissions_boundary: None,
-                };
-                aws.create_role(&role).await.unwrap();
+                aws.create_role(&unmanaged_role("team-a-catalogue-role")).await.unwrap();
             }
             Setup::LockHeld => {
                 let now = kfp_tenant_testkit::apiserver::now_micro();

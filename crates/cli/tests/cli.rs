@@ -9,7 +9,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use kfp_tenant_core::ports::{IamApi, Role};
+use kfp_tenant_core::ports::IamApi;
 use kfp_tenant_testkit::apiserver::{FakeApiOptions, FakeApiServer};
 
 /// One cluster in moto and a fresh Kubernetes fake, with a scratch folder.
@@ -152,19 +152,8 @@ async fn a_saved_plan_applies_and_a_stale_one_is_refused() {
 async fn an_unmanaged_role_is_refused_then_adopted() {
     let s = Setup::new("cli-adopt").await;
     let aws = support::aws().await;
-    let trust = kfp_tenant_core::policy::PolicyDocument::new(serde_json::json!({"Version": "2012-10-17", "Statement": []}));
     let name = format!("team-a-{}-role", s.cluster);
-    let role = Role {
-        name: name.clone(),
-        path: "/".into(),
-        arn: String::new(),
-        trust_policy: trust,
-        description: None,
-        tags: Default::default(),
-        max_session_duration: 3600,
-        permissions_boundary: None,
-    };
-    aws.create_role(&role).await.unwrap();
+    aws.create_role(&kfp_tenant_testkit::unmanaged_role(&name)).await.unwrap();
     let file = s.tenants("tenants.yaml", &["team-a"]);
     let refused = s.kfp(&["apply", "-f", path(&file), "--auto-approve"]);
     assert_eq!(refused.code, 1);

@@ -86,11 +86,21 @@ pub(crate) fn canonicalize(value: &Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), canonicalize(v))).collect::<Map<_, _>>()),
         Value::Array(items) => {
-            // BTreeSet over the compact text gives a total, stable order.
-            let unique: BTreeSet<String> = items.iter().map(|v| canonicalize(v).to_string()).collect();
-            let mut canonical: Vec<Value> =
-                unique.into_iter().map(|text| serde_json::from_str(&text).expect("invariant: re-parsing our own JSON")).collect();
-            if canonical.len() == 1 { canonical.pop().expect("invariant: one element") } else { Value::Array(canonical) }
+            // Ordered and de-duplicated by compact text: a total, stable order.
+            let mut keyed: Vec<(String, Value)> = items
+                .iter()
+                .map(|v| {
+                    let c = canonicalize(v);
+                    (c.to_string(), c)
+                })
+                .collect();
+            keyed.sort_by(|a, b| a.0.cmp(&b.0));
+            keyed.dedup_by(|a, b| a.0 == b.0);
+            if keyed.len() == 1 {
+                keyed.pop().expect("invariant: one element").1
+            } else {
+                Value::Array(keyed.into_iter().map(|(_, v)| v).collect())
+            }
         }
         other => other.clone(),
     }

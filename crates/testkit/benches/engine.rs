@@ -23,14 +23,12 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
-fn peak_rss_mib() -> f64 {
+/// A memory figure of this process from /proc/self/status, in MiB
+/// (`VmHWM`: peak resident; `VmRSS`: resident now).
+fn status_mib(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
+    let kib: f64 =
+        status.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0.0);
     kib / 1024.0
 }
 
@@ -46,23 +44,12 @@ async fn applied(n: usize) -> (FakeWorld, Desired) {
     (world, desired)
 }
 
-/// B1, one size, in this (child) process: prints `seconds peak_mib`.
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
-
+/// B1, one size, in this (child) process: prints `seconds peak_mib account_mib`.
 fn b1_child(n: usize, runs: usize) {
     runtime().block_on(async {
         let (world, desired) = applied(n).await;
         // What the fake account holds, before the engine plans.
-        let before = rss_mib();
+        let before = status_mib("VmRSS:");
         let mut times = Vec::new();
         for _ in 0..runs {
             let start = Instant::now();
@@ -70,7 +57,7 @@ fn b1_child(n: usize, runs: usize) {
             times.push(start.elapsed().as_secs_f64());
             assert!(!plan.has_changes());
         }
-        println!("{} {} {}", median(times), peak_rss_mib(), before);
+        println!("{} {} {}", median(times), status_mib("VmHWM:"), before);
     });
 }
 

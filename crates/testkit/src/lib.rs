@@ -37,6 +37,20 @@ const _: fn() = || {
     implements::<FakeCluster, FakeIam, FakeProfiles>();
 };
 
+/// A role someone made by hand: no kfp-tenant markers, an empty trust policy.
+pub fn unmanaged_role(name: &str) -> Role {
+    Role {
+        name: name.to_owned(),
+        path: "/".to_owned(),
+        arn: String::new(),
+        trust_policy: PolicyDocument::new(serde_json::json!({"Version": "2012-10-17", "Statement": []})),
+        description: None,
+        tags: BTreeMap::new(),
+        max_session_duration: 3600,
+        permissions_boundary: None,
+    }
+}
+
 /// API calls made, per operation.
 #[derive(Clone, Debug, Default)]
 pub struct Calls(Arc<Mutex<BTreeMap<&'static str, u64>>>);
