@@ -338,7 +338,9 @@ async fn plan_command(args: PlanArgs, no_color: bool) -> Result<ExitCode> {
     let live = Live::connect(&args.connection, &desired.cluster.region).await?;
     let observed = live.observe(&ReadSet::for_desired(&desired, args.prune), args.connection.parallelism).await?;
     let plan = make_plan(&desired, &observed, args.destroy, PlanOptions { adopt: args.adopt, prune: args.prune })?;
-    let changed = plan.has_changes();
+    // With --refresh-only, only existing resources that differ are drift;
+    // resources not created yet are not.
+    let changed = if args.refresh_only { !drift(&plan).is_empty() } else { plan.has_changes() };
     if args.refresh_only {
         print_drift(&plan);
     } else {
@@ -351,9 +353,14 @@ async fn plan_command(args: PlanArgs, no_color: bool) -> Result<ExitCode> {
     Ok(if args.detailed_exitcode && changed { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
 
+/// Existing resources that differ from the tenants file.
+fn drift(plan: &Plan) -> Vec<&plan::ResourceChange> {
+    plan.changes.iter().filter(|c| c.before.is_some() && c.action != plan::Action::NoOp).collect()
+}
+
 /// `--refresh-only`: what differs from the tenants file, as a report.
 fn print_drift(plan: &Plan) {
-    let drift: Vec<_> = plan.changes.iter().filter(|c| c.before.is_some() && c.action != plan::Action::NoOp).collect();
+    let drift = drift(plan);
     let missing = plan.changes.iter().filter(|c| c.before.is_none()).count();
     if drift.is_empty() {
         println!("No drift: every existing resource matches the tenants file.");

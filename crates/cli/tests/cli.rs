@@ -114,6 +114,14 @@ async fn plan_exits_2_before_apply_and_0_after() {
         again.stderr
     );
 
+    let in_sync = s.kfp(&["plan", "-f", path(&file), "--refresh-only", "--detailed-exitcode"]);
+    assert_eq!((in_sync.code, in_sync.stdout.trim()), (0, "No drift: every existing resource matches the tenants file."));
+    let aws = support::aws().await;
+    aws.update_role(&format!("team-a-{}-role", s.cluster), Some("edited by hand"), 3600).await.unwrap();
+    let drifted = s.kfp(&["plan", "-f", path(&file), "--refresh-only", "--detailed-exitcode"]);
+    assert_eq!(drifted.code, 2, "{}", drifted.stdout);
+    assert!(drifted.stdout.contains(r#"~ tenant["team-a"].iam_role: description differs from the tenants file"#), "{}", drifted.stdout);
+
     let destroy = s.kfp(&["destroy", "-f", path(&file), "--auto-approve"]);
     assert_eq!(destroy.code, 0, "{}", destroy.stderr);
     assert!(destroy.stdout.contains("Destroy complete! Resources: 3 destroyed."), "{}", destroy.stdout);
