@@ -118,7 +118,7 @@ struct PlanArgs {
     #[arg(long, conflicts_with = "out")]
     refresh_only: bool,
     /// Also delete managed tenants that are no longer in the input.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "target")]
     prune: bool,
     /// Take over same-named resources that kfp-tenant did not create.
     #[arg(long)]
@@ -135,8 +135,11 @@ struct ApplyArgs {
     connection: Connection,
     #[command(flatten)]
     lifecycle: Lifecycle,
-    #[arg(long)]
+    /// Also delete managed tenants that are no longer in the input (not with
+    /// --target: every tenant outside the target would look removed).
+    #[arg(long, conflicts_with = "target")]
     prune: bool,
+    /// Take over same-named resources that kfp-tenant did not create.
     #[arg(long)]
     adopt: bool,
 }
@@ -187,7 +190,14 @@ fn parse_parallelism(text: &str) -> Result<usize, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Usage errors exit 1 like every other error: 2 means "changes present".
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+        }
+    };
     output::init_logging(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

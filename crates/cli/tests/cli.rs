@@ -120,7 +120,11 @@ async fn plan_exits_2_before_apply_and_0_after() {
     aws.update_role(&format!("team-a-{}-role", s.cluster), Some("edited by hand"), 3600).await.unwrap();
     let drifted = s.kfp(&["plan", "-f", path(&file), "--refresh-only", "--detailed-exitcode"]);
     assert_eq!(drifted.code, 2, "{}", drifted.stdout);
-    assert!(drifted.stdout.contains(r#"~ tenant["team-a"].iam_role: description differs from the tenants file"#), "{}", drifted.stdout);
+    assert!(
+        drifted.stdout.contains(r#"~ tenant["team-a"].iam_role: it differs from the tenants file in description"#),
+        "{}",
+        drifted.stdout
+    );
 
     let destroy = s.kfp(&["destroy", "-f", path(&file), "--auto-approve"]);
     assert_eq!(destroy.code, 0, "{}", destroy.stderr);
@@ -278,6 +282,12 @@ fn offline_commands() {
     let schema: serde_json::Value = serde_json::from_str(&schema.stdout).unwrap();
     assert_eq!(schema["additionalProperties"], false, "unknown fields are rejected");
     assert!(schema["properties"]["tenants"].is_object());
+    // Usage errors exit 1 (2 means changes present); pruning a targeted plan is refused.
+    let usage = kfp_with(&["apply", "-f", example, "--prune", "--target", "team-a"], &none);
+    assert_eq!(usage.code, 1);
+    assert!(usage.stderr.contains("'--prune' cannot be used with '--target <NAMESPACE>'"), "{}", usage.stderr);
+    assert_eq!(kfp_with(&["plan", "--no-such-flag"], &none).code, 1);
+    assert_eq!(kfp_with(&["--version"], &none).code, 0);
     let completions = kfp_with(&["completions", "bash"], &none);
     assert!(completions.stdout.contains("kfp-tenant"), "{}", completions.stderr);
     // The page's variables stand in for a tenants file.

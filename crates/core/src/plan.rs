@@ -105,7 +105,7 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reason::Missing => f.write_str("it does not exist"),
-            Reason::Drift { attributes } => write!(f, "{} differ{} from the tenants file", attributes.join(", "), if attributes.len() == 1 { "s" } else { "" }),
+            Reason::Drift { attributes } => write!(f, "it differs from the tenants file in {}", attributes.join(", ")),
             Reason::PathChanged => f.write_str("the role path changed, and IAM cannot move a role"),
             Reason::OwnerChanged => f.write_str("the owner changed, and the profile controller never changes the owner of an existing namespace: the namespace and everything in it is recreated"),
             Reason::RoleReplaced => f.write_str("its role is replaced"),
@@ -669,7 +669,8 @@ pub fn resource_graph<'a>(namespaces: impl IntoIterator<Item = &'a str>) -> crat
     dag
 }
 
-/// Keeps only the tenants named in `targets` (all when it is empty).
+/// Keeps only the tenants named in `targets` (all when it is empty). Never
+/// prune a targeted plan: every tenant outside the target would look removed.
 pub fn target(desired: &Desired, targets: &[String]) -> Desired {
     let mut d = desired.clone();
     if !targets.is_empty() {

@@ -119,6 +119,7 @@ pub async fn refresh(
     let profiles_by_name: BTreeMap<String, Profile> =
         listed.map_err(reading("Profiles"))?.into_iter().map(|p| (p.name.clone(), p)).collect();
 
+    // With prune, the listing already returns whole roles: they are not read again.
     let mut managed_roles = Vec::new();
     let mut role_reads = reads.roles.clone();
     if reads.managed_roles {
@@ -129,16 +130,24 @@ pub async fn refresh(
             }
         }
     }
+    let listed: BTreeMap<&str, &Role> = managed_roles.iter().map(|r| (r.name.as_str(), r)).collect();
 
-    let tenant_reads = stream::iter(role_reads.iter().map(|(role_name, policy)| async move {
-        let role = iam.get_role(role_name).await.map_err(reading(format!("IAM role {role_name}")))?;
-        let document = match &role {
-            Some(_) => {
-                iam.get_role_policy(role_name, policy).await.map_err(reading(format!("inline policy {policy} of IAM role {role_name}")))?
-            }
-            None => None,
-        };
-        Ok::<_, RefreshError>((role_name.clone(), policy.clone(), role, document))
+    let tenant_reads = stream::iter(role_reads.iter().map(|(role_name, policy)| {
+        let known = listed.get(role_name.as_str()).map(|r| (*r).clone());
+        async move {
+            let role = match known {
+                Some(role) => Some(role),
+                None => iam.get_role(role_name).await.map_err(reading(format!("IAM role {role_name}")))?,
+            };
+            let document = match &role {
+                Some(_) => iam
+                    .get_role_policy(role_name, policy)
+                    .await
+                    .map_err(reading(format!("inline policy {policy} of IAM role {role_name}")))?,
+                None => None,
+            };
+            Ok::<_, RefreshError>((role_name.clone(), policy.clone(), role, document))
+        }
     }))
     .buffer_unordered(parallelism.max(1))
     .try_collect::<Vec<_>>();
