@@ -429,3 +429,16 @@ async fn an_unmanaged_service_account_is_refused_then_adopted() {
     assert!(world.apply(&plan).await.is_success());
     assert!(world.profiles.service_account("team-b", "pipeline-runner").unwrap().managed);
 }
+
+#[tokio::test]
+async fn tenants_are_destroyed_even_when_the_oidc_provider_is_gone() {
+    let world = FakeWorld::new();
+    let d = desired(&two_tenants());
+    applied(&world, &d).await;
+    world.cluster.remove_oidc_providers();
+    assert!(world.plan(&d, PlanOptions::default()).await.unwrap_err().contains("no IAM OIDC provider"));
+    let plan = world.plan_destroy(&d).await.unwrap();
+    assert!(render::plan_text(&plan, Color::Never).contains("(IAM provider none)"));
+    assert!(world.apply(&plan).await.is_success());
+    assert!(world.iam.role_names().is_empty() && world.profiles.profile_names().is_empty());
+}

@@ -222,7 +222,7 @@ pub struct PlanOptions {
 
 /// Plans the changes that make the live state match `desired`.
 pub fn plan(desired: &Desired, observed: &Observed, options: PlanOptions) -> Result<Plan, PlanError> {
-    let mut planner = Planner::new(desired, observed)?;
+    let mut planner = Planner::new(desired, observed, Mode::Apply)?;
     for tenant in &desired.tenants {
         planner.tenant(tenant, options.adopt);
     }
@@ -235,7 +235,7 @@ pub fn plan(desired: &Desired, observed: &Observed, options: PlanOptions) -> Res
 /// Plans deleting every tenant of `desired` that exists. Never touches the
 /// cluster-level data sources, nor anything without kfp-tenant's markers.
 pub fn plan_destroy(desired: &Desired, observed: &Observed) -> Result<Plan, PlanError> {
-    let mut planner = Planner::new(desired, observed)?;
+    let mut planner = Planner::new(desired, observed, Mode::Destroy)?;
     for tenant in &desired.tenants {
         planner.delete_tenant(&tenant.namespace, &tenant.role_name, &tenant.policy_name, Reason::Destroy);
     }
@@ -274,7 +274,7 @@ impl fmt::Display for StalePlan {
 pub fn check_fresh(plan: &Plan, observed: &Observed) -> Result<(), StalePlan> {
     let mut changed: Vec<Address> =
         plan.changes.iter().filter(|c| fingerprint(current(c, observed).as_ref()) != c.observed).map(|c| c.address.clone()).collect();
-    let context = context(&plan.cluster.name, &plan.cluster.region, &plan.cluster.bucket, observed);
+    let context = context(&plan.cluster.name, &plan.cluster.region, &plan.cluster.bucket, observed, plan.mode == Mode::Apply);
     if context.as_ref().ok() != Some(&plan.cluster) {
         changed.insert(0, Address::ClusterOidc);
     }
@@ -290,8 +290,16 @@ pub fn fingerprint(state: Option<&State>) -> String {
     format!("{hash:016x}")
 }
 
-fn context(name: &str, region: &str, bucket: &str, observed: &Observed) -> Result<ClusterContext, PlanProblem> {
-    let provider_arn = observed.oidc.provider_arn.clone().ok_or_else(|| PlanProblem {
+/// The cluster-level facts. Roles need the account's IAM OIDC provider;
+/// deleting tenants does not (`require_provider: false`), so a missing
+/// provider never keeps kfp-tenant from removing what it made.
+fn context(name: &str, region: &str, bucket: &str, observed: &Observed, require_provider: bool) -> Result<ClusterContext, PlanProblem> {
+    let provider_arn = match (&observed.oidc.provider_arn, require_provider) {
+        (Some(arn), _) => Some(arn.clone()),
+        (None, false) => Some(String::new()),
+        (None, true) => None,
+    };
+    let provider_arn = provider_arn.ok_or_else(|| PlanProblem {
         address: Some(Address::ClusterOidc),
         message: format!(
             "the account {} has no IAM OIDC provider for the cluster's issuer {}, so no pod could assume a tenant role",
@@ -359,9 +367,9 @@ struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
-    fn new(desired: &'a Desired, observed: &'a Observed) -> Result<Self, PlanError> {
+    fn new(desired: &'a Desired, observed: &'a Observed, mode: Mode) -> Result<Self, PlanError> {
         let c = &desired.cluster;
-        let cluster = context(&c.name, &c.region, &c.bucket, observed).map_err(|p| PlanError { problems: vec![p] })?;
+        let cluster = context(&c.name, &c.region, &c.bucket, observed, mode == Mode::Apply).map_err(|p| PlanError { problems: vec![p] })?;
         Ok(Planner { desired, observed, cluster, changes: BTreeMap::new(), problems: Vec::new(), warnings: Vec::new() })
     }
 

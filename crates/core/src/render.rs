@@ -22,7 +22,8 @@ pub fn plan_text(plan: &Plan, color: Color) -> String {
     let mut out = String::new();
     let c = &plan.cluster;
     let _ = writeln!(out, "Cluster {} ({}), account {}, bucket {}", c.name, c.region, c.account_id, c.bucket);
-    let _ = writeln!(out, "OIDC issuer {} (IAM provider {})", c.oidc_issuer, c.oidc_provider_arn);
+    let provider = if c.oidc_provider_arn.is_empty() { "none" } else { c.oidc_provider_arn.as_str() };
+    let _ = writeln!(out, "OIDC issuer {} (IAM provider {provider})", c.oidc_issuer);
     let _ = writeln!(out);
     for w in &plan.warnings {
         let _ = writeln!(out, "Warning: {w}\n");
