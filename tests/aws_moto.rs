@@ -236,7 +236,7 @@ async fn engine_life_cycle_on_moto() {
     let mut file = tenants_file(cluster, &["team-a", "team-b"]);
     file.tenants[1].s3_access = Some(S3AccessMode::Full);
     let desired = validate(&file).unwrap();
-    let providers = Providers { iam: &aws, profiles: &profiles };
+    let providers = Providers { cluster: &aws, iam: &aws, profiles: &profiles };
     let observe = |prune| {
         let (aws, profiles, desired) = (&aws, &profiles, &desired);
         async move { refresh(&ReadSet::for_desired(desired, prune), aws, aws, profiles, 10).await.unwrap() }
@@ -305,7 +305,7 @@ async fn prune_finds_removed_tenants_through_list_roles() {
     let cluster = "prune";
     cluster_with_provider(&aws, cluster).await;
     let profiles = FakeProfiles::new(Calls::default());
-    let providers = Providers { iam: &aws, profiles: &profiles };
+    let providers = Providers { cluster: &aws, iam: &aws, profiles: &profiles };
     let all = validate(&tenants_file(cluster, &["keep", "drop"])).unwrap();
     let observed = refresh(&ReadSet::for_desired(&all, false), &aws, &aws, &profiles, 10).await.unwrap();
     assert!(
@@ -322,4 +322,27 @@ async fn prune_finds_removed_tenants_through_list_roles() {
     assert!(apply::apply(&prune, providers, ApplyOptions::default(), &Quiet).await.is_success());
     assert_eq!(aws.get_role("drop-prune-role").await.unwrap(), None);
     assert!(aws.get_role("keep-prune-role").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn the_oidc_provider_is_created_on_request_and_roles_trust_it() {
+    let _only_me = PROVIDER.write().await;
+    let aws = aws().await;
+    let cluster = "create-provider";
+    ensure_cluster(&aws, cluster).await;
+    if let Some(arn) = aws.cluster_oidc(cluster).await.unwrap().provider_arn {
+        aws.iam_client().delete_open_id_connect_provider().open_id_connect_provider_arn(arn).send().await.unwrap();
+    }
+    let profiles = FakeProfiles::new(Calls::default());
+    let desired = validate(&tenants_file(cluster, &["team-a"])).unwrap();
+    let observed = refresh(&ReadSet::for_desired(&desired, false), &aws, &aws, &profiles, 10).await.unwrap();
+    assert!(plan::plan(&desired, &observed, PlanOptions::default()).is_err(), "without the option a missing provider stops the plan");
+    let plan = plan::plan(&desired, &observed, PlanOptions { create_oidc_provider: true, ..Default::default() }).unwrap();
+    let report = apply::apply(&plan, Providers { cluster: &aws, iam: &aws, profiles: &profiles }, ApplyOptions::default(), &Quiet).await;
+    assert!(report.is_success(), "{report:#?}");
+    let provider = aws.cluster_oidc(cluster).await.unwrap().provider_arn.expect("created");
+    let role = aws.get_role("team-a-create-provider-role").await.unwrap().unwrap();
+    assert_eq!(role.trust_policy.as_json()["Statement"][0]["Principal"]["Federated"], provider.as_str());
+    let observed = refresh(&ReadSet::for_desired(&desired, false), &aws, &aws, &profiles, 10).await.unwrap();
+    assert!(!plan::plan(&desired, &observed, PlanOptions::default()).unwrap().has_changes());
 }

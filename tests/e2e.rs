@@ -42,7 +42,7 @@ async fn plan_apply_plan_destroy_on_moto_and_the_kubernetes_fake() {
     file.tenants[2].service_accounts = Some(vec!["default-editor".into(), "pipeline-runner".into()]);
     let desired = validate(&file).unwrap();
     let reads = ReadSet::for_desired(&desired, false);
-    let providers = Providers { iam: &aws, profiles: &kube };
+    let providers = Providers { cluster: &aws, iam: &aws, profiles: &kube };
     let options = ApplyOptions { wait: Some(Duration::from_secs(10)), ..Default::default() };
 
     let first = plan::plan(&desired, &refresh(&reads, &aws, &aws, &kube, 10).await.unwrap(), PlanOptions::default()).unwrap();
@@ -101,7 +101,7 @@ async fn real_account_life_cycle() {
             .unwrap();
     let kube = Kube::connect(KubeOptions::default()).await.unwrap();
     let reads = ReadSet::for_desired(&desired, false);
-    let providers = Providers { iam: &aws, profiles: &kube };
+    let providers = Providers { cluster: &aws, iam: &aws, profiles: &kube };
     let options = ApplyOptions { wait: Some(Duration::from_secs(120)), ..Default::default() };
 
     let first = plan::plan(&desired, &refresh(&reads, &aws, &aws, &kube, 10).await.unwrap(), PlanOptions::default()).unwrap();

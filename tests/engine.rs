@@ -442,3 +442,33 @@ async fn tenants_are_destroyed_even_when_the_oidc_provider_is_gone() {
     assert!(world.apply(&plan).await.is_success());
     assert!(world.iam.role_names().is_empty() && world.profiles.profile_names().is_empty());
 }
+
+#[tokio::test]
+async fn a_missing_oidc_provider_is_created_first_when_asked() {
+    let world = FakeWorld::new();
+    world.cluster.remove_oidc_providers();
+    let d = desired(&two_tenants());
+    let create = PlanOptions { create_oidc_provider: true, ..Default::default() };
+    let plan = world.plan(&d, create).await.unwrap();
+    assert_eq!(plan.changes[0].address, Address::OidcProvider);
+    assert_eq!(plan.summary().add, 8);
+    insta::assert_snapshot!(
+        "create_oidc_provider.txt",
+        render::plan_text(&plan, Color::Never).lines().take(16).collect::<Vec<_>>().join("\n")
+    );
+
+    // Roles trust the provider: if it cannot be made, no role is attempted.
+    world
+        .cluster
+        .set_faults(Faults { fail_nth: [("CreateOpenIDConnectProvider", (1, ErrorKind::AccessDenied))].into(), ..Default::default() });
+    let report = world.apply(&plan).await;
+    assert_eq!((report.failed(), report.skipped()), (1, 7), "{report:#?}");
+    assert!(world.iam.role_names().is_empty());
+
+    world.cluster.set_faults(Faults::default());
+    assert!(world.apply(&plan).await.is_success());
+    assert_eq!(world.calls.get("CreateOpenIDConnectProvider"), 2);
+    assert!(!world.plan(&d, PlanOptions::default()).await.unwrap().has_changes());
+    let destroy = world.plan_destroy(&d).await.unwrap();
+    assert!(destroy.change(&Address::OidcProvider).is_none(), "destroy never deletes the provider");
+}

@@ -15,9 +15,10 @@ use kfp_tenant_core::resilience::{AdaptiveRate, Resilient, RetryPolicy};
 use kfp_tenant_core::spec::Desired;
 use kfp_tenant_core::validate;
 use kfp_tenant_testkit::world::{FakeWorld, sample_file};
-use kfp_tenant_testkit::{FakeIam, FakeProfiles, Faults};
+use kfp_tenant_testkit::{FakeCluster, FakeIam, FakeProfiles, Faults};
 
 struct Guarded {
+    cluster: FakeCluster,
     iam: Resilient<FakeIam>,
     profiles: Resilient<FakeProfiles>,
 }
@@ -28,7 +29,7 @@ impl Guarded {
         if let Some(l) = limiter {
             iam = iam.with_limiter(l);
         }
-        Guarded { iam, profiles: Resilient::new(world.profiles.clone(), RetryPolicy::default()) }
+        Guarded { cluster: world.cluster.clone(), iam, profiles: Resilient::new(world.profiles.clone(), RetryPolicy::default()) }
     }
 
     async fn plan(&self, world: &FakeWorld, desired: &Desired) -> Plan {
@@ -37,7 +38,8 @@ impl Guarded {
     }
 
     async fn apply(&self, plan: &Plan) -> Report {
-        apply::apply(plan, Providers { iam: &self.iam, profiles: &self.profiles }, ApplyOptions::default(), &Quiet).await
+        apply::apply(plan, Providers { cluster: &self.cluster, iam: &self.iam, profiles: &self.profiles }, ApplyOptions::default(), &Quiet)
+            .await
     }
 }
 

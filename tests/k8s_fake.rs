@@ -146,7 +146,7 @@ async fn drift_in_owner_plugin_and_quota_is_planned() {
     let desired = validate(&file).unwrap();
     let reads = ReadSet::for_desired(&desired, false);
     let first = plan::plan(&desired, &refresh(&reads, &cluster, &iam, &kube, 10).await.unwrap(), PlanOptions::default()).unwrap();
-    let providers = kfp_tenant_core::apply::Providers { iam: &iam, profiles: &kube };
+    let providers = kfp_tenant_core::apply::Providers { cluster: &cluster, iam: &iam, profiles: &kube };
     let options = kfp_tenant_core::apply::ApplyOptions { wait: Some(Duration::from_secs(5)), ..Default::default() };
     let report = kfp_tenant_core::apply::apply(&first, providers, options, &kfp_tenant_core::apply::Quiet).await;
     assert!(report.is_success(), "{report:?}");

@@ -163,7 +163,7 @@ async fn apply_plan(world: &FakeWorld, plan: &Plan, resilient: bool) {
         if resilient {
             let (iam, profiles) =
                 (Resilient::new(world.iam.clone(), RetryPolicy::default()), Resilient::new(world.profiles.clone(), RetryPolicy::default()));
-            apply::apply(plan, Providers { iam: &iam, profiles: &profiles }, ApplyOptions::default(), &Quiet).await
+            apply::apply(plan, Providers { cluster: &world.cluster, iam: &iam, profiles: &profiles }, ApplyOptions::default(), &Quiet).await
         } else {
             world.apply(plan).await
         }

@@ -175,24 +175,6 @@ impl Aws {
     pub fn eks_client(&self) -> &aws_sdk_eks::Client {
         &self.eks
     }
-
-    /// Creates the account's IAM OIDC provider for a cluster's issuer, as
-    /// `eksctl utils associate-iam-oidc-provider` does: audience
-    /// `sts.amazonaws.com`. A cluster-level resource: tenant destroy never
-    /// deletes it. Returns its ARN.
-    pub async fn create_oidc_provider(&self, issuer_url: &str) -> ProviderResult<String> {
-        let target = format!("OIDC provider {issuer_url}");
-        let out = self
-            .iam
-            .create_open_id_connect_provider()
-            .url(issuer_url)
-            .client_id_list("sts.amazonaws.com")
-            .tags(tag(tags::MANAGED_BY, tags::MANAGER)?)
-            .send()
-            .await
-            .map_err(|e| provider_error("CreateOpenIDConnectProvider", &target, e))?;
-        out.open_id_connect_provider_arn.ok_or_else(|| missing("CreateOpenIDConnectProvider", &target, "OpenIDConnectProviderArn"))
-    }
 }
 
 /// Sorts an SDK error into core's kinds, keeping the service's message.
@@ -337,6 +319,23 @@ impl ClusterApi for Aws {
             .filter_map(|p| p.arn)
             .find(|arn| arn.ends_with(&suffix));
         Ok(ClusterOidc { issuer_url, provider_arn })
+    }
+
+    /// As `eksctl utils associate-iam-oidc-provider`: audience
+    /// `sts.amazonaws.com`, tagged as kfp-tenant's. IAM no longer checks the
+    /// thumbprint of an EKS issuer, so none is sent.
+    async fn create_oidc_provider(&self, issuer_url: &str) -> ProviderResult<String> {
+        let target = format!("OIDC provider {issuer_url}");
+        let out = self
+            .iam
+            .create_open_id_connect_provider()
+            .url(issuer_url)
+            .client_id_list("sts.amazonaws.com")
+            .tags(tag(tags::MANAGED_BY, tags::MANAGER)?)
+            .send()
+            .await
+            .map_err(|e| provider_error("CreateOpenIDConnectProvider", &target, e))?;
+        out.open_id_connect_provider_arn.ok_or_else(|| missing("CreateOpenIDConnectProvider", &target, "OpenIDConnectProviderArn"))
     }
 }
 

@@ -123,6 +123,10 @@ struct PlanArgs {
     /// Take over same-named resources that kfp-tenant did not create.
     #[arg(long)]
     adopt: bool,
+    /// Create the cluster's IAM OIDC provider if the account has none (as
+    /// eksctl utils associate-iam-oidc-provider does); destroy never deletes it.
+    #[arg(long, conflicts_with = "destroy")]
+    create_oidc_provider: bool,
 }
 
 #[derive(Debug, Args)]
@@ -142,6 +146,10 @@ struct ApplyArgs {
     /// Take over same-named resources that kfp-tenant did not create.
     #[arg(long)]
     adopt: bool,
+    /// Create the cluster's IAM OIDC provider if the account has none (as
+    /// eksctl utils associate-iam-oidc-provider does); destroy never deletes it.
+    #[arg(long)]
+    create_oidc_provider: bool,
 }
 
 #[derive(Debug, Args)]
@@ -301,7 +309,7 @@ impl Live {
     }
 
     fn providers(&self) -> Providers<'_> {
-        Providers { iam: &self.iam, profiles: &self.profiles }
+        Providers { cluster: &self.aws, iam: &self.iam, profiles: &self.profiles }
     }
 
     async fn observe(&self, reads: &ReadSet, parallelism: usize) -> Result<Observed> {
@@ -347,7 +355,12 @@ async fn plan_command(args: PlanArgs, no_color: bool) -> Result<ExitCode> {
     let desired = args.tenants.desired()?;
     let live = Live::connect(&args.connection, &desired.cluster.region).await?;
     let observed = live.observe(&ReadSet::for_desired(&desired, args.prune), args.connection.parallelism).await?;
-    let plan = make_plan(&desired, &observed, args.destroy, PlanOptions { adopt: args.adopt, prune: args.prune })?;
+    let plan = make_plan(
+        &desired,
+        &observed,
+        args.destroy,
+        PlanOptions { adopt: args.adopt, prune: args.prune, create_oidc_provider: args.create_oidc_provider },
+    )?;
     // With --refresh-only, only existing resources that differ are drift;
     // resources not created yet are not.
     let changed = if args.refresh_only { !drift(&plan).is_empty() } else { plan.has_changes() };
@@ -392,8 +405,8 @@ fn print_drift(plan: &Plan) {
 
 async fn apply_command(args: ApplyArgs, no_color: bool) -> Result<ExitCode> {
     if let Some(path) = &args.plan_file {
-        if args.tenants.file.is_some() || args.prune || args.adopt {
-            bail!("a saved plan already fixes the tenants and options: give either PLANFILE or -f/--prune/--adopt");
+        if args.tenants.file.is_some() || args.prune || args.adopt || args.create_oidc_provider {
+            bail!("a saved plan already fixes the tenants and options: give either PLANFILE or -f/--prune/--adopt/--create-oidc-provider");
         }
         let plan = read_plan(path)?;
         let live = Live::connect(&args.connection, &plan.cluster.region).await?;
@@ -412,7 +425,11 @@ async fn apply_command(args: ApplyArgs, no_color: bool) -> Result<ExitCode> {
     let guard = live.lock(&args.lifecycle, "apply").await?;
     let result = async {
         let observed = live.observe(&ReadSet::for_desired(&desired, args.prune), args.connection.parallelism).await?;
-        let plan = plan::plan(&desired, &observed, PlanOptions { adopt: args.adopt, prune: args.prune })?;
+        let plan = plan::plan(
+            &desired,
+            &observed,
+            PlanOptions { adopt: args.adopt, prune: args.prune, create_oidc_provider: args.create_oidc_provider },
+        )?;
         confirm_and_apply(&live, &plan, &args.connection, &args.lifecycle, no_color, "Do you want to perform these actions?").await
     }
     .await;

@@ -44,6 +44,9 @@ pub enum Address {
     CallerIdentity,
     /// `data.cluster_oidc`: the cluster's issuer and the account's IAM OIDC provider.
     ClusterOidc,
+    /// `oidc_provider`: the account's IAM OIDC provider for the issuer, when
+    /// kfp-tenant is asked to create it. Cluster-level: destroy never deletes it.
+    OidcProvider,
     /// `tenant["ns"].<kind>`, or `tenant["ns"].service_account["name"]`.
     Tenant { namespace: String, kind: Kind, name: Option<String> },
 }
@@ -78,8 +81,9 @@ impl Address {
     pub fn dependencies(&self) -> Vec<Address> {
         match self {
             Address::CallerIdentity | Address::ClusterOidc => Vec::new(),
+            Address::OidcProvider => vec![Address::ClusterOidc],
             Address::Tenant { namespace, kind, .. } => match kind {
-                Kind::TrustPolicy => vec![Address::CallerIdentity, Address::ClusterOidc],
+                Kind::TrustPolicy => vec![Address::CallerIdentity, Address::ClusterOidc, Address::OidcProvider],
                 Kind::IamRole => vec![Address::tenant(namespace, Kind::TrustPolicy)],
                 Kind::S3Policy | Kind::Profile => vec![Address::tenant(namespace, Kind::IamRole)],
                 // In the Profile's namespace, annotated with the role's ARN.
@@ -94,6 +98,7 @@ impl fmt::Display for Address {
         match self {
             Address::CallerIdentity => f.write_str("data.caller_identity"),
             Address::ClusterOidc => f.write_str("data.cluster_oidc"),
+            Address::OidcProvider => f.write_str("oidc_provider"),
             Address::Tenant { namespace, kind, name: None } => write!(f, "tenant[{namespace:?}].{}", kind.as_str()),
             Address::Tenant { namespace, kind, name: Some(name) } => write!(f, "tenant[{namespace:?}].{}[{name:?}]", kind.as_str()),
         }
@@ -107,6 +112,7 @@ impl FromStr for Address {
         match s {
             "data.caller_identity" => return Ok(Address::CallerIdentity),
             "data.cluster_oidc" => return Ok(Address::ClusterOidc),
+            "oidc_provider" => return Ok(Address::OidcProvider),
             _ => {}
         }
         let bad = || format!("{s:?} is not a resource address");

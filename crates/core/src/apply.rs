@@ -15,7 +15,7 @@ use crate::address::{Address, Kind};
 
 use crate::graph::{Dag, Visit};
 use crate::plan::{Action, Plan, ResourceChange, State};
-use crate::ports::{ErrorKind, IamApi, ProfileApi, ProviderError, Role};
+use crate::ports::{ClusterApi, ErrorKind, IamApi, ProfileApi, ProviderError, Role};
 
 pub const DEFAULT_PARALLELISM: usize = 10;
 
@@ -84,6 +84,8 @@ impl Progress for Quiet {}
 /// The providers apply writes through.
 #[derive(Clone, Copy)]
 pub struct Providers<'a> {
+    /// Only for creating the cluster's IAM OIDC provider when the plan says so.
+    pub cluster: &'a dyn ClusterApi,
     pub iam: &'a dyn IamApi,
     pub profiles: &'a dyn ProfileApi,
 }
@@ -104,8 +106,8 @@ pub fn graph(plan: &Plan) -> Dag<&ResourceChange> {
     }
     for change in &plan.changes {
         let me = ids[&change.address];
-        for dependency in change.address.dependencies() {
-            let Some(&them) = ids.get(&dependency) else { continue };
+        for dependency in planned_dependencies(&change.address, &ids) {
+            let them = ids[&dependency];
             if change.action == Action::Delete {
                 dag.add_edge(me, them);
             } else {
@@ -114,6 +116,24 @@ pub fn graph(plan: &Plan) -> Dag<&ResourceChange> {
         }
     }
     dag
+}
+
+/// The planned resources `address` depends on, looking through those that
+/// are not in the plan (a role depends on the OIDC provider through its trust
+/// policy, which is derived, not planned).
+fn planned_dependencies<T>(address: &Address, planned: &BTreeMap<&Address, T>) -> Vec<Address> {
+    let mut found = Vec::new();
+    let mut todo = address.dependencies();
+    while let Some(dependency) = todo.pop() {
+        if planned.contains_key(&dependency) {
+            if !found.contains(&dependency) {
+                found.push(dependency);
+            }
+        } else {
+            todo.extend(dependency.dependencies());
+        }
+    }
+    found
 }
 
 /// Applies `plan`, `options.parallelism` resources at a time.
@@ -193,6 +213,10 @@ async fn execute(plan: &Plan, change: &ResourceChange, p: Providers<'_>) -> Resu
         }
         (Action::Delete, Some(State::Profile(live)), _) => ignore_missing(p.profiles.delete_profile(&live.name).await),
         (Action::Create | Action::Update, _, Some(State::ServiceAccount(want))) => p.profiles.apply_service_account(want).await,
+        (Action::Create, _, Some(State::OidcProvider(want))) => match p.cluster.create_oidc_provider(&want.issuer_url).await {
+            Err(e) if e.kind == ErrorKind::AlreadyExists => Ok(()),
+            other => other.map(drop),
+        },
         (action, _, _) => Err(ProviderError::new(
             ErrorKind::InvalidInput,
             "apply",

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::address::{Address, Kind};
 use crate::policy;
-use crate::ports::{InlinePolicy, Profile, ProfilePlugin, Role, ServiceAccount};
+use crate::ports::{InlinePolicy, OidcProvider, Profile, ProfilePlugin, Role, ServiceAccount};
 use crate::refresh::Observed;
 use crate::spec::{Desired, Tenant, policy_name};
 use crate::tags;
@@ -125,6 +125,7 @@ pub enum State {
     S3Policy(InlinePolicy),
     Profile(Profile),
     ServiceAccount(ServiceAccount),
+    OidcProvider(OidcProvider),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,11 +219,15 @@ pub struct PlanOptions {
     /// Delete managed tenants that are no longer desired. The refresh must
     /// have listed managed roles ([`crate::refresh::ReadSet::managed_roles`]).
     pub prune: bool,
+    /// Create the account's IAM OIDC provider for the cluster when missing,
+    /// instead of stopping.
+    pub create_oidc_provider: bool,
 }
 
 /// Plans the changes that make the live state match `desired`.
 pub fn plan(desired: &Desired, observed: &Observed, options: PlanOptions) -> Result<Plan, PlanError> {
-    let mut planner = Planner::new(desired, observed, Mode::Apply)?;
+    let need = if options.create_oidc_provider { ProviderNeed::CreateIfMissing } else { ProviderNeed::Require };
+    let mut planner = Planner::new(desired, observed, need)?;
     for tenant in &desired.tenants {
         planner.tenant(tenant, options.adopt);
     }
@@ -235,7 +240,7 @@ pub fn plan(desired: &Desired, observed: &Observed, options: PlanOptions) -> Res
 /// Plans deleting every tenant of `desired` that exists. Never touches the
 /// cluster-level data sources, nor anything without kfp-tenant's markers.
 pub fn plan_destroy(desired: &Desired, observed: &Observed) -> Result<Plan, PlanError> {
-    let mut planner = Planner::new(desired, observed, Mode::Destroy)?;
+    let mut planner = Planner::new(desired, observed, ProviderNeed::NotNeeded)?;
     for tenant in &desired.tenants {
         planner.delete_tenant(&tenant.namespace, &tenant.role_name, &tenant.policy_name, Reason::Destroy);
     }
@@ -252,6 +257,9 @@ fn current(change: &ResourceChange, observed: &Observed) -> Option<State> {
         State::Profile(p) => observed.profiles.get(&p.name).cloned().map(State::Profile),
         State::ServiceAccount(sa) => {
             observed.service_accounts.get(&(sa.namespace.clone(), sa.name.clone())).cloned().map(State::ServiceAccount)
+        }
+        State::OidcProvider(p) => {
+            observed.oidc.provider_arn.clone().map(|arn| State::OidcProvider(OidcProvider { issuer_url: p.issuer_url.clone(), arn }))
         }
     }
 }
@@ -274,7 +282,12 @@ impl fmt::Display for StalePlan {
 pub fn check_fresh(plan: &Plan, observed: &Observed) -> Result<(), StalePlan> {
     let mut changed: Vec<Address> =
         plan.changes.iter().filter(|c| fingerprint(current(c, observed).as_ref()) != c.observed).map(|c| c.address.clone()).collect();
-    let context = context(&plan.cluster.name, &plan.cluster.region, &plan.cluster.bucket, observed, plan.mode == Mode::Apply);
+    let need = match plan.mode {
+        _ if plan.change(&Address::OidcProvider).is_some() => ProviderNeed::CreateIfMissing,
+        Mode::Apply => ProviderNeed::Require,
+        Mode::Destroy => ProviderNeed::NotNeeded,
+    };
+    let context = context(&plan.cluster.name, &plan.cluster.region, &plan.cluster.bucket, observed, need).map(|(c, _)| c);
     if context.as_ref().ok() != Some(&plan.cluster) {
         changed.insert(0, Address::ClusterOidc);
     }
@@ -290,24 +303,41 @@ pub fn fingerprint(state: Option<&State>) -> String {
     format!("{hash:016x}")
 }
 
-/// The cluster-level facts. Roles need the account's IAM OIDC provider;
-/// deleting tenants does not (`require_provider: false`), so a missing
-/// provider never keeps kfp-tenant from removing what it made.
-fn context(name: &str, region: &str, bucket: &str, observed: &Observed, require_provider: bool) -> Result<ClusterContext, PlanProblem> {
-    let provider_arn = match (&observed.oidc.provider_arn, require_provider) {
-        (Some(arn), _) => Some(arn.clone()),
-        (None, false) => Some(String::new()),
-        (None, true) => None,
+/// What a plan needs of the account's IAM OIDC provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ProviderNeed {
+    /// Roles trust it: it must exist.
+    Require,
+    /// It must exist, or be created first (`--create-oidc-provider`).
+    CreateIfMissing,
+    /// Deleting tenants does not need it, so a missing provider never keeps
+    /// kfp-tenant from removing what it made.
+    NotNeeded,
+}
+
+/// The cluster-level facts, and whether the provider is to be created.
+fn context(name: &str, region: &str, bucket: &str, observed: &Observed, need: ProviderNeed) -> Result<(ClusterContext, bool), PlanProblem> {
+    let host = observed.oidc.issuer_host();
+    let (provider_arn, create) = match (&observed.oidc.provider_arn, need) {
+        (Some(arn), _) => (arn.clone(), false),
+        (None, ProviderNeed::NotNeeded) => (String::new(), false),
+        (None, ProviderNeed::CreateIfMissing) => {
+            (format!("arn:{}:iam::{}:oidc-provider/{host}", observed.identity.partition, observed.identity.account_id), true)
+        }
+        (None, ProviderNeed::Require) => {
+            return Err(PlanProblem {
+                address: Some(Address::ClusterOidc),
+                message: format!(
+                    "the account {} has no IAM OIDC provider for the cluster's issuer {}, so no pod could assume a tenant role",
+                    observed.identity.account_id, observed.oidc.issuer_url
+                ),
+                fix: format!(
+                    "create it with `eksctl utils associate-iam-oidc-provider --cluster {name} --region {region} --approve`, or let kfp-tenant create it with --create-oidc-provider"
+                ),
+            });
+        }
     };
-    let provider_arn = provider_arn.ok_or_else(|| PlanProblem {
-        address: Some(Address::ClusterOidc),
-        message: format!(
-            "the account {} has no IAM OIDC provider for the cluster's issuer {}, so no pod could assume a tenant role",
-            observed.identity.account_id, observed.oidc.issuer_url
-        ),
-        fix: format!("create it with `eksctl utils associate-iam-oidc-provider --cluster {name} --region {region} --approve`"),
-    })?;
-    Ok(ClusterContext {
+    let cluster = ClusterContext {
         name: name.to_owned(),
         region: region.to_owned(),
         bucket: bucket.to_owned(),
@@ -315,7 +345,8 @@ fn context(name: &str, region: &str, bucket: &str, observed: &Observed, require_
         partition: observed.identity.partition.clone(),
         oidc_issuer: observed.oidc.issuer_url.clone(),
         oidc_provider_arn: provider_arn,
-    })
+    };
+    Ok((cluster, create))
 }
 
 /// The role as kfp-tenant creates it for `tenant`.
@@ -367,10 +398,15 @@ struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
-    fn new(desired: &'a Desired, observed: &'a Observed, mode: Mode) -> Result<Self, PlanError> {
+    fn new(desired: &'a Desired, observed: &'a Observed, need: ProviderNeed) -> Result<Self, PlanError> {
         let c = &desired.cluster;
-        let cluster = context(&c.name, &c.region, &c.bucket, observed, mode == Mode::Apply).map_err(|p| PlanError { problems: vec![p] })?;
-        Ok(Planner { desired, observed, cluster, changes: BTreeMap::new(), problems: Vec::new(), warnings: Vec::new() })
+        let (cluster, create) = context(&c.name, &c.region, &c.bucket, observed, need).map_err(|p| PlanError { problems: vec![p] })?;
+        let mut planner = Planner { desired, observed, cluster, changes: BTreeMap::new(), problems: Vec::new(), warnings: Vec::new() };
+        if create {
+            let provider = OidcProvider { issuer_url: observed.oidc.issuer_url.clone(), arn: planner.cluster.oidc_provider_arn.clone() };
+            planner.push(Address::OidcProvider, Action::Create, Some(Reason::Missing), None, Some(State::OidcProvider(provider)));
+        }
+        Ok(planner)
     }
 
     fn push(&mut self, address: Address, action: Action, reason: Option<Reason>, before: Option<State>, after: Option<State>) {
@@ -671,7 +707,9 @@ pub fn resource_graph<'a>(namespaces: impl IntoIterator<Item = &'a str>) -> crat
     }
     for (address, &id) in &ids {
         for dependency in address.dependencies() {
-            dag.add_edge(ids[&dependency], id);
+            if let Some(&from) = ids.get(&dependency) {
+                dag.add_edge(from, id);
+            }
         }
     }
     dag

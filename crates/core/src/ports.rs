@@ -49,6 +49,14 @@ impl ClusterOidc {
     }
 }
 
+/// The account's IAM OIDC provider for a cluster's issuer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OidcProvider {
+    /// With `https://`.
+    pub issuer_url: String,
+    pub arn: String,
+}
+
 /// An IAM role as it is (read) or should be (desired).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Role {
@@ -187,6 +195,10 @@ pub type ProviderResult<T> = Result<T, ProviderError>;
 pub trait ClusterApi: Send + Sync {
     async fn caller_identity(&self) -> ProviderResult<CallerIdentity>;
     async fn cluster_oidc(&self, cluster: &str) -> ProviderResult<ClusterOidc>;
+    /// Creates the IAM OIDC provider for an issuer (audience
+    /// `sts.amazonaws.com`), as `eksctl utils associate-iam-oidc-provider`
+    /// does. Returns its ARN.
+    async fn create_oidc_provider(&self, issuer_url: &str) -> ProviderResult<String>;
 }
 
 /// IAM roles and their inline policies.

@@ -63,7 +63,8 @@ impl ReadSet {
                 Some(State::ServiceAccount(sa)) => {
                     reads.service_accounts.insert((sa.namespace.clone(), sa.name.clone()));
                 }
-                None => {}
+                // Read with the cluster, always.
+                Some(State::OidcProvider(_)) | None => {}
             }
         }
         reads

@@ -84,6 +84,7 @@ fn block(out: &mut String, change: &ResourceChange, color: Color) {
         State::S3Policy(p) => ("iam_role_policy", format!("{}/{}", p.role_name, p.policy_name)),
         State::Profile(p) => ("profile", p.name.clone()),
         State::ServiceAccount(sa) => ("service_account", format!("{}/{}", sa.namespace, sa.name)),
+        State::OidcProvider(p) => ("iam_openid_connect_provider", p.issuer_url.trim_start_matches("https://").to_owned()),
     };
     let symbol = paint(change.action.symbol(), change.action, color);
     let _ = writeln!(out, "{symbol:>3} {kind} {name:?} {{");
@@ -159,6 +160,9 @@ fn attributes(state: &State) -> Vec<(&'static str, Attr)> {
                 v.push(("resource_quota", Attr::Json(serde_json::to_value(q).unwrap_or(Value::Null))));
             }
             v
+        }
+        State::OidcProvider(p) => {
+            vec![("url", text(&p.issuer_url)), ("arn", text(&p.arn)), ("client_ids", Attr::Json(json!(["sts.amazonaws.com"])))]
         }
         State::ServiceAccount(sa) => vec![
             ("namespace", text(&sa.namespace)),

@@ -155,7 +155,13 @@ fn b5() {
             let iam = Resilient::new(world.iam.clone(), RetryPolicy::default()).with_limiter(limiter);
             world.calls.reset();
             let start = tokio::time::Instant::now();
-            let report = apply::apply(&plan, Providers { iam: &iam, profiles: &world.profiles }, ApplyOptions::default(), &Quiet).await;
+            let report = apply::apply(
+                &plan,
+                Providers { cluster: &world.cluster, iam: &iam, profiles: &world.profiles },
+                ApplyOptions::default(),
+                &Quiet,
+            )
+            .await;
             let elapsed = start.elapsed().as_secs_f64();
             let calls = world.calls.snapshot();
             let attempts: u64 = ["CreateRole", "PutRolePolicy"].iter().map(|op| calls.get(op).copied().unwrap_or(0)).sum();

@@ -70,6 +70,7 @@ pub const WRITES: &[&str] = &[
     "ApplyProfile",
     "DeleteProfile",
     "ApplyServiceAccount",
+    "CreateOpenIDConnectProvider",
 ];
 
 impl Calls {
@@ -245,6 +246,10 @@ impl FakeCluster {
         }
     }
 
+    pub fn set_faults(&self, faults: Faults) {
+        self.meter.set_faults(faults);
+    }
+
     /// Removes the account's IAM OIDC provider for every issuer.
     pub fn remove_oidc_providers(&self) {
         lock(&self.state).providers.clear();
@@ -273,6 +278,20 @@ impl ClusterApi for FakeCluster {
         drop(state);
         self.meter.calls.record("ListOpenIDConnectProviders");
         Ok(ClusterOidc { issuer_url: issuer, provider_arn })
+    }
+
+    async fn create_oidc_provider(&self, issuer_url: &str) -> ProviderResult<String> {
+        self.meter.enter("CreateOpenIDConnectProvider", issuer_url).await?;
+        let host = issuer_url.trim_start_matches("https://").to_owned();
+        if !lock(&self.state).providers.insert(host.clone()) {
+            return Err(ProviderError::new(
+                ErrorKind::AlreadyExists,
+                "CreateOpenIDConnectProvider",
+                issuer_url,
+                "Provider with url already exists.",
+            ));
+        }
+        Ok(format!("arn:{}:iam::{}:oidc-provider/{host}", self.identity.partition, self.identity.account_id))
     }
 }
 

@@ -43,7 +43,7 @@ impl FakeWorld {
     }
 
     pub fn providers(&self) -> Providers<'_> {
-        Providers { iam: &self.iam, profiles: &self.profiles }
+        Providers { cluster: &self.cluster, iam: &self.iam, profiles: &self.profiles }
     }
 
     pub async fn observe(&self, reads: &ReadSet) -> Result<Observed, String> {
