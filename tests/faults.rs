@@ -112,3 +112,30 @@ async fn a_crash_leaves_a_partial_state_that_the_next_apply_completes() {
     assert!(world.apply(&rest).await.is_success());
     assert!(!world.plan(&desired, PlanOptions::default()).await.unwrap().has_changes());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_principal_iam_does_not_know_yet_is_retried_a_malformed_policy_is_not() {
+    let world = FakeWorld::new();
+    let desired = validate(&sample_file(1)).unwrap();
+    let guarded = Guarded::new(&world, None);
+    let plan = guarded.plan(&world, &desired).await;
+    // Right after an OIDC provider is created, IAM rejects trust policies naming it.
+    world.iam.set_faults(Faults {
+        fail_nth: [("CreateRole", (1, ErrorKind::InvalidInput))].into(),
+        fail_message: Some("Invalid principal in policy: \"federated\""),
+        ..Default::default()
+    });
+    assert!(guarded.apply(&plan).await.is_success());
+    assert_eq!(guarded.iam.retries().get(&ErrorKind::InvalidInput), Some(&1));
+
+    let world = FakeWorld::new();
+    let guarded = Guarded::new(&world, None);
+    let plan = guarded.plan(&world, &desired).await;
+    world.iam.set_faults(Faults {
+        fail_nth: [("CreateRole", (1, ErrorKind::InvalidInput))].into(),
+        fail_message: Some("Syntax errors in policy."),
+        ..Default::default()
+    });
+    assert_eq!(guarded.apply(&plan).await.failed(), 1, "a malformed policy fails at once");
+    assert_eq!(world.calls.get("CreateRole"), 1);
+}

@@ -110,6 +110,9 @@ pub struct Faults {
     pub latency: Duration,
     /// Fail the Nth call (1-based) of an operation with this kind.
     pub fail_nth: BTreeMap<&'static str, (u64, ErrorKind)>,
+    /// The message of those failures, when the service's words matter
+    /// (e.g. IAM's "Invalid principal in policy").
+    pub fail_message: Option<&'static str>,
     /// Throttle each call with this probability.
     pub throttle: f64,
     /// Seed of the generator behind `throttle`.
@@ -155,7 +158,8 @@ impl Injector {
         if let Some((nth, kind)) = self.faults.fail_nth.get(op)
             && *nth == *n
         {
-            return Err(ProviderError::new(*kind, op, target, format!("injected failure of call {nth}")));
+            let message = self.faults.fail_message.map_or_else(|| format!("injected failure of call {nth}"), str::to_owned);
+            return Err(ProviderError::new(*kind, op, target, message));
         }
         if let Some(rate) = self.faults.rate_limit {
             let now = Instant::now();
