@@ -112,12 +112,20 @@ struct PlanArgs {
     #[arg(long)]
     detailed_exitcode: bool,
     /// Plan deleting the tenants.
-    #[arg(long, conflicts_with_all = ["prune", "adopt", "refresh_only"])]
+    #[arg(long, conflicts_with_all = ["prune", "adopt", "refresh_only", "create_oidc_provider"])]
     destroy: bool,
     /// Only report what differs from the tenants file; plan no changes.
     #[arg(long, conflicts_with = "out")]
     refresh_only: bool,
-    /// Also delete managed tenants that are no longer in the input.
+    #[command(flatten)]
+    planning: PlanFlags,
+}
+
+/// How a plan treats what it finds; shared by `plan` and `apply`.
+#[derive(Clone, Debug, Args)]
+struct PlanFlags {
+    /// Also delete managed tenants that are no longer in the input (not with
+    /// --target: every tenant outside the target would look removed).
     #[arg(long, conflicts_with = "target")]
     prune: bool,
     /// Take over same-named resources that kfp-tenant did not create.
@@ -125,8 +133,18 @@ struct PlanArgs {
     adopt: bool,
     /// Create the cluster's IAM OIDC provider if the account has none (as
     /// eksctl utils associate-iam-oidc-provider does); destroy never deletes it.
-    #[arg(long, conflicts_with = "destroy")]
+    #[arg(long)]
     create_oidc_provider: bool,
+}
+
+impl PlanFlags {
+    fn options(&self) -> PlanOptions {
+        PlanOptions { adopt: self.adopt, prune: self.prune, create_oidc_provider: self.create_oidc_provider }
+    }
+
+    fn any(&self) -> bool {
+        self.prune || self.adopt || self.create_oidc_provider
+    }
 }
 
 #[derive(Debug, Args)]
@@ -139,17 +157,8 @@ struct ApplyArgs {
     connection: Connection,
     #[command(flatten)]
     lifecycle: Lifecycle,
-    /// Also delete managed tenants that are no longer in the input (not with
-    /// --target: every tenant outside the target would look removed).
-    #[arg(long, conflicts_with = "target")]
-    prune: bool,
-    /// Take over same-named resources that kfp-tenant did not create.
-    #[arg(long)]
-    adopt: bool,
-    /// Create the cluster's IAM OIDC provider if the account has none (as
-    /// eksctl utils associate-iam-oidc-provider does); destroy never deletes it.
-    #[arg(long)]
-    create_oidc_provider: bool,
+    #[command(flatten)]
+    planning: PlanFlags,
 }
 
 #[derive(Debug, Args)]
@@ -354,13 +363,8 @@ fn make_plan(desired: &Desired, observed: &Observed, destroy: bool, options: Pla
 async fn plan_command(args: PlanArgs, no_color: bool) -> Result<ExitCode> {
     let desired = args.tenants.desired()?;
     let live = Live::connect(&args.connection, &desired.cluster.region).await?;
-    let observed = live.observe(&ReadSet::for_desired(&desired, args.prune), args.connection.parallelism).await?;
-    let plan = make_plan(
-        &desired,
-        &observed,
-        args.destroy,
-        PlanOptions { adopt: args.adopt, prune: args.prune, create_oidc_provider: args.create_oidc_provider },
-    )?;
+    let observed = live.observe(&ReadSet::for_desired(&desired, args.planning.prune), args.connection.parallelism).await?;
+    let plan = make_plan(&desired, &observed, args.destroy, args.planning.options())?;
     // With --refresh-only, only existing resources that differ are drift;
     // resources not created yet are not.
     let changed = if args.refresh_only { !drift(&plan).is_empty() } else { plan.has_changes() };
@@ -405,7 +409,7 @@ fn print_drift(plan: &Plan) {
 
 async fn apply_command(args: ApplyArgs, no_color: bool) -> Result<ExitCode> {
     if let Some(path) = &args.plan_file {
-        if args.tenants.file.is_some() || args.prune || args.adopt || args.create_oidc_provider {
+        if args.tenants.file.is_some() || args.planning.any() {
             bail!("a saved plan already fixes the tenants and options: give either PLANFILE or -f/--prune/--adopt/--create-oidc-provider");
         }
         let plan = read_plan(path)?;
@@ -424,12 +428,8 @@ async fn apply_command(args: ApplyArgs, no_color: bool) -> Result<ExitCode> {
     let live = Live::connect(&args.connection, &desired.cluster.region).await?;
     let guard = live.lock(&args.lifecycle, "apply").await?;
     let result = async {
-        let observed = live.observe(&ReadSet::for_desired(&desired, args.prune), args.connection.parallelism).await?;
-        let plan = plan::plan(
-            &desired,
-            &observed,
-            PlanOptions { adopt: args.adopt, prune: args.prune, create_oidc_provider: args.create_oidc_provider },
-        )?;
+        let observed = live.observe(&ReadSet::for_desired(&desired, args.planning.prune), args.connection.parallelism).await?;
+        let plan = plan::plan(&desired, &observed, args.planning.options())?;
         confirm_and_apply(&live, &plan, &args.connection, &args.lifecycle, no_color, "Do you want to perform these actions?").await
     }
     .await;
