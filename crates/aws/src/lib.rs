@@ -28,9 +28,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::{
-    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
-};
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
 use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_types::region::Region;
@@ -60,7 +58,6 @@ pub enum AwsError {
 #[derive(Clone, Debug, Default)]
 pub struct CallCounter {
     calls: Arc<Mutex<BTreeMap<String, u64>>>,
-    attempts: Arc<Mutex<BTreeMap<String, u64>>>,
 }
 
 impl CallCounter {
@@ -69,23 +66,15 @@ impl CallCounter {
         self.calls.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
-    /// Attempts sent over the wire, retries included.
-    pub fn attempts(&self) -> BTreeMap<String, u64> {
-        self.attempts.lock().map(|m| m.clone()).unwrap_or_default()
-    }
-
     pub fn reset(&self) {
         if let Ok(mut m) = self.calls.lock() {
             m.clear();
         }
-        if let Ok(mut m) = self.attempts.lock() {
-            m.clear();
-        }
     }
 
-    fn bump(map: &Mutex<BTreeMap<String, u64>>, cfg: &aws_smithy_types::config_bag::ConfigBag) {
+    fn bump(&self, cfg: &aws_smithy_types::config_bag::ConfigBag) {
         let name = cfg.load::<Metadata>().map(|m| m.name().to_owned()).unwrap_or_else(|| "unknown".to_owned());
-        if let Ok(mut m) = map.lock() {
+        if let Ok(mut m) = self.calls.lock() {
             *m.entry(name).or_default() += 1;
         }
     }
@@ -104,17 +93,7 @@ impl Intercept for CallCounter {
         _components: &RuntimeComponents,
         cfg: &mut aws_smithy_types::config_bag::ConfigBag,
     ) -> Result<(), BoxError> {
-        Self::bump(&self.calls, cfg);
-        Ok(())
-    }
-
-    fn read_before_attempt(
-        &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
-    ) -> Result<(), BoxError> {
-        Self::bump(&self.attempts, cfg);
+        self.bump(cfg);
         Ok(())
     }
 }

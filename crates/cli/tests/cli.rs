@@ -17,7 +17,6 @@ struct Setup {
     cluster: String,
     issuer_host: String,
     _server: FakeApiServer,
-    server_url: String,
     dir: PathBuf,
 }
 
@@ -29,13 +28,7 @@ impl Setup {
         let dir = std::env::temp_dir().join(format!("kfp-tenant-cli-{}-{cluster}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("kubeconfig"), server.kubeconfig()).unwrap();
-        Setup {
-            cluster: cluster.to_owned(),
-            issuer_host: issuer.trim_start_matches("https://").to_owned(),
-            server_url: server.url(),
-            _server: server,
-            dir,
-        }
+        Setup { cluster: cluster.to_owned(), issuer_host: issuer.trim_start_matches("https://").to_owned(), _server: server, dir }
     }
 
     /// Writes a tenants file for this cluster with these namespaces.
@@ -214,7 +207,6 @@ async fn without_a_terminal_apply_needs_auto_approve() {
     assert_eq!(aws.get_role(&format!("team-a-{}-role", s.cluster)).await.unwrap(), None, "nothing was created");
     let lock = s.kfp(&["apply", "-f", path(&file), "--auto-approve"]);
     assert_eq!(lock.code, 0, "the refused run released its lock: {}", lock.stderr);
-    let _ = &s.server_url;
 }
 
 /// An invalid file is refused before any call: AWS and Kubernetes point at a

@@ -70,14 +70,6 @@ impl<T> Dag<T> {
         &self.graph[id.index()]
     }
 
-    pub fn len(&self) -> usize {
-        self.graph.node_count()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.graph.node_count() == 0
-    }
-
     pub fn nodes(&self) -> impl Iterator<Item = (NodeId, &T)> {
         self.graph.node_indices().map(|i| (NodeId(i.index()), &self.graph[i]))
     }

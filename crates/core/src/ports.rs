@@ -147,11 +147,6 @@ impl ProviderError {
     pub fn new(kind: ErrorKind, operation: impl Into<String>, target: impl Into<String>, message: impl Into<String>) -> Self {
         ProviderError { kind, operation: operation.into(), target: target.into(), message: message.into() }
     }
-
-    /// Throttling and transient faults clear up when retried.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self.kind, ErrorKind::Throttled | ErrorKind::Transient)
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

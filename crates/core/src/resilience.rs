@@ -87,7 +87,8 @@ impl AdaptiveRate {
     }
 
     /// Pacing from the start at `initial` calls per second.
-    pub fn starting_at(initial: f64, min: f64, max: f64) -> Self {
+    #[cfg(test)]
+    fn starting_at(initial: f64, min: f64, max: f64) -> Self {
         let limiter = Self::new(min, max);
         lock(&limiter.state).rate = Some(initial.clamp(min, max));
         limiter
@@ -169,10 +170,6 @@ impl<P> Resilient<P> {
     pub fn with_limiter(mut self, limiter: Arc<AdaptiveRate>) -> Self {
         self.limiter = Some(limiter);
         self
-    }
-
-    pub fn inner(&self) -> &P {
-        &self.inner
     }
 
     /// Retries made so far, by the kind of error that caused them.

@@ -109,12 +109,6 @@ impl RequestCounter {
     pub fn calls(&self) -> BTreeMap<String, u64> {
         self.0.lock().map(|m| m.clone()).unwrap_or_default()
     }
-
-    pub fn reset(&self) {
-        if let Ok(mut m) = self.0.lock() {
-            m.clear();
-        }
-    }
 }
 
 /// `GET profiles` for `/apis/kubeflow.org/v1/profiles/x`, `GET serviceaccounts`
