@@ -28,7 +28,7 @@ async fn plan_apply_plan_destroy_on_moto_and_the_kubernetes_fake() {
     let kube =
         Kube::connect(KubeOptions { kubeconfig: Some(kubeconfig), poll: Duration::from_millis(20), ..Default::default() }).await.unwrap();
 
-    let file = TenantsFile {
+    let mut file = TenantsFile {
         cluster: cluster.into(),
         region: support::REGION.into(),
         bucket: "kfp-artifacts".into(),
@@ -38,7 +38,6 @@ async fn plan_apply_plan_destroy_on_moto_and_the_kubernetes_fake() {
             .collect(),
         ..Default::default()
     };
-    let mut file = file;
     file.tenants[2].service_accounts = Some(vec!["default-editor".into(), "pipeline-runner".into()]);
     let desired = validate(&file).unwrap();
     let reads = ReadSet::for_desired(&desired, false);

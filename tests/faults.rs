@@ -139,3 +139,21 @@ async fn a_principal_iam_does_not_know_yet_is_retried_a_malformed_policy_is_not(
     assert_eq!(guarded.apply(&plan).await.failed(), 1, "a malformed policy fails at once");
     assert_eq!(world.calls.get("CreateRole"), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_create_whose_answer_was_lost_is_recognised_on_retry() {
+    let world = FakeWorld::new();
+    let desired = validate(&sample_file(2)).unwrap();
+    let plan = world.plan(&desired, PlanOptions::default()).await.unwrap();
+    world.iam.set_faults(Faults { lose_create_response: Some(1), ..Default::default() });
+    assert_eq!(world.apply(&plan).await.failed(), 1, "without retries the lost answer is a failure");
+
+    let world = FakeWorld::new();
+    let guarded = Guarded::new(&world, None);
+    let plan = guarded.plan(&world, &desired).await;
+    world.iam.set_faults(Faults { lose_create_response: Some(1), ..Default::default() });
+    let report = guarded.apply(&plan).await;
+    assert!(report.is_success(), "the retry finds its own role: {report:#?}");
+    assert_eq!(world.calls.get("CreateRole"), 3, "one lost, one AlreadyExists, one fresh");
+    assert!(!guarded.plan(&world, &desired).await.has_changes());
+}

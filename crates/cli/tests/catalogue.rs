@@ -323,16 +323,11 @@ fn header(case: &Case) -> String {
     };
     let region = if case.name == "wrong region" { "eu-west-1" } else { "us-west-2" };
     let bucket = if case.name == "bad bucket name" { "Bad_Bucket" } else { "kfp-artifacts" };
-    let mut text = String::new();
-    if !case.file.contains("bukcet") && !case.file.starts_with("defaults") {
-        text = format!("cluster: {cluster}\nregion: {region}\nbucket: {bucket}\n");
-    } else {
-        text.push_str(&format!("cluster: {cluster}\nregion: {region}\n"));
-        if !case.file.contains("bukcet") {
-            text.push_str(&format!("bucket: {bucket}\n"));
-        }
+    // The misspelt-bucket case brings its own (wrong) key.
+    match case.file.contains("bukcet") {
+        true => format!("cluster: {cluster}\nregion: {region}\n"),
+        false => format!("cluster: {cluster}\nregion: {region}\nbucket: {bucket}\n"),
     }
-    text
 }
 
 fn run(args: &[String], kubeconfig: &Path, env: &[(&str, &str)], remove: &[&str]) -> (i32, String) {

@@ -246,7 +246,7 @@ impl<I: IamApi> IamApi for Resilient<I> {
     async fn create_role(&self, role: &Role) -> ProviderResult<Role> {
         let created = match self.run(Some(&role.name), || self.inner.create_role(role)).await {
             // A retry after a lost response finds its own role: that is success.
-            Err(e) if e.kind == ErrorKind::AlreadyExists && self.was_mine(role).await => self.inner.get_role(&role.name).await?.ok_or(e)?,
+            Err(e) if e.kind == ErrorKind::AlreadyExists => self.earlier_attempt(role).await.ok_or(e)?,
             other => other?,
         };
         lock(&self.created).insert(role.name.to_ascii_lowercase(), Instant::now());
@@ -295,14 +295,12 @@ impl<I: IamApi> IamApi for Resilient<I> {
 }
 
 impl<I: IamApi> Resilient<I> {
-    /// Whether the existing role of this name is the one `role` describes
-    /// (kfp-tenant's markers and the same trust policy), i.e. an earlier
-    /// attempt of this very call succeeded.
-    async fn was_mine(&self, role: &Role) -> bool {
-        match self.inner.get_role(&role.name).await {
-            Ok(Some(live)) => live.tags == role.tags && live.trust_policy == role.trust_policy && live.path == role.path,
-            _ => false,
-        }
+    /// The existing role of this name, when it is the one `role` describes
+    /// (kfp-tenant's markers, the same trust policy and path): an earlier
+    /// attempt of this very call succeeded and its answer was lost.
+    async fn earlier_attempt(&self, role: &Role) -> Option<Role> {
+        let live = self.inner.get_role(&role.name).await.ok()??;
+        (live.tags == role.tags && live.trust_policy == role.trust_policy && live.path == role.path).then_some(live)
     }
 }
 

@@ -127,6 +127,9 @@ pub struct Faults {
     pub crash_after_writes: Option<u64>,
     /// Admit at most this many calls per second (sliding window); throttle the rest.
     pub rate_limit: Option<f64>,
+    /// Carry out the Nth CreateRole (1-based), then answer with a transient
+    /// error, as when the response is lost on the way back.
+    pub lose_create_response: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -207,6 +210,12 @@ impl Meter {
             tokio::time::sleep(latency).await;
         }
         lock(&self.injector).check(op, target)
+    }
+
+    /// Whether this call's answer is to be lost (for the Nth CreateRole).
+    fn loses_create_response(&self) -> bool {
+        let injector = lock(&self.injector);
+        injector.faults.lose_create_response.is_some_and(|n| injector.seen.get("CreateRole") == Some(&n))
     }
 
     fn invisible_for(&self) -> Duration {
@@ -411,6 +420,14 @@ impl IamApi for FakeIam {
         let mut created = role.clone();
         created.arn = format!("arn:aws:iam::{ACCOUNT_ID}:role{}{}", role.path, role.name);
         state.roles.insert(role.name.to_ascii_lowercase(), (created.clone(), Instant::now()));
+        if self.meter.loses_create_response() {
+            return Err(ProviderError::new(
+                ErrorKind::Transient,
+                "CreateRole",
+                format!("role {}", role.name),
+                "connection reset (injected, after the write)",
+            ));
+        }
         Ok(created)
     }
 
