@@ -1,6 +1,6 @@
 //! The engine on both real clients: the AWS SDK against moto and kube against
-//! the fake API server: plan → apply (waiting for readiness) → plan (no-op) →
-//! destroy.
+//! the fake API server and a real kube-apiserver: plan → apply (waiting for
+//! readiness) → plan (no-op) → destroy.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
@@ -15,61 +15,71 @@ use kfp_tenant_core::refresh::{ReadSet, refresh};
 use kfp_tenant_core::spec::{TenantInput, TenantsFile};
 use kfp_tenant_core::validate;
 use kfp_tenant_k8s::{Kube, KubeOptions};
-use kfp_tenant_testkit::apiserver::{FakeApiOptions, FakeApiServer, ROLE_ARN_ANNOTATION};
+use kfp_tenant_testkit::backend::{Backend, TestKube, TestKubeOptions};
+use kfp_tenant_testkit::controller::ROLE_ARN_ANNOTATION;
+use kfp_tenant_testkit::on_both_backends;
 
-#[tokio::test]
-async fn plan_apply_plan_destroy_on_moto_and_the_kubernetes_fake() {
+on_both_backends!(plan_apply_plan_destroy);
+
+async fn plan_apply_plan_destroy(backend: Backend) {
     let aws = support::aws().await;
     let cluster = "e2e";
     support::cluster_with_provider(&aws, cluster).await;
-    let server = FakeApiServer::start(FakeApiOptions { reconcile_delay: Duration::from_millis(100), ..Default::default() }).await.unwrap();
-    let kubeconfig = std::env::temp_dir().join(format!("kfp-tenant-e2e-{}.kubeconfig", std::process::id()));
-    std::fs::write(&kubeconfig, server.kubeconfig()).unwrap();
-    let kube =
-        Kube::connect(KubeOptions { kubeconfig: Some(kubeconfig), poll: Duration::from_millis(20), ..Default::default() }).await.unwrap();
+    let kube = TestKube::start(backend, TestKubeOptions { reconcile_delay: Duration::from_millis(100), ..Default::default() }).await;
+    let provider = Kube::connect(KubeOptions {
+        kubeconfig: Some(kube.kubeconfig().to_owned()),
+        poll: Duration::from_millis(20),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let names: Vec<String> = ["team-a", "team-b", "team-c"].iter().map(|ns| kube.name(ns)).collect();
 
     let mut file = TenantsFile {
         cluster: cluster.into(),
         region: support::REGION.into(),
         bucket: "kfp-artifacts".into(),
-        tenants: ["team-a", "team-b", "team-c"]
+        tenants: names
             .iter()
-            .map(|ns| TenantInput { namespace: (*ns).into(), owner: format!("{ns}@example.com"), ..Default::default() })
+            .map(|ns| TenantInput { namespace: ns.clone(), owner: format!("{ns}@example.com"), ..Default::default() })
             .collect(),
         ..Default::default()
     };
     file.tenants[2].service_accounts = Some(vec!["default-editor".into(), "pipeline-runner".into()]);
     let desired = validate(&file).unwrap();
     let reads = ReadSet::for_desired(&desired, false);
-    let providers = Providers { cluster: &aws, iam: &aws, profiles: &kube };
-    let options = ApplyOptions { wait: Some(Duration::from_secs(10)), ..Default::default() };
+    let providers = Providers { cluster: &aws, iam: &aws, profiles: &provider };
+    let options = ApplyOptions { wait: Some(Duration::from_secs(30)), ..Default::default() };
 
-    let first = plan::plan(&desired, &refresh(&reads, &aws, &aws, &kube, 10).await.unwrap(), PlanOptions::default()).unwrap();
+    let first = plan::plan(&desired, &refresh(&reads, &aws, &aws, &provider, 10).await.unwrap(), PlanOptions::default()).unwrap();
     assert_eq!(first.summary().add, 10);
     let report = apply::apply(&first, providers, options, &Quiet).await;
     assert!(report.is_success(), "{report:#?}");
-    for ns in ["team-a", "team-b", "team-c"] {
+    for ns in &names {
         let role = aws.get_role(&format!("{ns}-{cluster}-role")).await.unwrap().unwrap();
-        let editor = server.object("serviceaccounts", ns, "default-editor").unwrap();
+        let editor = kube.object("serviceaccounts", ns, "default-editor").await.unwrap();
         assert_eq!(editor["metadata"]["annotations"][ROLE_ARN_ANNOTATION], role.arn.as_str());
     }
-    let runner = server.object("serviceaccounts", "team-c", "pipeline-runner").unwrap();
-    assert_eq!(runner["metadata"]["annotations"][ROLE_ARN_ANNOTATION], format!("arn:aws:iam::123456789012:role/team-c-{cluster}-role"));
+    let runner = kube.object("serviceaccounts", &names[2], "pipeline-runner").await.unwrap();
+    assert_eq!(
+        runner["metadata"]["annotations"][ROLE_ARN_ANNOTATION],
+        format!("arn:aws:iam::123456789012:role/{}-{cluster}-role", names[2])
+    );
 
-    let before = server.requests();
-    let again = plan::plan(&desired, &refresh(&reads, &aws, &aws, &kube, 10).await.unwrap(), PlanOptions::default()).unwrap();
+    let before = provider.counter().calls();
+    let again = plan::plan(&desired, &refresh(&reads, &aws, &aws, &provider, 10).await.unwrap(), PlanOptions::default()).unwrap();
     assert!(!again.has_changes());
-    let after = server.requests();
+    let after = provider.counter().calls();
     let k8s_calls: u64 = after.iter().map(|(k, n)| n - before.get(k).unwrap_or(&0)).sum();
     assert_eq!(k8s_calls, 2, "a no-op plan lists Profiles once, reads the one extra service account, writes nothing: {after:?}");
 
-    let destroy = plan::plan_destroy(&desired, &refresh(&reads, &aws, &aws, &kube, 10).await.unwrap()).unwrap();
+    let destroy = plan::plan_destroy(&desired, &refresh(&reads, &aws, &aws, &provider, 10).await.unwrap()).unwrap();
     assert_eq!(destroy.summary().destroy, 9);
     assert!(apply::apply(&destroy, providers, options, &Quiet).await.is_success());
-    for ns in ["team-a", "team-b", "team-c"] {
+    for ns in &names {
         assert_eq!(aws.get_role(&format!("{ns}-{cluster}-role")).await.unwrap(), None);
-        assert!(server.object("profiles", "", ns).is_none());
-        assert!(server.object("namespaces", "", ns).is_none());
+        assert!(kube.object("profiles", "", ns).await.is_none());
+        assert!(kube.object("namespaces", "", ns).await.is_none());
     }
 }
 

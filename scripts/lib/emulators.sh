@@ -3,6 +3,9 @@
 #
 #   ensure_venv        .venv with pinned moto[server] (and awscli), made once
 #   start_moto         moto_server on a free 127.0.0.1 port; exports AWS_* for it
+#   start_real_kube    a real kube-apiserver + kube-controller-manager from
+#                      ../shared/tools/kube (KFP_KUBE_TOOLS), service-account
+#                      issuer = moto's EKS issuer; exports KFP_TEST_REAL_KUBECONFIG
 #   stop_emulators     stops whatever start_* started (call it from a trap)
 
 MOTO_VERSION=5.2.5
@@ -11,6 +14,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 VENV="$ROOT/.venv"
 RUN_DIR="$ROOT/.emulators"
 EMULATOR_PIDS=()
+KUBE_TOOLS=${KFP_KUBE_TOOLS:-$ROOT/../shared/tools/kube}
+KUBE_DIRS=()
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -54,7 +59,11 @@ start_moto() {
 }
 
 stop_emulators() {
-  local pid
+  local pid dir
+  for dir in "${KUBE_DIRS[@]}"; do
+    "$KUBE_TOOLS/stop" "$dir" >/dev/null 2>&1 || true
+  done
+  KUBE_DIRS=()
   for pid in "${EMULATOR_PIDS[@]}"; do
     kill "$pid" 2>/dev/null || true
   done
@@ -62,6 +71,8 @@ stop_emulators() {
     wait "$pid" 2>/dev/null || true
   done
   EMULATOR_PIDS=()
+KUBE_TOOLS=${KFP_KUBE_TOOLS:-$ROOT/../shared/tools/kube}
+KUBE_DIRS=()
 }
 
 # The Kubernetes API fake (crates/testkit), which also plays the Kubeflow
@@ -94,4 +105,42 @@ create_eks_cluster() { # name
   $aws iam create-open-id-connect-provider --url "$issuer" --client-id-list sts.amazonaws.com \
     --thumbprint-list 9e99a48a9960b14926bb7f3b02e22da2b0ab7280 >/dev/null
   log "EKS cluster $1 with OIDC issuer $issuer"
+}
+
+# moto's EKS OIDC issuer (one per moto process, the same for every cluster).
+moto_issuer() {
+  local aws="$VENV/bin/aws --endpoint-url $AWS_ENDPOINT_URL --region $AWS_REGION --output text"
+  $aws eks create-cluster --name kfp-tenant-issuer --kubernetes-version 1.31 \
+    --role-arn arn:aws:iam::123456789012:role/eks-cluster \
+    --resources-vpc-config subnetIds=subnet-0123456789abcdef0 >/dev/null 2>&1 || true
+  $aws eks describe-cluster --name kfp-tenant-issuer --query cluster.identity.oidc.issuer
+}
+
+# A real control plane (etcd, kube-apiserver, kube-controller-manager, the
+# Profile CRD) from ../shared/tools/kube. Sets REAL_KUBE to "started" and
+# exports KFP_TEST_REAL_KUBECONFIG, or sets REAL_KUBE_MISSING to why not.
+# KFP_REQUIRE_REAL_KUBE=1 (CI) makes a missing control plane an error.
+REAL_KUBE=""
+REAL_KUBE_MISSING=""
+start_real_kube() {
+  if [[ ! -x "$KUBE_TOOLS/start" ]]; then
+    REAL_KUBE_MISSING="$KUBE_TOOLS/start does not exist (set KFP_KUBE_TOOLS to the folder of a kube start/stop pair)"
+    if [[ -n "${KFP_REQUIRE_REAL_KUBE:-}" ]]; then
+      log "KFP_REQUIRE_REAL_KUBE is set, but $REAL_KUBE_MISSING"
+      return 1
+    fi
+    return 0
+  fi
+  mkdir -p "$RUN_DIR"
+  local dir="$RUN_DIR/kube" issuer
+  issuer=$(moto_issuer)
+  "$KUBE_TOOLS/stop" "$dir" >/dev/null 2>&1 || true
+  KUBE_DIRS+=("$dir")
+  if ! SA_ISSUER="$issuer" "$KUBE_TOOLS/start" "$dir" >"$RUN_DIR/kube.log" 2>&1; then
+    cat "$RUN_DIR/kube.log" >&2
+    return 1
+  fi
+  export KFP_TEST_REAL_KUBECONFIG="$dir/kubeconfig"
+  REAL_KUBE=started
+  log "real kube-apiserver $(grep -o 'https://127.0.0.1:[0-9]*' "$KFP_TEST_REAL_KUBECONFIG" | head -1), service-account issuer $issuer"
 }

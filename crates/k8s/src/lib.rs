@@ -398,6 +398,45 @@ pub fn to_resource(p: &Profile) -> KubeflowProfile {
     resource
 }
 
+/// The JSON merge patch (RFC 7386) that turns `from` into `to`.
+fn merge_diff(from: &Value, to: &Value) -> Value {
+    match (from, to) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut patch = serde_json::Map::new();
+            for (k, old) in a {
+                match b.get(k) {
+                    None => {
+                        patch.insert(k.clone(), Value::Null);
+                    }
+                    Some(new) if new != old => {
+                        patch.insert(k.clone(), merge_diff(old, new));
+                    }
+                    Some(_) => {}
+                }
+            }
+            for (k, new) in b.iter().filter(|(k, _)| !a.contains_key(*k)) {
+                patch.insert(k.clone(), new.clone());
+            }
+            Value::Object(patch)
+        }
+        (_, to) => to.clone(),
+    }
+}
+
+/// Who a Profile that is being deleted still waits for, by its finalizers.
+fn waiting_for(name: &str, finalizers: &[String]) -> String {
+    if finalizers.iter().any(|f| f == "profile-finalizer") {
+        "its finalizer profile-finalizer is waiting for the Kubeflow profile controller; check that it runs (kubectl -n kubeflow get pods)"
+            .to_owned()
+    } else if finalizers.iter().any(|f| f == "foregroundDeletion") {
+        format!(
+            "its namespace is still being deleted (finalizer foregroundDeletion: the garbage collector of kube-controller-manager removes the namespace first); see kubectl get namespace {name}"
+        )
+    } else {
+        format!("finalizers {finalizers:?} remain")
+    }
+}
+
 /// What still keeps a tenant from being usable, or `None` when it is ready.
 async fn not_ready(client: &Client, profile: &Profile) -> ProviderResult<Option<String>> {
     let target = format!("namespace {}", profile.name);
@@ -452,34 +491,52 @@ impl ProfileApi for Kube {
         api.get_opt(name).await.map(|ns| ns.is_some()).map_err(|e| provider_error("GetNamespace", &format!("namespace {name}"), e))
     }
 
+    /// Server-side apply, forced. An apply leaves alone the fields that other
+    /// managers set (a `resourceQuotaSpec` added with kubectl edit, say), and
+    /// kfp-tenant owns the whole spec: when the applied spec still differs
+    /// from the desired one, a merge patch removes exactly the difference.
     async fn apply_profile(&self, profile: &Profile) -> ProviderResult<()> {
+        let target = format!("profile {}", profile.name);
+        let desired = to_resource(profile);
         let params = PatchParams::apply(FIELD_MANAGER).force();
+        let applied = self
+            .profiles()
+            .patch(&profile.name, &params, &Patch::Apply(&desired))
+            .await
+            .map_err(|e| provider_error("ApplyProfile", &target, e))?;
+        if applied.spec == desired.spec {
+            return Ok(());
+        }
+        let to_json = |spec: &ProfileSpec| serde_json::to_value(spec).unwrap_or(Value::Null);
+        let patch = serde_json::json!({"spec": merge_diff(&to_json(&applied.spec), &to_json(&desired.spec))});
         self.profiles()
-            .patch(&profile.name, &params, &Patch::Apply(&to_resource(profile)))
+            .patch(
+                &profile.name,
+                &PatchParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..Default::default() },
+                &Patch::Merge(&patch),
+            )
             .await
             .map(drop)
-            .map_err(|e| provider_error("ApplyProfile", &format!("profile {}", profile.name), e))
+            .map_err(|e| provider_error("ApplyProfile", &target, e))
     }
 
     async fn delete_profile(&self, name: &str) -> ProviderResult<()> {
         let target = format!("profile {name}");
         self.profiles().delete(name, &DeleteParams::foreground()).await.map_err(|e| provider_error("DeleteProfile", &target, e))?;
-        // The controller removes the namespace, then its finalizer.
+        // The controller releases its finalizer, the garbage collector deletes
+        // the namespace (foreground), then the Profile goes.
         let deadline = tokio::time::Instant::now() + self.options.delete_timeout;
         loop {
-            if self.profiles().get_opt(name).await.map_err(|e| provider_error("GetProfile", &target, e))?.is_none() {
+            let Some(left) = self.profiles().get_opt(name).await.map_err(|e| provider_error("GetProfile", &target, e))? else {
                 return Ok(());
-            }
+            };
             if tokio::time::Instant::now() >= deadline {
+                let finalizers = left.metadata.finalizers.unwrap_or_default();
                 return Err(ProviderError::new(
                     ErrorKind::Transient,
                     "DeleteProfile",
                     target,
-                    format!(
-                        "still there after {}s: its finalizer {:?} is waiting for the profile controller; check that it runs (kubectl -n kubeflow get pods)",
-                        self.options.delete_timeout.as_secs(),
-                        "profile-finalizer"
-                    ),
+                    format!("still there after {}s: {}", self.options.delete_timeout.as_secs(), waiting_for(name, &finalizers)),
                 ));
             }
             tokio::time::sleep(self.options.poll).await;
@@ -558,6 +615,14 @@ impl ProfileApi for Kube {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merge_diff_removes_what_is_not_wanted() {
+        let from = serde_json::json!({"owner": {"name": "a"}, "resourceQuotaSpec": {"hard": {"cpu": "64", "memory": "1Gi"}}, "x": 1});
+        let to = serde_json::json!({"owner": {"name": "a"}, "resourceQuotaSpec": {"hard": {"cpu": "8"}}});
+        let patch = merge_diff(&from, &to);
+        assert_eq!(patch, serde_json::json!({"resourceQuotaSpec": {"hard": {"cpu": "8", "memory": null}}, "x": null}));
+    }
 
     #[test]
     fn operations_are_named_by_method_and_resource() {

@@ -26,6 +26,8 @@ use kfp_tenant_core::tags;
 use tokio::time::Instant;
 
 pub mod apiserver;
+pub mod backend;
+pub mod controller;
 pub mod world;
 
 pub const ACCOUNT_ID: &str = "123456789012";

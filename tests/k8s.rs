@@ -1,0 +1,367 @@
+//! The Kubernetes provider on the real kube client over HTTP, each test on
+//! both backends: the testkit's fake API server and a real kube-apiserver
+//! with kube-controller-manager, the testkit's profile controller playing
+//! Kubeflow's on both.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use kfp_tenant_core::plan::{self, Action, PlanOptions};
+use kfp_tenant_core::ports::{ErrorKind, Profile, ProfileApi, ProfilePlugin, ServiceAccount};
+use kfp_tenant_core::refresh::{ReadSet, refresh};
+use kfp_tenant_core::spec::ResourceQuota;
+use kfp_tenant_core::validate;
+use kfp_tenant_k8s::{Kube, KubeOptions, KubeflowProfile, LockError, LockOptions};
+use kfp_tenant_testkit::backend::{Backend, TestKube, TestKubeOptions};
+use kfp_tenant_testkit::controller::ROLE_ARN_ANNOTATION;
+use kfp_tenant_testkit::on_both_backends;
+use kfp_tenant_testkit::world::{CLUSTER, sample_file};
+use kfp_tenant_testkit::{Calls, FakeCluster, FakeIam};
+use kube::api::{Api, ListParams};
+use serde_json::json;
+
+const ARN: &str = "arn:aws:iam::123456789012:role/team-a-kf-prod-role";
+
+async fn provider(kube: &TestKube, delete_timeout: Duration) -> Kube {
+    Kube::connect(KubeOptions {
+        kubeconfig: Some(kube.kubeconfig().to_owned()),
+        poll: Duration::from_millis(20),
+        delete_timeout,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn profile(name: &str) -> Profile {
+    Profile {
+        name: name.into(),
+        owner: "alice@example.com".into(),
+        plugins: vec![ProfilePlugin::aws_iam(ARN)],
+        resource_quota: None,
+        managed: true,
+    }
+}
+
+on_both_backends!(
+    apply_read_and_delete_a_profile,
+    readiness_times_out_naming_what_is_missing,
+    a_stuck_finalizer_is_reported,
+    labels_mark_managed_profiles_and_select_them,
+    drift_in_owner_plugin_and_quota_is_planned,
+    a_field_added_by_hand_is_removed_by_the_next_apply,
+    the_apply_lock_is_exclusive_and_expires,
+    a_service_account_waits_for_its_namespace_then_is_annotated,
+    the_controller_restores_the_role_annotation,
+    a_watch_sees_every_change,
+);
+
+async fn apply_read_and_delete_a_profile(backend: Backend) {
+    let kube = TestKube::start(backend, TestKubeOptions { reconcile_delay: Duration::from_millis(100), ..Default::default() }).await;
+    let provider = provider(&kube, Duration::from_secs(60)).await;
+    let name = kube.name("team-a");
+    let ours = |list: Vec<Profile>| list.into_iter().filter(|p| p.name == name).collect::<Vec<_>>();
+    assert!(ours(provider.list_profiles().await.unwrap()).is_empty());
+    assert!(!provider.namespace_exists(&name).await.unwrap());
+
+    let mut want = profile(&name);
+    want.resource_quota = Some(ResourceQuota { hard: [("cpu".into(), "8".into())].into() });
+    provider.apply_profile(&want).await.unwrap();
+    assert_eq!(ours(provider.list_profiles().await.unwrap()), [want.clone()]);
+    provider.wait_ready(&want, Duration::from_secs(20)).await.unwrap();
+    assert!(provider.namespace_exists(&name).await.unwrap());
+    let editor = kube.object("serviceaccounts", &name, "default-editor").await.unwrap();
+    assert_eq!(editor["metadata"]["annotations"][ROLE_ARN_ANNOTATION], ARN);
+
+    // Re-applying the same spec is no write at all.
+    let before = kube.object("profiles", "", &name).await.unwrap();
+    provider.apply_profile(&want).await.unwrap();
+    let after = kube.object("profiles", "", &name).await.unwrap();
+    assert_eq!(
+        after["spec"],
+        json!({"owner": {"kind": "User", "name": "alice@example.com", "apiGroup": "rbac.authorization.k8s.io"},
+        "plugins": [{"kind": "AwsIamForServiceAccount", "spec": {"awsIamRole": ARN, "annotateOnly": true}}], "resourceQuotaSpec": {"hard": {"cpu": "8"}}})
+    );
+    assert_eq!(after["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"], "{before:#}\n{after:#}");
+
+    // Dropping the quota removes it: kfp-tenant owns the whole spec.
+    want.resource_quota = None;
+    provider.apply_profile(&want).await.unwrap();
+    assert_eq!(ours(provider.list_profiles().await.unwrap())[0].resource_quota, None);
+
+    // Deletion waits for the controller's finalizer and for the garbage
+    // collector, which takes the namespace first.
+    provider.delete_profile(&name).await.unwrap();
+    assert!(kube.object("profiles", "", &name).await.is_none());
+    assert!(!provider.namespace_exists(&name).await.unwrap());
+    let err = provider.delete_profile(&name).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+}
+
+async fn readiness_times_out_naming_what_is_missing(backend: Backend) {
+    let kube = TestKube::start(backend, TestKubeOptions { controller: false, ..Default::default() }).await;
+    let provider = provider(&kube, Duration::from_secs(60)).await;
+    let want = profile(&kube.name("team-b"));
+    provider.apply_profile(&want).await.unwrap();
+    let err = provider.wait_ready(&want, Duration::from_millis(200)).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Transient);
+    let expected = format!("not ready after 0s: namespace {} does not exist yet; is the Kubeflow profile controller running?", want.name);
+    assert!(err.to_string().contains(&expected), "{err}");
+    kube.delete_object("profiles", "", &want.name).await;
+}
+
+async fn a_stuck_finalizer_is_reported(backend: Backend) {
+    let kube = TestKube::start(backend, TestKubeOptions { controller: false, ..Default::default() }).await;
+    let provider = provider(&kube, Duration::from_millis(300)).await;
+    let name = kube.name("team-c");
+    provider.apply_profile(&profile(&name)).await.unwrap();
+    kube.edit_object("profiles", "", &name, |p| p["metadata"]["finalizers"] = json!(["profile-finalizer"])).await;
+    let err = provider.delete_profile(&name).await.unwrap_err();
+    assert!(err.to_string().contains("its finalizer profile-finalizer is waiting for the Kubeflow profile controller"), "{err}");
+    kube.edit_object("profiles", "", &name, |p| p["metadata"]["finalizers"] = json!([])).await;
+    kube.wait_for("profiles", "", &name, Duration::from_secs(10), |p| p.is_none()).await;
+}
+
+async fn labels_mark_managed_profiles_and_select_them(backend: Backend) {
+    let kube = TestKube::start(backend, TestKubeOptions::default()).await;
+    let provider = provider(&kube, Duration::from_secs(60)).await;
+    let (ours, theirs) = (kube.name("ours"), kube.name("theirs"));
+    provider.apply_profile(&profile(&ours)).await.unwrap();
+    kube.create_object(
+        "profiles",
+        "",
+        json!({"apiVersion": "kubeflow.org/v1", "kind": "Profile", "metadata": {"name": theirs},
+            "spec": {"owner": {"kind": "User", "name": "bob@example.com"}}}),
+    )
+    .await;
+    let all = provider.list_profiles().await.unwrap();
+    let managed: Vec<(&str, bool)> =
+        all.iter().filter(|p| p.name == ours || p.name == theirs).map(|p| (p.name.as_str(), p.managed)).collect();
+    assert_eq!(managed, [(ours.as_str(), true), (theirs.as_str(), false)]);
+
+    let api: Api<KubeflowProfile> = Api::all(kube.client());
+    let selected = api.list(&ListParams::default().labels("app.kubernetes.io/managed-by=kfp-tenant")).await.unwrap();
+    let names: Vec<String> = selected.items.iter().filter_map(|p| p.metadata.name.clone()).collect();
+    assert!(names.contains(&ours) && !names.contains(&theirs), "{names:?}");
+    for name in [&ours, &theirs] {
+        provider.delete_profile(name).await.unwrap();
+    }
+}
+
+async fn drift_in_owner_plugin_and_quota_is_planned(backend: Backend) {
+    let kube = TestKube::start(backend, TestKubeOptions::default()).await;
+    let provider = provider(&kube, Duration::from_secs(60)).await;
+    let calls = Calls::default();
+    let (cluster, iam) = (FakeCluster::new(calls.clone(), CLUSTER), FakeIam::new(calls));
+    let mut file = sample_file(3);
+    for t in &mut file.tenants {
+        t.namespace = kube.name(&t.namespace);
+    }
+    file.tenants[2].resource_quota = Some(ResourceQuota { hard: [("cpu".into(), "4".into())].into() });
+    let names: Vec<String> = file.tenants.iter().map(|t| t.namespace.clone()).collect();
+    let desired = validate(&file).unwrap();
+    let reads = ReadSet::for_desired(&desired, false);
+    let first = plan::plan(&desired, &refresh(&reads, &cluster, &iam, &provider, 10).await.unwrap(), PlanOptions::default()).unwrap();
+    let providers = kfp_tenant_core::apply::Providers { cluster: &cluster, iam: &iam, profiles: &provider };
+    let options = kfp_tenant_core::apply::ApplyOptions { wait: Some(Duration::from_secs(20)), ..Default::default() };
+    let report = kfp_tenant_core::apply::apply(&first, providers, options, &kfp_tenant_core::apply::Quiet).await;
+    assert!(report.is_success(), "{report:?}");
+    let again = plan::plan(&desired, &refresh(&reads, &cluster, &iam, &provider, 10).await.unwrap(), PlanOptions::default()).unwrap();
+    assert!(!again.has_changes());
+
+    kube.edit_object("profiles", "", &names[0], |p| p["spec"]["owner"]["name"] = json!("mallory@example.com")).await;
+    kube.edit_object("profiles", "", &names[1], |p| p["spec"]["plugins"][0]["spec"]["annotateOnly"] = json!(false)).await;
+    kube.edit_object("profiles", "", &names[2], |p| p["spec"]["resourceQuotaSpec"]["hard"]["cpu"] = json!("64")).await;
+    let drift = plan::plan(&desired, &refresh(&reads, &cluster, &iam, &provider, 10).await.unwrap(), PlanOptions::default()).unwrap();
+    let changes: Vec<(String, Action)> =
+        drift.changes.iter().filter(|c| c.action != Action::NoOp).map(|c| (c.address.to_string(), c.action)).collect();
+    assert_eq!(
+        changes,
+        [
+            (format!("tenant[{:?}].profile", names[0]), Action::Replace),
+            (format!("tenant[{:?}].profile", names[1]), Action::Update),
+            (format!("tenant[{:?}].profile", names[2]), Action::Update),
+        ]
+    );
+    for name in &names {
+        provider.delete_profile(name).await.unwrap();
+    }
+}
+
+/// Server-side apply leaves fields that another manager set; kfp-tenant owns
+/// the whole spec of its Profiles, so a hand-made addition must still go.
+async fn a_field_added_by_hand_is_removed_by_the_next_apply(backend: Backend) {
+    let kube = TestKube::start(backend, TestKubeOptions::default()).await;
+    let provider = provider(&kube, Duration::from_secs(60)).await;
+    let name = kube.name("team-q");
+    let want = profile(&name);
+    provider.apply_profile(&want).await.unwrap();
+    kube.edit_object("profiles", "", &name, |p| p["spec"]["resourceQuotaSpec"] = json!({"hard": {"cpu": "64"}})).await;
+    let live = provider.list_profiles().await.unwrap().into_iter().find(|p| p.name == name).unwrap();
+    assert!(live.resource_quota.is_some(), "the edit is seen");
+    provider.apply_profile(&want).await.unwrap();
+    let live = provider.list_profiles().await.unwrap().into_iter().find(|p| p.name == name).unwrap();
+    assert_eq!(live, want, "after apply the Profile is exactly the desired one");
+    provider.delete_profile(&name).await.unwrap();
+}
+
+async fn the_apply_lock_is_exclusive_and_expires(backend: Backend) {
+    let kube = TestKube::start(backend, TestKubeOptions { controller: false, ..Default::default() }).await;
+    let provider = provider(&kube, Duration::from_secs(60)).await;
+    let lease = kube.name("kfp-tenant-lock");
+    let mine = LockOptions { name: lease.clone(), duration: Duration::from_secs(30), ..LockOptions::new("alice@laptop:1") };
+    let guard = provider.lock(&mine).await.unwrap();
+    let held = kube.object("leases", "kubeflow", &lease).await.unwrap();
+    assert_eq!(held["spec"]["holderIdentity"], "alice@laptop:1");
+
+    let theirs = LockOptions { name: lease.clone(), duration: Duration::from_secs(30), ..LockOptions::new("bob@ci:7") };
+    match provider.lock(&theirs).await {
+        Err(LockError::Held { holder, expires_in }) => {
+            assert_eq!(holder, "alice@laptop:1");
+            assert!(expires_in > 0 && expires_in <= 30, "{expires_in}");
+        }
+        other => panic!("expected the lock to be held: {other:?}"),
+    }
+    guard.release().await.unwrap();
+    assert!(kube.object("leases", "kubeflow", &lease).await.is_none());
+    let guard = provider.lock(&theirs).await.unwrap();
+
+    // A holder that crashed: its lease ran out long ago.
+    drop(guard);
+    kube.edit_object("leases", "kubeflow", &lease, |l| l["spec"]["renewTime"] = json!("2020-01-01T00:00:00.000000Z")).await;
+    let taken_over = provider.lock(&mine).await.unwrap();
+    let held = kube.object("leases", "kubeflow", &lease).await.unwrap();
+    assert_eq!((held["spec"]["holderIdentity"].as_str(), held["spec"]["leaseTransitions"].as_i64()), (Some("alice@laptop:1"), Some(1)));
+    taken_over.release().await.unwrap();
+}
+
+async fn a_service_account_waits_for_its_namespace_then_is_annotated(backend: Backend) {
+    let kube = TestKube::start(backend, TestKubeOptions { reconcile_delay: Duration::from_millis(200), ..Default::default() }).await;
+    let provider = provider(&kube, Duration::from_secs(60)).await;
+    let name = kube.name("team-d");
+    assert_eq!(provider.get_service_account(&name, "pipeline-runner").await.unwrap(), None);
+    provider.apply_profile(&profile(&name)).await.unwrap();
+    let want = ServiceAccount { namespace: name.clone(), name: "pipeline-runner".into(), role_arn: Some(ARN.into()), managed: true };
+    provider.apply_service_account(&want).await.unwrap();
+    assert_eq!(provider.get_service_account(&name, "pipeline-runner").await.unwrap(), Some(want));
+    let sa = kube.object("serviceaccounts", &name, "pipeline-runner").await.unwrap();
+    assert_eq!(sa["metadata"]["annotations"][ROLE_ARN_ANNOTATION], ARN);
+    assert_eq!(sa["metadata"]["labels"]["app.kubernetes.io/managed-by"], "kfp-tenant");
+    provider.delete_profile(&name).await.unwrap();
+    assert_eq!(provider.get_service_account(&name, "pipeline-runner").await.unwrap(), None, "the namespace took it along");
+}
+
+/// The controller owns `default-editor`'s role annotation and puts it back
+/// after a change by hand, as Kubeflow's does on every reconcile.
+async fn the_controller_restores_the_role_annotation(backend: Backend) {
+    let kube = TestKube::start(backend, TestKubeOptions::default()).await;
+    let provider = provider(&kube, Duration::from_secs(60)).await;
+    let want = profile(&kube.name("team-e"));
+    provider.apply_profile(&want).await.unwrap();
+    provider.wait_ready(&want, Duration::from_secs(20)).await.unwrap();
+    kube.edit_object("serviceaccounts", &want.name, "default-editor", |sa| {
+        sa["metadata"]["annotations"].as_object_mut().unwrap().remove(ROLE_ARN_ANNOTATION);
+    })
+    .await;
+    kube.wait_for("serviceaccounts", &want.name, "default-editor", Duration::from_secs(20), |sa| {
+        sa.is_some_and(|sa| sa["metadata"]["annotations"][ROLE_ARN_ANNOTATION] == ARN)
+    })
+    .await;
+    provider.delete_profile(&want.name).await.unwrap();
+}
+
+/// kube-runtime's watcher sees the same events from both servers.
+async fn a_watch_sees_every_change(backend: Backend) {
+    use kube::runtime::watcher::{self, Event};
+    let kube = TestKube::start(backend, TestKubeOptions { controller: false, ..Default::default() }).await;
+    let provider = provider(&kube, Duration::from_secs(60)).await;
+    let name = kube.name("team-w");
+    let api: Api<KubeflowProfile> = Api::all(kube.client());
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut events = Box::pin(watcher::watcher(api, config));
+    let mut seen = Vec::new();
+    let mut next = async || tokio::time::timeout(Duration::from_secs(20), events.next()).await.expect("an event in time").unwrap().unwrap();
+    assert!(matches!(next().await, Event::Init));
+    assert!(matches!(next().await, Event::InitDone));
+    provider.apply_profile(&profile(&name)).await.unwrap();
+    let mut changed = profile(&name);
+    changed.owner = "bob@example.com".into();
+    provider.apply_profile(&changed).await.unwrap();
+    kube.delete_object("profiles", "", &name).await;
+    while seen.len() < 3 {
+        match next().await {
+            Event::Apply(p) => seen.push(format!("apply {}", p.spec.owner.name)),
+            Event::Delete(p) => seen.push(format!("delete {}", p.spec.owner.name)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(seen, ["apply alice@example.com", "apply bob@example.com", "delete bob@example.com"]);
+}
+
+// What only the fake can be made to do: a garbage collector that is slow or
+// absent, and a watch history compacted away.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreground_deletion_waits_for_a_slow_garbage_collector_and_names_a_missing_one() {
+    let slow = TestKubeOptions { garbage_collector: Some(Duration::from_millis(600)), ..Default::default() };
+    let kube = TestKube::start(Backend::Fake, slow).await;
+    let provider = provider(&kube, Duration::from_secs(10)).await;
+    let want = profile("team-gc");
+    provider.apply_profile(&want).await.unwrap();
+    provider.wait_ready(&want, Duration::from_secs(10)).await.unwrap();
+    // Let the collector's passes for the writes so far go by.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let started = std::time::Instant::now();
+    provider.delete_profile(&want.name).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(600), "returned before the namespace was collected: {:?}", started.elapsed());
+    assert!(kube.object("namespaces", "", &want.name).await.is_none());
+
+    let none = TestKubeOptions { garbage_collector: None, ..Default::default() };
+    let kube = TestKube::start(Backend::Fake, none).await;
+    let impatient = self::provider(&kube, Duration::from_millis(500)).await;
+    impatient.apply_profile(&want).await.unwrap();
+    impatient.wait_ready(&want, Duration::from_secs(10)).await.unwrap();
+    let err = impatient.delete_profile(&want.name).await.unwrap_err();
+    assert!(err.to_string().contains("its namespace is still being deleted (finalizer foregroundDeletion"), "{err}");
+    // Without kube-controller-manager nobody deletes the namespace, and the
+    // Profile waits for it.
+    assert!(kube.object("namespaces", "", &want.name).await.is_some());
+    let left = kube.object("profiles", "", &want.name).await.unwrap();
+    assert_eq!(left["metadata"]["finalizers"], json!(["foregroundDeletion"]), "{left:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_from_a_compacted_revision_gets_410_and_the_watcher_relists() {
+    use kube::runtime::watcher::{self, Event};
+    let fake = kfp_tenant_testkit::apiserver::FakeApiServer::start(kfp_tenant_testkit::apiserver::FakeApiOptions {
+        controller: false,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let client = kfp_tenant_testkit::controller::client(&fake.kubeconfig()).await.unwrap();
+    let api: Api<KubeflowProfile> = Api::all(client.clone());
+    let list = api.list(&ListParams::default()).await.unwrap();
+    let old = list.metadata.resource_version.unwrap();
+    fake.put_object("profiles", "", json!({"metadata": {"name": "early"}, "spec": {"owner": {"kind": "User", "name": "a@example.com"}}}));
+    fake.compact();
+    // A raw watch from before the compaction: one ERROR event, 410 Expired.
+    let mut stream = Box::pin(api.watch(&kube::api::WatchParams::default(), &old).await.unwrap());
+    match stream.next().await {
+        Some(Ok(kube::api::WatchEvent::Error(status))) => assert_eq!((status.code, status.reason.as_str()), (410, "Expired")),
+        other => panic!("expected 410 Gone, got {other:?}"),
+    }
+    // kube-runtime's watcher lists again and carries on.
+    let mut events = Box::pin(watcher::watcher(api, watcher::Config::default()));
+    let mut names = Vec::new();
+    while let Some(event) = tokio::time::timeout(Duration::from_secs(10), events.next()).await.unwrap() {
+        match event.unwrap() {
+            Event::InitApply(p) => names.push(p.metadata.name.unwrap()),
+            Event::InitDone => break,
+            _ => {}
+        }
+    }
+    assert_eq!(names, ["early"]);
+}
