@@ -144,3 +144,13 @@ start_real_kube() {
   REAL_KUBE=started
   log "real kube-apiserver $(grep -o 'https://127.0.0.1:[0-9]*' "$KFP_TEST_REAL_KUBECONFIG" | head -1), service-account issuer $issuer"
 }
+
+# The testkit's Kubeflow profile controller against the cluster in KUBECONFIG
+# (a real control plane has none).
+start_profile_controller() {
+  local bin="$ROOT/target/debug/kfp-tenant-profile-controller"
+  [[ -x "$bin" ]] || cargo build --locked -q -p kfp-tenant-testkit --bin kfp-tenant-profile-controller
+  "$bin" --kubeconfig "$KUBECONFIG" --reconcile-delay-ms 200 2>"$RUN_DIR/controller.log" &
+  EMULATOR_PIDS+=($!)
+  log "Kubeflow profile controller (testkit) running"
+}
