@@ -354,7 +354,7 @@ async fn stale_saved_plan_is_refused() {
     applied(&world, &d).await;
     world.iam.edit_role("team-a-kf-prod-role", |r| r.max_session_duration = 7200);
     let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
-    let reads = kfp_tenant_core::refresh::ReadSet::for_plan(&plan);
+    let reads = kfp_tenant_core::plan::reads_of(&plan);
     let fresh = world.observe(&reads).await.unwrap();
     assert_eq!(kfp_tenant_core::plan::check_fresh(&plan, &fresh), Ok(()));
 

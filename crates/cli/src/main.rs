@@ -260,11 +260,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     let plan = read_plan(&path)?;
                     let mut namespaces: Vec<&str> = plan.changes.iter().filter_map(|c| c.address.namespace()).collect();
                     namespaces.dedup();
-                    render::graph_dot(&plan::resource_graph(namespaces), Some(&plan))
+                    render::graph_dot(&kfp_tenant_core::address::resource_graph(namespaces), Some(&plan))
                 }
                 None => {
                     let desired = tenants.desired()?;
-                    render::graph_dot(&plan::resource_graph(desired.tenants.iter().map(|t| t.namespace.as_str())), None)
+                    render::graph_dot(&kfp_tenant_core::address::resource_graph(desired.tenants.iter().map(|t| t.namespace.as_str())), None)
                 }
             };
             print!("{text}");
@@ -416,7 +416,7 @@ async fn apply_command(args: ApplyArgs, no_color: bool) -> Result<ExitCode> {
         let live = Live::connect(&args.connection, &plan.cluster.region).await?;
         let guard = live.lock(&args.lifecycle, "apply").await?;
         let result = async {
-            let observed = live.observe(&ReadSet::for_plan(&plan), args.connection.parallelism).await?;
+            let observed = live.observe(&plan::reads_of(&plan), args.connection.parallelism).await?;
             check_cluster(&plan.cluster, &observed)?;
             plan::check_fresh(&plan, &observed)?;
             Ok(carry_out(&live, &plan, &args.connection, &args.lifecycle).await)

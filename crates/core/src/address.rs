@@ -6,7 +6,11 @@
 use std::fmt;
 use std::str::FromStr;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::graph::Dag;
 
 /// The kind of a per-tenant resource, in dependency order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -137,6 +141,29 @@ impl<'de> Deserialize<'de> for Address {
         let s = String::deserialize(deserializer)?;
         s.parse().map_err(serde::de::Error::custom)
     }
+}
+
+/// Every resource of these tenants and what it depends on, data sources and
+/// derived documents included.
+pub fn resource_graph<'a>(namespaces: impl IntoIterator<Item = &'a str>) -> Dag<Address> {
+    let mut dag = Dag::default();
+    let mut ids = BTreeMap::new();
+    let mut addresses = vec![Address::CallerIdentity, Address::ClusterOidc];
+    for ns in namespaces {
+        addresses.extend(Kind::ALL.into_iter().map(|k| Address::tenant(ns, k)));
+    }
+    for a in addresses {
+        let id = dag.add_node(a.clone());
+        ids.insert(a, id);
+    }
+    for (address, &id) in &ids {
+        for dependency in address.dependencies() {
+            if let Some(&from) = ids.get(&dependency) {
+                dag.add_edge(from, id);
+            }
+        }
+    }
+    dag
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures_util::{StreamExt, TryStreamExt, stream};
 
-use crate::plan::{Plan, State};
 use crate::policy::PolicyDocument;
 use crate::ports::{CallerIdentity, ClusterApi, ClusterOidc, IamApi, Profile, ProfileApi, ProviderError, Role, ServiceAccount};
 use crate::spec::{Desired, policy_name};
@@ -43,31 +42,6 @@ impl ReadSet {
                 .collect(),
             managed_roles: prune,
         }
-    }
-
-    /// Everything a plan's changes were computed from.
-    pub fn for_plan(plan: &Plan) -> Self {
-        let mut reads = ReadSet { cluster: plan.cluster.name.clone(), managed_roles: false, ..Default::default() };
-        for change in &plan.changes {
-            match change.before.as_ref().or(change.after.as_ref()) {
-                Some(State::Role(r)) => {
-                    let ns = change.address.namespace().unwrap_or_default();
-                    reads.roles.insert((r.name.clone(), policy_name(ns)));
-                }
-                Some(State::S3Policy(p)) => {
-                    reads.roles.insert((p.role_name.clone(), p.policy_name.clone()));
-                }
-                Some(State::Profile(p)) => {
-                    reads.namespaces.insert(p.name.clone());
-                }
-                Some(State::ServiceAccount(sa)) => {
-                    reads.service_accounts.insert((sa.namespace.clone(), sa.name.clone()));
-                }
-                // Read with the cluster, always.
-                Some(State::OidcProvider(_)) | None => {}
-            }
-        }
-        reads
     }
 }
 

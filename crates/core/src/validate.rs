@@ -52,6 +52,36 @@ pub const MAX_POLICY_NAME: usize = 128;
 pub const MAX_ROLE_PATH: usize = 512;
 pub const MAX_INLINE_POLICIES: usize = 10_240;
 pub const MAX_TAGS: usize = 50;
+/// S3 object keys, and so prefixes, are at most 1,024 bytes.
+pub const MAX_S3_KEY: usize = 1024;
+
+/// Namespaces that belong to the cluster itself: Kubernetes', Kubeflow's and
+/// its dependencies' (Istio, Dex/oauth2-proxy in `auth`, cert-manager,
+/// Knative). A Profile for one would hand a user the cluster's machinery.
+/// The manifests' example Profile `kubeflow-user-example-com` stays allowed.
+pub const RESERVED_NAMESPACES: &[&str] = &[
+    "kube-system",
+    "kube-public",
+    "kube-node-lease",
+    "default",
+    "kubeflow",
+    "istio-system",
+    "auth",
+    "cert-manager",
+    "knative-serving",
+    "knative-eventing",
+];
+
+/// A value as an error message shows it: quoted, and cut short when long, so
+/// that a 5,000-character mistake does not bury the message.
+fn shown(value: &str) -> String {
+    const KEEP: usize = 40;
+    if value.chars().count() <= 2 * KEEP {
+        return format!("{value:?}");
+    }
+    let head: String = value.chars().take(KEEP).collect();
+    format!("{head:?}... ({} characters)", value.chars().count())
+}
 
 /// Checks the file and resolves defaults. Nothing here does IO.
 pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
@@ -287,7 +317,7 @@ impl Validator {
         if !ok {
             self.problem(
                 field,
-                format!("{name:?} is not an EKS cluster name"),
+                format!("{} is not an EKS cluster name", shown(name)),
                 "use 1-100 letters, digits, '-' or '_', starting with a letter or digit (CLUSTER_NAME)",
             );
         }
@@ -299,7 +329,7 @@ impl Validator {
             && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
             && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()));
         if !ok {
-            self.problem(field, format!("{region:?} is not an AWS region"), "use a region code such as us-west-2 (CLUSTER_REGION)");
+            self.problem(field, format!("{} is not an AWS region", shown(region)), "use a region code such as us-west-2 (CLUSTER_REGION)");
         }
     }
 
@@ -310,7 +340,7 @@ impl Validator {
         if !(3..=63).contains(&bucket.len()) || !chars_ok || !ends_ok || bucket.contains("..") || ip_like {
             self.problem(
                 field,
-                format!("{bucket:?} is not an S3 bucket name"),
+                format!("{} is not an S3 bucket name", shown(bucket)),
                 "use the bucket Kubeflow Pipelines uses: 3-63 lowercase letters, digits, '.' or '-' (S3_BUCKET)",
             );
         }
@@ -320,8 +350,14 @@ impl Validator {
         if !is_dns1123_label(name) {
             self.problem(
                 field,
-                format!("{name:?} is not a valid namespace"),
+                format!("{} is not a valid namespace", shown(name)),
                 "use 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit",
+            );
+        } else if RESERVED_NAMESPACES.contains(&name) {
+            self.problem(
+                field,
+                format!("namespace {name} belongs to the cluster itself (Kubernetes, Kubeflow, Istio, cert-manager or Knative) and can never be a tenant"),
+                "choose another namespace for this tenant",
             );
         }
     }
@@ -341,7 +377,7 @@ impl Validator {
         if !ok {
             self.problem(
                 field,
-                format!("{email:?} is not an e-mail address"),
+                format!("{} is not an e-mail address", shown(email)),
                 "use the owner's e-mail as your auth provider (Dex, Cognito) knows it (PROFILE_USER)",
             );
         }
@@ -351,7 +387,7 @@ impl Validator {
         let chars_ok = name.chars().all(is_iam_name_char);
         if name.is_empty() || !chars_ok {
             let what = if derived { "the default role name" } else { "role name" };
-            self.problem(field, format!("{what} {name:?} has characters IAM does not allow"), "use letters, digits and +=,.@_-");
+            self.problem(field, format!("{what} {} has characters IAM does not allow", shown(name)), "use letters, digits and +=,.@_-");
         } else if name.len() > MAX_ROLE_NAME {
             if derived {
                 self.problem(
@@ -381,7 +417,7 @@ impl Validator {
         if !ok {
             self.problem(
                 field,
-                format!("{path:?} is not an IAM path"),
+                format!("{} is not an IAM path", shown(path)),
                 "use \"/\" or \"/segment/.../\" (printable ASCII, up to 512 characters)",
             );
         }
@@ -396,7 +432,7 @@ impl Validator {
             if !ok {
                 self.problem(
                     format!("{field}[{i}]"),
-                    format!("{name:?} is not a service account name"),
+                    format!("{} is not a service account name", shown(name)),
                     "use lowercase letters, digits, '-' and '.' (no wildcards: IRSA subjects are exact)",
                 );
             }
@@ -404,10 +440,16 @@ impl Validator {
     }
 
     fn s3_prefix(&mut self, field: &str, prefix: &str) {
-        if prefix.is_empty() || prefix.starts_with('/') || prefix.contains('*') || prefix.contains('?') || prefix.len() > 1024 {
+        if prefix.len() > MAX_S3_KEY {
             self.problem(
                 field,
-                format!("{prefix:?} is not a usable key prefix"),
+                format!("the prefix is {} characters, over S3's 1,024-character limit for an object key", prefix.len()),
+                "use a shorter prefix, e.g. \"private-artifacts/team-a/\"",
+            );
+        } else if prefix.is_empty() || prefix.starts_with('/') || prefix.contains('*') || prefix.contains('?') {
+            self.problem(
+                field,
+                format!("{} is not a usable key prefix", shown(prefix)),
                 "use a key prefix without leading '/' or wildcards, e.g. \"private-artifacts/team-a/\"",
             );
         }
@@ -438,7 +480,7 @@ impl Validator {
             && arn.split(':').nth(2) == Some("iam")
             && arn.split(':').nth(5).is_some_and(|r| r.starts_with("policy/"));
         if !ok {
-            self.problem(field, format!("{arn:?} is not an IAM policy ARN"), "use arn:<partition>:iam::<account>:policy/<name>");
+            self.problem(field, format!("{} is not an IAM policy ARN", shown(arn)), "use arn:<partition>:iam::<account>:policy/<name>");
         }
     }
 
@@ -549,6 +591,23 @@ mod tests {
         );
         check(|f| f.tenants.clear(), &["tenants"]);
         check(|f| f.trust_policy_quota = Some(100), &["trustPolicyQuota"]);
+        for reserved in RESERVED_NAMESPACES {
+            check(|f| f.tenants[0].namespace = (*reserved).into(), &["tenants[0].namespace"]);
+        }
+        check(|f| f.tenants[0].namespace = "kubeflow-user-example-com".into(), &[]);
+    }
+
+    #[test]
+    fn long_values_are_named_by_length_not_echoed() {
+        let mut f = file();
+        f.tenants[0].s3_access = Some(S3AccessMode::Prefix);
+        f.tenants[0].s3_prefix = Some("p".repeat(5000));
+        let err = validate(&f).unwrap_err();
+        assert_eq!(err.problems.len(), 1);
+        assert_eq!(err.problems[0].message, "the prefix is 5000 characters, over S3's 1,024-character limit for an object key");
+        f.tenants[0].s3_prefix = Some(format!("/{}", "p".repeat(100)));
+        let message = &validate(&f).unwrap_err().problems[0].message;
+        assert!(message.len() < 100 && message.contains("(101 characters)"), "{message}");
     }
 
     #[test]

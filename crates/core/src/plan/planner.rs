@@ -1,228 +1,16 @@
-//! Plans: what apply will do, as plain data.
-//!
-//! [`plan`] and [`plan_destroy`] are pure functions of a [`Desired`] and an
-//! [`Observed`]. A [`Plan`] fixes every name, ARN and document, so apply has
-//! no choices left; it also keeps a fingerprint of each resource as it was
-//! observed, so that a saved plan applied later can be refused when the world
-//! moved ([`check_fresh`]). [`Reason`] is for display: apply never reads it.
+//! The planner: desired state against observed state, resource by resource,
+//! collecting every reason to refuse like a compiler collects errors.
 
 use std::collections::BTreeMap;
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
 
 use crate::address::{Address, Kind};
+use crate::plan::fresh::fingerprint;
+use crate::plan::{Action, ClusterContext, FORMAT_VERSION, Mode, Plan, PlanError, PlanOptions, PlanProblem, Reason, ResourceChange, State};
 use crate::policy;
 use crate::ports::{InlinePolicy, OidcProvider, Profile, ProfilePlugin, Role, ServiceAccount};
 use crate::refresh::Observed;
 use crate::spec::{Desired, Tenant, policy_name};
 use crate::tags;
-
-/// Version of the saved plan and of `--json` output.
-pub const FORMAT_VERSION: &str = "1.0";
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Plan {
-    pub format_version: String,
-    pub mode: Mode,
-    pub cluster: ClusterContext,
-    /// One per managed resource, no-ops included, sorted by address.
-    pub changes: Vec<ResourceChange>,
-    /// Things the operator should know that change nothing.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    Apply,
-    Destroy,
-}
-
-/// The cluster-level facts the plan was made from (its data sources).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClusterContext {
-    pub name: String,
-    pub region: String,
-    pub bucket: String,
-    pub account_id: String,
-    pub partition: String,
-    pub oidc_issuer: String,
-    pub oidc_provider_arn: String,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    NoOp,
-    Create,
-    Update,
-    /// Delete, then create.
-    Replace,
-    Delete,
-}
-
-impl Action {
-    /// Terraform's symbol.
-    pub fn symbol(self) -> &'static str {
-        match self {
-            Action::NoOp => " ",
-            Action::Create => "+",
-            Action::Update => "~",
-            Action::Replace => "-/+",
-            Action::Delete => "-",
-        }
-    }
-}
-
-/// Why an action was chosen. For display only.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "reason")]
-pub enum Reason {
-    /// The resource does not exist.
-    Missing,
-    /// These attributes differ from the desired state.
-    Drift { attributes: Vec<String> },
-    /// The role's path changed; IAM cannot move a role.
-    PathChanged,
-    /// The owner changed; the profile controller never changes the owner of an
-    /// existing namespace.
-    OwnerChanged,
-    /// The role is replaced, and its inline policies go with it.
-    RoleReplaced,
-    /// kfp-tenant takes over a resource it did not create.
-    Adopt,
-    /// The tenant is no longer in the tenants file (prune).
-    Pruned,
-    /// Destroy was asked for.
-    Destroy,
-    /// Its namespace is deleted and made again with the Profile.
-    NamespaceRecreated,
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Reason::Missing => f.write_str("it does not exist"),
-            Reason::Drift { attributes } => write!(f, "it differs from the tenants file in {}", attributes.join(", ")),
-            Reason::PathChanged => f.write_str("the role path changed, and IAM cannot move a role"),
-            Reason::OwnerChanged => f.write_str("the owner changed, and the profile controller never changes the owner of an existing namespace: the namespace and everything in it is recreated"),
-            Reason::RoleReplaced => f.write_str("its role is replaced"),
-            Reason::Adopt => f.write_str("it exists without kfp-tenant's markers and is adopted"),
-            Reason::Pruned => f.write_str("its tenant is no longer in the tenants file"),
-            Reason::Destroy => f.write_str("destroy was requested"),
-            Reason::NamespaceRecreated => f.write_str("its namespace is recreated with the Profile"),
-        }
-    }
-}
-
-/// A resource's state, as observed (`before`) or as it will be (`after`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "type")]
-pub enum State {
-    Role(Role),
-    S3Policy(InlinePolicy),
-    Profile(Profile),
-    ServiceAccount(ServiceAccount),
-    OidcProvider(OidcProvider),
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ResourceChange {
-    pub address: Address,
-    pub action: Action,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<Reason>,
-    pub before: Option<State>,
-    pub after: Option<State>,
-    /// Fingerprint of `before` as observed.
-    pub observed: String,
-}
-
-impl Plan {
-    pub fn change(&self, address: &Address) -> Option<&ResourceChange> {
-        self.changes.binary_search_by(|c| c.address.cmp(address)).ok().map(|i| &self.changes[i])
-    }
-
-    /// Whether applying would do anything.
-    pub fn has_changes(&self) -> bool {
-        self.changes.iter().any(|c| c.action != Action::NoOp)
-    }
-
-    /// (add, change, destroy) in Terraform's counting: a replace is one add
-    /// and one destroy.
-    pub fn summary(&self) -> Summary {
-        let mut s = Summary::default();
-        for c in &self.changes {
-            match c.action {
-                Action::NoOp => {}
-                Action::Create => s.add += 1,
-                Action::Update => s.change += 1,
-                Action::Replace => {
-                    s.add += 1;
-                    s.destroy += 1;
-                }
-                Action::Delete => s.destroy += 1,
-            }
-        }
-        s
-    }
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Summary {
-    pub add: usize,
-    pub change: usize,
-    pub destroy: usize,
-}
-
-/// A reason not to plan at all.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlanProblem {
-    /// The resource concerned, when there is one.
-    pub address: Option<Address>,
-    pub message: String,
-    pub fix: String,
-}
-
-impl fmt::Display for PlanProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(a) = &self.address {
-            write!(f, "{a}: ")?;
-        }
-        write!(f, "{}; {}", self.message, self.fix)
-    }
-}
-
-/// Every problem that stopped planning.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub struct PlanError {
-    pub problems: Vec<PlanProblem>,
-}
-
-impl fmt::Display for PlanError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.problems.len();
-        write!(f, "cannot plan: {n} problem{}", if n == 1 { "" } else { "s" })?;
-        for p in &self.problems {
-            write!(f, "\n  - {p}")?;
-        }
-        Ok(())
-    }
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PlanOptions {
-    /// Take over same-named resources that lack kfp-tenant's markers.
-    pub adopt: bool,
-    /// Delete managed tenants that are no longer desired. The refresh must
-    /// have listed managed roles ([`crate::refresh::ReadSet::managed_roles`]).
-    pub prune: bool,
-    /// Create the account's IAM OIDC provider for the cluster when missing,
-    /// instead of stopping.
-    pub create_oidc_provider: bool,
-}
 
 /// Plans the changes that make the live state match `desired`.
 pub fn plan(desired: &Desired, observed: &Observed, options: PlanOptions) -> Result<Plan, PlanError> {
@@ -247,65 +35,9 @@ pub fn plan_destroy(desired: &Desired, observed: &Observed) -> Result<Plan, Plan
     planner.finish(Mode::Destroy)
 }
 
-/// The live state of the resource a change is about, from a new refresh.
-fn current(change: &ResourceChange, observed: &Observed) -> Option<State> {
-    match change.before.as_ref().or(change.after.as_ref())? {
-        State::Role(r) => observed.roles.get(&r.name).cloned().map(State::Role),
-        State::S3Policy(p) => observed.policies.get(&(p.role_name.clone(), p.policy_name.clone())).map(|d| {
-            State::S3Policy(InlinePolicy { role_name: p.role_name.clone(), policy_name: p.policy_name.clone(), document: d.clone() })
-        }),
-        State::Profile(p) => observed.profiles.get(&p.name).cloned().map(State::Profile),
-        State::ServiceAccount(sa) => {
-            observed.service_accounts.get(&(sa.namespace.clone(), sa.name.clone())).cloned().map(State::ServiceAccount)
-        }
-        State::OidcProvider(p) => {
-            observed.oidc.provider_arn.clone().map(|arn| State::OidcProvider(OidcProvider { issuer_url: p.issuer_url.clone(), arn }))
-        }
-    }
-}
-
-/// What changed since a saved plan was made.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub struct StalePlan {
-    pub changed: Vec<Address>,
-}
-
-impl fmt::Display for StalePlan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the saved plan is stale: ")?;
-        let names: Vec<String> = self.changed.iter().map(Address::to_string).collect();
-        write!(f, "{} changed since it was made; run plan again", names.join(", "))
-    }
-}
-
-/// Refuses a plan whose resources no longer look as they did when it was made.
-pub fn check_fresh(plan: &Plan, observed: &Observed) -> Result<(), StalePlan> {
-    let mut changed: Vec<Address> =
-        plan.changes.iter().filter(|c| fingerprint(current(c, observed).as_ref()) != c.observed).map(|c| c.address.clone()).collect();
-    let need = match plan.mode {
-        _ if plan.change(&Address::OidcProvider).is_some() => ProviderNeed::CreateIfMissing,
-        Mode::Apply => ProviderNeed::Require,
-        Mode::Destroy => ProviderNeed::NotNeeded,
-    };
-    let context = context(&plan.cluster.name, &plan.cluster.region, &plan.cluster.bucket, observed, need).map(|(c, _)| c);
-    if context.as_ref().ok() != Some(&plan.cluster) {
-        changed.insert(0, Address::ClusterOidc);
-    }
-    if changed.is_empty() { Ok(()) } else { Err(StalePlan { changed }) }
-}
-
-/// A stable fingerprint (FNV-1a, 64 bits) of a state's canonical JSON.
-pub fn fingerprint(state: Option<&State>) -> String {
-    let Some(state) = state else { return "absent".to_owned() };
-    let value = serde_json::to_value(state).expect("invariant: states serialize");
-    let text = policy::canonicalize(&value).to_string();
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    format!("{hash:016x}")
-}
-
 /// What a plan needs of the account's IAM OIDC provider.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ProviderNeed {
+pub(crate) enum ProviderNeed {
     /// Roles trust it: it must exist.
     Require,
     /// It must exist, or be created first (`--create-oidc-provider`).
@@ -316,7 +48,13 @@ enum ProviderNeed {
 }
 
 /// The cluster-level facts, and whether the provider is to be created.
-fn context(name: &str, region: &str, bucket: &str, observed: &Observed, need: ProviderNeed) -> Result<(ClusterContext, bool), PlanProblem> {
+pub(crate) fn context(
+    name: &str,
+    region: &str,
+    bucket: &str,
+    observed: &Observed,
+    need: ProviderNeed,
+) -> Result<(ClusterContext, bool), PlanProblem> {
     let host = observed.oidc.issuer_host();
     let (provider_arn, create) = match (&observed.oidc.provider_arn, need) {
         (Some(arn), _) => (arn.clone(), false),
@@ -518,9 +256,12 @@ impl<'a> Planner<'a> {
                     self.refuse(
                         profile_addr.clone(),
                         format!(
-                            "namespace {ns} exists without a Profile, and the profile controller refuses to take over an existing namespace"
+                            "namespace {ns} exists without a Profile, and the profile controller takes over an existing namespace only when its owner annotation names the Profile's owner"
                         ),
-                        "delete the namespace or choose another one for this tenant",
+                        format!(
+                            "if the namespace is meant to be this tenant's, annotate it first (kubectl annotate namespace {ns} owner={}); otherwise choose another namespace for this tenant",
+                            tenant.owner
+                        ),
                     );
                 }
                 self.push(profile_addr, Action::Create, Some(Reason::Missing), None, Some(State::Profile(want_profile)));
@@ -690,29 +431,6 @@ pub fn profile_drift(live: &Profile, want: &Profile) -> Vec<String> {
         drift.push("labels");
     }
     drift.into_iter().map(str::to_owned).collect()
-}
-
-/// Every resource of these tenants and what it depends on, data sources and
-/// derived documents included.
-pub fn resource_graph<'a>(namespaces: impl IntoIterator<Item = &'a str>) -> crate::graph::Dag<Address> {
-    let mut dag = crate::graph::Dag::default();
-    let mut ids = BTreeMap::new();
-    let mut addresses = vec![Address::CallerIdentity, Address::ClusterOidc];
-    for ns in namespaces {
-        addresses.extend(Kind::ALL.into_iter().map(|k| Address::tenant(ns, k)));
-    }
-    for a in addresses {
-        let id = dag.add_node(a.clone());
-        ids.insert(a, id);
-    }
-    for (address, &id) in &ids {
-        for dependency in address.dependencies() {
-            if let Some(&from) = ids.get(&dependency) {
-                dag.add_edge(from, id);
-            }
-        }
-    }
-    dag
 }
 
 /// Keeps only the tenants named in `targets` (all when it is empty). Never

@@ -1,0 +1,93 @@
+//! Saved plans against the world as it is now: the reads that refresh a
+//! plan's resources, and the fingerprints that tell whether any changed.
+
+use std::fmt;
+
+use crate::address::Address;
+use crate::plan::planner::{ProviderNeed, context};
+use crate::plan::{Mode, Plan, ResourceChange, State};
+use crate::policy;
+use crate::ports::{InlinePolicy, OidcProvider};
+use crate::refresh::{Observed, ReadSet};
+use crate::spec::policy_name;
+
+/// Everything a plan's changes were computed from.
+pub fn reads_of(plan: &Plan) -> ReadSet {
+    let mut reads = ReadSet { cluster: plan.cluster.name.clone(), managed_roles: false, ..Default::default() };
+    for change in &plan.changes {
+        match change.before.as_ref().or(change.after.as_ref()) {
+            Some(State::Role(r)) => {
+                let ns = change.address.namespace().unwrap_or_default();
+                reads.roles.insert((r.name.clone(), policy_name(ns)));
+            }
+            Some(State::S3Policy(p)) => {
+                reads.roles.insert((p.role_name.clone(), p.policy_name.clone()));
+            }
+            Some(State::Profile(p)) => {
+                reads.namespaces.insert(p.name.clone());
+            }
+            Some(State::ServiceAccount(sa)) => {
+                reads.service_accounts.insert((sa.namespace.clone(), sa.name.clone()));
+            }
+            // Read with the cluster, always.
+            Some(State::OidcProvider(_)) | None => {}
+        }
+    }
+    reads
+}
+
+/// The live state of the resource a change is about, from a new refresh.
+fn current(change: &ResourceChange, observed: &Observed) -> Option<State> {
+    match change.before.as_ref().or(change.after.as_ref())? {
+        State::Role(r) => observed.roles.get(&r.name).cloned().map(State::Role),
+        State::S3Policy(p) => observed.policies.get(&(p.role_name.clone(), p.policy_name.clone())).map(|d| {
+            State::S3Policy(InlinePolicy { role_name: p.role_name.clone(), policy_name: p.policy_name.clone(), document: d.clone() })
+        }),
+        State::Profile(p) => observed.profiles.get(&p.name).cloned().map(State::Profile),
+        State::ServiceAccount(sa) => {
+            observed.service_accounts.get(&(sa.namespace.clone(), sa.name.clone())).cloned().map(State::ServiceAccount)
+        }
+        State::OidcProvider(p) => {
+            observed.oidc.provider_arn.clone().map(|arn| State::OidcProvider(OidcProvider { issuer_url: p.issuer_url.clone(), arn }))
+        }
+    }
+}
+
+/// What changed since a saved plan was made.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct StalePlan {
+    pub changed: Vec<Address>,
+}
+
+impl fmt::Display for StalePlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the saved plan is stale: ")?;
+        let names: Vec<String> = self.changed.iter().map(Address::to_string).collect();
+        write!(f, "{} changed since it was made; run plan again", names.join(", "))
+    }
+}
+
+/// Refuses a plan whose resources no longer look as they did when it was made.
+pub fn check_fresh(plan: &Plan, observed: &Observed) -> Result<(), StalePlan> {
+    let mut changed: Vec<Address> =
+        plan.changes.iter().filter(|c| fingerprint(current(c, observed).as_ref()) != c.observed).map(|c| c.address.clone()).collect();
+    let need = match plan.mode {
+        _ if plan.change(&Address::OidcProvider).is_some() => ProviderNeed::CreateIfMissing,
+        Mode::Apply => ProviderNeed::Require,
+        Mode::Destroy => ProviderNeed::NotNeeded,
+    };
+    let context = context(&plan.cluster.name, &plan.cluster.region, &plan.cluster.bucket, observed, need).map(|(c, _)| c);
+    if context.as_ref().ok() != Some(&plan.cluster) {
+        changed.insert(0, Address::ClusterOidc);
+    }
+    if changed.is_empty() { Ok(()) } else { Err(StalePlan { changed }) }
+}
+
+/// A stable fingerprint (FNV-1a, 64 bits) of a state's canonical JSON.
+pub fn fingerprint(state: Option<&State>) -> String {
+    let Some(state) = state else { return "absent".to_owned() };
+    let value = serde_json::to_value(state).expect("invariant: states serialize");
+    let text = policy::canonicalize(&value).to_string();
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{hash:016x}")
+}

@@ -1,0 +1,230 @@
+//! Plans: what apply will do, as plain data.
+//!
+//! A [`Plan`] fixes every name, ARN and document, so apply has no choices
+//! left; it also keeps a fingerprint of each resource as it was observed, so
+//! that a saved plan applied later can be refused when the world moved.
+//! [`Reason`] is for display: apply never reads it.
+//!
+//! - [`planner`]: [`plan`] and [`plan_destroy`], pure functions of a
+//!   [`crate::spec::Desired`] and a [`crate::refresh::Observed`];
+//! - [`fresh`]: what a saved plan was made from ([`fresh::reads`]) and whether
+//!   it still holds ([`check_fresh`]).
+
+mod fresh;
+mod planner;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::address::Address;
+use crate::ports::{InlinePolicy, OidcProvider, Profile, Role, ServiceAccount};
+
+pub use self::fresh::{StalePlan, check_fresh, fingerprint, reads_of};
+pub use self::planner::{desired_profile, desired_role, desired_s3_policy, plan, plan_destroy, profile_drift, role_drift, target};
+
+/// Version of the saved plan and of `--json` output.
+pub const FORMAT_VERSION: &str = "1.0";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: String,
+    pub mode: Mode,
+    pub cluster: ClusterContext,
+    /// One per managed resource, no-ops included, sorted by address.
+    pub changes: Vec<ResourceChange>,
+    /// Things the operator should know that change nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Apply,
+    Destroy,
+}
+
+/// The cluster-level facts the plan was made from (its data sources).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterContext {
+    pub name: String,
+    pub region: String,
+    pub bucket: String,
+    pub account_id: String,
+    pub partition: String,
+    pub oidc_issuer: String,
+    pub oidc_provider_arn: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    NoOp,
+    Create,
+    Update,
+    /// Delete, then create.
+    Replace,
+    Delete,
+}
+
+impl Action {
+    /// Terraform's symbol.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::NoOp => " ",
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace => "-/+",
+            Action::Delete => "-",
+        }
+    }
+}
+
+/// Why an action was chosen. For display only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+pub enum Reason {
+    /// The resource does not exist.
+    Missing,
+    /// These attributes differ from the desired state.
+    Drift { attributes: Vec<String> },
+    /// The role's path changed; IAM cannot move a role.
+    PathChanged,
+    /// The owner changed; the profile controller never changes the owner of an
+    /// existing namespace.
+    OwnerChanged,
+    /// The role is replaced, and its inline policies go with it.
+    RoleReplaced,
+    /// kfp-tenant takes over a resource it did not create.
+    Adopt,
+    /// The tenant is no longer in the tenants file (prune).
+    Pruned,
+    /// Destroy was asked for.
+    Destroy,
+    /// Its namespace is deleted and made again with the Profile.
+    NamespaceRecreated,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Missing => f.write_str("it does not exist"),
+            Reason::Drift { attributes } => write!(f, "it differs from the tenants file in {}", attributes.join(", ")),
+            Reason::PathChanged => f.write_str("the role path changed, and IAM cannot move a role"),
+            Reason::OwnerChanged => f.write_str("the owner changed, and the profile controller never changes the owner of an existing namespace: the namespace and everything in it is recreated"),
+            Reason::RoleReplaced => f.write_str("its role is replaced"),
+            Reason::Adopt => f.write_str("it exists without kfp-tenant's markers and is adopted"),
+            Reason::Pruned => f.write_str("its tenant is no longer in the tenants file"),
+            Reason::Destroy => f.write_str("destroy was requested"),
+            Reason::NamespaceRecreated => f.write_str("its namespace is recreated with the Profile"),
+        }
+    }
+}
+
+/// A resource's state, as observed (`before`) or as it will be (`after`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum State {
+    Role(Role),
+    S3Policy(InlinePolicy),
+    Profile(Profile),
+    ServiceAccount(ServiceAccount),
+    OidcProvider(OidcProvider),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceChange {
+    pub address: Address,
+    pub action: Action,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
+    pub before: Option<State>,
+    pub after: Option<State>,
+    /// Fingerprint of `before` as observed.
+    pub observed: String,
+}
+
+impl Plan {
+    pub fn change(&self, address: &Address) -> Option<&ResourceChange> {
+        self.changes.binary_search_by(|c| c.address.cmp(address)).ok().map(|i| &self.changes[i])
+    }
+
+    /// Whether applying would do anything.
+    pub fn has_changes(&self) -> bool {
+        self.changes.iter().any(|c| c.action != Action::NoOp)
+    }
+
+    /// (add, change, destroy) in Terraform's counting: a replace is one add
+    /// and one destroy.
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for c in &self.changes {
+            match c.action {
+                Action::NoOp => {}
+                Action::Create => s.add += 1,
+                Action::Update => s.change += 1,
+                Action::Replace => {
+                    s.add += 1;
+                    s.destroy += 1;
+                }
+                Action::Delete => s.destroy += 1,
+            }
+        }
+        s
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+}
+
+/// A reason not to plan at all.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanProblem {
+    /// The resource concerned, when there is one.
+    pub address: Option<Address>,
+    pub message: String,
+    pub fix: String,
+}
+
+impl fmt::Display for PlanProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(a) = &self.address {
+            write!(f, "{a}: ")?;
+        }
+        write!(f, "{}; {}", self.message, self.fix)
+    }
+}
+
+/// Every problem that stopped planning.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct PlanError {
+    pub problems: Vec<PlanProblem>,
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(f, "cannot plan: {n} problem{}", if n == 1 { "" } else { "s" })?;
+        for p in &self.problems {
+            write!(f, "\n  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// Take over same-named resources that lack kfp-tenant's markers.
+    pub adopt: bool,
+    /// Delete managed tenants that are no longer desired. The refresh must
+    /// have listed managed roles ([`crate::refresh::ReadSet::managed_roles`]).
+    pub prune: bool,
+    /// Create the account's IAM OIDC provider for the cluster when missing,
+    /// instead of stopping.
+    pub create_oidc_provider: bool,
+}
