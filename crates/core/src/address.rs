@@ -21,14 +21,20 @@ pub enum Kind {
     IamRole,
     S3Policy,
     Profile,
-    /// A service account other than `default-editor` that the tenant lists:
-    /// kfp-tenant creates and annotates it, since the plugin does not.
+    /// A service account the tenant grants the role to, one per name:
+    /// `default-editor` (annotated by the Kubeflow plugin, restored by
+    /// kfp-tenant when it drifts), or another that kfp-tenant creates or
+    /// adopts and annotates itself.
     ServiceAccount,
+    /// A role kfp-tenant made for the tenant under an earlier name or path:
+    /// deleted, with its inline policy, once nothing points at it.
+    DeposedRole,
 }
 
 impl Kind {
-    /// The kinds every tenant has; service accounts come one per name.
-    pub const ALL: [Kind; 4] = [Kind::TrustPolicy, Kind::IamRole, Kind::S3Policy, Kind::Profile];
+    /// The kinds every tenant has one of; service accounts and deposed roles
+    /// come one per name.
+    pub const PER_TENANT: [Kind; 4] = [Kind::TrustPolicy, Kind::IamRole, Kind::S3Policy, Kind::Profile];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -37,6 +43,7 @@ impl Kind {
             Kind::S3Policy => "s3_policy",
             Kind::Profile => "profile",
             Kind::ServiceAccount => "service_account",
+            Kind::DeposedRole => "deposed_role",
         }
     }
 }
@@ -51,7 +58,11 @@ pub enum Address {
     /// `oidc_provider`: the account's IAM OIDC provider for the issuer, when
     /// kfp-tenant is asked to create it. Cluster-level: destroy never deletes it.
     OidcProvider,
-    /// `tenant["ns"].<kind>`, or `tenant["ns"].service_account["name"]`.
+    /// `cluster_identity`: kfp-tenant's identity record in the cluster,
+    /// written by the first apply. Cluster-level: destroy never deletes it.
+    ClusterIdentity,
+    /// `tenant["ns"].<kind>`, or `tenant["ns"].<kind>["name"]` for service
+    /// accounts and deposed roles.
     Tenant { namespace: String, kind: Kind, name: Option<String> },
 }
 
@@ -62,6 +73,10 @@ impl Address {
 
     pub fn service_account(namespace: &str, name: &str) -> Self {
         Address::Tenant { namespace: namespace.to_owned(), kind: Kind::ServiceAccount, name: Some(name.to_owned()) }
+    }
+
+    pub fn deposed_role(namespace: &str, name: &str) -> Self {
+        Address::Tenant { namespace: namespace.to_owned(), kind: Kind::DeposedRole, name: Some(name.to_owned()) }
     }
 
     pub fn namespace(&self) -> Option<&str> {
@@ -81,17 +96,21 @@ impl Address {
     /// What this resource is computed from, i.e. the edges of the resource
     /// graph: the trust policy from the account and the cluster's issuer, the
     /// role from its trust policy, the inline policy and the Profile from the
-    /// role (the Profile names its ARN).
+    /// role (the Profile names its ARN), a service account from the role
+    /// (its annotation) and the Profile (its namespace). A deposed role comes
+    /// after the Profile that stops naming it; apply also puts it after every
+    /// service account of its tenant ([`crate::apply::graph`]), since their
+    /// names are not known here.
     pub fn dependencies(&self) -> Vec<Address> {
         match self {
-            Address::CallerIdentity | Address::ClusterOidc => Vec::new(),
+            Address::CallerIdentity | Address::ClusterOidc | Address::ClusterIdentity => Vec::new(),
             Address::OidcProvider => vec![Address::ClusterOidc],
             Address::Tenant { namespace, kind, .. } => match kind {
                 Kind::TrustPolicy => vec![Address::CallerIdentity, Address::ClusterOidc, Address::OidcProvider],
                 Kind::IamRole => vec![Address::tenant(namespace, Kind::TrustPolicy)],
                 Kind::S3Policy | Kind::Profile => vec![Address::tenant(namespace, Kind::IamRole)],
-                // In the Profile's namespace, annotated with the role's ARN.
                 Kind::ServiceAccount => vec![Address::tenant(namespace, Kind::IamRole), Address::tenant(namespace, Kind::Profile)],
+                Kind::DeposedRole => vec![Address::tenant(namespace, Kind::Profile)],
             },
         }
     }
@@ -103,6 +122,7 @@ impl fmt::Display for Address {
             Address::CallerIdentity => f.write_str("data.caller_identity"),
             Address::ClusterOidc => f.write_str("data.cluster_oidc"),
             Address::OidcProvider => f.write_str("oidc_provider"),
+            Address::ClusterIdentity => f.write_str("cluster_identity"),
             Address::Tenant { namespace, kind, name: None } => write!(f, "tenant[{namespace:?}].{}", kind.as_str()),
             Address::Tenant { namespace, kind, name: Some(name) } => write!(f, "tenant[{namespace:?}].{}[{name:?}]", kind.as_str()),
         }
@@ -117,6 +137,7 @@ impl FromStr for Address {
             "data.caller_identity" => return Ok(Address::CallerIdentity),
             "data.cluster_oidc" => return Ok(Address::ClusterOidc),
             "oidc_provider" => return Ok(Address::OidcProvider),
+            "cluster_identity" => return Ok(Address::ClusterIdentity),
             _ => {}
         }
         let bad = || format!("{s:?} is not a resource address");
@@ -125,7 +146,10 @@ impl FromStr for Address {
         if let Some(name) = kind.strip_prefix("service_account[\"").and_then(|n| n.strip_suffix("\"]")) {
             return Ok(Address::service_account(namespace, name));
         }
-        let kind = Kind::ALL.into_iter().find(|k| k.as_str() == kind).ok_or_else(bad)?;
+        if let Some(name) = kind.strip_prefix("deposed_role[\"").and_then(|n| n.strip_suffix("\"]")) {
+            return Ok(Address::deposed_role(namespace, name));
+        }
+        let kind = Kind::PER_TENANT.into_iter().find(|k| k.as_str() == kind).ok_or_else(bad)?;
         Ok(Address::tenant(namespace, kind))
     }
 }
@@ -143,19 +167,20 @@ impl<'de> Deserialize<'de> for Address {
     }
 }
 
-/// Every resource of these tenants and what it depends on, data sources and
-/// derived documents included.
-pub fn resource_graph<'a>(namespaces: impl IntoIterator<Item = &'a str>) -> Dag<Address> {
+/// These resources and everything they depend on, data sources and derived
+/// documents included, with the edges of [`Address::dependencies`].
+pub fn resource_graph(addresses: impl IntoIterator<Item = Address>) -> Dag<Address> {
     let mut dag = Dag::default();
     let mut ids = BTreeMap::new();
-    let mut addresses = vec![Address::CallerIdentity, Address::ClusterOidc];
-    for ns in namespaces {
-        addresses.extend(Kind::ALL.into_iter().map(|k| Address::tenant(ns, k)));
+    let mut todo: Vec<Address> = addresses.into_iter().collect();
+    while let Some(address) = todo.pop() {
+        if ids.contains_key(&address) {
+            continue;
+        }
+        todo.extend(address.dependencies());
+        ids.insert(address, ());
     }
-    for a in addresses {
-        let id = dag.add_node(a.clone());
-        ids.insert(a, id);
-    }
+    let ids: BTreeMap<Address, crate::graph::NodeId> = ids.into_keys().map(|a| (a.clone(), dag.add_node(a))).collect();
     for (address, &id) in &ids {
         for dependency in address.dependencies() {
             if let Some(&from) = ids.get(&dependency) {
@@ -177,6 +202,8 @@ mod tests {
             Address::ClusterOidc,
             Address::tenant("team-a", Kind::S3Policy),
             Address::service_account("team-a", "runner"),
+            Address::deposed_role("team-a", "old-role"),
+            Address::ClusterIdentity,
         ] {
             assert_eq!(a.to_string().parse::<Address>(), Ok(a));
         }

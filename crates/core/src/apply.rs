@@ -1,37 +1,56 @@
 //! Carrying out a [`Plan`]: a walk of the resource graph.
 //!
 //! Within a tenant the role comes before its inline policy and its Profile
-//! (which names the role's ARN); deletions run the other way round. Tenants do
-//! not depend on each other, so a failure in one skips only that tenant's
-//! dependent resources while the others carry on. Every call apply makes is
-//! fixed by the plan: it reads no reason and chooses no name.
+//! (which names the role's ARN); deletions run the other way round, and a
+//! deposed role goes last, once nothing points at it. Tenants do not depend
+//! on each other, so a failure in one skips only that tenant's dependent
+//! resources while the others carry on. Every call apply makes is fixed by
+//! the plan: it reads no reason and chooses no name.
+//!
+//! Time is bounded: [`ApplyOptions::timeout`] is one deadline for every wait
+//! of the run (readiness, a Profile's deletion, a namespace the controller
+//! has yet to make), and a wait that reaches it fails with
+//! [`ErrorKind::Timeout`], which nothing retries. A [`Stop`] ends the run
+//! early: nothing new starts, what runs gets [`ApplyOptions::grace`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
+use tokio::time::Instant;
 
 use crate::address::{Address, Kind};
-
-use crate::graph::{Dag, Visit};
-use crate::plan::{Action, Plan, ResourceChange, State};
-use crate::ports::{ClusterApi, ErrorKind, IamApi, ProfileApi, ProviderError, Role};
+use crate::graph::{Dag, Stop, Visit};
+use crate::plan::{Action, Plan, ResourceChange, State, role_drift};
+use crate::ports::{ClusterApi, ErrorKind, IamApi, KubernetesApi, ProviderError, Role};
 
 pub const DEFAULT_PARALLELISM: usize = 10;
 
 /// How apply runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct ApplyOptions {
     /// Changes in flight at once (at least one).
     pub parallelism: usize,
-    /// After creating or updating a Profile, wait this long at most for the
-    /// controller to make it usable.
-    pub wait: Option<Duration>,
+    /// After creating or updating a Profile, wait for the controller to make
+    /// it usable.
+    pub wait: bool,
+    /// Every wait of the run ends by this long after apply starts.
+    pub timeout: Duration,
+    /// Ends the run early when stopped.
+    pub stop: Stop,
+    /// How long changes in flight may still finish after a stop.
+    pub grace: Duration,
 }
 
 impl Default for ApplyOptions {
     fn default() -> Self {
-        ApplyOptions { parallelism: DEFAULT_PARALLELISM, wait: None }
+        ApplyOptions {
+            parallelism: DEFAULT_PARALLELISM,
+            wait: false,
+            timeout: Duration::from_secs(300),
+            stop: Stop::default(),
+            grace: Duration::from_secs(5),
+        }
     }
 }
 
@@ -47,6 +66,11 @@ pub enum Outcome {
     Skipped {
         because: Address,
     },
+    /// Not attempted because the run was interrupted.
+    NotStarted,
+    /// In flight when the run was interrupted and its grace ran out: it may
+    /// or may not have taken effect (the next plan shows which).
+    Interrupted,
 }
 
 /// The outcome of every change that was not a no-op, by address.
@@ -56,16 +80,25 @@ pub struct Report {
 }
 
 impl Report {
+    fn count(&self, f: impl Fn(&Outcome) -> bool) -> usize {
+        self.outcomes.values().filter(|(_, o)| f(o)).count()
+    }
+
     pub fn failed(&self) -> usize {
-        self.outcomes.values().filter(|(_, o)| matches!(o, Outcome::Failed { .. })).count()
+        self.count(|o| matches!(o, Outcome::Failed { .. }))
     }
 
     pub fn skipped(&self) -> usize {
-        self.outcomes.values().filter(|(_, o)| matches!(o, Outcome::Skipped { .. })).count()
+        self.count(|o| matches!(o, Outcome::Skipped { .. }))
+    }
+
+    /// Changes that an interrupt kept from running or from finishing.
+    pub fn interrupted(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::NotStarted | Outcome::Interrupted))
     }
 
     pub fn is_success(&self) -> bool {
-        self.failed() == 0 && self.skipped() == 0
+        self.count(|o| *o != Outcome::Done) == 0
     }
 }
 
@@ -87,7 +120,7 @@ pub struct Providers<'a> {
     /// Only for creating the cluster's IAM OIDC provider when the plan says so.
     pub cluster: &'a dyn ClusterApi,
     pub iam: &'a dyn IamApi,
-    pub profiles: &'a dyn ProfileApi,
+    pub kube: &'a dyn KubernetesApi,
 }
 
 impl std::fmt::Debug for Providers<'_> {
@@ -97,7 +130,9 @@ impl std::fmt::Debug for Providers<'_> {
 }
 
 /// The graph of a plan's changes, edges in the order apply must respect:
-/// [`Address::dependencies`], reversed where the dependent is deleted.
+/// [`Address::dependencies`], reversed where the dependent is deleted. A
+/// deposed role is deleted after every other change of its tenant: the
+/// Profile and the service accounts stop pointing at it first.
 pub fn graph(plan: &Plan) -> Dag<&ResourceChange> {
     let mut dag = Dag::default();
     let mut ids = BTreeMap::new();
@@ -106,6 +141,15 @@ pub fn graph(plan: &Plan) -> Dag<&ResourceChange> {
     }
     for change in &plan.changes {
         let me = ids[&change.address];
+        if change.address.kind() == Some(Kind::DeposedRole) {
+            let ns = change.address.namespace();
+            for (other, &them) in &ids {
+                if other.namespace() == ns && other.kind() != Some(Kind::DeposedRole) {
+                    dag.add_edge(them, me);
+                }
+            }
+            continue;
+        }
         for dependency in planned_dependencies(&change.address, &ids) {
             let them = ids[&dependency];
             if change.action == Action::Delete {
@@ -137,18 +181,19 @@ fn planned_dependencies<T>(address: &Address, planned: &BTreeMap<&Address, T>) -
 }
 
 /// Applies `plan`, `options.parallelism` resources at a time.
-pub async fn apply(plan: &Plan, providers: Providers<'_>, options: ApplyOptions, progress: &dyn Progress) -> Report {
+pub async fn apply(plan: &Plan, providers: Providers<'_>, options: &ApplyOptions, progress: &dyn Progress) -> Report {
     let dag = graph(plan);
+    let deadline = Instant::now() + options.timeout;
     let visits = dag
-        .walk(options.parallelism, |_, change| async move {
+        .walk_until(options.parallelism, &options.stop, options.grace, |_, change| async move {
             if change.action == Action::NoOp {
                 return Ok(());
             }
             progress.started(&change.address, change.action);
             let started = std::time::Instant::now();
-            let mut result = execute(plan, change, providers).await;
-            if let (Ok(()), Some(timeout), Some(State::Profile(want))) = (&result, options.wait, &change.after) {
-                result = providers.profiles.wait_ready(want, timeout).await;
+            let mut result = execute(plan, change, providers, deadline).await;
+            if let (Ok(()), true, Some(State::Profile(want))) = (&result, options.wait, &change.after) {
+                result = providers.kube.wait_ready(want, remaining(deadline)).await;
             }
             let result = result.map_err(|e| e.to_string());
             let outcome = match &result {
@@ -159,7 +204,7 @@ pub async fn apply(plan: &Plan, providers: Providers<'_>, options: ApplyOptions,
             result
         })
         .await
-        .expect("invariant: a plan's graph is acyclic (edges only point at roles)");
+        .expect("invariant: a plan's graph is acyclic (edges follow Address::dependencies)");
     let mut report = Report::default();
     for (id, change) in dag.nodes() {
         if change.action == Action::NoOp {
@@ -173,10 +218,17 @@ pub async fn apply(plan: &Plan, providers: Providers<'_>, options: ApplyOptions,
                 progress.finished(&change.address, change.action, &Outcome::Skipped { because: because.clone() }, Duration::ZERO);
                 Outcome::Skipped { because }
             }
+            Visit::NotStarted => Outcome::NotStarted,
+            Visit::Abandoned => Outcome::Interrupted,
         };
         report.outcomes.insert(change.address.clone(), (change.action, outcome));
     }
     report
+}
+
+/// What is left of the run's time for a wait.
+fn remaining(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
 }
 
 fn ignore_missing(result: Result<(), ProviderError>) -> Result<(), ProviderError> {
@@ -186,7 +238,7 @@ fn ignore_missing(result: Result<(), ProviderError>) -> Result<(), ProviderError
     }
 }
 
-async fn execute(plan: &Plan, change: &ResourceChange, p: Providers<'_>) -> Result<(), ProviderError> {
+async fn execute(plan: &Plan, change: &ResourceChange, p: Providers<'_>, deadline: Instant) -> Result<(), ProviderError> {
     match (change.action, change.before.as_ref(), change.after.as_ref()) {
         (Action::Create, _, Some(State::Role(want))) => p.iam.create_role(want).await.map(drop),
         (Action::Update, Some(State::Role(live)), Some(State::Role(want))) => update_role(p.iam, live, want).await,
@@ -200,23 +252,42 @@ async fn execute(plan: &Plan, change: &ResourceChange, p: Providers<'_>) -> Resu
             p.iam.create_role(want).await.map(drop)
         }
         (Action::Delete, Some(State::Role(live)), _) => ignore_missing(p.iam.delete_role(&live.name).await),
+        (Action::Delete, Some(State::DeposedRole(deposed)), _) => {
+            if let Some(policy) = &deposed.policy {
+                ignore_missing(p.iam.delete_role_policy(&policy.role_name, &policy.policy_name).await)?;
+            }
+            ignore_missing(p.iam.delete_role(&deposed.role.name).await)
+        }
         (Action::Create | Action::Update, _, Some(State::S3Policy(want))) => {
             p.iam.put_role_policy(&want.role_name, &want.policy_name, &want.document).await
         }
         (Action::Delete, Some(State::S3Policy(live)), _) => {
             ignore_missing(p.iam.delete_role_policy(&live.role_name, &live.policy_name).await)
         }
-        (Action::Create | Action::Update, _, Some(State::Profile(want))) => p.profiles.apply_profile(want).await,
+        (Action::Create | Action::Update, _, Some(State::Profile(want))) => p.kube.apply_profile(want).await,
         (Action::Replace, Some(State::Profile(live)), Some(State::Profile(want))) => {
-            ignore_missing(p.profiles.delete_profile(&live.name).await)?;
-            p.profiles.apply_profile(want).await
+            ignore_missing(p.kube.delete_profile(&live.name, remaining(deadline)).await)?;
+            p.kube.apply_profile(want).await
         }
-        (Action::Delete, Some(State::Profile(live)), _) => ignore_missing(p.profiles.delete_profile(&live.name).await),
-        (Action::Create | Action::Update, _, Some(State::ServiceAccount(want))) => p.profiles.apply_service_account(want).await,
+        (Action::Delete, Some(State::Profile(live)), _) => ignore_missing(p.kube.delete_profile(&live.name, remaining(deadline)).await),
+        // kfp-tenant's own service accounts: labels and annotation, made if missing.
+        (Action::Create | Action::Update, _, Some(State::ServiceAccount(want))) if want.managed => {
+            p.kube.apply_service_account(want, remaining(deadline)).await
+        }
+        // Another's account (default-editor): only the role annotation.
+        (Action::Create | Action::Update, _, Some(State::ServiceAccount(want))) if want.role_arn.is_some() => {
+            p.kube.annotate_service_account(&want.namespace, &want.name, want.role_arn.as_deref()).await
+        }
+        // An adopted account the tenant no longer names: given back.
+        (Action::Update, _, Some(State::ServiceAccount(want))) => p.kube.release_service_account(&want.namespace, &want.name).await,
+        (Action::Delete, Some(State::ServiceAccount(live)), _) => {
+            ignore_missing(p.kube.delete_service_account(&live.namespace, &live.name).await)
+        }
         (Action::Create, _, Some(State::OidcProvider(want))) => match p.cluster.create_oidc_provider(&want.issuer_url).await {
             Err(e) if e.kind == ErrorKind::AlreadyExists => Ok(()),
             other => other.map(drop),
         },
+        (Action::Create, _, Some(State::ClusterRecord(record))) => p.kube.write_cluster_record(record).await,
         (action, _, _) => Err(ProviderError::new(
             ErrorKind::InvalidInput,
             "apply",
@@ -226,26 +297,31 @@ async fn execute(plan: &Plan, change: &ResourceChange, p: Providers<'_>) -> Resu
     }
 }
 
-/// The IAM calls that turn `live` into `want`, only for what differs.
+/// The IAM calls that turn `live` into `want`: one per attribute that
+/// [`role_drift`] finds different.
 async fn update_role(iam: &dyn IamApi, live: &Role, want: &Role) -> Result<(), ProviderError> {
     let name = &want.name;
-    if live.trust_policy != want.trust_policy {
+    let drift = role_drift(live, want);
+    let differs = |attribute: &str| drift.iter().any(|d| d == attribute);
+    if differs("trust_policy") {
         iam.update_trust_policy(name, &want.trust_policy).await?;
     }
-    if live.description != want.description || live.max_session_duration != want.max_session_duration {
+    if differs("description") || differs("max_session_duration") {
         iam.update_role(name, want.description.as_deref(), want.max_session_duration).await?;
     }
-    if live.permissions_boundary != want.permissions_boundary {
+    if differs("permissions_boundary") {
         iam.set_permissions_boundary(name, want.permissions_boundary.as_deref()).await?;
     }
-    let stale: Vec<String> = live.tags.keys().filter(|k| !want.tags.contains_key(*k)).cloned().collect();
-    if !stale.is_empty() {
-        iam.untag_role(name, &stale).await?;
-    }
-    let changed: BTreeMap<String, String> =
-        want.tags.iter().filter(|(k, v)| live.tags.get(*k) != Some(v)).map(|(k, v)| (k.clone(), v.clone())).collect();
-    if !changed.is_empty() {
-        iam.tag_role(name, &changed).await?;
+    if differs("tags") {
+        let stale: Vec<String> = live.tags.keys().filter(|k| !want.tags.contains_key(*k)).cloned().collect();
+        if !stale.is_empty() {
+            iam.untag_role(name, &stale).await?;
+        }
+        let changed: BTreeMap<String, String> =
+            want.tags.iter().filter(|(k, v)| live.tags.get(*k) != Some(v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        if !changed.is_empty() {
+            iam.tag_role(name, &changed).await?;
+        }
     }
     Ok(())
 }

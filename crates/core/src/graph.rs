@@ -4,10 +4,15 @@
 //! [`Dag::walk`] runs a node once everything it depends on has succeeded, at
 //! most `parallelism` at a time. A failed node's dependents, and theirs, are
 //! not run: they are reported as skipped, naming the failure upstream. Nodes
-//! that do not depend on the failure carry on.
+//! that do not depend on the failure carry on. A [`Stop`] ends a walk early
+//! and cleanly: nothing new starts, what runs may finish within a grace
+//! period, and every node says whether it ran.
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -54,6 +59,41 @@ pub enum Visit<E> {
     Skipped {
         because: NodeId,
     },
+    /// Not started: the walk was stopped first.
+    NotStarted,
+    /// Still running when the walk's grace period after a stop ran out; it
+    /// may or may not have taken effect.
+    Abandoned,
+}
+
+/// Asks walks to start nothing new; shared by whoever may ask (a signal
+/// handler) and the walks that heed it.
+#[derive(Clone, Debug, Default)]
+pub struct Stop {
+    stopped: Arc<AtomicBool>,
+    notify: Arc<tokio::sync::Notify>,
+}
+
+impl Stop {
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once [`Stop::stop`] was called.
+    pub async fn stopped(&self) {
+        loop {
+            let notified = self.notify.notified();
+            if self.is_stopped() {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 impl<T> Dag<T> {
@@ -90,6 +130,16 @@ impl<T> Dag<T> {
         F: Fn(NodeId, &'a T) -> Fut,
         Fut: Future<Output = Result<(), E>>,
     {
+        self.walk_until(parallelism, &Stop::default(), Duration::ZERO, visit).await
+    }
+
+    /// [`Dag::walk`] that heeds `stop`: once stopped, no node starts, and
+    /// those running get `grace` to finish before they are abandoned.
+    pub async fn walk_until<'a, E, F, Fut>(&'a self, parallelism: usize, stop: &Stop, grace: Duration, visit: F) -> Result<Vec<Visit<E>>, Cycle>
+    where
+        F: Fn(NodeId, &'a T) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+    {
         self.check_acyclic()?;
         let n = self.graph.node_count();
         let mut waiting_on: Vec<usize> =
@@ -99,14 +149,34 @@ impl<T> Dag<T> {
         let mut ready: VecDeque<NodeId> = (0..n).filter(|&i| waiting_on[i] == 0).map(NodeId).collect();
         let mut running = FuturesUnordered::new();
         let parallelism = parallelism.max(1);
+        let mut deadline: Option<tokio::time::Instant> = None;
+        let mut started = vec![false; n];
 
         loop {
-            while running.len() < parallelism {
+            while running.len() < parallelism && !stop.is_stopped() {
                 let Some(id) = ready.pop_front() else { break };
+                started[id.0] = true;
                 let fut = visit(id, &self.graph[id.index()]);
                 running.push(async move { (id, fut.await) });
             }
-            let Some((id, result)) = running.next().await else { break };
+            if running.is_empty() {
+                break;
+            }
+            let next = if stop.is_stopped() {
+                let until = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + grace);
+                match tokio::time::timeout_at(until, running.next()).await {
+                    Ok(next) => next,
+                    // The grace period is over: what still runs is abandoned.
+                    Err(_) => break,
+                }
+            } else {
+                let stopped = std::pin::pin!(stop.stopped());
+                match futures_util::future::select(running.next(), stopped).await {
+                    futures_util::future::Either::Left((next, _)) => next,
+                    futures_util::future::Either::Right(_) => continue,
+                }
+            };
+            let Some((id, result)) = next else { break };
             let failed = result.is_err();
             outcomes[id.0] = Some(match result {
                 Ok(()) => Visit::Done,
@@ -133,7 +203,16 @@ impl<T> Dag<T> {
                 }
             }
         }
-        Ok(outcomes.into_iter().map(|o| o.expect("invariant: an acyclic walk visits every node")).collect())
+        drop(running);
+        Ok(outcomes
+            .into_iter()
+            .zip(started)
+            .map(|(outcome, started)| match (outcome, started) {
+                (Some(visit), _) => visit,
+                (None, true) => Visit::Abandoned,
+                (None, false) => Visit::NotStarted,
+            })
+            .collect())
     }
 }
 
@@ -168,6 +247,7 @@ mod tests {
                 Visit::Done => format!("{name}:done"),
                 Visit::Failed(_) => format!("{name}:failed"),
                 Visit::Skipped { because } => format!("{name}:skipped({})", dag.node(*because)),
+                Visit::NotStarted | Visit::Abandoned => panic!("{name} did not run in a walk nobody stopped"),
             })
             .collect();
         got.sort();
@@ -211,6 +291,35 @@ mod tests {
         dag.add_edge(b, a);
         let result = futures_util::FutureExt::now_or_never(dag.walk(1, |_, _| async { Ok::<_, ()>(()) })).unwrap();
         assert!(result.is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_starts_nothing_new_and_abandons_what_outlives_the_grace() {
+        // a>b>c; a takes 1 s, b 10 s; stop at 1.5 s (while b runs), grace 2 s.
+        let mut dag = Dag::default();
+        let (a, b, c) = (dag.add_node(1u64), dag.add_node(10), dag.add_node(1));
+        dag.add_edge(a, b);
+        dag.add_edge(b, c);
+        let stop = Stop::default();
+        let stopper = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            stopper.stop();
+        });
+        let started = tokio::time::Instant::now();
+        let outcomes = dag
+            .walk_until(4, &stop, Duration::from_secs(2), |_, secs| async move {
+                tokio::time::sleep(Duration::from_secs(*secs)).await;
+                Ok::<_, ()>(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(outcomes, [Visit::Done, Visit::Abandoned, Visit::NotStarted]);
+        assert_eq!(started.elapsed(), Duration::from_millis(3500), "stopped at 1.5 s, then 2 s of grace");
+
+        // Stopped before anything: nothing starts.
+        let outcomes = dag.walk_until(4, &stop, Duration::from_secs(2), |_, _| async { Ok::<_, ()>(()) }).await.unwrap();
+        assert_eq!(outcomes, [Visit::NotStarted, Visit::NotStarted, Visit::NotStarted]);
     }
 
     #[tokio::test]

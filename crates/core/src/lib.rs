@@ -19,6 +19,7 @@
 pub mod address;
 pub mod apply;
 pub mod graph;
+pub mod identity;
 pub mod plan;
 pub mod policy;
 pub mod ports;

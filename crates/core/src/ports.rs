@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -47,6 +48,48 @@ impl ClusterOidc {
     pub fn issuer_host(&self) -> &str {
         self.issuer_url.strip_prefix("https://").unwrap_or(&self.issuer_url)
     }
+}
+
+/// What EKS says of a cluster (DescribeCluster), and the account's IAM OIDC
+/// provider for its issuer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EksCluster {
+    pub arn: String,
+    /// The Kubernetes API server's URL.
+    pub endpoint: String,
+    /// The cluster's CA certificate as EKS gives it: base64 of PEM.
+    pub certificate_authority: Option<String>,
+    pub oidc: ClusterOidc,
+}
+
+/// Where a Kubernetes client connects, from its own configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KubeEndpoint {
+    /// The API server URL.
+    pub server: String,
+    /// The CA certificate(s) the client trusts, as PEM text, when configured.
+    pub certificate_authority: Option<String>,
+    /// The kubeconfig context, for messages.
+    pub context: Option<String>,
+    /// The client was built from EKS's own description of the cluster
+    /// (`--eks-auth`): it cannot be talking to another cluster.
+    pub from_eks: bool,
+}
+
+/// The identity record kfp-tenant keeps in a cluster: which EKS cluster this
+/// Kubernetes API is (ConfigMap `kube-system/kfp-tenant-cluster`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterRecord {
+    pub cluster_arn: String,
+}
+
+/// A namespace, as far as a tenant cares.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Namespace {
+    pub name: String,
+    /// The `owner` annotation the profile controller writes and checks.
+    pub owner: Option<String>,
+    pub terminating: bool,
 }
 
 /// The account's IAM OIDC provider for a cluster's issuer.
@@ -115,20 +158,40 @@ pub struct Profile {
     pub plugins: Vec<ProfilePlugin>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_quota: Option<ResourceQuota>,
-    /// Carries kfp-tenant's label.
+    /// Carries kfp-tenant's `managed-by` label.
     pub managed: bool,
+    /// kfp-tenant's cluster label: the EKS cluster it was written for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
 }
 
-/// A service account in a tenant's namespace that kfp-tenant annotates with
-/// the tenant's role (the Kubeflow plugin annotates only `default-editor`).
+/// A service account in a tenant's namespace that may use the tenant's
+/// role: `default-editor`, which the Kubeflow plugin annotates, or one that
+/// kfp-tenant creates or adopts and annotates itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceAccount {
     pub namespace: String,
     pub name: String,
     /// `eks.amazonaws.com/role-arn`.
     pub role_arn: Option<String>,
-    /// Carries kfp-tenant's label.
+    /// Carries kfp-tenant's `managed-by` label.
     pub managed: bool,
+    /// kfp-tenant's cluster label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// kfp-tenant created it (rather than adopting it): removing it from the
+    /// tenants file deletes it.
+    #[serde(default)]
+    pub created: bool,
+}
+
+/// Which service accounts to list, cluster-wide, in one call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccountQuery<'a> {
+    /// Those carrying kfp-tenant's `managed-by` label.
+    Managed,
+    /// Those of this name in every namespace (`default-editor`).
+    Named(&'a str),
 }
 
 /// What went wrong in a provider, sorted into the kinds the engine acts on.
@@ -160,6 +223,10 @@ pub enum ErrorKind {
     Throttled,
     /// 5xx, timeouts, connection resets.
     Transient,
+    /// A wait ran out of its time (`--timeout`): never retried.
+    Timeout,
+    /// The run was interrupted (Ctrl-C) before this call started.
+    Cancelled,
     AccessDenied,
     InvalidInput,
     LimitExceeded,
@@ -174,6 +241,8 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Conflict => "conflict",
             ErrorKind::Throttled => "throttled",
             ErrorKind::Transient => "transient",
+            ErrorKind::Timeout => "timed out",
+            ErrorKind::Cancelled => "cancelled",
             ErrorKind::AccessDenied => "access denied",
             ErrorKind::InvalidInput => "invalid input",
             ErrorKind::LimitExceeded => "limit exceeded",
@@ -189,7 +258,8 @@ pub type ProviderResult<T> = Result<T, ProviderError>;
 #[async_trait]
 pub trait ClusterApi: Send + Sync {
     async fn caller_identity(&self) -> ProviderResult<CallerIdentity>;
-    async fn cluster_oidc(&self, cluster: &str) -> ProviderResult<ClusterOidc>;
+    /// DescribeCluster, and the account's IAM OIDC provider for its issuer.
+    async fn describe_cluster(&self, cluster: &str) -> ProviderResult<EksCluster>;
     /// Creates the IAM OIDC provider for an issuer (audience
     /// `sts.amazonaws.com`), as `eksctl utils associate-iam-oidc-provider`
     /// does. Returns its ARN.
@@ -219,27 +289,44 @@ pub trait IamApi: Send + Sync {
     async fn list_managed_roles(&self, path_prefix: &str, cluster: &str) -> ProviderResult<Vec<Role>>;
 }
 
-/// Kubeflow Profiles on the cluster's Kubernetes API.
+/// The cluster's Kubernetes API: Profiles, the namespaces and service
+/// accounts of tenants, and kfp-tenant's identity record.
 #[async_trait]
-pub trait ProfileApi: Send + Sync {
+pub trait KubernetesApi: Send + Sync {
+    /// Where the client connects, from its configuration; makes no call.
+    fn endpoint(&self) -> KubeEndpoint;
+    /// kfp-tenant's identity record in the cluster, if there is one.
+    async fn cluster_record(&self) -> ProviderResult<Option<ClusterRecord>>;
+    async fn write_cluster_record(&self, record: &ClusterRecord) -> ProviderResult<()>;
     /// Every Profile of the cluster, managed or not: one call for all tenants.
     async fn list_profiles(&self) -> ProviderResult<Vec<Profile>>;
-    /// Whether a namespace of this name exists (asked only for Profiles to create).
-    async fn namespace_exists(&self, name: &str) -> ProviderResult<bool>;
-    /// Creates or updates the Profile to exactly this spec, with kfp-tenant's label.
+    /// `None` when there is no such namespace (asked only for Profiles to create).
+    async fn get_namespace(&self, name: &str) -> ProviderResult<Option<Namespace>>;
+    /// Creates or updates the Profile to exactly this spec and these labels.
     async fn apply_profile(&self, profile: &Profile) -> ProviderResult<()>;
-    /// Deletes the Profile and waits until the controller has finished with it.
-    async fn delete_profile(&self, name: &str) -> ProviderResult<()>;
+    /// Deletes the Profile and waits, at most `timeout`, until the controller
+    /// and the garbage collector have finished with it.
+    async fn delete_profile(&self, name: &str, timeout: Duration) -> ProviderResult<()>;
     /// Waits until the controller has made the tenant usable: the namespace
     /// carries the owner, and `default-editor` the role ARN (the controller
-    /// writes no ready condition). Fails after `timeout`, saying what is missing.
-    async fn wait_ready(&self, profile: &Profile, timeout: std::time::Duration) -> ProviderResult<()>;
+    /// writes no ready condition). Fails with [`ErrorKind::Timeout`] after
+    /// `timeout`, saying what is missing.
+    async fn wait_ready(&self, profile: &Profile, timeout: Duration) -> ProviderResult<()>;
+    /// Service accounts across every namespace, in one call.
+    async fn list_service_accounts(&self, which: AccountQuery<'_>) -> ProviderResult<Vec<ServiceAccount>>;
     /// `None` when there is no such service account (or no such namespace).
     async fn get_service_account(&self, namespace: &str, name: &str) -> ProviderResult<Option<ServiceAccount>>;
-    /// Creates the service account if missing, with kfp-tenant's label, and
-    /// sets its role annotation; waits for the namespace if the controller
-    /// has not made it yet.
-    async fn apply_service_account(&self, account: &ServiceAccount) -> ProviderResult<()>;
+    /// Creates the service account if missing (recording that kfp-tenant
+    /// created it), sets kfp-tenant's labels and its role annotation; waits,
+    /// at most `timeout`, for the namespace if the controller has not made it yet.
+    async fn apply_service_account(&self, account: &ServiceAccount, timeout: Duration) -> ProviderResult<()>;
+    /// Sets (or removes) only the role annotation of a service account that
+    /// is not kfp-tenant's (`default-editor`, which the controller annotates).
+    async fn annotate_service_account(&self, namespace: &str, name: &str, role_arn: Option<&str>) -> ProviderResult<()>;
+    /// Takes back what kfp-tenant set on an adopted service account: its
+    /// labels and the role annotation. The account stays.
+    async fn release_service_account(&self, namespace: &str, name: &str) -> ProviderResult<()>;
+    async fn delete_service_account(&self, namespace: &str, name: &str) -> ProviderResult<()>;
 }
 
 #[cfg(test)]

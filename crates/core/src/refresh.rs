@@ -1,17 +1,34 @@
 //! Reading live state through the ports: the only place planning touches IO.
 //!
 //! A [`ReadSet`] says what to read: derived from a [`Desired`] for a new plan,
-//! or from a saved [`Plan`] to check that it is still fresh. [`refresh`] reads
-//! the cluster-level facts once, every Profile with one list call, and per
-//! tenant one GetRole and (when the role exists) one GetRolePolicy.
+//! or from a saved plan ([`crate::plan::reads_of`]) to check that it is still
+//! fresh. [`refresh`] reads in three rounds:
+//! 1. the cluster: the caller, DescribeCluster, kfp-tenant's identity record
+//!    in the Kubernetes API. Then the Kubernetes API must be shown to be the
+//!    file's cluster ([`crate::identity::prove`]) before anything is listed.
+//! 2. the listings: every Profile, kfp-tenant's service accounts, every
+//!    `default-editor`, and the roles kfp-tenant manages for this cluster.
+//! 3. per tenant: its role (unless listed) and inline policy; its namespace
+//!    when it has no Profile yet; the service accounts it names that were
+//!    not listed.
+//!
+//! At most `parallelism` calls are in flight at any time: every call waits
+//! for one of the run's slots (a semaphore), whichever round it belongs to.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use futures_util::{StreamExt, TryStreamExt, stream};
+use std::future::Future;
 
+use futures_util::{StreamExt, TryStreamExt, stream};
+use tokio::sync::Semaphore;
+
+use crate::identity::{self, Proof, WrongCluster};
 use crate::policy::PolicyDocument;
-use crate::ports::{CallerIdentity, ClusterApi, ClusterOidc, IamApi, Profile, ProfileApi, ProviderError, Role, ServiceAccount};
-use crate::spec::{Desired, policy_name};
+use crate::ports::{
+    AccountQuery, CallerIdentity, ClusterApi, ClusterRecord, EksCluster, IamApi, KubernetesApi, Namespace, Profile, ProviderError, Role,
+    ServiceAccount,
+};
+use crate::spec::{DEFAULT_SERVICE_ACCOUNT, Desired, policy_name};
 use crate::tags;
 
 /// What one refresh reads.
@@ -20,17 +37,19 @@ pub struct ReadSet {
     pub cluster: String,
     /// (role name, inline policy name) per tenant.
     pub roles: BTreeSet<(String, String)>,
-    /// Namespaces whose Profile matters; a missing one makes refresh ask
-    /// whether the namespace exists without it.
+    /// Namespaces whose Profile matters; a missing one makes refresh read
+    /// the namespace itself.
     pub namespaces: BTreeSet<String>,
-    /// (namespace, name) of the service accounts kfp-tenant annotates.
+    /// (namespace, name) of the service accounts the tenants name besides
+    /// `default-editor`.
     pub service_accounts: BTreeSet<(String, String)>,
-    /// Also list every role kfp-tenant manages for this cluster (prune).
-    pub managed_roles: bool,
+    /// The operator vouches that the Kubernetes API is the file's cluster
+    /// (`--bind-cluster`).
+    pub vouched: bool,
 }
 
 impl ReadSet {
-    pub fn for_desired(desired: &Desired, prune: bool) -> Self {
+    pub fn for_desired(desired: &Desired, vouched: bool) -> Self {
         ReadSet {
             cluster: desired.cluster.name.clone(),
             roles: desired.tenants.iter().map(|t| (t.role_name.clone(), t.policy_name.clone())).collect(),
@@ -40,7 +59,7 @@ impl ReadSet {
                 .iter()
                 .flat_map(|t| t.extra_service_accounts().map(|sa| (t.namespace.clone(), sa.to_owned())))
                 .collect(),
-            managed_roles: prune,
+            vouched,
         }
     }
 }
@@ -49,7 +68,11 @@ impl ReadSet {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Observed {
     pub identity: CallerIdentity,
-    pub oidc: ClusterOidc,
+    pub cluster: EksCluster,
+    /// How the Kubernetes API was shown to be this cluster.
+    pub proof: Proof,
+    /// kfp-tenant's identity record, when the cluster has one.
+    pub record: Option<ClusterRecord>,
     /// Roles that exist, by name.
     pub roles: BTreeMap<String, Role>,
     /// Inline policies that exist, by (role, policy).
@@ -57,102 +80,121 @@ pub struct Observed {
     /// Every Profile of the cluster, by name.
     pub profiles: BTreeMap<String, Profile>,
     /// Namespaces asked for that exist without a Profile.
-    pub bare_namespaces: BTreeSet<String>,
-    /// Service accounts that exist, by (namespace, name).
+    pub bare_namespaces: BTreeMap<String, Namespace>,
+    /// Service accounts by (namespace, name): kfp-tenant's, every
+    /// `default-editor`, and those the tenants name.
     pub service_accounts: BTreeMap<(String, String), ServiceAccount>,
-    /// Roles tagged as kfp-tenant's for this cluster (only when asked for).
+    /// The roles tagged as kfp-tenant's for this cluster.
     pub managed_roles: Vec<Role>,
 }
 
-/// A read failed; nothing was written.
+/// Refresh stopped; nothing was written.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read {what}")]
-pub struct RefreshError {
-    /// What was being read, e.g. `IAM role team-a-kf-role`.
-    pub what: String,
-    #[source]
-    pub source: ProviderError,
+pub enum RefreshError {
+    #[error("cannot read {what}")]
+    Read {
+        /// What was being read, e.g. `IAM role team-a-kf-role`.
+        what: String,
+        #[source]
+        source: ProviderError,
+    },
+    #[error(transparent)]
+    WrongCluster(#[from] WrongCluster),
 }
 
 fn reading(what: impl Into<String>) -> impl FnOnce(ProviderError) -> RefreshError {
     let what = what.into();
-    move |source| RefreshError { what, source }
+    move |source| RefreshError::Read { what, source }
 }
 
-/// Reads everything in `reads`, at most `parallelism` tenants at a time.
+/// Runs `call` once one of the run's call slots is free.
+async fn limited<T>(slots: &Semaphore, call: impl Future<Output = T>) -> T {
+    let _slot = slots.acquire().await.expect("invariant: the semaphore is never closed");
+    call.await
+}
+
+/// Reads everything in `reads`, at most `parallelism` calls at a time.
 pub async fn refresh(
     reads: &ReadSet,
     cluster: &dyn ClusterApi,
     iam: &dyn IamApi,
-    profiles: &dyn ProfileApi,
+    kube: &dyn KubernetesApi,
     parallelism: usize,
 ) -> Result<Observed, RefreshError> {
-    let (identity, oidc, listed) =
-        futures_util::join!(cluster.caller_identity(), cluster.cluster_oidc(&reads.cluster), profiles.list_profiles());
-    let identity = identity.map_err(reading("the caller identity"))?;
-    let oidc = oidc.map_err(reading(format!("EKS cluster {}", reads.cluster)))?;
-    let profiles_by_name: BTreeMap<String, Profile> =
-        listed.map_err(reading("Profiles"))?.into_iter().map(|p| (p.name.clone(), p)).collect();
+    let slots = Semaphore::new(parallelism.max(1));
+    let slots = &slots;
+    let name = reads.cluster.as_str();
+    let (identity, eks, record) = futures_util::try_join!(
+        limited(slots, async { cluster.caller_identity().await.map_err(reading("the caller identity")) }),
+        limited(slots, async { cluster.describe_cluster(name).await.map_err(reading(format!("EKS cluster {name}"))) }),
+        limited(slots, async {
+            kube.cluster_record().await.map_err(reading("kfp-tenant's identity record (ConfigMap kube-system/kfp-tenant-cluster)"))
+        }),
+    )?;
+    // Nothing is listed before the Kubernetes API is shown to be this cluster.
+    let proof = identity::prove(&eks, &kube.endpoint(), record.as_ref(), reads.vouched)?;
 
-    // With prune, the listing already returns whole roles: they are not read again.
-    let mut managed_roles = Vec::new();
+    let (profiles, managed_accounts, editors, managed_roles) = futures_util::try_join!(
+        limited(slots, async { kube.list_profiles().await.map_err(reading("Profiles")) }),
+        limited(slots, async { kube.list_service_accounts(AccountQuery::Managed).await.map_err(reading("kfp-tenant's service accounts")) }),
+        limited(slots, async {
+            kube.list_service_accounts(AccountQuery::Named(DEFAULT_SERVICE_ACCOUNT))
+                .await
+                .map_err(reading("the default-editor service accounts"))
+        }),
+        limited(slots, async { iam.list_managed_roles("/", name).await.map_err(reading("kfp-tenant's IAM roles")) }),
+    )?;
+    let mut observed = Observed {
+        identity,
+        cluster: eks,
+        proof,
+        record,
+        roles: BTreeMap::new(),
+        policies: BTreeMap::new(),
+        profiles: profiles.into_iter().map(|p| (p.name.clone(), p)).collect(),
+        bare_namespaces: BTreeMap::new(),
+        service_accounts: managed_accounts.into_iter().chain(editors).map(|sa| ((sa.namespace.clone(), sa.name.clone()), sa)).collect(),
+        managed_roles,
+    };
+
+    // Listed roles are whole already: they are not read again.
+    let listed: BTreeMap<&str, &Role> = observed.managed_roles.iter().map(|r| (r.name.as_str(), r)).collect();
     let mut role_reads = reads.roles.clone();
-    if reads.managed_roles {
-        managed_roles = iam.list_managed_roles("/", &reads.cluster).await.map_err(reading("managed IAM roles"))?;
-        for role in &managed_roles {
-            if let Some(ns) = role.tags.get(tags::NAMESPACE) {
-                role_reads.insert((role.name.clone(), policy_name(ns)));
-            }
+    for role in &observed.managed_roles {
+        if let Some(ns) = role.tags.get(tags::NAMESPACE) {
+            role_reads.insert((role.name.clone(), policy_name(ns)));
         }
     }
-    let listed: BTreeMap<&str, &Role> = managed_roles.iter().map(|r| (r.name.as_str(), r)).collect();
-
-    let tenant_reads = stream::iter(role_reads.iter().map(|(role_name, policy)| {
+    let tenants = stream::iter(role_reads.iter().map(|(role_name, policy)| {
         let known = listed.get(role_name.as_str()).map(|r| (*r).clone());
-        async move {
+        limited(slots, async move {
             let role = match known {
                 Some(role) => Some(role),
                 None => iam.get_role(role_name).await.map_err(reading(format!("IAM role {role_name}")))?,
             };
             let document = match &role {
-                Some(_) => iam
-                    .get_role_policy(role_name, policy)
-                    .await
-                    .map_err(reading(format!("inline policy {policy} of IAM role {role_name}")))?,
+                Some(_) => {
+                    iam.get_role_policy(role_name, policy).await.map_err(reading(format!("inline policy {policy} of IAM role {role_name}")))?
+                }
                 None => None,
             };
             Ok::<_, RefreshError>((role_name.clone(), policy.clone(), role, document))
-        }
+        })
     }))
     .buffer_unordered(parallelism.max(1))
     .try_collect::<Vec<_>>();
-
-    let missing: Vec<&String> = reads.namespaces.iter().filter(|ns| !profiles_by_name.contains_key(*ns)).collect();
-    let namespace_reads = stream::iter(missing.into_iter().map(|ns| async move {
-        let exists = profiles.namespace_exists(ns).await.map_err(reading(format!("namespace {ns}")))?;
-        Ok::<_, RefreshError>((ns.clone(), exists))
+    let namespaces = stream::iter(reads.namespaces.iter().filter(|ns| !observed.profiles.contains_key(*ns)).map(|ns| {
+        limited(slots, async move { kube.get_namespace(ns).await.map_err(reading(format!("namespace {ns}"))) })
     }))
     .buffer_unordered(parallelism.max(1))
     .try_collect::<Vec<_>>();
-
-    let account_reads = stream::iter(reads.service_accounts.iter().map(|(ns, name)| async move {
-        profiles.get_service_account(ns, name).await.map_err(reading(format!("service account {ns}/{name}")))
+    let accounts = stream::iter(reads.service_accounts.iter().filter(|key| !observed.service_accounts.contains_key(*key)).map(|(ns, sa)| {
+        limited(slots, async move { kube.get_service_account(ns, sa).await.map_err(reading(format!("service account {ns}/{sa}"))) })
     }))
     .buffer_unordered(parallelism.max(1))
     .try_collect::<Vec<_>>();
-
-    let (tenant_results, namespace_results, account_results) = futures_util::join!(tenant_reads, namespace_reads, account_reads);
-    let mut observed = Observed {
-        identity,
-        oidc,
-        roles: BTreeMap::new(),
-        policies: BTreeMap::new(),
-        profiles: profiles_by_name,
-        bare_namespaces: namespace_results?.into_iter().filter(|(_, exists)| *exists).map(|(ns, _)| ns).collect(),
-        service_accounts: account_results?.into_iter().flatten().map(|sa| ((sa.namespace.clone(), sa.name.clone()), sa)).collect(),
-        managed_roles,
-    };
-    for (role_name, policy, role, document) in tenant_results? {
+    let (tenants, namespaces, accounts) = futures_util::try_join!(tenants, namespaces, accounts)?;
+    for (role_name, policy, role, document) in tenants {
         if let Some(role) = role {
             observed.roles.insert(role_name.clone(), role);
         }
@@ -160,5 +202,7 @@ pub async fn refresh(
             observed.policies.insert((role_name, policy), document);
         }
     }
+    observed.bare_namespaces.extend(namespaces.into_iter().flatten().map(|ns| (ns.name.clone(), ns)));
+    observed.service_accounts.extend(accounts.into_iter().flatten().map(|sa| ((sa.namespace.clone(), sa.name.clone()), sa)));
     Ok(observed)
 }

@@ -85,6 +85,8 @@ fn block(out: &mut String, change: &ResourceChange, color: Color) {
         State::Profile(p) => ("profile", p.name.clone()),
         State::ServiceAccount(sa) => ("service_account", format!("{}/{}", sa.namespace, sa.name)),
         State::OidcProvider(p) => ("iam_openid_connect_provider", p.issuer_url.trim_start_matches("https://").to_owned()),
+        State::ClusterRecord(_) => ("config_map", "kube-system/kfp-tenant-cluster".to_owned()),
+        State::DeposedRole(d) => ("iam_role", d.role.name.clone()),
     };
     let symbol = paint(change.action.symbol(), change.action, color);
     let _ = writeln!(out, "{symbol:>3} {kind} {name:?} {{");
@@ -156,6 +158,9 @@ fn attributes(state: &State) -> Vec<(&'static str, Attr)> {
                 ("plugins", Attr::Json(serde_json::to_value(&p.plugins).unwrap_or(Value::Null))),
                 ("managed_label", Attr::Json(json!(p.managed))),
             ];
+            if let Some(c) = &p.cluster {
+                v.push(("cluster_label", text(c)));
+            }
             if let Some(q) = &p.resource_quota {
                 v.push(("resource_quota", Attr::Json(serde_json::to_value(q).unwrap_or(Value::Null))));
             }
@@ -164,12 +169,27 @@ fn attributes(state: &State) -> Vec<(&'static str, Attr)> {
         State::OidcProvider(p) => {
             vec![("url", text(&p.issuer_url)), ("arn", text(&p.arn)), ("client_ids", Attr::Json(json!(["sts.amazonaws.com"])))]
         }
-        State::ServiceAccount(sa) => vec![
-            ("namespace", text(&sa.namespace)),
-            ("name", text(&sa.name)),
-            ("role_arn_annotation", Attr::Json(json!(sa.role_arn))),
-            ("managed_label", Attr::Json(json!(sa.managed))),
-        ],
+        State::ServiceAccount(sa) => {
+            let mut v = vec![
+                ("namespace", text(&sa.namespace)),
+                ("name", text(&sa.name)),
+                ("role_arn_annotation", Attr::Json(json!(sa.role_arn))),
+                ("managed_label", Attr::Json(json!(sa.managed))),
+            ];
+            if let Some(c) = &sa.cluster {
+                v.push(("cluster_label", text(c)));
+            }
+            v
+        }
+        State::ClusterRecord(r) => vec![("cluster_arn", text(&r.cluster_arn))],
+        State::DeposedRole(d) => {
+            let mut v = attributes(&State::Role(d.role.clone()));
+            if let Some(p) = &d.policy {
+                v.push(("inline_policy", text(&p.policy_name)));
+                v.push(("inline_policy_document", Attr::Document(p.document.clone())));
+            }
+            v
+        }
     }
 }
 
@@ -251,15 +271,20 @@ pub fn plan_json(plan: &Plan) -> Value {
         "format_version": plan.format_version,
         "mode": plan.mode,
         "cluster": plan.cluster,
-        "resource_changes": plan.changes.iter().map(|c| json!({
-            "address": c.address.to_string(),
-            "namespace": c.address.namespace(),
-            "kind": c.address.kind(),
-            "action": c.action,
-            "reason": c.reason.as_ref().map(ToString::to_string),
-            "before": c.before,
-            "after": c.after,
-        })).collect::<Vec<_>>(),
+        // A no-op is named, not spelled out: before and after only where
+        // something changes.
+        "resource_changes": plan.changes.iter().map(|c| match c.action {
+            Action::NoOp => json!({"address": c.address.to_string(), "action": c.action}),
+            _ => json!({
+                "address": c.address.to_string(),
+                "namespace": c.address.namespace(),
+                "kind": c.address.kind(),
+                "action": c.action,
+                "reason": c.reason.as_ref().map(ToString::to_string),
+                "before": c.before,
+                "after": c.after,
+            }),
+        }).collect::<Vec<_>>(),
         "warnings": plan.warnings,
         "summary": summary,
         "has_changes": plan.has_changes(),

@@ -1,6 +1,6 @@
 //! Surviving the services as they are: throttling, 5xx, eventual consistency.
 //!
-//! [`Resilient`] wraps any provider port and retries what is worth retrying:
+//! [`Resilient`] wraps each provider port and retries what is worth retrying:
 //! throttling and transient faults with capped exponential backoff (jittered,
 //! deterministically), and, for IAM, a `NotFound` (or an "Invalid principal")
 //! about a role that this run created moments ago, for as long as IAM's
@@ -20,7 +20,10 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use crate::policy::PolicyDocument;
-use crate::ports::{ErrorKind, IamApi, Profile, ProfileApi, ProviderResult, Role, ServiceAccount};
+use crate::ports::{
+    AccountQuery, CallerIdentity, ClusterApi, ClusterRecord, EksCluster, ErrorKind, IamApi, KubeEndpoint, KubernetesApi, Namespace, Profile,
+    ProviderResult, Role, ServiceAccount,
+};
 
 /// How long and how often to retry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,6 +216,8 @@ impl<P> Resilient<P> {
                     attempt < self.policy.max_attempts
                 }
                 ErrorKind::Transient => attempt < self.policy.max_transient_attempts,
+                // A provider's own deadline is the run's: retrying would outlive it.
+                ErrorKind::Timeout | ErrorKind::Cancelled => false,
                 ErrorKind::NotFound => self.recently_created(role),
                 ErrorKind::InvalidInput => error.message.contains("Invalid principal") && attempt < self.policy.max_attempts,
                 _ => false,
@@ -305,33 +310,76 @@ impl<I: IamApi> Resilient<I> {
 }
 
 #[async_trait]
-impl<P: ProfileApi> ProfileApi for Resilient<P> {
+impl<C: ClusterApi> ClusterApi for Resilient<C> {
+    async fn caller_identity(&self) -> ProviderResult<CallerIdentity> {
+        self.run(None, || self.inner.caller_identity()).await
+    }
+
+    async fn describe_cluster(&self, cluster: &str) -> ProviderResult<EksCluster> {
+        self.run(None, || self.inner.describe_cluster(cluster)).await
+    }
+
+    async fn create_oidc_provider(&self, issuer_url: &str) -> ProviderResult<String> {
+        self.run(None, || self.inner.create_oidc_provider(issuer_url)).await
+    }
+}
+
+#[async_trait]
+impl<K: KubernetesApi> KubernetesApi for Resilient<K> {
+    fn endpoint(&self) -> KubeEndpoint {
+        self.inner.endpoint()
+    }
+
+    async fn cluster_record(&self) -> ProviderResult<Option<ClusterRecord>> {
+        self.run(None, || self.inner.cluster_record()).await
+    }
+
+    async fn write_cluster_record(&self, record: &ClusterRecord) -> ProviderResult<()> {
+        self.run(None, || self.inner.write_cluster_record(record)).await
+    }
+
     async fn list_profiles(&self) -> ProviderResult<Vec<Profile>> {
         self.run(None, || self.inner.list_profiles()).await
     }
 
-    async fn namespace_exists(&self, name: &str) -> ProviderResult<bool> {
-        self.run(None, || self.inner.namespace_exists(name)).await
+    async fn get_namespace(&self, name: &str) -> ProviderResult<Option<Namespace>> {
+        self.run(None, || self.inner.get_namespace(name)).await
     }
 
     async fn apply_profile(&self, profile: &Profile) -> ProviderResult<()> {
         self.run(None, || self.inner.apply_profile(profile)).await
     }
 
-    async fn delete_profile(&self, name: &str) -> ProviderResult<()> {
-        self.run(None, || self.inner.delete_profile(name)).await
+    async fn delete_profile(&self, name: &str, timeout: Duration) -> ProviderResult<()> {
+        self.run(None, || self.inner.delete_profile(name, timeout)).await
     }
 
     async fn wait_ready(&self, profile: &Profile, timeout: Duration) -> ProviderResult<()> {
         self.run(None, || self.inner.wait_ready(profile, timeout)).await
     }
 
+    async fn list_service_accounts(&self, which: AccountQuery<'_>) -> ProviderResult<Vec<ServiceAccount>> {
+        self.run(None, || self.inner.list_service_accounts(which)).await
+    }
+
     async fn get_service_account(&self, namespace: &str, name: &str) -> ProviderResult<Option<ServiceAccount>> {
         self.run(None, || self.inner.get_service_account(namespace, name)).await
     }
 
-    async fn apply_service_account(&self, account: &ServiceAccount) -> ProviderResult<()> {
-        self.run(None, || self.inner.apply_service_account(account)).await
+    async fn apply_service_account(&self, account: &ServiceAccount, timeout: Duration) -> ProviderResult<()> {
+        self.run(None, || self.inner.apply_service_account(account, timeout)).await
+    }
+
+    async fn annotate_service_account(&self, namespace: &str, name: &str, role_arn: Option<&str>) -> ProviderResult<()> {
+        self.run(None, || self.inner.annotate_service_account(namespace, name, role_arn)).await
+    }
+
+    async fn release_service_account(&self, namespace: &str, name: &str) -> ProviderResult<()> {
+        self.run(None, || self.inner.release_service_account(namespace, name)).await
+    }
+
+    async fn delete_service_account(&self, namespace: &str, name: &str) -> ProviderResult<()> {
+        self.run(None, || self.inner.delete_service_account(namespace, name)).await
     }
 }
 

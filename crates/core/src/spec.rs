@@ -4,7 +4,7 @@
 //! Only [`crate::validate::validate`] turns the first into the second, so a
 //! `Desired` is always valid: names fit IAM's limits, no two tenants collide.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -104,6 +104,9 @@ pub struct Desired {
     pub cluster: ClusterSpec,
     /// Sorted by namespace.
     pub tenants: Vec<Tenant>,
+    /// Tenants of the file left out by `--target`: not planned, and not
+    /// taken for tenants the file dropped.
+    pub untargeted: BTreeSet<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -275,6 +275,7 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
             trust_policy_quota: quota,
         },
         tenants,
+        untargeted: BTreeSet::new(),
     })
 }
 

@@ -5,7 +5,8 @@ use std::fmt;
 
 use crate::address::Address;
 use crate::plan::planner::{ProviderNeed, context};
-use crate::plan::{Mode, Plan, ResourceChange, State};
+use crate::identity::Proof;
+use crate::plan::{DeposedRole, Mode, Plan, Reason, ResourceChange, State};
 use crate::policy;
 use crate::ports::{InlinePolicy, OidcProvider};
 use crate::refresh::{Observed, ReadSet};
@@ -13,7 +14,9 @@ use crate::spec::policy_name;
 
 /// Everything a plan's changes were computed from.
 pub fn reads_of(plan: &Plan) -> ReadSet {
-    let mut reads = ReadSet { cluster: plan.cluster.name.clone(), managed_roles: false, ..Default::default() };
+    // A plan that records a vouched binding was made with --bind-cluster.
+    let vouched = plan.changes.iter().any(|c| matches!(c.reason, Some(Reason::Bind { proof: Proof::Vouched })));
+    let mut reads = ReadSet { cluster: plan.cluster.name.clone(), vouched, ..Default::default() };
     for change in &plan.changes {
         match change.before.as_ref().or(change.after.as_ref()) {
             Some(State::Role(r)) => {
@@ -29,8 +32,10 @@ pub fn reads_of(plan: &Plan) -> ReadSet {
             Some(State::ServiceAccount(sa)) => {
                 reads.service_accounts.insert((sa.namespace.clone(), sa.name.clone()));
             }
+            // Listed, always.
+            Some(State::DeposedRole(_)) => {}
             // Read with the cluster, always.
-            Some(State::OidcProvider(_)) | None => {}
+            Some(State::OidcProvider(_) | State::ClusterRecord(_)) | None => {}
         }
     }
     reads
@@ -47,9 +52,20 @@ fn current(change: &ResourceChange, observed: &Observed) -> Option<State> {
         State::ServiceAccount(sa) => {
             observed.service_accounts.get(&(sa.namespace.clone(), sa.name.clone())).cloned().map(State::ServiceAccount)
         }
-        State::OidcProvider(p) => {
-            observed.oidc.provider_arn.clone().map(|arn| State::OidcProvider(OidcProvider { issuer_url: p.issuer_url.clone(), arn }))
-        }
+        State::OidcProvider(p) => observed
+            .cluster
+            .oidc
+            .provider_arn
+            .clone()
+            .map(|arn| State::OidcProvider(OidcProvider { issuer_url: p.issuer_url.clone(), arn })),
+        State::ClusterRecord(_) => observed.record.clone().map(State::ClusterRecord),
+        State::DeposedRole(d) => observed.roles.get(&d.role.name).map(|role| {
+            let policy = d.policy.as_ref().and_then(|p| {
+                let document = observed.policies.get(&(p.role_name.clone(), p.policy_name.clone()))?;
+                Some(InlinePolicy { role_name: p.role_name.clone(), policy_name: p.policy_name.clone(), document: document.clone() })
+            });
+            State::DeposedRole(DeposedRole { role: role.clone(), policy })
+        }),
     }
 }
 

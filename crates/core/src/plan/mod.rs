@@ -10,21 +10,24 @@
 //! - [`fresh`]: what a saved plan was made from ([`fresh::reads`]) and whether
 //!   it still holds ([`check_fresh`]).
 
+mod desired;
 mod fresh;
 mod planner;
+mod tenant;
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use crate::address::Address;
-use crate::ports::{InlinePolicy, OidcProvider, Profile, Role, ServiceAccount};
+use crate::ports::{ClusterRecord, InlinePolicy, OidcProvider, Profile, Role, ServiceAccount};
 
 pub use self::fresh::{StalePlan, check_fresh, fingerprint, reads_of};
-pub use self::planner::{desired_profile, desired_role, desired_s3_policy, plan, plan_destroy, profile_drift, role_drift, target};
+pub use self::desired::{desired_profile, desired_role, desired_s3_policy, profile_drift, role_drift};
+pub use self::planner::{plan, plan_destroy, target};
 
 /// Version of the saved plan and of `--json` output.
-pub const FORMAT_VERSION: &str = "1.0";
+pub const FORMAT_VERSION: &str = "2.0";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
@@ -49,6 +52,8 @@ pub enum Mode {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterContext {
     pub name: String,
+    /// The EKS cluster's ARN, as DescribeCluster gives it.
+    pub arn: String,
     pub region: String,
     pub bucket: String,
     pub account_id: String,
@@ -104,6 +109,20 @@ pub enum Reason {
     Destroy,
     /// Its namespace is deleted and made again with the Profile.
     NamespaceRecreated,
+    /// The tenant's role now has another name or path; this one still
+    /// grants the tenant's service accounts its S3 policy.
+    Deposed { by: String },
+    /// The service account is no longer in the tenant's `serviceAccounts`.
+    Dropped,
+    /// An earlier kfp-tenant wrote it without recording its cluster.
+    RecordCluster,
+    /// `default-editor`'s role annotation differs; the profile controller
+    /// writes it, and kfp-tenant restores it.
+    AnnotationDrift,
+    /// The namespace exists with the Profile's owner: the controller takes it over.
+    TakeOverNamespace,
+    /// The cluster has no identity record yet; how the run was bound to it.
+    Bind { proof: crate::identity::Proof },
 }
 
 impl fmt::Display for Reason {
@@ -118,6 +137,18 @@ impl fmt::Display for Reason {
             Reason::Pruned => f.write_str("its tenant is no longer in the tenants file"),
             Reason::Destroy => f.write_str("destroy was requested"),
             Reason::NamespaceRecreated => f.write_str("its namespace is recreated with the Profile"),
+            Reason::Deposed { by } => {
+                write!(f, "the tenant's role is now {by}, and this one still lets the tenant's service accounts use its S3 policy")
+            }
+            Reason::Dropped => f.write_str("it is no longer in the tenant's serviceAccounts"),
+            Reason::RecordCluster => f.write_str("an earlier kfp-tenant wrote it without recording its EKS cluster: the cluster label is added"),
+            Reason::AnnotationDrift => f.write_str(
+                "its role annotation differs; the Kubeflow profile controller writes it on every reconcile, and kfp-tenant restores it now (if it keeps changing, check the controller)",
+            ),
+            Reason::TakeOverNamespace => {
+                f.write_str("it does not exist, and its namespace does, with this owner: the profile controller takes the namespace over")
+            }
+            Reason::Bind { proof } => write!(f, "the cluster has no kfp-tenant identity record yet, and {proof}"),
         }
     }
 }
@@ -131,6 +162,17 @@ pub enum State {
     Profile(Profile),
     ServiceAccount(ServiceAccount),
     OidcProvider(OidcProvider),
+    ClusterRecord(ClusterRecord),
+    /// A deposed role with the inline policy kfp-tenant put on it.
+    DeposedRole(DeposedRole),
+}
+
+/// A role kfp-tenant made for a tenant under an earlier name or path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeposedRole {
+    pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<InlinePolicy>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,8 +263,7 @@ impl fmt::Display for PlanError {
 pub struct PlanOptions {
     /// Take over same-named resources that lack kfp-tenant's markers.
     pub adopt: bool,
-    /// Delete managed tenants that are no longer desired. The refresh must
-    /// have listed managed roles ([`crate::refresh::ReadSet::managed_roles`]).
+    /// Delete managed tenants of this cluster that are no longer in the file.
     pub prune: bool,
     /// Create the account's IAM OIDC provider for the cluster when missing,
     /// instead of stopping.

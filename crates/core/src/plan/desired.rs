@@ -1,0 +1,116 @@
+//! What the tenants file asks for, resource by resource, and how a live
+//! resource differs from it. One place for each rule: apply's calls follow
+//! from the same differences ([`role_drift`] names what `apply` updates).
+
+use crate::plan::ClusterContext;
+use crate::policy;
+use crate::ports::{InlinePolicy, Profile, ProfilePlugin, Role, ServiceAccount};
+use crate::spec::{DEFAULT_MAX_SESSION_DURATION, Tenant};
+use crate::tags;
+
+/// The role as kfp-tenant creates it for `tenant`.
+pub fn desired_role(tenant: &Tenant, cluster: &ClusterContext) -> Role {
+    let issuer_host = cluster.oidc_issuer.strip_prefix("https://").unwrap_or(&cluster.oidc_issuer);
+    Role {
+        name: tenant.role_name.clone(),
+        path: tenant.role_path.clone(),
+        arn: format!("arn:{}:iam::{}:role{}{}", cluster.partition, cluster.account_id, tenant.role_path, tenant.role_name),
+        trust_policy: policy::trust_policy(&cluster.partition, &cluster.account_id, issuer_host, &tenant.namespace, &tenant.service_accounts),
+        description: Some(role_description(&tenant.namespace, &cluster.name)),
+        tags: tags::role_tags(&tenant.tags, &cluster.name, &tenant.namespace),
+        max_session_duration: tenant.max_session_duration.unwrap_or(DEFAULT_MAX_SESSION_DURATION),
+        permissions_boundary: tenant.permissions_boundary.clone(),
+    }
+}
+
+/// The description kfp-tenant gives its roles. Its ending,
+/// [`role_description_marker`], lets a listing of every role in the account
+/// find kfp-tenant's for a cluster without reading each role's tags.
+pub fn role_description(namespace: &str, cluster: &str) -> String {
+    format!("Kubeflow tenant {namespace} {}", role_description_marker(cluster))
+}
+
+pub fn role_description_marker(cluster: &str) -> String {
+    format!("on EKS cluster {cluster} (managed by kfp-tenant)")
+}
+
+pub fn desired_s3_policy(tenant: &Tenant, cluster: &ClusterContext) -> InlinePolicy {
+    InlinePolicy {
+        role_name: tenant.role_name.clone(),
+        policy_name: tenant.policy_name.clone(),
+        document: policy::s3_policy(&cluster.partition, &cluster.bucket, &tenant.s3_access),
+    }
+}
+
+pub fn desired_profile(tenant: &Tenant, role_arn: &str, cluster: &str) -> Profile {
+    Profile {
+        name: tenant.namespace.clone(),
+        owner: tenant.owner.clone(),
+        plugins: vec![ProfilePlugin::aws_iam(role_arn)],
+        resource_quota: tenant.resource_quota.clone(),
+        managed: true,
+        cluster: Some(tags::cluster_label(cluster)),
+    }
+}
+
+/// A service account kfp-tenant annotates itself; `created` is kept from the
+/// live one (it records history, not a wish).
+pub fn desired_service_account(namespace: &str, name: &str, role_arn: &str, cluster: &str, live: Option<&ServiceAccount>) -> ServiceAccount {
+    ServiceAccount {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        role_arn: Some(role_arn.to_owned()),
+        managed: true,
+        cluster: Some(tags::cluster_label(cluster)),
+        created: live.is_none_or(|sa| sa.created),
+    }
+}
+
+/// The attributes of a role that differ, by name. The ARN is IAM's to assign.
+pub fn role_drift(live: &Role, want: &Role) -> Vec<String> {
+    let mut drift = Vec::new();
+    if live.trust_policy != want.trust_policy {
+        drift.push("trust_policy");
+    }
+    if live.description != want.description {
+        drift.push("description");
+    }
+    if live.max_session_duration != want.max_session_duration {
+        drift.push("max_session_duration");
+    }
+    if live.permissions_boundary != want.permissions_boundary {
+        drift.push("permissions_boundary");
+    }
+    if live.tags != want.tags {
+        drift.push("tags");
+    }
+    drift.into_iter().map(str::to_owned).collect()
+}
+
+pub fn profile_drift(live: &Profile, want: &Profile) -> Vec<String> {
+    let mut drift = Vec::new();
+    if live.owner != want.owner {
+        drift.push("owner");
+    }
+    if live.plugins != want.plugins {
+        drift.push("plugins");
+    }
+    if live.resource_quota != want.resource_quota {
+        drift.push("resource_quota");
+    }
+    if live.managed != want.managed || live.cluster != want.cluster {
+        drift.push("labels");
+    }
+    drift.into_iter().map(str::to_owned).collect()
+}
+
+pub fn service_account_drift(live: &ServiceAccount, want: &ServiceAccount) -> Vec<String> {
+    let mut drift = Vec::new();
+    if live.role_arn != want.role_arn {
+        drift.push("role_arn");
+    }
+    if live.managed != want.managed || live.cluster != want.cluster {
+        drift.push("labels");
+    }
+    drift.into_iter().map(str::to_owned).collect()
+}
