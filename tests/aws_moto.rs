@@ -20,7 +20,7 @@ use kfp_tenant_core::refresh::{ReadSet, refresh};
 use kfp_tenant_core::spec::{S3AccessMode, TenantInput, TenantsFile};
 use kfp_tenant_core::tags;
 use kfp_tenant_core::validate;
-use kfp_tenant_testkit::{Calls, FakeProfiles};
+use kfp_tenant_testkit::{Calls, FakeKube};
 use serde_json::json;
 use support::{aws, cluster_with_provider, ensure_cluster};
 use tokio::sync::RwLock;
@@ -64,22 +64,25 @@ async fn caller_identity_gives_account_and_partition() {
 async fn cluster_issuer_and_oidc_provider() {
     let _only_me = PROVIDER.write().await;
     let aws = aws().await;
-    let err = aws.cluster_oidc("no-such-cluster").await.unwrap_err();
+    let err = aws.describe_cluster("no-such-cluster").await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::NotFound);
     assert!(err.message.contains("no EKS cluster no-such-cluster in region us-west-2"), "{err}");
 
     ensure_cluster(&aws, "oidc-test").await;
     // Remove any provider for the issuer, as on an account where nobody ran eksctl.
-    let issuer = aws.cluster_oidc("oidc-test").await.unwrap().issuer_url;
-    if let Some(arn) = aws.cluster_oidc("oidc-test").await.unwrap().provider_arn {
+    let issuer = aws.describe_cluster("oidc-test").await.unwrap().oidc.issuer_url;
+    if let Some(arn) = aws.describe_cluster("oidc-test").await.unwrap().oidc.provider_arn {
         aws.iam_client().delete_open_id_connect_provider().open_id_connect_provider_arn(arn).send().await.unwrap();
     }
-    let oidc = aws.cluster_oidc("oidc-test").await.unwrap();
+    let described = aws.describe_cluster("oidc-test").await.unwrap();
+    assert_eq!(described.arn, "arn:aws:eks:us-west-2:123456789012:cluster/oidc-test");
+    assert!(described.endpoint.starts_with("https://") && described.certificate_authority.is_some(), "{described:?}");
+    let oidc = described.oidc;
     assert!(oidc.issuer_url.starts_with("https://"), "{}", oidc.issuer_url);
     assert_eq!(oidc.provider_arn, None);
 
     let arn = aws.create_oidc_provider(&issuer).await.unwrap();
-    let oidc = aws.cluster_oidc("oidc-test").await.unwrap();
+    let oidc = aws.describe_cluster("oidc-test").await.unwrap().oidc;
     assert_eq!(oidc.provider_arn.as_deref(), Some(arn.as_str()));
     assert!(arn.ends_with(&format!("oidc-provider/{}", oidc.issuer_host())), "{arn}");
 }
@@ -177,7 +180,8 @@ async fn managed_roles_are_listed_across_pages_reading_only_candidates() {
         }
         aws.create_role(&r).await.unwrap();
     }
-    aws.counter().reset();
+    let options = kfp_tenant_aws::AwsOptions { region: Some(support::REGION.to_owned()), page_size: Some(100), ..Default::default() };
+    let aws = kfp_tenant_aws::Aws::connect(&options).await.unwrap();
     let listed = aws.list_managed_roles(path, cluster).await.unwrap();
     assert_eq!(listed.len(), 110);
     assert!(listed.iter().all(|r| r.tags[tags::CLUSTER] == cluster));
@@ -232,24 +236,24 @@ async fn engine_life_cycle_on_moto() {
     let aws = aws().await;
     let cluster = "lifecycle";
     cluster_with_provider(&aws, cluster).await;
-    let profiles = FakeProfiles::new(Calls::default());
+    let profiles = FakeKube::new(Calls::default(), "moto");
     let mut file = tenants_file(cluster, &["team-a", "team-b"]);
     file.tenants[1].s3_access = Some(S3AccessMode::Full);
     let desired = validate(&file).unwrap();
-    let providers = Providers { cluster: &aws, iam: &aws, profiles: &profiles };
-    let observe = |prune| {
+    let providers = Providers { cluster: &aws, iam: &aws, kube: &profiles };
+    let observe = |_prune: bool| {
         let (aws, profiles, desired) = (&aws, &profiles, &desired);
-        async move { refresh(&ReadSet::for_desired(desired, prune), aws, aws, profiles, 10).await.unwrap() }
+        async move { refresh(&ReadSet::for_desired(desired, true), aws, aws, profiles, 10).await.unwrap() }
     };
 
     aws.counter().reset();
     let first = plan::plan(&desired, &observe(false).await, PlanOptions::default()).unwrap();
-    assert_eq!(first.summary().add, 6);
+    assert_eq!(first.summary().add, 7, "the identity record, and per tenant role, policy and Profile");
     let plan_calls = aws.counter().calls();
     assert_eq!(writes(&plan_calls), 0, "{plan_calls:?}");
 
     aws.counter().reset();
-    let report = apply::apply(&first, providers, ApplyOptions::default(), &Quiet).await;
+    let report = apply::apply(&first, providers, &ApplyOptions::default(), &Quiet).await;
     assert!(report.is_success(), "{report:?}");
     let create_calls = aws.counter().calls();
     assert_eq!((create_calls["CreateRole"], create_calls["PutRolePolicy"]), (2, 2), "{create_calls:?}");
@@ -264,8 +268,8 @@ async fn engine_life_cycle_on_moto() {
     assert_eq!((noop_calls["GetRole"], noop_calls["GetRolePolicy"]), (2, 2), "2 IAM reads per tenant: {noop_calls:?}");
     assert_eq!(
         noop_calls.values().sum::<u64>(),
-        2 * 2 + 3,
-        "plus GetCallerIdentity, DescribeCluster, ListOpenIDConnectProviders: {noop_calls:?}"
+        2 * 2 + 4,
+        "plus GetCallerIdentity, DescribeCluster, ListOpenIDConnectProviders, and ListRoles to find kfp-tenant's roles: {noop_calls:?}"
     );
     eprintln!("calls for a no-op plan of 2 tenants: {noop_calls:?}");
 
@@ -281,14 +285,14 @@ async fn engine_life_cycle_on_moto() {
     let drift = plan::plan(&desired, &observe(false).await, PlanOptions::default()).unwrap();
     let changed: Vec<_> = drift.changes.iter().filter(|c| c.action != Action::NoOp).map(|c| (c.address.clone(), c.action)).collect();
     assert_eq!(changed, [(Address::tenant("team-a", Kind::S3Policy), Action::Update)]);
-    assert!(apply::apply(&drift, providers, ApplyOptions::default(), &Quiet).await.is_success());
+    assert!(apply::apply(&drift, providers, &ApplyOptions::default(), &Quiet).await.is_success());
     assert!(!plan::plan(&desired, &observe(false).await, PlanOptions::default()).unwrap().has_changes());
 
     aws.counter().reset();
     let destroy = plan::plan_destroy(&desired, &observe(false).await).unwrap();
     assert_eq!(destroy.summary().destroy, 6);
     aws.counter().reset();
-    assert!(apply::apply(&destroy, providers, ApplyOptions::default(), &Quiet).await.is_success());
+    assert!(apply::apply(&destroy, providers, &ApplyOptions::default(), &Quiet).await.is_success());
     let destroy_calls = aws.counter().calls();
     assert_eq!(writes(&destroy_calls), 4, "destroy makes 2 IAM writes per tenant: {destroy_calls:?}");
     eprintln!("calls for destroy of 2 tenants: {destroy_calls:?}");
@@ -304,12 +308,12 @@ async fn prune_finds_removed_tenants_through_list_roles() {
     let aws = aws().await;
     let cluster = "prune";
     cluster_with_provider(&aws, cluster).await;
-    let profiles = FakeProfiles::new(Calls::default());
-    let providers = Providers { cluster: &aws, iam: &aws, profiles: &profiles };
+    let profiles = FakeKube::new(Calls::default(), "moto");
+    let providers = Providers { cluster: &aws, iam: &aws, kube: &profiles };
     let all = validate(&tenants_file(cluster, &["keep", "drop"])).unwrap();
-    let observed = refresh(&ReadSet::for_desired(&all, false), &aws, &aws, &profiles, 10).await.unwrap();
+    let observed = refresh(&ReadSet::for_desired(&all, true), &aws, &aws, &profiles, 10).await.unwrap();
     assert!(
-        apply::apply(&plan::plan(&all, &observed, PlanOptions::default()).unwrap(), providers, ApplyOptions::default(), &Quiet)
+        apply::apply(&plan::plan(&all, &observed, PlanOptions::default()).unwrap(), providers, &ApplyOptions::default(), &Quiet)
             .await
             .is_success()
     );
@@ -319,7 +323,7 @@ async fn prune_finds_removed_tenants_through_list_roles() {
     let prune = plan::plan(&kept, &observed, PlanOptions { prune: true, ..Default::default() }).unwrap();
     let deleted: Vec<String> = prune.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.address.to_string()).collect();
     assert_eq!(deleted, [r#"tenant["drop"].iam_role"#, r#"tenant["drop"].s3_policy"#, r#"tenant["drop"].profile"#]);
-    assert!(apply::apply(&prune, providers, ApplyOptions::default(), &Quiet).await.is_success());
+    assert!(apply::apply(&prune, providers, &ApplyOptions::default(), &Quiet).await.is_success());
     assert_eq!(aws.get_role("drop-prune-role").await.unwrap(), None);
     assert!(aws.get_role("keep-prune-role").await.unwrap().is_some());
 }
@@ -330,19 +334,19 @@ async fn the_oidc_provider_is_created_on_request_and_roles_trust_it() {
     let aws = aws().await;
     let cluster = "create-provider";
     ensure_cluster(&aws, cluster).await;
-    if let Some(arn) = aws.cluster_oidc(cluster).await.unwrap().provider_arn {
+    if let Some(arn) = aws.describe_cluster(cluster).await.unwrap().oidc.provider_arn {
         aws.iam_client().delete_open_id_connect_provider().open_id_connect_provider_arn(arn).send().await.unwrap();
     }
-    let profiles = FakeProfiles::new(Calls::default());
+    let profiles = FakeKube::new(Calls::default(), "moto");
     let desired = validate(&tenants_file(cluster, &["team-a"])).unwrap();
-    let observed = refresh(&ReadSet::for_desired(&desired, false), &aws, &aws, &profiles, 10).await.unwrap();
+    let observed = refresh(&ReadSet::for_desired(&desired, true), &aws, &aws, &profiles, 10).await.unwrap();
     assert!(plan::plan(&desired, &observed, PlanOptions::default()).is_err(), "without the option a missing provider stops the plan");
     let plan = plan::plan(&desired, &observed, PlanOptions { create_oidc_provider: true, ..Default::default() }).unwrap();
-    let report = apply::apply(&plan, Providers { cluster: &aws, iam: &aws, profiles: &profiles }, ApplyOptions::default(), &Quiet).await;
+    let report = apply::apply(&plan, Providers { cluster: &aws, iam: &aws, kube: &profiles }, &ApplyOptions::default(), &Quiet).await;
     assert!(report.is_success(), "{report:#?}");
-    let provider = aws.cluster_oidc(cluster).await.unwrap().provider_arn.expect("created");
+    let provider = aws.describe_cluster(cluster).await.unwrap().oidc.provider_arn.expect("created");
     let role = aws.get_role("team-a-create-provider-role").await.unwrap().unwrap();
     assert_eq!(role.trust_policy.as_json()["Statement"][0]["Principal"]["Federated"], provider.as_str());
-    let observed = refresh(&ReadSet::for_desired(&desired, false), &aws, &aws, &profiles, 10).await.unwrap();
+    let observed = refresh(&ReadSet::for_desired(&desired, true), &aws, &aws, &profiles, 10).await.unwrap();
     assert!(!plan::plan(&desired, &observed, PlanOptions::default()).unwrap().has_changes());
 }

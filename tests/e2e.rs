@@ -23,9 +23,11 @@ on_both_backends!(plan_apply_plan_destroy);
 
 async fn plan_apply_plan_destroy(backend: Backend) {
     let aws = support::aws().await;
-    let cluster = "e2e";
-    support::cluster_with_provider(&aws, cluster).await;
     let kube = TestKube::start(backend, TestKubeOptions { reconcile_delay: Duration::from_millis(100), ..Default::default() }).await;
+    let cluster = kube.cluster("e2e");
+    let cluster = cluster.as_str();
+    support::cluster_with_provider(&aws, cluster).await;
+    kube.bind(cluster).await;
     let provider = Kube::connect(KubeOptions {
         kubeconfig: Some(kube.kubeconfig().to_owned()),
         poll: Duration::from_millis(20),
@@ -48,12 +50,12 @@ async fn plan_apply_plan_destroy(backend: Backend) {
     file.tenants[2].service_accounts = Some(vec!["default-editor".into(), "pipeline-runner".into()]);
     let desired = validate(&file).unwrap();
     let reads = ReadSet::for_desired(&desired, false);
-    let providers = Providers { cluster: &aws, iam: &aws, profiles: &provider };
-    let options = ApplyOptions { wait: Some(Duration::from_secs(30)), ..Default::default() };
+    let providers = Providers { cluster: &aws, iam: &aws, kube: &provider };
+    let options = ApplyOptions { wait: true, timeout: Duration::from_secs(60), ..Default::default() };
 
     let first = plan::plan(&desired, &refresh(&reads, &aws, &aws, &provider, 10).await.unwrap(), PlanOptions::default()).unwrap();
-    assert_eq!(first.summary().add, 10);
-    let report = apply::apply(&first, providers, options, &Quiet).await;
+    assert_eq!(first.summary().add, 10, "per tenant role, policy and Profile, and one service account");
+    let report = apply::apply(&first, providers, &options, &Quiet).await;
     assert!(report.is_success(), "{report:#?}");
     for ns in &names {
         let role = aws.get_role(&format!("{ns}-{cluster}-role")).await.unwrap().unwrap();
@@ -71,11 +73,14 @@ async fn plan_apply_plan_destroy(backend: Backend) {
     assert!(!again.has_changes());
     let after = provider.counter().calls();
     let k8s_calls: u64 = after.iter().map(|(k, n)| n - before.get(k).unwrap_or(&0)).sum();
-    assert_eq!(k8s_calls, 2, "a no-op plan lists Profiles once, reads the one extra service account, writes nothing: {after:?}");
+    assert_eq!(
+        k8s_calls, 4,
+        "a no-op plan reads the identity record and lists Profiles, kfp-tenant's service accounts and the default-editors, writes nothing: {after:?}"
+    );
 
     let destroy = plan::plan_destroy(&desired, &refresh(&reads, &aws, &aws, &provider, 10).await.unwrap()).unwrap();
     assert_eq!(destroy.summary().destroy, 9);
-    assert!(apply::apply(&destroy, providers, options, &Quiet).await.is_success());
+    assert!(apply::apply(&destroy, providers, &options, &Quiet).await.is_success());
     for ns in &names {
         assert_eq!(aws.get_role(&format!("{ns}-{cluster}-role")).await.unwrap(), None);
         assert!(kube.object("profiles", "", ns).await.is_none());
@@ -110,14 +115,14 @@ async fn real_account_life_cycle() {
             .unwrap();
     let kube = Kube::connect(KubeOptions::default()).await.unwrap();
     let reads = ReadSet::for_desired(&desired, false);
-    let providers = Providers { cluster: &aws, iam: &aws, profiles: &kube };
-    let options = ApplyOptions { wait: Some(Duration::from_secs(120)), ..Default::default() };
+    let providers = Providers { cluster: &aws, iam: &aws, kube: &kube };
+    let options = ApplyOptions { wait: true, timeout: Duration::from_secs(120), ..Default::default() };
 
     let first = plan::plan(&desired, &refresh(&reads, &aws, &aws, &kube, 10).await.unwrap(), PlanOptions::default()).unwrap();
-    let report = apply::apply(&first, providers, options, &Quiet).await;
+    let report = apply::apply(&first, providers, &options, &Quiet).await;
     let again = plan::plan(&desired, &refresh(&reads, &aws, &aws, &kube, 10).await.unwrap(), PlanOptions::default());
     let destroy = plan::plan_destroy(&desired, &refresh(&reads, &aws, &aws, &kube, 10).await.unwrap()).unwrap();
-    let cleanup = apply::apply(&destroy, providers, options, &Quiet).await;
+    let cleanup = apply::apply(&destroy, providers, &options, &Quiet).await;
     assert!(report.is_success(), "{report:#?}");
     assert!(!again.unwrap().has_changes());
     assert!(cleanup.is_success(), "{cleanup:#?}");

@@ -75,15 +75,18 @@ async fn apply_makes_one_write_per_resource_then_plans_no_op() {
     assert_eq!(calls.get("CreateRole"), Some(&25));
     assert_eq!(calls.get("PutRolePolicy"), Some(&25));
     assert_eq!(calls.get("ApplyProfile"), Some(&25));
-    assert_eq!(world.calls.writes(), 75, "{calls:?}");
+    assert_eq!(calls.get("WriteClusterRecord"), Some(&1), "the first apply records the cluster");
+    assert_eq!(world.calls.writes(), 76, "{calls:?}");
 
     world.calls.reset();
     let again = world.plan(&d, PlanOptions::default()).await.unwrap();
     assert!(!again.has_changes(), "{:?}", actions(&again));
     assert!(again.changes.iter().all(|c| c.action == Action::NoOp));
     assert_eq!(world.calls.writes(), 0);
-    // Per tenant: GetRole + GetRolePolicy; per cluster: identity, cluster, providers, profiles.
-    assert_eq!(world.calls.total(), 25 * 2 + 4, "{:?}", world.calls.snapshot());
+    // Per tenant: GetRolePolicy (the roles come whole from the listing); per
+    // cluster: identity, cluster, providers, identity record, Profiles, two
+    // service-account listings, kfp-tenant's roles.
+    assert_eq!(world.calls.total(), 25 + 8, "{:?}", world.calls.snapshot());
 }
 
 #[tokio::test]
@@ -153,7 +156,7 @@ async fn drift_in_profile() {
     let world = FakeWorld::new();
     let d = desired(&two_tenants());
     applied(&world, &d).await;
-    world.profiles.edit_profile("team-b", |p| {
+    world.kube.edit_profile("team-b", |p| {
         p.plugins = vec![ProfilePlugin::aws_iam("arn:aws:iam::123456789012:role/someone-else")];
         p.resource_quota = None;
     });
@@ -235,7 +238,7 @@ async fn removed_tenant_is_pruned_only_when_asked() {
     let report = world.apply(&plan).await;
     assert!(report.is_success(), "{report:?}");
     assert_eq!(world.iam.role_names(), ["team-a-kf-prod-role"]);
-    assert_eq!(world.profiles.profile_names(), ["team-a"]);
+    assert_eq!(world.kube.profile_names(), ["team-a"]);
 }
 
 #[tokio::test]
@@ -250,7 +253,7 @@ async fn destroy_removes_everything_in_reverse_order() {
     assert!(report.is_success(), "{report:?}");
     assert!(world.iam.role_names().is_empty());
     assert!(world.iam.policy_names().is_empty());
-    assert!(world.profiles.profile_names().is_empty());
+    assert!(world.kube.profile_names().is_empty());
     let calls = world.calls.snapshot();
     assert_eq!((calls["DeleteRole"], calls["DeleteRolePolicy"], calls["DeleteProfile"]), (2, 2, 2));
     assert!(!calls.contains_key("DescribeCluster"), "destroy never touches the cluster-level data sources");
@@ -272,7 +275,7 @@ async fn a_failing_tenant_does_not_stop_the_others() {
         assert_eq!(report.outcomes[&Address::tenant(ns, kind)].1, Outcome::Skipped { because: failed.clone() });
     }
     assert_eq!(world.iam.role_names().len(), 4);
-    assert_eq!(world.profiles.profile_names().len(), 4);
+    assert_eq!(world.kube.profile_names().len(), 4);
     insta::assert_json_snapshot!(
         "failure_in_one_tenant.report",
         report.outcomes.iter().map(|(a, (act, o))| (a.to_string(), act, o)).collect::<Vec<_>>()
@@ -320,12 +323,13 @@ async fn same_named_unmanaged_role_is_refused_then_adopted() {
 async fn unmanaged_things_are_never_destroyed() {
     let world = FakeWorld::new();
     world.iam.insert_role(unmanaged_role());
-    world.profiles.insert_profile(Profile {
+    world.kube.insert_profile(Profile {
         name: "team-a".into(),
         owner: "alice@example.com".into(),
         plugins: vec![],
         resource_quota: None,
         managed: false,
+        cluster: None,
     });
     let err = world.plan_destroy(&desired(&two_tenants())).await.unwrap_err();
     insta::assert_snapshot!("unmanaged_destroy_refused.error", err);
@@ -334,9 +338,16 @@ async fn unmanaged_things_are_never_destroyed() {
 #[tokio::test]
 async fn namespace_without_profile_is_reported() {
     let world = FakeWorld::new();
-    world.profiles.insert_namespace("team-b");
+    world.kube.insert_namespace("team-b", None);
     let err = world.plan(&desired(&two_tenants()), PlanOptions::default()).await.unwrap_err();
-    assert!(err.contains("tenant[\"team-b\"].profile: namespace team-b exists without a Profile"), "{err}");
+    assert!(err.contains("tenant[\"team-b\"].profile: namespace team-b exists without a Profile (no owner annotation)"), "{err}");
+    assert!(err.contains("kubectl annotate --overwrite namespace team-b owner=bob@example.com") && !err.contains("delete"), "{err}");
+
+    // Annotated with the tenant's owner, the controller takes it over.
+    world.kube.insert_namespace("team-b", Some("bob@example.com"));
+    let plan = world.plan(&desired(&two_tenants()), PlanOptions::default()).await.unwrap();
+    let profile = plan.change(&Address::tenant("team-b", Kind::Profile)).unwrap();
+    assert_eq!((profile.action, profile.reason.clone()), (Action::Create, Some(kfp_tenant_core::plan::Reason::TakeOverNamespace)));
 }
 
 #[tokio::test]
@@ -358,7 +369,7 @@ async fn stale_saved_plan_is_refused() {
     let fresh = world.observe(&reads).await.unwrap();
     assert_eq!(kfp_tenant_core::plan::check_fresh(&plan, &fresh), Ok(()));
 
-    world.profiles.edit_profile("team-b", |p| p.owner = "mallory@example.com".into());
+    world.kube.edit_profile("team-b", |p| p.owner = "mallory@example.com".into());
     let moved = world.observe(&reads).await.unwrap();
     let stale = kfp_tenant_core::plan::check_fresh(&plan, &moved).unwrap_err();
     assert_eq!(stale.changed, [Address::tenant("team-b", Kind::Profile)]);
@@ -380,13 +391,12 @@ async fn extra_service_accounts_are_created_annotated_and_kept_in_line() {
     let mut file = two_tenants();
     let d = desired(&file);
     applied(&world, &d).await;
-    let runner = world.profiles.service_account("team-b", "pipeline-runner").unwrap();
+    let runner = world.kube.service_account("team-b", "pipeline-runner").unwrap();
     assert_eq!((runner.role_arn.as_deref(), runner.managed), (Some("arn:aws:iam::123456789012:role/team-b-pipelines"), true));
-    assert_eq!(world.profiles.service_account("team-b", "default-editor"), None, "default-editor is the plugin's to annotate");
+    let editor = world.kube.service_account("team-b", "default-editor").unwrap();
+    assert!(!editor.managed, "default-editor is the controller's, annotated by the plugin");
 
-    world
-        .profiles
-        .insert_service_account(ServiceAccount { role_arn: Some("arn:aws:iam::123456789012:role/other".into()), ..runner.clone() });
+    world.kube.insert_service_account(ServiceAccount { role_arn: Some("arn:aws:iam::123456789012:role/other".into()), ..runner.clone() });
     let drift = world.plan(&d, PlanOptions::default()).await.unwrap();
     assert_eq!(actions(&drift), [(r#"tenant["team-b"].service_account["pipeline-runner"]"#.to_owned(), Action::Update)]);
     check("drift_service_account", &drift);
@@ -410,24 +420,27 @@ async fn extra_service_accounts_are_created_annotated_and_kept_in_line() {
 async fn an_unmanaged_service_account_is_refused_then_adopted() {
     let world = FakeWorld::new();
     let d = desired(&two_tenants());
-    world.profiles.insert_profile(Profile {
+    world.kube.insert_profile(Profile {
         name: "team-b".into(),
         owner: "bob@example.com".into(),
         plugins: vec![],
         resource_quota: None,
         managed: true,
+        cluster: Some("kf-prod".into()),
     });
-    world.profiles.insert_service_account(ServiceAccount {
+    world.kube.insert_service_account(ServiceAccount {
         namespace: "team-b".into(),
         name: "pipeline-runner".into(),
         role_arn: None,
         managed: false,
+        cluster: None,
+        created: false,
     });
     let err = world.plan(&d, PlanOptions::default()).await.unwrap_err();
     assert!(err.contains(r#"tenant["team-b"].service_account["pipeline-runner"]: service account team-b/pipeline-runner exists but was not created by kfp-tenant"#), "{err}");
     let plan = world.plan(&d, PlanOptions { adopt: true, ..Default::default() }).await.unwrap();
     assert!(world.apply(&plan).await.is_success());
-    assert!(world.profiles.service_account("team-b", "pipeline-runner").unwrap().managed);
+    assert!(world.kube.service_account("team-b", "pipeline-runner").unwrap().managed);
 }
 
 #[tokio::test]
@@ -440,7 +453,7 @@ async fn tenants_are_destroyed_even_when_the_oidc_provider_is_gone() {
     let plan = world.plan_destroy(&d).await.unwrap();
     assert!(render::plan_text(&plan, Color::Never).contains("(IAM provider none)"));
     assert!(world.apply(&plan).await.is_success());
-    assert!(world.iam.role_names().is_empty() && world.profiles.profile_names().is_empty());
+    assert!(world.iam.role_names().is_empty() && world.kube.profile_names().is_empty());
 }
 
 #[tokio::test]
@@ -451,7 +464,7 @@ async fn a_missing_oidc_provider_is_created_first_when_asked() {
     let create = PlanOptions { create_oidc_provider: true, ..Default::default() };
     let plan = world.plan(&d, create).await.unwrap();
     assert_eq!(plan.changes[0].address, Address::OidcProvider);
-    assert_eq!(plan.summary().add, 8);
+    assert_eq!(plan.summary().add, 9, "the provider, the identity record, and 7 tenant resources");
     insta::assert_snapshot!(
         "create_oidc_provider.txt",
         render::plan_text(&plan, Color::Never).lines().take(16).collect::<Vec<_>>().join("\n")

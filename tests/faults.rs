@@ -15,12 +15,12 @@ use kfp_tenant_core::resilience::{AdaptiveRate, Resilient, RetryPolicy};
 use kfp_tenant_core::spec::Desired;
 use kfp_tenant_core::validate;
 use kfp_tenant_testkit::world::{FakeWorld, sample_file};
-use kfp_tenant_testkit::{FakeCluster, FakeIam, FakeProfiles, Faults};
+use kfp_tenant_testkit::{FakeCluster, FakeIam, FakeKube, Faults};
 
 struct Guarded {
     cluster: FakeCluster,
     iam: Resilient<FakeIam>,
-    profiles: Resilient<FakeProfiles>,
+    profiles: Resilient<FakeKube>,
 }
 
 impl Guarded {
@@ -29,7 +29,7 @@ impl Guarded {
         if let Some(l) = limiter {
             iam = iam.with_limiter(l);
         }
-        Guarded { cluster: world.cluster.clone(), iam, profiles: Resilient::new(world.profiles.clone(), RetryPolicy::default()) }
+        Guarded { cluster: world.cluster.clone(), iam, profiles: Resilient::new(world.kube.clone(), RetryPolicy::default()) }
     }
 
     async fn plan(&self, world: &FakeWorld, desired: &Desired) -> Plan {
@@ -38,7 +38,7 @@ impl Guarded {
     }
 
     async fn apply(&self, plan: &Plan) -> Report {
-        apply::apply(plan, Providers { cluster: &self.cluster, iam: &self.iam, profiles: &self.profiles }, ApplyOptions::default(), &Quiet)
+        apply::apply(plan, Providers { cluster: &self.cluster, iam: &self.iam, kube: &self.profiles }, &ApplyOptions::default(), &Quiet)
             .await
     }
 }
@@ -91,8 +91,9 @@ async fn the_adaptive_limiter_backs_off_under_a_low_iam_rate_and_recovers() {
     world.iam.set_faults(Faults::default());
     let _ = guarded.plan(&world, &desired).await;
     let high = limiter.rate().expect("still pacing");
-    // 40 tenants, two IAM reads each: 80 successes at +0.1 calls/s each.
-    assert!((high - (low + 8.0)).abs() < 1e-6, "recovered from {low} to {high}");
+    // 40 tenants: the listing of kfp-tenant's roles, then one GetRolePolicy
+    // each: 41 successes at +0.1 calls/s each.
+    assert!((high - (low + 4.1)).abs() < 1e-6, "recovered from {low} to {high}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -104,11 +105,14 @@ async fn a_crash_leaves_a_partial_state_that_the_next_apply_completes() {
     let crashed = tokio::time::timeout(Duration::from_secs(60), world.apply(&plan)).await;
     assert!(crashed.is_err(), "the apply never finished: it was killed");
     world.set_faults(Faults::default());
-    let done = world.iam.role_names().len() + world.iam.policy_names().len() + world.profiles.profile_names().len();
+    let done = world.iam.role_names().len()
+        + world.iam.policy_names().len()
+        + world.kube.profile_names().len()
+        + usize::from(world.kube.record().is_some());
     assert_eq!(done, 4, "exactly the writes before the crash happened");
 
     let rest = world.plan(&desired, PlanOptions::default()).await.unwrap();
-    assert_eq!(rest.summary().add, 5, "the next plan has only what is missing");
+    assert_eq!(rest.summary().add, 10 - 4, "the next plan has only what is missing (the record and 3 x 3 tenant resources in all)");
     assert!(world.apply(&rest).await.is_success());
     assert!(!world.plan(&desired, PlanOptions::default()).await.unwrap().has_changes());
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use kfp_tenant_core::plan::{self, Action, PlanOptions};
-use kfp_tenant_core::ports::{ErrorKind, Profile, ProfileApi, ProfilePlugin, ServiceAccount};
+use kfp_tenant_core::ports::{ErrorKind, KubernetesApi, Profile, ProfilePlugin, ServiceAccount};
 use kfp_tenant_core::refresh::{ReadSet, refresh};
 use kfp_tenant_core::spec::ResourceQuota;
 use kfp_tenant_core::validate;
@@ -24,15 +24,13 @@ use serde_json::json;
 
 const ARN: &str = "arn:aws:iam::123456789012:role/team-a-kf-prod-role";
 
-async fn provider(kube: &TestKube, delete_timeout: Duration) -> Kube {
-    Kube::connect(KubeOptions {
-        kubeconfig: Some(kube.kubeconfig().to_owned()),
-        poll: Duration::from_millis(20),
-        delete_timeout,
-        ..Default::default()
-    })
-    .await
-    .unwrap()
+/// Long enough for a real kube-controller-manager to delete a namespace.
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn provider(kube: &TestKube) -> Kube {
+    Kube::connect(KubeOptions { kubeconfig: Some(kube.kubeconfig().to_owned()), poll: Duration::from_millis(20), ..Default::default() })
+        .await
+        .unwrap()
 }
 
 fn profile(name: &str) -> Profile {
@@ -42,6 +40,7 @@ fn profile(name: &str) -> Profile {
         plugins: vec![ProfilePlugin::aws_iam(ARN)],
         resource_quota: None,
         managed: true,
+        cluster: Some("kf-prod".into()),
     }
 }
 
@@ -60,18 +59,18 @@ on_both_backends!(
 
 async fn apply_read_and_delete_a_profile(backend: Backend) {
     let kube = TestKube::start(backend, TestKubeOptions { reconcile_delay: Duration::from_millis(100), ..Default::default() }).await;
-    let provider = provider(&kube, Duration::from_secs(60)).await;
+    let provider = provider(&kube).await;
     let name = kube.name("team-a");
     let ours = |list: Vec<Profile>| list.into_iter().filter(|p| p.name == name).collect::<Vec<_>>();
     assert!(ours(provider.list_profiles().await.unwrap()).is_empty());
-    assert!(!provider.namespace_exists(&name).await.unwrap());
+    assert!(provider.get_namespace(&name).await.unwrap().is_none());
 
     let mut want = profile(&name);
     want.resource_quota = Some(ResourceQuota { hard: [("cpu".into(), "8".into())].into() });
     provider.apply_profile(&want).await.unwrap();
     assert_eq!(ours(provider.list_profiles().await.unwrap()), [want.clone()]);
     provider.wait_ready(&want, Duration::from_secs(20)).await.unwrap();
-    assert!(provider.namespace_exists(&name).await.unwrap());
+    assert!(provider.get_namespace(&name).await.unwrap().is_some());
     let editor = kube.object("serviceaccounts", &name, "default-editor").await.unwrap();
     assert_eq!(editor["metadata"]["annotations"][ROLE_ARN_ANNOTATION], ARN);
 
@@ -93,32 +92,32 @@ async fn apply_read_and_delete_a_profile(backend: Backend) {
 
     // Deletion waits for the controller's finalizer and for the garbage
     // collector, which takes the namespace first.
-    provider.delete_profile(&name).await.unwrap();
+    provider.delete_profile(&name, WAIT).await.unwrap();
     assert!(kube.object("profiles", "", &name).await.is_none());
-    assert!(!provider.namespace_exists(&name).await.unwrap());
-    let err = provider.delete_profile(&name).await.unwrap_err();
+    assert!(provider.get_namespace(&name).await.unwrap().is_none());
+    let err = provider.delete_profile(&name, WAIT).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
 }
 
 async fn readiness_times_out_naming_what_is_missing(backend: Backend) {
     let kube = TestKube::start(backend, TestKubeOptions { controller: false, ..Default::default() }).await;
-    let provider = provider(&kube, Duration::from_secs(60)).await;
+    let provider = provider(&kube).await;
     let want = profile(&kube.name("team-b"));
     provider.apply_profile(&want).await.unwrap();
     let err = provider.wait_ready(&want, Duration::from_millis(200)).await.unwrap_err();
-    assert_eq!(err.kind, ErrorKind::Transient);
-    let expected = format!("not ready after 0s: namespace {} does not exist yet; is the Kubeflow profile controller running?", want.name);
+    assert_eq!(err.kind, ErrorKind::Timeout, "a deadline is not retried as transient");
+    let expected = format!("gave up after 200ms: namespace {} does not exist yet; is the Kubeflow profile controller running?", want.name);
     assert!(err.to_string().contains(&expected), "{err}");
     kube.delete_object("profiles", "", &want.name).await;
 }
 
 async fn a_stuck_finalizer_is_reported(backend: Backend) {
     let kube = TestKube::start(backend, TestKubeOptions { controller: false, ..Default::default() }).await;
-    let provider = provider(&kube, Duration::from_millis(300)).await;
+    let provider = provider(&kube).await;
     let name = kube.name("team-c");
     provider.apply_profile(&profile(&name)).await.unwrap();
     kube.edit_object("profiles", "", &name, |p| p["metadata"]["finalizers"] = json!(["profile-finalizer"])).await;
-    let err = provider.delete_profile(&name).await.unwrap_err();
+    let err = provider.delete_profile(&name, Duration::from_millis(300)).await.unwrap_err();
     assert!(err.to_string().contains("its finalizer profile-finalizer is waiting for the Kubeflow profile controller"), "{err}");
     kube.edit_object("profiles", "", &name, |p| p["metadata"]["finalizers"] = json!([])).await;
     kube.wait_for("profiles", "", &name, Duration::from_secs(10), |p| p.is_none()).await;
@@ -126,7 +125,7 @@ async fn a_stuck_finalizer_is_reported(backend: Backend) {
 
 async fn labels_mark_managed_profiles_and_select_them(backend: Backend) {
     let kube = TestKube::start(backend, TestKubeOptions::default()).await;
-    let provider = provider(&kube, Duration::from_secs(60)).await;
+    let provider = provider(&kube).await;
     let (ours, theirs) = (kube.name("ours"), kube.name("theirs"));
     provider.apply_profile(&profile(&ours)).await.unwrap();
     kube.create_object(
@@ -146,16 +145,19 @@ async fn labels_mark_managed_profiles_and_select_them(backend: Backend) {
     let names: Vec<String> = selected.items.iter().filter_map(|p| p.metadata.name.clone()).collect();
     assert!(names.contains(&ours) && !names.contains(&theirs), "{names:?}");
     for name in [&ours, &theirs] {
-        provider.delete_profile(name).await.unwrap();
+        provider.delete_profile(name, WAIT).await.unwrap();
     }
 }
 
 async fn drift_in_owner_plugin_and_quota_is_planned(backend: Backend) {
     let kube = TestKube::start(backend, TestKubeOptions::default()).await;
-    let provider = provider(&kube, Duration::from_secs(60)).await;
+    let provider = provider(&kube).await;
     let calls = Calls::default();
-    let (cluster, iam) = (FakeCluster::new(calls.clone(), CLUSTER), FakeIam::new(calls));
+    let name = kube.cluster(CLUSTER);
+    kube.bind(&name).await;
+    let (cluster, iam) = (FakeCluster::new(calls.clone(), &name), FakeIam::new(calls));
     let mut file = sample_file(3);
+    file.cluster = name.clone();
     for t in &mut file.tenants {
         t.namespace = kube.name(&t.namespace);
     }
@@ -164,9 +166,9 @@ async fn drift_in_owner_plugin_and_quota_is_planned(backend: Backend) {
     let desired = validate(&file).unwrap();
     let reads = ReadSet::for_desired(&desired, false);
     let first = plan::plan(&desired, &refresh(&reads, &cluster, &iam, &provider, 10).await.unwrap(), PlanOptions::default()).unwrap();
-    let providers = kfp_tenant_core::apply::Providers { cluster: &cluster, iam: &iam, profiles: &provider };
-    let options = kfp_tenant_core::apply::ApplyOptions { wait: Some(Duration::from_secs(20)), ..Default::default() };
-    let report = kfp_tenant_core::apply::apply(&first, providers, options, &kfp_tenant_core::apply::Quiet).await;
+    let providers = kfp_tenant_core::apply::Providers { cluster: &cluster, iam: &iam, kube: &provider };
+    let options = kfp_tenant_core::apply::ApplyOptions { wait: true, timeout: WAIT, ..Default::default() };
+    let report = kfp_tenant_core::apply::apply(&first, providers, &options, &kfp_tenant_core::apply::Quiet).await;
     assert!(report.is_success(), "{report:?}");
     let again = plan::plan(&desired, &refresh(&reads, &cluster, &iam, &provider, 10).await.unwrap(), PlanOptions::default()).unwrap();
     assert!(!again.has_changes());
@@ -186,7 +188,7 @@ async fn drift_in_owner_plugin_and_quota_is_planned(backend: Backend) {
         ]
     );
     for name in &names {
-        provider.delete_profile(name).await.unwrap();
+        provider.delete_profile(name, WAIT).await.unwrap();
     }
 }
 
@@ -194,7 +196,7 @@ async fn drift_in_owner_plugin_and_quota_is_planned(backend: Backend) {
 /// the whole spec of its Profiles, so a hand-made addition must still go.
 async fn a_field_added_by_hand_is_removed_by_the_next_apply(backend: Backend) {
     let kube = TestKube::start(backend, TestKubeOptions::default()).await;
-    let provider = provider(&kube, Duration::from_secs(60)).await;
+    let provider = provider(&kube).await;
     let name = kube.name("team-q");
     let want = profile(&name);
     provider.apply_profile(&want).await.unwrap();
@@ -204,12 +206,12 @@ async fn a_field_added_by_hand_is_removed_by_the_next_apply(backend: Backend) {
     provider.apply_profile(&want).await.unwrap();
     let live = provider.list_profiles().await.unwrap().into_iter().find(|p| p.name == name).unwrap();
     assert_eq!(live, want, "after apply the Profile is exactly the desired one");
-    provider.delete_profile(&name).await.unwrap();
+    provider.delete_profile(&name, WAIT).await.unwrap();
 }
 
 async fn the_apply_lock_is_exclusive_and_expires(backend: Backend) {
     let kube = TestKube::start(backend, TestKubeOptions { controller: false, ..Default::default() }).await;
-    let provider = provider(&kube, Duration::from_secs(60)).await;
+    let provider = provider(&kube).await;
     let lease = kube.name("kfp-tenant-lock");
     let mine = LockOptions { name: lease.clone(), duration: Duration::from_secs(30), ..LockOptions::new("alice@laptop:1") };
     let guard = provider.lock(&mine).await.unwrap();
@@ -218,7 +220,7 @@ async fn the_apply_lock_is_exclusive_and_expires(backend: Backend) {
 
     let theirs = LockOptions { name: lease.clone(), duration: Duration::from_secs(30), ..LockOptions::new("bob@ci:7") };
     match provider.lock(&theirs).await {
-        Err(LockError::Held { holder, expires_in }) => {
+        Err(LockError::Held { holder, expires_in, .. }) => {
             assert_eq!(holder, "alice@laptop:1");
             assert!(expires_in > 0 && expires_in <= 30, "{expires_in}");
         }
@@ -239,17 +241,24 @@ async fn the_apply_lock_is_exclusive_and_expires(backend: Backend) {
 
 async fn a_service_account_waits_for_its_namespace_then_is_annotated(backend: Backend) {
     let kube = TestKube::start(backend, TestKubeOptions { reconcile_delay: Duration::from_millis(200), ..Default::default() }).await;
-    let provider = provider(&kube, Duration::from_secs(60)).await;
+    let provider = provider(&kube).await;
     let name = kube.name("team-d");
     assert_eq!(provider.get_service_account(&name, "pipeline-runner").await.unwrap(), None);
     provider.apply_profile(&profile(&name)).await.unwrap();
-    let want = ServiceAccount { namespace: name.clone(), name: "pipeline-runner".into(), role_arn: Some(ARN.into()), managed: true };
-    provider.apply_service_account(&want).await.unwrap();
+    let want = ServiceAccount {
+        namespace: name.clone(),
+        name: "pipeline-runner".into(),
+        role_arn: Some(ARN.into()),
+        managed: true,
+        cluster: Some("kf-prod".into()),
+        created: true,
+    };
+    provider.apply_service_account(&want, WAIT).await.unwrap();
     assert_eq!(provider.get_service_account(&name, "pipeline-runner").await.unwrap(), Some(want));
     let sa = kube.object("serviceaccounts", &name, "pipeline-runner").await.unwrap();
     assert_eq!(sa["metadata"]["annotations"][ROLE_ARN_ANNOTATION], ARN);
     assert_eq!(sa["metadata"]["labels"]["app.kubernetes.io/managed-by"], "kfp-tenant");
-    provider.delete_profile(&name).await.unwrap();
+    provider.delete_profile(&name, WAIT).await.unwrap();
     assert_eq!(provider.get_service_account(&name, "pipeline-runner").await.unwrap(), None, "the namespace took it along");
 }
 
@@ -257,7 +266,7 @@ async fn a_service_account_waits_for_its_namespace_then_is_annotated(backend: Ba
 /// after a change by hand, as Kubeflow's does on every reconcile.
 async fn the_controller_restores_the_role_annotation(backend: Backend) {
     let kube = TestKube::start(backend, TestKubeOptions::default()).await;
-    let provider = provider(&kube, Duration::from_secs(60)).await;
+    let provider = provider(&kube).await;
     let want = profile(&kube.name("team-e"));
     provider.apply_profile(&want).await.unwrap();
     provider.wait_ready(&want, Duration::from_secs(20)).await.unwrap();
@@ -269,14 +278,14 @@ async fn the_controller_restores_the_role_annotation(backend: Backend) {
         sa.is_some_and(|sa| sa["metadata"]["annotations"][ROLE_ARN_ANNOTATION] == ARN)
     })
     .await;
-    provider.delete_profile(&want.name).await.unwrap();
+    provider.delete_profile(&want.name, WAIT).await.unwrap();
 }
 
 /// kube-runtime's watcher sees the same events from both servers.
 async fn a_watch_sees_every_change(backend: Backend) {
     use kube::runtime::watcher::{self, Event};
     let kube = TestKube::start(backend, TestKubeOptions { controller: false, ..Default::default() }).await;
-    let provider = provider(&kube, Duration::from_secs(60)).await;
+    let provider = provider(&kube).await;
     let name = kube.name("team-w");
     let api: Api<KubeflowProfile> = Api::all(kube.client());
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
@@ -307,23 +316,23 @@ async fn a_watch_sees_every_change(backend: Backend) {
 async fn a_foreground_deletion_waits_for_a_slow_garbage_collector_and_names_a_missing_one() {
     let slow = TestKubeOptions { garbage_collector: Some(Duration::from_millis(600)), ..Default::default() };
     let kube = TestKube::start(Backend::Fake, slow).await;
-    let provider = provider(&kube, Duration::from_secs(10)).await;
+    let provider = provider(&kube).await;
     let want = profile("team-gc");
     provider.apply_profile(&want).await.unwrap();
     provider.wait_ready(&want, Duration::from_secs(10)).await.unwrap();
     // Let the collector's passes for the writes so far go by.
     tokio::time::sleep(Duration::from_millis(700)).await;
     let started = std::time::Instant::now();
-    provider.delete_profile(&want.name).await.unwrap();
+    provider.delete_profile(&want.name, WAIT).await.unwrap();
     assert!(started.elapsed() >= Duration::from_millis(600), "returned before the namespace was collected: {:?}", started.elapsed());
     assert!(kube.object("namespaces", "", &want.name).await.is_none());
 
     let none = TestKubeOptions { garbage_collector: None, ..Default::default() };
     let kube = TestKube::start(Backend::Fake, none).await;
-    let impatient = self::provider(&kube, Duration::from_millis(500)).await;
+    let impatient = self::provider(&kube).await;
     impatient.apply_profile(&want).await.unwrap();
     impatient.wait_ready(&want, Duration::from_secs(10)).await.unwrap();
-    let err = impatient.delete_profile(&want.name).await.unwrap_err();
+    let err = impatient.delete_profile(&want.name, Duration::from_millis(500)).await.unwrap_err();
     assert!(err.to_string().contains("its namespace is still being deleted (finalizer foregroundDeletion"), "{err}");
     // Without kube-controller-manager nobody deletes the namespace, and the
     // Profile waits for it.

@@ -118,12 +118,13 @@ fn seed_outsiders(world: &FakeWorld) {
         permissions_boundary: None,
     });
     world.iam.insert_policy("outsider-role", "theirs", PolicyDocument::new(json!({"Version": "2012-10-17", "Statement": []})));
-    world.profiles.insert_profile(Profile {
+    world.kube.insert_profile(Profile {
         name: "outsider".into(),
         owner: "o@example.com".into(),
         plugins: vec![],
         resource_quota: None,
         managed: false,
+        cluster: None,
     });
 }
 
@@ -131,10 +132,10 @@ async fn plan_with(world: &FakeWorld, desired: &Desired, resilient: bool, destro
     let reads = ReadSet::for_desired(desired, false);
     let observed = if resilient {
         let (iam, profiles) =
-            (Resilient::new(world.iam.clone(), RetryPolicy::default()), Resilient::new(world.profiles.clone(), RetryPolicy::default()));
+            (Resilient::new(world.iam.clone(), RetryPolicy::default()), Resilient::new(world.kube.clone(), RetryPolicy::default()));
         refresh(&reads, &world.cluster, &iam, &profiles, 10).await
     } else {
-        refresh(&reads, &world.cluster, &world.iam, &world.profiles, 10).await
+        refresh(&reads, &world.cluster, &world.iam, &world.kube, 10).await
     }
     .map_err(|e| e.to_string())?;
     if destroy { plan::plan_destroy(desired, &observed) } else { plan::plan(desired, &observed, PlanOptions::default()) }
@@ -162,8 +163,8 @@ async fn apply_plan(world: &FakeWorld, plan: &Plan, resilient: bool) {
     let run = async {
         if resilient {
             let (iam, profiles) =
-                (Resilient::new(world.iam.clone(), RetryPolicy::default()), Resilient::new(world.profiles.clone(), RetryPolicy::default()));
-            apply::apply(plan, Providers { cluster: &world.cluster, iam: &iam, profiles: &profiles }, ApplyOptions::default(), &Quiet).await
+                (Resilient::new(world.iam.clone(), RetryPolicy::default()), Resilient::new(world.kube.clone(), RetryPolicy::default()));
+            apply::apply(plan, Providers { cluster: &world.cluster, iam: &iam, kube: &profiles }, &ApplyOptions::default(), &Quiet).await
         } else {
             world.apply(plan).await
         }
@@ -176,7 +177,7 @@ fn outsiders_untouched(world: &FakeWorld) -> Result<(), TestCaseError> {
     prop_assert_eq!(role.tags, BTreeMap::from([("owner".to_owned(), "platform".to_owned())]));
     prop_assert_eq!(role.description.as_deref(), Some("someone else's"));
     prop_assert!(world.iam.policy("outsider-role", "theirs").is_some());
-    let profile = world.profiles.profile("outsider").ok_or_else(|| TestCaseError::fail("outsider profile deleted"))?;
+    let profile = world.kube.profile("outsider").ok_or_else(|| TestCaseError::fail("outsider profile deleted"))?;
     prop_assert!(!profile.managed && profile.plugins.is_empty());
     Ok(())
 }
@@ -195,8 +196,9 @@ async fn check(cases: Vec<TenantCase>, faults: FaultCase) -> Result<(), TestCase
         prop_assert!(report.is_success(), "{:?}", report);
         prop_assert_eq!(world.iam.role_names(), vec!["outsider-role".to_owned()]);
         prop_assert_eq!(world.iam.policy_names(), vec![("outsider-role".to_owned(), "theirs".to_owned())]);
-        prop_assert_eq!(world.profiles.profile_names(), vec!["outsider".to_owned()]);
-        prop_assert!(world.profiles.service_accounts().is_empty());
+        prop_assert_eq!(world.kube.profile_names(), vec!["outsider".to_owned()]);
+        let left: Vec<(String, String)> = world.kube.service_accounts().into_keys().filter(|(ns, _)| ns != "outsider").collect();
+        prop_assert!(left.is_empty(), "service accounts left behind: {:?}", left);
         return outsiders_untouched(&world);
     }
 
@@ -217,10 +219,17 @@ async fn check(cases: Vec<TenantCase>, faults: FaultCase) -> Result<(), TestCase
     let policies: BTreeSet<(String, String)> = world.iam.policy_names().into_iter().filter(|(r, _)| r != "outsider-role").collect();
     let wanted: BTreeSet<(String, String)> = desired.tenants.iter().map(|t| (t.role_name.clone(), t.policy_name.clone())).collect();
     prop_assert_eq!(policies, wanted);
-    let mut profiles: BTreeSet<String> = world.profiles.profile_names().into_iter().collect();
+    let mut profiles: BTreeSet<String> = world.kube.profile_names().into_iter().collect();
     prop_assert!(profiles.remove("outsider"));
     prop_assert_eq!(profiles, desired.tenants.iter().map(|t| t.namespace.clone()).collect::<BTreeSet<_>>());
-    let accounts: BTreeSet<(String, String)> = world.profiles.service_accounts().into_keys().collect();
+    // kfp-tenant's own service accounts are exactly the extra ones asked for;
+    // every default-editor carries its tenant's role.
+    let all = world.kube.service_accounts();
+    for t in &desired.tenants {
+        let editor = all.get(&(t.namespace.clone(), "default-editor".to_owned())).map(|sa| sa.role_arn.clone());
+        prop_assert_eq!(editor, Some(Some(format!("arn:aws:iam::123456789012:role{}{}", t.role_path, t.role_name))));
+    }
+    let accounts: BTreeSet<(String, String)> = all.into_iter().filter(|(_, sa)| sa.managed).map(|(k, _)| k).collect();
     let wanted: BTreeSet<(String, String)> = desired
         .tenants
         .iter()

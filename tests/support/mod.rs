@@ -29,7 +29,7 @@ pub async fn aws() -> Aws {
 /// its issuer (moto gives every cluster the same issuer). Returns the issuer.
 pub async fn cluster_with_provider(aws: &Aws, name: &str) -> String {
     ensure_cluster(aws, name).await;
-    let oidc = aws.cluster_oidc(name).await.expect("describe cluster");
+    let oidc = aws.describe_cluster(name).await.expect("describe cluster").oidc;
     if oidc.provider_arn.is_none() {
         match aws.create_oidc_provider(&oidc.issuer_url).await {
             Ok(_) => {}
@@ -54,4 +54,16 @@ pub async fn ensure_cluster(aws: &Aws, name: &str) {
         let text = format!("{}", aws_sdk_eks::error::DisplayErrorContext(&e));
         assert!(text.contains("ResourceInUse") || text.contains("already"), "create cluster {name}: {text}");
     }
+}
+
+/// Records in the Kubernetes fake that it is EKS cluster `cluster` of moto's
+/// account, as a first `apply --bind-cluster` would: moto gives its clusters
+/// made-up endpoints, so the kubeconfig cannot match them.
+pub fn bind(server: &kfp_tenant_testkit::apiserver::FakeApiServer, cluster: &str) {
+    server.put_object(
+        "configmaps",
+        kfp_tenant_k8s::RECORD_NAMESPACE,
+        serde_json::json!({"metadata": {"name": kfp_tenant_k8s::RECORD_NAME},
+            "data": {"clusterArn": format!("arn:aws:eks:{REGION}:123456789012:cluster/{cluster}")}}),
+    );
 }

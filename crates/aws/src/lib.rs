@@ -32,8 +32,9 @@ use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationIn
 use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_types::region::Region;
+use kfp_tenant_core::plan::role_description_marker;
 use kfp_tenant_core::policy::PolicyDocument;
-use kfp_tenant_core::ports::{CallerIdentity, ClusterApi, ClusterOidc, ErrorKind, IamApi, ProviderError, ProviderResult, Role};
+use kfp_tenant_core::ports::{CallerIdentity, ClusterApi, ClusterOidc, EksCluster, ErrorKind, IamApi, ProviderError, ProviderResult, Role};
 use kfp_tenant_core::tags;
 
 /// How to reach AWS; everything left `None` comes from the standard chains.
@@ -45,6 +46,9 @@ pub struct AwsOptions {
     pub region: Option<String>,
     /// Maximum attempts per call, throttling and transient faults included.
     pub max_attempts: Option<u32>,
+    /// Items per page of IAM's listings (MaxItems); IAM's largest, 1,000,
+    /// unless set (tests set less to see paging).
+    pub page_size: Option<i32>,
 }
 
 /// Setting up the clients failed.
@@ -106,6 +110,7 @@ pub struct Aws {
     iam: aws_sdk_iam::Client,
     counter: CallCounter,
     region: String,
+    page_size: i32,
 }
 
 impl fmt::Debug for Aws {
@@ -134,7 +139,7 @@ impl Aws {
         let sts = aws_sdk_sts::Client::from_conf(aws_sdk_sts::config::Builder::from(&sdk).interceptor(counter.clone()).build());
         let eks = aws_sdk_eks::Client::from_conf(aws_sdk_eks::config::Builder::from(&sdk).interceptor(counter.clone()).build());
         let iam = aws_sdk_iam::Client::from_conf(aws_sdk_iam::config::Builder::from(&sdk).interceptor(counter.clone()).build());
-        Ok(Aws { sts, eks, iam, counter, region })
+        Ok(Aws { sts, eks, iam, counter, region, page_size: options.page_size.unwrap_or(1000) })
     }
 
     pub fn counter(&self) -> &CallCounter {
@@ -268,7 +273,7 @@ impl ClusterApi for Aws {
         })
     }
 
-    async fn cluster_oidc(&self, cluster: &str) -> ProviderResult<ClusterOidc> {
+    async fn describe_cluster(&self, cluster: &str) -> ProviderResult<EksCluster> {
         let target = format!("cluster {cluster} in {}", self.region);
         let out = self.eks.describe_cluster().name(cluster).send().await.map_err(|e| {
             let mut err = provider_error("DescribeCluster", &target, e);
@@ -277,9 +282,12 @@ impl ClusterApi for Aws {
             }
             err
         })?;
-        let issuer_url = out
-            .cluster
-            .and_then(|c| c.identity)
+        let described = out.cluster.ok_or_else(|| missing("DescribeCluster", &target, "cluster"))?;
+        let arn = described.arn.clone().ok_or_else(|| missing("DescribeCluster", &target, "cluster.arn"))?;
+        let endpoint = described.endpoint.clone().unwrap_or_default();
+        let certificate_authority = described.certificate_authority.as_ref().and_then(|c| c.data.clone());
+        let issuer_url = described
+            .identity
             .and_then(|i| i.oidc)
             .and_then(|o| o.issuer)
             .ok_or_else(|| missing("DescribeCluster", &target, "cluster.identity.oidc.issuer"))?;
@@ -297,7 +305,7 @@ impl ClusterApi for Aws {
             .into_iter()
             .filter_map(|p| p.arn)
             .find(|arn| arn.ends_with(&suffix));
-        Ok(ClusterOidc { issuer_url, provider_arn })
+        Ok(EksCluster { arn, endpoint, certificate_authority, oidc: ClusterOidc { issuer_url, provider_arn } })
     }
 
     /// As `eksctl utils associate-iam-oidc-provider`: audience
@@ -469,8 +477,8 @@ impl IamApi for Aws {
     /// whole (GetRole, tags included) to confirm the ownership tags. Cost:
     /// one call per page plus one per kfp-tenant role.
     async fn list_managed_roles(&self, path_prefix: &str, cluster: &str) -> ProviderResult<Vec<Role>> {
-        let marker = format!("on EKS cluster {cluster} (managed by kfp-tenant)");
-        let mut pages = self.iam.list_roles().path_prefix(path_prefix).into_paginator().send();
+        let marker = role_description_marker(cluster);
+        let mut pages = self.iam.list_roles().path_prefix(path_prefix).max_items(self.page_size).into_paginator().send();
         let mut candidates = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| provider_error("ListRoles", path_prefix, e))?;

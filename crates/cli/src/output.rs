@@ -1,7 +1,12 @@
 //! What the operator sees besides the plan: colour, progress, the prompt,
-//! call statistics.
+//! call statistics, and writing that survives a closed pipe.
+//!
+//! Nothing here panics on an output error. stdout errors come back to the
+//! caller ([`out`]); `main` ends quietly with 0 on a closed pipe, as ripgrep
+//! does when a pager stops reading. stderr errors are ignored ([`note!`]).
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
@@ -10,6 +15,37 @@ use kfp_tenant_core::address::Address;
 use kfp_tenant_core::apply::{Outcome, Progress, Report};
 use kfp_tenant_core::plan::Action;
 use kfp_tenant_core::render::Color;
+
+/// Writes `text` to stdout as it is.
+pub fn out(text: impl fmt::Display) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    write!(stdout, "{text}")?;
+    stdout.flush()
+}
+
+/// Writes a line to stderr; a closed stderr is not worth failing for.
+pub fn note_line(args: fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr(), "{args}");
+}
+
+/// `eprintln!` that never panics.
+macro_rules! note {
+    () => { $crate::output::note_line(format_args!("")) };
+    ($($arg:tt)*) => { $crate::output::note_line(format_args!($($arg)*)) };
+}
+pub(crate) use note;
+
+/// `println!` into [`out`].
+macro_rules! say {
+    () => { $crate::output::out("\n") };
+    ($($arg:tt)*) => { $crate::output::out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+pub(crate) use say;
+
+/// Whether an error is stdout's reader going away.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
 
 /// Colour only on a terminal, never with NO_COLOR or --no-color.
 pub fn color(stream_is_terminal: bool, no_color_flag: bool) -> Color {
@@ -53,71 +89,80 @@ fn verbs(action: Action) -> (&'static str, &'static str) {
 
 impl Progress for StderrProgress {
     fn started(&self, address: &Address, action: Action) {
-        eprintln!("{address}: {}", verbs(action).0);
+        note!("{address}: {}", verbs(action).0);
     }
 
     fn finished(&self, address: &Address, action: Action, outcome: &Outcome, elapsed: Duration) {
         match outcome {
-            Outcome::Done => eprintln!("{address}: {} after {:.1}s", verbs(action).1, elapsed.as_secs_f64()),
-            Outcome::Failed { error } => eprintln!("{address}: failed after {:.1}s: {error}", elapsed.as_secs_f64()),
-            Outcome::Skipped { because } => eprintln!("{address}: skipped, because {because} failed"),
+            Outcome::Done => note!("{address}: {} after {:.1}s", verbs(action).1, elapsed.as_secs_f64()),
+            Outcome::Failed { error } => note!("{address}: failed after {:.1}s: {error}", elapsed.as_secs_f64()),
+            Outcome::Skipped { because } => note!("{address}: skipped, because {because} failed"),
+            Outcome::NotStarted | Outcome::Interrupted => {}
         }
     }
 }
 
 /// Asks for `yes` on a terminal; without one, refuses instead of waiting.
-pub fn confirm(question: &str) -> Result<bool> {
+pub fn confirm(question: &str, approve_flag: &str) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
-        bail!("{question}: stdin is not a terminal, so nobody can answer; review the plan and pass --auto-approve, or apply a saved plan");
+        bail!("{question}: stdin is not a terminal, so nobody can answer; review what is shown and pass {approve_flag}");
     }
-    print!("\n{question}\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ");
-    std::io::stdout().flush()?;
+    out(format_args!("\n{question}\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: "))?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
     Ok(answer.trim() == "yes")
 }
 
-/// The closing line of apply or destroy, and whether everything succeeded.
+/// The closing lines of apply or destroy, and whether everything succeeded.
 pub fn summarize(report: &Report, destroying: bool) -> bool {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for (action, outcome) in report.outcomes.values() {
         if *outcome == Outcome::Done {
-            match action {
-                Action::Create => *counts.entry("added").or_default() += 1,
-                Action::Update => *counts.entry("changed").or_default() += 1,
-                Action::Replace => {
-                    *counts.entry("added").or_default() += 1;
-                    *counts.entry("destroyed").or_default() += 1;
-                }
-                Action::Delete => *counts.entry("destroyed").or_default() += 1,
-                Action::NoOp => {}
+            for key in match action {
+                Action::Create => &["added"][..],
+                Action::Update => &["changed"][..],
+                Action::Replace => &["added", "destroyed"][..],
+                Action::Delete => &["destroyed"][..],
+                Action::NoOp => &[][..],
+            } {
+                *counts.entry(key).or_default() += 1;
             }
         }
     }
     let n = |k| counts.get(k).copied().unwrap_or(0);
     if report.is_success() {
-        if destroying {
-            println!("\nDestroy complete! Resources: {} destroyed.", n("destroyed"));
+        // The summary is the record of what happened: a closed stdout does not undo it.
+        let _ = if destroying {
+            say!("\nDestroy complete! Resources: {} destroyed.", n("destroyed"))
         } else {
-            println!("\nApply complete! Resources: {} added, {} changed, {} destroyed.", n("added"), n("changed"), n("destroyed"));
-        }
+            say!("\nApply complete! Resources: {} added, {} changed, {} destroyed.", n("added"), n("changed"), n("destroyed"))
+        };
         return true;
     }
-    eprintln!(
-        "\nError: {} failed, {} skipped; the rest was applied ({} added, {} changed, {} destroyed).",
-        report.failed(),
-        report.skipped(),
-        n("added"),
-        n("changed"),
-        n("destroyed")
-    );
+    let done = format!("{} added, {} changed, {} destroyed", n("added"), n("changed"), n("destroyed"));
+    if report.interrupted() > 0 {
+        note!("\nInterrupted: {done}; {} not started, {} cut short, {} failed.", not_started(report), cut_short(report), report.failed());
+    } else {
+        note!("\nError: {} failed, {} skipped; the rest was applied ({done}).", report.failed(), report.skipped());
+    }
     for (address, (_, outcome)) in &report.outcomes {
-        if let Outcome::Failed { error } = outcome {
-            eprintln!("  - {address}: {error}");
+        match outcome {
+            Outcome::Failed { error } => note!("  - {address}: {error}"),
+            Outcome::NotStarted => note!("  - {address}: not started"),
+            Outcome::Interrupted => note!("  - {address}: cut short by the interrupt; it may or may not have taken effect"),
+            Outcome::Done | Outcome::Skipped { .. } => {}
         }
     }
-    eprintln!("Run the same command again to finish: kfp-tenant only does what is still missing.");
+    note!("Run the same command again to finish: kfp-tenant only does what is still missing.");
     false
+}
+
+fn not_started(report: &Report) -> usize {
+    report.outcomes.values().filter(|(_, o)| *o == Outcome::NotStarted).count()
+}
+
+fn cut_short(report: &Report) -> usize {
+    report.outcomes.values().filter(|(_, o)| *o == Outcome::Interrupted).count()
 }
 
 /// `--stats`: API calls per operation.
@@ -131,7 +176,7 @@ pub fn print_stats(aws: &BTreeMap<String, u64>, kubernetes: &BTreeMap<String, u6
             format!("{total} ({})", parts.join(", "))
         }
     };
-    eprintln!("API calls: AWS {}; Kubernetes {}", line(aws), line(kubernetes));
+    note!("API calls: AWS {}; Kubernetes {}", line(aws), line(kubernetes));
 }
 
 /// `30s`, `5m`, `1h`, `90` (seconds).

@@ -287,7 +287,7 @@ fn cases() -> Vec<Case> {
             &["plan"],
             Emulators,
             UnreachableKubernetes,
-            &["cannot read Profiles", "is the Kubernetes API reachable? check --kubeconfig"],
+            &["cannot read kfp-tenant's identity record", "is the Kubernetes API reachable? check --kubeconfig"],
         ),
         c(
             "same-named unmanaged role",
@@ -311,7 +311,12 @@ fn cases() -> Vec<Case> {
             &["apply", "--auto-approve"],
             Emulators,
             LockHeld,
-            &["another run holds the apply lock: kfp-tenant apply by carol@ci", "wait for it to finish"],
+            &[
+                "another run holds the apply lock (ID ",
+                "): kfp-tenant apply by carol@ci",
+                "wait for it to finish",
+                "kfp-tenant force-unlock ",
+            ],
         ),
     ]
 }
@@ -346,6 +351,7 @@ async fn every_bad_input_exits_1_naming_the_field_and_the_fix_without_writing() 
     let aws = support::aws().await;
     let issuer = support::cluster_with_provider(&aws, CLUSTER).await;
     let server = FakeApiServer::start(FakeApiOptions::default()).await.unwrap();
+    support::bind(&server, CLUSTER);
     let dir: PathBuf = std::env::temp_dir().join(format!("kfp-tenant-catalogue-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let kubeconfig = dir.join("kubeconfig");
@@ -385,7 +391,7 @@ async fn every_bad_input_exits_1_naming_the_field_and_the_fix_without_writing() 
                     "spec": {"holderIdentity": "kfp-tenant apply by carol@ci (pid 1)", "leaseDurationSeconds": 60, "renewTime": now, "acquireTime": now}}));
             }
             Setup::NoOidcProvider => {
-                let arn = aws.cluster_oidc(CLUSTER).await.unwrap().provider_arn.unwrap();
+                let arn = aws.describe_cluster(CLUSTER).await.unwrap().oidc.provider_arn.unwrap();
                 aws.iam_client().delete_open_id_connect_provider().open_id_connect_provider_arn(arn).send().await.unwrap();
             }
         }

@@ -25,6 +25,7 @@ impl Setup {
         let aws = support::aws().await;
         let issuer = support::cluster_with_provider(&aws, cluster).await;
         let server = FakeApiServer::start(FakeApiOptions::default()).await.unwrap();
+        support::bind(&server, cluster);
         let dir = std::env::temp_dir().join(format!("kfp-tenant-cli-{}-{cluster}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("kubeconfig"), server.kubeconfig()).unwrap();
@@ -132,7 +133,7 @@ async fn a_saved_plan_applies_and_a_stale_one_is_refused() {
     let plan = s.kfp(&["plan", "-f", path(&file), "--out", path(&planfile)]);
     assert_eq!(plan.code, 0, "{}", plan.stderr);
     let show = s.kfp(&["show", path(&planfile), "--json"]);
-    assert!(show.stdout.contains("\"format_version\": \"1.0\""), "{}", show.stdout);
+    assert!(show.stdout.contains("\"format_version\": \"2.0\""), "{}", show.stdout);
 
     let apply = s.kfp(&["apply", path(&planfile)]);
     assert_eq!(apply.code, 0, "a saved plan asks nothing: {}{}", apply.stdout, apply.stderr);

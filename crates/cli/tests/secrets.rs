@@ -20,6 +20,7 @@ async fn no_secret_appears_in_any_output_log_or_plan_file() {
     let aws = support::aws().await;
     support::cluster_with_provider(&aws, "secrets").await;
     let server = FakeApiServer::start(FakeApiOptions::default()).await.unwrap();
+    support::bind(&server, "secrets");
     let dir = std::env::temp_dir().join(format!("kfp-tenant-secrets-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let kubeconfig = dir.join("kubeconfig");

@@ -135,7 +135,13 @@ impl<T> Dag<T> {
 
     /// [`Dag::walk`] that heeds `stop`: once stopped, no node starts, and
     /// those running get `grace` to finish before they are abandoned.
-    pub async fn walk_until<'a, E, F, Fut>(&'a self, parallelism: usize, stop: &Stop, grace: Duration, visit: F) -> Result<Vec<Visit<E>>, Cycle>
+    pub async fn walk_until<'a, E, F, Fut>(
+        &'a self,
+        parallelism: usize,
+        stop: &Stop,
+        grace: Duration,
+        visit: F,
+    ) -> Result<Vec<Visit<E>>, Cycle>
     where
         F: Fn(NodeId, &'a T) -> Fut,
         Fut: Future<Output = Result<(), E>>,

@@ -50,29 +50,30 @@ impl Proof {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WrongCluster {
     #[error(
-        "the Kubernetes API {server}{context} is not EKS cluster {cluster}: its kfp-tenant identity record (ConfigMap kube-system/kfp-tenant-cluster) names {recorded}; select {cluster}'s kubeconfig context with --context (or --kubeconfig), or set `cluster:` in the tenants file to the cluster you mean"
+        "the Kubernetes API {server}{context} is not EKS cluster {cluster} ({arn}): its kfp-tenant identity record (ConfigMap kube-system/kfp-tenant-cluster) names {recorded}; select the kubeconfig context of {cluster} with --context (or --kubeconfig), or set `cluster:` in the tenants file to the cluster you mean"
     )]
-    RecordNamesAnother { server: String, context: String, cluster: String, recorded: String },
+    RecordNamesAnother { server: String, context: String, cluster: String, arn: String, recorded: String },
     #[error(
-        "cannot tell that the Kubernetes API {server}{context} is EKS cluster {cluster}: EKS gives its endpoint as {endpoint}{ca}, and the cluster has no kfp-tenant identity record yet; select {cluster}'s kubeconfig context with --context (or use --eks-auth), or, if this API is {cluster} behind a proxy or a private alias, vouch for it once with --bind-cluster (apply then records it)"
+        "cannot tell that the Kubernetes API {server}{context} is EKS cluster {cluster} ({arn}): EKS gives its endpoint as {endpoint}{ca}, and the cluster has no kfp-tenant identity record yet; select the kubeconfig context of {cluster} with --context (or use --eks-auth), or, if this API is {cluster} behind a proxy or a private alias, vouch for it once with --bind-cluster (apply then records it)"
     )]
-    Unproven { server: String, context: String, cluster: String, endpoint: String, ca: &'static str },
+    Unproven { server: String, context: String, cluster: String, arn: String, endpoint: String, ca: &'static str },
 }
 
 /// Applies the rule of the module docs.
-pub fn prove(eks: &EksCluster, kube: &KubeEndpoint, record: Option<&ClusterRecord>, vouched: bool) -> Result<Proof, WrongCluster> {
+pub fn prove(eks: &EksCluster, kube: &KubeEndpoint, record: Option<&ClusterRecord>, vouched: bool) -> Result<Proof, Box<WrongCluster>> {
     let context = kube.context.as_ref().map(|c| format!(" (context {c})")).unwrap_or_default();
     let name = eks.arn.rsplit('/').next().unwrap_or(&eks.arn).to_owned();
     if let Some(record) = record {
         if record.cluster_arn == eks.arn {
             return Ok(Proof::Record);
         }
-        return Err(WrongCluster::RecordNamesAnother {
+        return Err(Box::new(WrongCluster::RecordNamesAnother {
             server: kube.server.clone(),
             context,
-            cluster: format!("{name} ({})", eks.arn),
+            cluster: name,
+            arn: eks.arn.clone(),
             recorded: record.cluster_arn.clone(),
-        });
+        }));
     }
     if kube.from_eks {
         return Ok(Proof::EksAuth);
@@ -88,13 +89,14 @@ pub fn prove(eks: &EksCluster, kube: &KubeEndpoint, record: Option<&ClusterRecor
     if vouched {
         return Ok(Proof::Vouched);
     }
-    Err(WrongCluster::Unproven {
+    Err(Box::new(WrongCluster::Unproven {
         server: kube.server.clone(),
         context,
-        cluster: format!("{name} ({})", eks.arn),
+        cluster: name,
+        arn: eks.arn.clone(),
         endpoint: eks.endpoint.clone(),
         ca: if same_server { " with another CA" } else { "" },
-    })
+    }))
 }
 
 /// URLs equal but for case, a trailing slash and the default port.
@@ -116,6 +118,24 @@ fn same_certificate(pem: &str, eks_b64: &str) -> bool {
     let eks_pem = String::from_utf8_lossy(&decoded).into_owned();
     let (ours, theirs) = (body(pem), body(&eks_pem));
     !ours.is_empty() && ours == theirs
+}
+
+/// Standard base64 with padding.
+pub fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// Standard base64, whitespace ignored; `None` when it is not base64.
@@ -175,7 +195,7 @@ mod tests {
     /// One line per case: what the run sees, and the verdict.
     fn check(kube: KubeEndpoint, record: Option<&str>, vouched: bool, expected: Result<Proof, &str>) {
         let record = record.map(|arn| ClusterRecord { cluster_arn: arn.into() });
-        let got = prove(&eks(), &kube, record.as_ref(), vouched).map_err(|e| match e {
+        let got = prove(&eks(), &kube, record.as_ref(), vouched).map_err(|e| match *e {
             WrongCluster::RecordNamesAnother { .. } => "record names another",
             WrongCluster::Unproven { .. } => "unproven",
         });
@@ -195,6 +215,15 @@ mod tests {
         let mut from_eks = kube("https://anything", None);
         from_eks.from_eks = true;
         check(from_eks, None, false, Ok(Proof::EksAuth));
+    }
+
+    #[test]
+    fn base64_round_trips() {
+        for text in ["", "a", "ab", "abc", "abcd", "certificate bytes \u{0}\u{ff}"] {
+            let encoded = base64_encode(text.as_bytes());
+            assert_eq!(base64_decode(&encoded).as_deref(), Some(text.as_bytes()), "{encoded}");
+        }
+        assert_eq!(base64_encode(b"abcd"), "YWJjZA==");
     }
 
     #[test]

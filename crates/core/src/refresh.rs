@@ -99,7 +99,7 @@ pub enum RefreshError {
         source: ProviderError,
     },
     #[error(transparent)]
-    WrongCluster(#[from] WrongCluster),
+    WrongCluster(#[from] Box<WrongCluster>),
 }
 
 fn reading(what: impl Into<String>) -> impl FnOnce(ProviderError) -> RefreshError {
@@ -173,9 +173,10 @@ pub async fn refresh(
                 None => iam.get_role(role_name).await.map_err(reading(format!("IAM role {role_name}")))?,
             };
             let document = match &role {
-                Some(_) => {
-                    iam.get_role_policy(role_name, policy).await.map_err(reading(format!("inline policy {policy} of IAM role {role_name}")))?
-                }
+                Some(_) => iam
+                    .get_role_policy(role_name, policy)
+                    .await
+                    .map_err(reading(format!("inline policy {policy} of IAM role {role_name}")))?,
                 None => None,
             };
             Ok::<_, RefreshError>((role_name.clone(), policy.clone(), role, document))
@@ -183,16 +184,21 @@ pub async fn refresh(
     }))
     .buffer_unordered(parallelism.max(1))
     .try_collect::<Vec<_>>();
-    let namespaces = stream::iter(reads.namespaces.iter().filter(|ns| !observed.profiles.contains_key(*ns)).map(|ns| {
-        limited(slots, async move { kube.get_namespace(ns).await.map_err(reading(format!("namespace {ns}"))) })
-    }))
+    let namespaces = stream::iter(
+        reads
+            .namespaces
+            .iter()
+            .filter(|ns| !observed.profiles.contains_key(*ns))
+            .map(|ns| limited(slots, async move { kube.get_namespace(ns).await.map_err(reading(format!("namespace {ns}"))) })),
+    )
     .buffer_unordered(parallelism.max(1))
     .try_collect::<Vec<_>>();
-    let accounts = stream::iter(reads.service_accounts.iter().filter(|key| !observed.service_accounts.contains_key(*key)).map(|(ns, sa)| {
-        limited(slots, async move { kube.get_service_account(ns, sa).await.map_err(reading(format!("service account {ns}/{sa}"))) })
-    }))
-    .buffer_unordered(parallelism.max(1))
-    .try_collect::<Vec<_>>();
+    let accounts =
+        stream::iter(reads.service_accounts.iter().filter(|key| !observed.service_accounts.contains_key(*key)).map(|(ns, sa)| {
+            limited(slots, async move { kube.get_service_account(ns, sa).await.map_err(reading(format!("service account {ns}/{sa}"))) })
+        }))
+        .buffer_unordered(parallelism.max(1))
+        .try_collect::<Vec<_>>();
     let (tenants, namespaces, accounts) = futures_util::try_join!(tenants, namespaces, accounts)?;
     for (role_name, policy, role, document) in tenants {
         if let Some(role) = role {

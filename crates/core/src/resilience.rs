@@ -21,8 +21,8 @@ use tokio::time::Instant;
 
 use crate::policy::PolicyDocument;
 use crate::ports::{
-    AccountQuery, CallerIdentity, ClusterApi, ClusterRecord, EksCluster, ErrorKind, IamApi, KubeEndpoint, KubernetesApi, Namespace, Profile,
-    ProviderResult, Role, ServiceAccount,
+    AccountQuery, CallerIdentity, ClusterApi, ClusterRecord, EksCluster, ErrorKind, IamApi, KubeEndpoint, KubernetesApi, Namespace,
+    Profile, ProviderResult, Role, ServiceAccount,
 };
 
 /// How long and how often to retry.

@@ -91,7 +91,7 @@ fn b2() {
             world.set_faults(latency);
             world.calls.reset();
             let start = Instant::now();
-            let report = rt.block_on(apply::apply(&plan, world.providers(), ApplyOptions { parallelism, wait: None }, &Quiet));
+            let report = rt.block_on(apply::apply(&plan, world.providers(), &ApplyOptions { parallelism, ..Default::default() }, &Quiet));
             times.push(start.elapsed().as_secs_f64());
             assert!(report.is_success());
             calls = world.calls.total();
@@ -155,13 +155,9 @@ fn b5() {
             let iam = Resilient::new(world.iam.clone(), RetryPolicy::default()).with_limiter(limiter);
             world.calls.reset();
             let start = tokio::time::Instant::now();
-            let report = apply::apply(
-                &plan,
-                Providers { cluster: &world.cluster, iam: &iam, profiles: &world.profiles },
-                ApplyOptions::default(),
-                &Quiet,
-            )
-            .await;
+            let report =
+                apply::apply(&plan, Providers { cluster: &world.cluster, iam: &iam, kube: &world.kube }, &ApplyOptions::default(), &Quiet)
+                    .await;
             let elapsed = start.elapsed().as_secs_f64();
             let calls = world.calls.snapshot();
             let attempts: u64 = ["CreateRole", "PutRolePolicy"].iter().map(|op| calls.get(op).copied().unwrap_or(0)).sum();

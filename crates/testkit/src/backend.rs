@@ -25,6 +25,11 @@ use crate::controller::{self, ControllerOptions, ProfileController};
 
 /// Names the real API server's kubeconfig; `scripts/test` sets it.
 pub const REAL_KUBECONFIG_ENV: &str = "KFP_TEST_REAL_KUBECONFIG";
+/// The EKS cluster the shared real API server stands for.
+pub const REAL_CLUSTER: &str = "real-kube";
+/// kfp-tenant's identity record (`kfp_tenant_k8s::RECORD_NAME`; testkit does
+/// not depend on the provider it tests).
+const RECORD_NAME: &str = "kfp-tenant-cluster";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -126,6 +131,30 @@ impl TestKube {
         format!("{base}{}", self.suffix)
     }
 
+    /// The EKS cluster this Kubernetes API is, for a test that would call it
+    /// `wanted`: a Kubernetes API is one cluster, so every test on the shared
+    /// real server uses the same one, [`REAL_CLUSTER`].
+    pub fn cluster(&self, wanted: &str) -> String {
+        match self.backend {
+            Backend::Fake => wanted.to_owned(),
+            Backend::Real => REAL_CLUSTER.to_owned(),
+        }
+    }
+
+    /// Records that this Kubernetes API is EKS cluster `cluster` of the test
+    /// account, as a first `apply --bind-cluster` would (the test clusters'
+    /// EKS endpoints are made up, so the kubeconfig cannot match them).
+    pub async fn bind(&self, cluster: &str) {
+        let record = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": RECORD_NAME, "namespace": "kube-system"},
+            "data": {"clusterArn": format!("arn:aws:eks:us-west-2:123456789012:cluster/{cluster}")}});
+        match self.object("configmaps", "kube-system", RECORD_NAME).await {
+            None => self.create_object("configmaps", "kube-system", record).await,
+            Some(found) if found["data"] == record["data"] => {}
+            Some(found) => panic!("the test cluster is already bound to another EKS cluster: {found:#}"),
+        }
+    }
+
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig
     }
@@ -156,7 +185,10 @@ impl TestKube {
     /// Creates an object behind the tool's back.
     pub async fn create_object(&self, plural: &str, ns: &str, object: Value) {
         let object: DynamicObject = serde_json::from_value(object).expect("an object");
-        self.api(plural, ns).create(&PostParams::default(), &object).await.unwrap_or_else(|e| panic!("create {plural} in {ns:?}: {e}"));
+        match self.api(plural, ns).create(&PostParams::default(), &object).await {
+            Ok(_) => {}
+            Err(e) => panic!("create {plural} in {ns:?}: {e}"),
+        }
     }
 
     /// Changes an object behind the tool's back (read, edit, replace; again on a conflict).

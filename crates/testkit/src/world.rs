@@ -6,7 +6,7 @@ use kfp_tenant_core::plan::{self, Plan, PlanOptions};
 use kfp_tenant_core::refresh::{self, Observed, ReadSet};
 use kfp_tenant_core::spec::{Desired, TenantInput, TenantsFile};
 
-use crate::{Calls, FakeCluster, FakeIam, FakeProfiles};
+use crate::{Calls, FakeCluster, FakeIam, FakeKube};
 
 pub const CLUSTER: &str = "kf-prod";
 
@@ -15,7 +15,7 @@ pub struct FakeWorld {
     pub calls: Calls,
     pub cluster: FakeCluster,
     pub iam: FakeIam,
-    pub profiles: FakeProfiles,
+    pub kube: FakeKube,
 }
 
 impl Default for FakeWorld {
@@ -31,7 +31,7 @@ impl FakeWorld {
         FakeWorld {
             cluster: FakeCluster::new(calls.clone(), CLUSTER),
             iam: FakeIam::new(calls.clone()),
-            profiles: FakeProfiles::new(calls.clone()),
+            kube: FakeKube::new(calls.clone(), CLUSTER),
             calls,
         }
     }
@@ -39,19 +39,19 @@ impl FakeWorld {
     /// The same faults for IAM and the Kubernetes side.
     pub fn set_faults(&self, faults: crate::Faults) {
         self.iam.set_faults(faults.clone());
-        self.profiles.set_faults(faults);
+        self.kube.set_faults(faults);
     }
 
     pub fn providers(&self) -> Providers<'_> {
-        Providers { cluster: &self.cluster, iam: &self.iam, profiles: &self.profiles }
+        Providers { cluster: &self.cluster, iam: &self.iam, kube: &self.kube }
     }
 
     pub async fn observe(&self, reads: &ReadSet) -> Result<Observed, String> {
-        refresh::refresh(reads, &self.cluster, &self.iam, &self.profiles, 10).await.map_err(|e| error_chain(&e))
+        refresh::refresh(reads, &self.cluster, &self.iam, &self.kube, 10).await.map_err(|e| error_chain(&e))
     }
 
     pub async fn plan(&self, desired: &Desired, options: PlanOptions) -> Result<Plan, String> {
-        let observed = self.observe(&ReadSet::for_desired(desired, options.prune)).await?;
+        let observed = self.observe(&ReadSet::for_desired(desired, false)).await?;
         plan::plan(desired, &observed, options).map_err(|e| e.to_string())
     }
 
@@ -61,7 +61,7 @@ impl FakeWorld {
     }
 
     pub async fn apply(&self, plan: &Plan) -> Report {
-        apply::apply(plan, self.providers(), apply::ApplyOptions::default(), &Quiet).await
+        apply::apply(plan, self.providers(), &apply::ApplyOptions::default(), &Quiet).await
     }
 }
 

@@ -15,7 +15,13 @@ pub fn desired_role(tenant: &Tenant, cluster: &ClusterContext) -> Role {
         name: tenant.role_name.clone(),
         path: tenant.role_path.clone(),
         arn: format!("arn:{}:iam::{}:role{}{}", cluster.partition, cluster.account_id, tenant.role_path, tenant.role_name),
-        trust_policy: policy::trust_policy(&cluster.partition, &cluster.account_id, issuer_host, &tenant.namespace, &tenant.service_accounts),
+        trust_policy: policy::trust_policy(
+            &cluster.partition,
+            &cluster.account_id,
+            issuer_host,
+            &tenant.namespace,
+            &tenant.service_accounts,
+        ),
         description: Some(role_description(&tenant.namespace, &cluster.name)),
         tags: tags::role_tags(&tenant.tags, &cluster.name, &tenant.namespace),
         max_session_duration: tenant.max_session_duration.unwrap_or(DEFAULT_MAX_SESSION_DURATION),
@@ -55,7 +61,13 @@ pub fn desired_profile(tenant: &Tenant, role_arn: &str, cluster: &str) -> Profil
 
 /// A service account kfp-tenant annotates itself; `created` is kept from the
 /// live one (it records history, not a wish).
-pub fn desired_service_account(namespace: &str, name: &str, role_arn: &str, cluster: &str, live: Option<&ServiceAccount>) -> ServiceAccount {
+pub fn desired_service_account(
+    namespace: &str,
+    name: &str,
+    role_arn: &str,
+    cluster: &str,
+    live: Option<&ServiceAccount>,
+) -> ServiceAccount {
     ServiceAccount {
         namespace: namespace.to_owned(),
         name: name.to_owned(),

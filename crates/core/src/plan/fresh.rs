@@ -4,8 +4,8 @@
 use std::fmt;
 
 use crate::address::Address;
-use crate::plan::planner::{ProviderNeed, context};
 use crate::identity::Proof;
+use crate::plan::planner::{ProviderNeed, context};
 use crate::plan::{DeposedRole, Mode, Plan, Reason, ResourceChange, State};
 use crate::policy;
 use crate::ports::{InlinePolicy, OidcProvider};

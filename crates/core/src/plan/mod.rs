@@ -22,8 +22,11 @@ use serde::{Deserialize, Serialize};
 use crate::address::Address;
 use crate::ports::{ClusterRecord, InlinePolicy, OidcProvider, Profile, Role, ServiceAccount};
 
+pub use self::desired::{
+    desired_profile, desired_role, desired_s3_policy, desired_service_account, profile_drift, role_description, role_description_marker,
+    role_drift, service_account_drift,
+};
 pub use self::fresh::{StalePlan, check_fresh, fingerprint, reads_of};
-pub use self::desired::{desired_profile, desired_role, desired_s3_policy, profile_drift, role_drift};
 pub use self::planner::{plan, plan_destroy, target};
 
 /// Version of the saved plan and of `--json` output.

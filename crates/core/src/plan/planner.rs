@@ -176,7 +176,10 @@ impl<'a> Planner<'a> {
             if profile {
                 what.push(format!("Profile {ns}"));
             }
-            self.warn(format!("tenant {ns} is not in the tenants file but is still granted ({}): run with --prune to remove it", what.join(", ")));
+            self.warn(format!(
+                "tenant {ns} is not in the tenants file but is still granted ({}): run with --prune to remove it",
+                what.join(", ")
+            ));
         }
         self.warn_unrecorded_profiles();
     }
@@ -222,7 +225,10 @@ impl<'a> Planner<'a> {
                 ),
                 Ownership::OtherCluster(other) => self.refuse(
                     addr,
-                    format!("Profile {ns} was written by kfp-tenant for EKS cluster {other}, not {}, so it is not deleted", self.cluster.name),
+                    format!(
+                        "Profile {ns} was written by kfp-tenant for EKS cluster {other}, not {}, so it is not deleted",
+                        self.cluster.name
+                    ),
                     "check the tenants file's cluster and the kubeconfig context (--context)",
                 ),
                 Ownership::Foreign => self.refuse(
@@ -245,8 +251,11 @@ impl<'a> Planner<'a> {
                 );
             } else {
                 if let Some(document) = self.observed.policies.get(&(role_name.to_owned(), policy.clone())) {
-                    let live =
-                        crate::ports::InlinePolicy { role_name: role_name.to_owned(), policy_name: policy.clone(), document: document.clone() };
+                    let live = crate::ports::InlinePolicy {
+                        role_name: role_name.to_owned(),
+                        policy_name: policy.clone(),
+                        document: document.clone(),
+                    };
                     self.push(Address::tenant(ns, Kind::S3Policy), Action::Delete, Some(reason.clone()), Some(State::S3Policy(live)), None);
                 }
                 self.push(addr, Action::Delete, Some(reason.clone()), Some(State::Role(role.clone())), None);

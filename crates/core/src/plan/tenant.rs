@@ -3,7 +3,9 @@
 //! roles it had under earlier names.
 
 use crate::address::{Address, Kind};
-use crate::plan::desired::{desired_profile, desired_role, desired_s3_policy, desired_service_account, profile_drift, role_drift, service_account_drift};
+use crate::plan::desired::{
+    desired_profile, desired_role, desired_s3_policy, desired_service_account, profile_drift, role_drift, service_account_drift,
+};
 use crate::plan::planner::Planner;
 use crate::plan::{Action, DeposedRole, Reason, State};
 use crate::ports::{InlinePolicy, ServiceAccount};
@@ -33,7 +35,10 @@ impl Planner<'_> {
         if want.trust_policy.minified_len() > quota {
             self.refuse(
                 Address::tenant(ns, Kind::TrustPolicy),
-                format!("the trust policy is {} characters with the cluster's issuer, over the quota of {quota}", want.trust_policy.minified_len()),
+                format!(
+                    "the trust policy is {} characters with the cluster's issuer, over the quota of {quota}",
+                    want.trust_policy.minified_len()
+                ),
                 "list fewer service accounts, or raise the IAM quota and set trustPolicyQuota",
             );
         }
@@ -62,7 +67,13 @@ impl Planner<'_> {
                     format!("set rolePath: {} to adopt it", live.path),
                 );
             }
-            self.push(address, Action::Replace, Some(Reason::PathChanged), Some(State::Role(live.clone())), Some(State::Role(want.clone())));
+            self.push(
+                address,
+                Action::Replace,
+                Some(Reason::PathChanged),
+                Some(State::Role(live.clone())),
+                Some(State::Role(want.clone())),
+            );
             return Action::Replace;
         }
         // An unchanged document is held once, shared by before and after.
@@ -184,7 +195,10 @@ impl Planner<'_> {
                         if !adopt {
                             self.refuse(
                                 address.clone(),
-                                format!("service account {ns}/{name} was written by kfp-tenant for EKS cluster {other}, not {}", self.cluster.name),
+                                format!(
+                                    "service account {ns}/{name} was written by kfp-tenant for EKS cluster {other}, not {}",
+                                    self.cluster.name
+                                ),
                                 "check the tenants file's cluster and the kubeconfig context (--context), or take it over with --adopt",
                             );
                         }
@@ -248,7 +262,9 @@ impl Planner<'_> {
             .service_accounts
             .values()
             .filter(|sa| sa.namespace == ns && sa.name != DEFAULT_SERVICE_ACCOUNT && !tenant.service_accounts.contains(&sa.name))
-            .filter(|sa| matches!(tags::ownership(sa.managed, sa.cluster.as_deref(), &self.cluster.name), Ownership::Ours | Ownership::Legacy))
+            .filter(|sa| {
+                matches!(tags::ownership(sa.managed, sa.cluster.as_deref(), &self.cluster.name), Ownership::Ours | Ownership::Legacy)
+            })
             .cloned()
             .collect();
         for sa in dropped {
@@ -257,7 +273,13 @@ impl Planner<'_> {
                 self.push(address, Action::Delete, Some(Reason::Dropped), Some(State::ServiceAccount(sa)), None);
             } else {
                 let released = ServiceAccount { role_arn: None, managed: false, cluster: None, ..sa.clone() };
-                self.push(address, Action::Update, Some(Reason::Dropped), Some(State::ServiceAccount(sa)), Some(State::ServiceAccount(released)));
+                self.push(
+                    address,
+                    Action::Update,
+                    Some(Reason::Dropped),
+                    Some(State::ServiceAccount(sa)),
+                    Some(State::ServiceAccount(released)),
+                );
             }
         }
     }

@@ -1,0 +1,233 @@
+//! The commands that talk to AWS and the cluster: plan, apply, destroy,
+//! force-unlock.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use kfp_tenant_core::apply::{self, ApplyOptions};
+use kfp_tenant_core::graph::Stop;
+use kfp_tenant_core::plan::{self, ClusterContext, Plan};
+use kfp_tenant_core::refresh::{Observed, ReadSet};
+use kfp_tenant_core::render;
+use kfp_tenant_k8s::LeaseGuard;
+
+use crate::flags::{ApplyArgs, Connection, DestroyArgs, ForceUnlockArgs, Lifecycle, PlanArgs};
+use crate::interrupt;
+use crate::live::{Live, connect_kube};
+use crate::output::{self, StderrProgress, note, say};
+
+/// How long changes in flight may still finish after Ctrl-C.
+const GRACE: Duration = Duration::from_secs(5);
+
+pub fn print_plan(plan: &Plan, json: bool, no_color: bool) -> Result<()> {
+    if json {
+        say!("{}", serde_json::to_string_pretty(&render::plan_json(plan))?)?;
+    } else {
+        output::out(render::plan_text(plan, output::stdout_color(no_color)))?;
+    }
+    Ok(())
+}
+
+pub fn read_plan(path: &Path) -> Result<Plan> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the plan file {}", path.display()))?;
+    let plan: Plan = serde_json::from_str(&text).with_context(|| format!("{} is not a kfp-tenant plan file", path.display()))?;
+    if plan.format_version != plan::FORMAT_VERSION {
+        bail!(
+            "{} has plan format {}, this kfp-tenant reads {}; make the plan again",
+            path.display(),
+            plan.format_version,
+            plan::FORMAT_VERSION
+        );
+    }
+    Ok(plan)
+}
+
+pub async fn plan(args: PlanArgs, no_color: bool) -> Result<ExitCode> {
+    let desired = args.tenants.desired()?;
+    let live = Live::connect(&args.connection, &desired.cluster.region).await?;
+    let observed = live.observe(&ReadSet::for_desired(&desired, args.connection.bind_cluster), args.connection.parallelism).await?;
+    let plan =
+        if args.destroy { plan::plan_destroy(&desired, &observed)? } else { plan::plan(&desired, &observed, args.planning.options())? };
+    // With --refresh-only, only existing resources that differ are drift;
+    // resources not created yet are not.
+    let changed = if args.refresh_only { !drift(&plan).is_empty() } else { plan.has_changes() };
+    if let Some(out) = &args.out {
+        std::fs::write(out, serde_json::to_string_pretty(&plan)?).with_context(|| format!("cannot write the plan to {}", out.display()))?;
+        note!("Saved the plan to {}; apply it exactly with: kfp-tenant apply {}", out.display(), out.display());
+    }
+    if args.refresh_only {
+        print_drift(&plan)?;
+    } else {
+        print_plan(&plan, args.json, no_color)?;
+    }
+    Ok(if args.detailed_exitcode && changed { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+/// Existing resources that differ from the tenants file.
+fn drift(plan: &Plan) -> Vec<&plan::ResourceChange> {
+    plan.changes.iter().filter(|c| c.before.is_some() && c.action != plan::Action::NoOp).collect()
+}
+
+/// `--refresh-only`: what differs from the tenants file, as a report.
+fn print_drift(plan: &Plan) -> Result<()> {
+    let drift = drift(plan);
+    let missing = plan.changes.iter().filter(|c| c.before.is_none()).count();
+    if drift.is_empty() {
+        say!("No drift: every existing resource matches the tenants file.")?;
+    } else {
+        say!("Changed outside kfp-tenant (or not yet applied):")?;
+        for c in drift {
+            let reason = c.reason.as_ref().map(ToString::to_string).unwrap_or_default();
+            say!("  ~ {}: {reason}", c.address)?;
+        }
+    }
+    if missing > 0 {
+        let (s, es) = if missing == 1 { ("", "es") } else { ("s", "") };
+        say!("{missing} resource{s} of the tenants file do{es} not exist yet.")?;
+    }
+    for w in &plan.warnings {
+        say!("Warning: {w}")?;
+    }
+    Ok(())
+}
+
+pub async fn apply(args: ApplyArgs, no_color: bool) -> Result<ExitCode> {
+    if let Some(path) = &args.plan_file {
+        if args.tenants.file.is_some() || args.planning.any() {
+            bail!("a saved plan already fixes the tenants and options: give either PLANFILE or -f/--prune/--adopt/--create-oidc-provider");
+        }
+        let plan = read_plan(path)?;
+        let live = Live::connect(&args.connection, &plan.cluster.region).await?;
+        return locked(&live, &args.lifecycle, "apply", async |stop| {
+            let observed = until_stopped(&stop, live.observe(&plan::reads_of(&plan), args.connection.parallelism)).await?;
+            check_cluster(&plan.cluster, &observed)?;
+            plan::check_fresh(&plan, &observed)?;
+            Ok(carry_out(&live, &plan, &args.connection, &args.lifecycle, args.wait, stop).await)
+        })
+        .await;
+    }
+    let desired = args.tenants.desired()?;
+    let live = Live::connect(&args.connection, &desired.cluster.region).await?;
+    locked(&live, &args.lifecycle, "apply", async |stop| {
+        let reads = ReadSet::for_desired(&desired, args.connection.bind_cluster);
+        let observed = until_stopped(&stop, live.observe(&reads, args.connection.parallelism)).await?;
+        let plan = plan::plan(&desired, &observed, args.planning.options())?;
+        let question = "Do you want to perform these actions?";
+        confirm_and_apply(&live, &plan, &args.connection, &args.lifecycle, args.wait, no_color, question, stop).await
+    })
+    .await
+}
+
+pub async fn destroy(args: DestroyArgs, no_color: bool) -> Result<ExitCode> {
+    let desired = args.tenants.desired()?;
+    let live = Live::connect(&args.connection, &desired.cluster.region).await?;
+    locked(&live, &args.lifecycle, "destroy", async |stop| {
+        let reads = ReadSet::for_desired(&desired, args.connection.bind_cluster);
+        let observed = until_stopped(&stop, live.observe(&reads, args.connection.parallelism)).await?;
+        let plan = plan::plan_destroy(&desired, &observed)?;
+        let question = "Do you really want to destroy these tenants?";
+        confirm_and_apply(&live, &plan, &args.connection, &args.lifecycle, false, no_color, question, stop).await
+    })
+    .await
+}
+
+/// Runs `work` holding the apply lock, with Ctrl-C handled, and releases
+/// the lock whatever happened; `work` says whether every change succeeded.
+/// An interrupt before any change ends `work` at once.
+async fn locked(live: &Live, lifecycle: &Lifecycle, verb: &str, work: impl AsyncFnOnce(Stop) -> Result<bool>) -> Result<ExitCode> {
+    let guard = live.lock(&lifecycle.lock_namespace, verb).await?;
+    let stop = interrupt::install(GRACE);
+    let result = work(stop).await;
+    unlock(guard, result).await
+}
+
+/// Reading before any change: an interrupt ends it at once.
+async fn until_stopped<T>(stop: &Stop, reading: impl Future<Output = Result<T>>) -> Result<T> {
+    tokio::select! {
+        result = reading => result,
+        () = stop.stopped() => bail!("interrupted before any change: nothing was changed"),
+    }
+}
+
+/// Releases the apply lock whatever happened while it was held.
+async fn unlock(guard: LeaseGuard, result: Result<bool>) -> Result<ExitCode> {
+    let released = guard.release().await;
+    let ok = result?;
+    released.context("the run ended, but the apply lock could not be released; it expires by itself")?;
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Shows the plan, asks unless approved in advance, applies.
+#[allow(clippy::too_many_arguments)]
+async fn confirm_and_apply(
+    live: &Live,
+    plan: &Plan,
+    connection: &Connection,
+    lifecycle: &Lifecycle,
+    wait: bool,
+    no_color: bool,
+    question: &str,
+    stop: Stop,
+) -> Result<bool> {
+    print_plan(plan, false, no_color)?;
+    if !plan.has_changes() {
+        return Ok(true);
+    }
+    if !lifecycle.auto_approve {
+        let question = question.to_owned();
+        let asking = tokio::task::spawn_blocking(move || output::confirm(&question, "--auto-approve"));
+        let answer = tokio::select! {
+            answer = asking => answer.context("the prompt failed")??,
+            () = stop.stopped() => false,
+        };
+        if !answer {
+            note!("Cancelled: nothing was changed.");
+            return Ok(false);
+        }
+    }
+    if stop.is_stopped() {
+        note!("Interrupted before any change: nothing was changed.");
+        return Ok(false);
+    }
+    Ok(carry_out(live, plan, connection, lifecycle, wait, stop).await)
+}
+
+async fn carry_out(live: &Live, plan: &Plan, connection: &Connection, lifecycle: &Lifecycle, wait: bool, stop: Stop) -> bool {
+    note!();
+    let options = ApplyOptions { parallelism: connection.parallelism, wait, timeout: lifecycle.timeout, stop, grace: GRACE };
+    let report = apply::apply(plan, live.providers(), &options, &StderrProgress).await;
+    output::summarize(&report, plan.mode == plan::Mode::Destroy)
+}
+
+/// A saved plan is for one account and cluster.
+fn check_cluster(planned: &ClusterContext, observed: &Observed) -> Result<()> {
+    if planned.account_id != observed.identity.account_id {
+        bail!("the plan is for account {}, but the credentials are for account {}", planned.account_id, observed.identity.account_id);
+    }
+    Ok(())
+}
+
+pub async fn force_unlock(args: ForceUnlockArgs) -> Result<ExitCode> {
+    let kube = connect_kube(&args.connection).await?;
+    let name = kfp_tenant_k8s::LockOptions::new("").name;
+    let Some(held) = kube.lock_holder(&args.lock_namespace, &name).await? else {
+        bail!("{}", kfp_tenant_k8s::LockError::NotHeld(format!("{}/{name}", args.lock_namespace)));
+    };
+    if held.id != args.lock_id {
+        bail!("{}", kfp_tenant_k8s::LockError::OtherId { requested: args.lock_id.clone(), current: held.id, holder: held.holder });
+    }
+    say!("The apply lock {} is held by {} (expires in {}s unless renewed).", held.id, held.holder, held.expires_in)?;
+    if !args.force {
+        let question = "Remove it? Only do so if that run is gone: two runs at once can undo each other's changes.".to_owned();
+        let answer = tokio::task::spawn_blocking(move || output::confirm(&question, "--force")).await.context("the prompt failed")??;
+        if !answer {
+            note!("Cancelled: the lock stays.");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    kube.force_unlock(&args.lock_namespace, &name, &args.lock_id).await?;
+    say!("The apply lock {} was removed.", args.lock_id)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,220 @@
+//! The command line: clap's types, and their conversion into core's request
+//! types. Nothing below `main` sees a clap type.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use kfp_tenant_core::apply;
+use kfp_tenant_core::plan::PlanOptions;
+
+use crate::input::TenantFlags;
+use crate::output;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kfp-tenant",
+    version,
+    about = "Plan, apply and destroy Kubeflow tenants on EKS: IAM role, S3 policy and Profile",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// More detail on stderr (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Never colour the output (NO_COLOR does the same).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what apply would change, reading live state only.
+    Plan(PlanArgs),
+    /// Make the account and the cluster match the tenants (or a saved plan).
+    Apply(ApplyArgs),
+    /// Delete the tenants' Profiles, inline policies and roles.
+    Destroy(DestroyArgs),
+    /// Print a saved plan.
+    Show {
+        /// A plan saved with `plan --out`.
+        plan_file: PathBuf,
+        /// Print it as versioned JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the tenants offline and report every problem.
+    Validate(#[command(flatten)] TenantFlags),
+    /// Print each tenant's trust policy, S3 policy and Profile, offline (GitOps review).
+    Render(RenderArgs),
+    /// Print the resource graph as Graphviz DOT.
+    Graph {
+        #[command(flatten)]
+        tenants: TenantFlags,
+        /// A saved plan: nodes show their planned action.
+        plan_file: Option<PathBuf>,
+    },
+    /// Remove the apply lock of a run that is gone (shows its holder, asks first).
+    ForceUnlock(ForceUnlockArgs),
+    /// Print the JSON Schema of the tenants file.
+    Schema,
+    /// Print shell completions.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Reaching AWS and the cluster.
+#[derive(Clone, Debug, Args)]
+pub struct Connection {
+    /// AWS shared-config profile.
+    #[arg(long, env = "AWS_PROFILE", hide_env_values = true)]
+    pub aws_profile: Option<String>,
+    /// kubeconfig file (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// kubeconfig context.
+    #[arg(long)]
+    pub context: Option<String>,
+    /// The Kubernetes API is the file's cluster although the kubeconfig's
+    /// server is not its EKS endpoint (a proxy, a private alias): apply
+    /// records it in the cluster, and later runs check that record.
+    #[arg(long)]
+    pub bind_cluster: bool,
+    /// Resources read or changed at once.
+    #[arg(long, default_value_t = apply::DEFAULT_PARALLELISM, value_parser = parse_parallelism)]
+    pub parallelism: usize,
+    /// Print the API calls made, per operation, on stderr.
+    #[arg(long)]
+    pub stats: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub tenants: TenantFlags,
+    #[command(flatten)]
+    pub connection: Connection,
+    /// Save the plan for `apply PLANFILE`.
+    #[arg(long, value_name = "PLANFILE")]
+    pub out: Option<PathBuf>,
+    /// Print the plan as versioned JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 2 when there are changes (or drift with --refresh-only).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Plan deleting the tenants.
+    #[arg(long, conflicts_with_all = ["prune", "adopt", "refresh_only", "create_oidc_provider"])]
+    pub destroy: bool,
+    /// Only report what differs from the tenants file; plan no changes.
+    #[arg(long, conflicts_with = "out")]
+    pub refresh_only: bool,
+    #[command(flatten)]
+    pub planning: PlanFlags,
+}
+
+/// How a plan treats what it finds; shared by `plan` and `apply`.
+#[derive(Clone, Debug, Args)]
+pub struct PlanFlags {
+    /// Also delete managed tenants that are no longer in the input (not with
+    /// --target: every tenant outside the target would look removed).
+    #[arg(long, conflicts_with = "target")]
+    pub prune: bool,
+    /// Take over same-named resources that kfp-tenant did not create, or
+    /// created for another cluster.
+    #[arg(long)]
+    pub adopt: bool,
+    /// Create the cluster's IAM OIDC provider if the account has none (as
+    /// eksctl utils associate-iam-oidc-provider does); destroy never deletes it.
+    #[arg(long)]
+    pub create_oidc_provider: bool,
+}
+
+impl PlanFlags {
+    pub fn options(&self) -> PlanOptions {
+        PlanOptions { adopt: self.adopt, prune: self.prune, create_oidc_provider: self.create_oidc_provider }
+    }
+
+    pub fn any(&self) -> bool {
+        self.prune || self.adopt || self.create_oidc_provider
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A plan saved with `plan --out`; asks nothing, refuses it when stale.
+    pub plan_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub tenants: TenantFlags,
+    #[command(flatten)]
+    pub connection: Connection,
+    #[command(flatten)]
+    pub lifecycle: Lifecycle,
+    /// Wait until each Profile's namespace and service accounts are ready.
+    #[arg(long)]
+    pub wait: bool,
+    #[command(flatten)]
+    pub planning: PlanFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    #[command(flatten)]
+    pub tenants: TenantFlags,
+    #[command(flatten)]
+    pub connection: Connection,
+    #[command(flatten)]
+    pub lifecycle: Lifecycle,
+}
+
+/// Confirmation, time and the lock, for the commands that write.
+#[derive(Clone, Debug, Args)]
+pub struct Lifecycle {
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Bounds every wait of the run together: readiness (--wait), a
+    /// Profile's deletion, a namespace the controller has yet to make.
+    #[arg(long, default_value = "5m", value_parser = output::parse_duration)]
+    pub timeout: Duration,
+    /// Namespace of the Lease that keeps two applies off one cluster.
+    #[arg(long, default_value = "kubeflow")]
+    pub lock_namespace: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ForceUnlockArgs {
+    /// The lock ID, as the refused run printed it.
+    pub lock_id: String,
+    #[command(flatten)]
+    pub connection: Connection,
+    /// Namespace of the Lease.
+    #[arg(long, default_value = "kubeflow")]
+    pub lock_namespace: String,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub tenants: TenantFlags,
+    /// Fill in the account id instead of ${AWS_ACCOUNT_ID}.
+    #[arg(long)]
+    pub account_id: Option<String>,
+    /// Fill in the cluster's OIDC issuer URL instead of ${OIDC_URL}.
+    #[arg(long)]
+    pub oidc_issuer: Option<String>,
+}
+
+fn parse_parallelism(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=256).contains(&n) => Ok(n),
+        _ => Err(format!("{text:?} is not a parallelism from 1 to 256")),
+    }
+}

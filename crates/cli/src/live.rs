@@ -1,0 +1,71 @@
+//! The real providers of one cluster, with retries and IAM pacing around
+//! them, and the apply lock.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use kfp_tenant_aws::{Aws, AwsOptions};
+use kfp_tenant_core::apply::Providers;
+use kfp_tenant_core::refresh::{Observed, ReadSet, refresh};
+use kfp_tenant_core::resilience::{AdaptiveRate, Resilient, RetryPolicy};
+use kfp_tenant_k8s::{Kube, KubeOptions, LeaseGuard, LockOptions};
+
+use crate::flags::Connection;
+use crate::output;
+
+pub struct Live {
+    aws: Aws,
+    kube: Kube,
+    cluster: Resilient<Aws>,
+    iam: Resilient<Aws>,
+    kubernetes: Resilient<Kube>,
+    /// `--stats`: print the calls made when done, whatever the outcome.
+    stats: bool,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if self.stats {
+            output::print_stats(&self.aws.counter().calls(), &self.kube.counter().calls());
+        }
+    }
+}
+
+impl Live {
+    pub async fn connect(connection: &Connection, region: &str) -> Result<Self> {
+        let options = AwsOptions { profile: connection.aws_profile.clone(), region: Some(region.to_owned()), ..Default::default() };
+        let aws = Aws::connect(&options).await?;
+        let kube = connect_kube(connection).await?;
+        // IAM publishes no rate: pace only once it throttles.
+        let limiter = Arc::new(AdaptiveRate::new(1.0, 500.0));
+        let iam = Resilient::new(aws.clone(), RetryPolicy::default()).with_limiter(limiter);
+        let cluster = Resilient::new(aws.clone(), RetryPolicy::default());
+        let kubernetes = Resilient::new(kube.clone(), RetryPolicy::default());
+        Ok(Live { aws, kube, cluster, iam, kubernetes, stats: connection.stats })
+    }
+
+    pub fn providers(&self) -> Providers<'_> {
+        Providers { cluster: &self.cluster, iam: &self.iam, kube: &self.kubernetes }
+    }
+
+    pub async fn observe(&self, reads: &ReadSet, parallelism: usize) -> Result<Observed> {
+        Ok(refresh(reads, &self.cluster, &self.iam, &self.kubernetes, parallelism).await?)
+    }
+
+    pub async fn lock(&self, namespace: &str, verb: &str) -> Result<LeaseGuard> {
+        let options = LockOptions { namespace: namespace.to_owned(), ..LockOptions::new(holder(verb)) };
+        Ok(self.kube.lock(&options).await?)
+    }
+}
+
+/// Who holds a lock, as others see it.
+fn holder(verb: &str) -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "someone".to_owned());
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "a host".to_owned());
+    format!("kfp-tenant {verb} by {user}@{host} (pid {})", std::process::id())
+}
+
+pub async fn connect_kube(connection: &Connection) -> Result<Kube> {
+    Ok(Kube::connect(KubeOptions { kubeconfig: connection.kubeconfig.clone(), context: connection.context.clone(), ..Default::default() })
+        .await?)
+}

@@ -1,0 +1,336 @@
+//! STS, EKS and IAM in memory: [`FakeCluster`] and [`FakeIam`].
+//!
+//! IAM behaves like the real service where the engine's correctness depends
+//! on it: a second role of the same name is refused (names are
+//! case-insensitive), a role with inline policies cannot be deleted, and a
+//! role just created can stay invisible to reads for a while.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kfp_tenant_core::identity::base64_encode;
+use kfp_tenant_core::policy::PolicyDocument;
+use kfp_tenant_core::ports::{CallerIdentity, ClusterApi, ClusterOidc, EksCluster, ErrorKind, IamApi, ProviderError, ProviderResult, Role};
+use kfp_tenant_core::tags;
+use tokio::time::Instant;
+
+use crate::faults::{Calls, Faults, Meter};
+use crate::{ACCOUNT_ID, ISSUER, lock};
+
+/// The API server endpoint EKS gives for a fake cluster.
+pub fn fake_endpoint(cluster: &str) -> String {
+    format!("https://{cluster}.fake.eks.amazonaws.com")
+}
+
+/// The CA certificate of a fake cluster, as PEM.
+pub fn fake_ca(cluster: &str) -> String {
+    format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", base64_encode(format!("fake CA of {cluster}").as_bytes()))
+}
+
+/// STS and EKS in memory.
+#[derive(Clone, Debug)]
+pub struct FakeCluster {
+    meter: Meter,
+    pub identity: CallerIdentity,
+    state: Arc<Mutex<ClusterState>>,
+}
+
+#[derive(Debug)]
+struct ClusterState {
+    clusters: BTreeMap<String, String>,
+    providers: BTreeSet<String>,
+}
+
+impl FakeCluster {
+    /// One account (`aws` partition) with `cluster` and its IAM OIDC provider.
+    pub fn new(calls: Calls, cluster: &str) -> Self {
+        let state = ClusterState {
+            clusters: BTreeMap::from([(cluster.to_owned(), ISSUER.to_owned())]),
+            providers: BTreeSet::from([ISSUER.trim_start_matches("https://").to_owned()]),
+        };
+        FakeCluster {
+            meter: Meter::new(calls, Faults::default()),
+            identity: CallerIdentity {
+                account_id: ACCOUNT_ID.to_owned(),
+                partition: "aws".to_owned(),
+                arn: format!("arn:aws:iam::{ACCOUNT_ID}:user/tester"),
+            },
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        self.meter.set_faults(faults);
+    }
+
+    /// Adds another cluster, with the same issuer (as moto does).
+    pub fn add_cluster(&self, cluster: &str) {
+        lock(&self.state).clusters.insert(cluster.to_owned(), ISSUER.to_owned());
+    }
+
+    /// Removes the account's IAM OIDC provider for every issuer.
+    pub fn remove_oidc_providers(&self) {
+        lock(&self.state).providers.clear();
+    }
+}
+
+#[async_trait]
+impl ClusterApi for FakeCluster {
+    async fn caller_identity(&self) -> ProviderResult<CallerIdentity> {
+        self.meter.enter("GetCallerIdentity", "caller").await?;
+        Ok(self.identity.clone())
+    }
+
+    async fn describe_cluster(&self, cluster: &str) -> ProviderResult<EksCluster> {
+        self.meter.enter("DescribeCluster", cluster).await?;
+        let state = lock(&self.state);
+        let issuer =
+            state.clusters.get(cluster).cloned().ok_or_else(|| {
+                ProviderError::new(ErrorKind::NotFound, "DescribeCluster", format!("cluster {cluster}"), "No cluster found")
+            })?;
+        let host = issuer.trim_start_matches("https://");
+        let provider_arn = state
+            .providers
+            .contains(host)
+            .then(|| format!("arn:{}:iam::{}:oidc-provider/{host}", self.identity.partition, self.identity.account_id));
+        drop(state);
+        self.meter.calls.record("ListOpenIDConnectProviders");
+        Ok(EksCluster {
+            arn: format!("arn:aws:eks:us-west-2:{}:cluster/{cluster}", self.identity.account_id),
+            endpoint: fake_endpoint(cluster),
+            certificate_authority: Some(base64_encode(fake_ca(cluster).as_bytes())),
+            oidc: ClusterOidc { issuer_url: issuer, provider_arn },
+        })
+    }
+
+    async fn create_oidc_provider(&self, issuer_url: &str) -> ProviderResult<String> {
+        self.meter.enter("CreateOpenIDConnectProvider", issuer_url).await?;
+        let host = issuer_url.trim_start_matches("https://").to_owned();
+        if !lock(&self.state).providers.insert(host.clone()) {
+            return Err(ProviderError::new(
+                ErrorKind::AlreadyExists,
+                "CreateOpenIDConnectProvider",
+                issuer_url,
+                "Provider with url already exists.",
+            ));
+        }
+        Ok(format!("arn:{}:iam::{}:oidc-provider/{host}", self.identity.partition, self.identity.account_id))
+    }
+}
+
+/// IAM roles and inline policies in memory.
+#[derive(Clone, Debug)]
+pub struct FakeIam {
+    meter: Meter,
+    state: Arc<Mutex<IamState>>,
+}
+
+#[derive(Debug, Default)]
+struct IamState {
+    /// By lower-cased name: IAM role names are case-insensitive.
+    roles: BTreeMap<String, (Role, Instant)>,
+    policies: BTreeMap<(String, String), PolicyDocument>,
+}
+
+impl IamState {
+    fn visible(&self, name: &str, invisible_for: Duration) -> Option<&Role> {
+        self.roles.get(&name.to_ascii_lowercase()).filter(|(_, created)| created.elapsed() >= invisible_for).map(|(r, _)| r)
+    }
+
+    fn exists(&self, name: &str) -> bool {
+        self.roles.contains_key(&name.to_ascii_lowercase())
+    }
+}
+
+impl FakeIam {
+    pub fn new(calls: Calls) -> Self {
+        FakeIam { meter: Meter::new(calls, Faults::default()), state: Arc::default() }
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        self.meter.set_faults(faults);
+    }
+
+    /// Puts a role in place behind the tool's back (no call counted).
+    pub fn insert_role(&self, mut role: Role) {
+        role.arn = format!("arn:aws:iam::{ACCOUNT_ID}:role{}{}", role.path, role.name);
+        let past = Instant::now().checked_sub(Duration::from_secs(3600)).unwrap_or_else(Instant::now);
+        lock(&self.state).roles.insert(role.name.to_ascii_lowercase(), (role, past));
+    }
+
+    /// Changes a role behind the tool's back.
+    pub fn edit_role(&self, name: &str, edit: impl FnOnce(&mut Role)) {
+        if let Some((role, _)) = lock(&self.state).roles.get_mut(&name.to_ascii_lowercase()) {
+            edit(role);
+        }
+    }
+
+    /// Puts an inline policy behind the tool's back.
+    pub fn insert_policy(&self, role: &str, policy: &str, document: PolicyDocument) {
+        lock(&self.state).policies.insert((role.to_owned(), policy.to_owned()), document);
+    }
+
+    /// Every role, by name (for comparing whole states).
+    pub fn roles(&self) -> BTreeMap<String, Role> {
+        lock(&self.state).roles.values().map(|(r, _)| (r.name.clone(), r.clone())).collect()
+    }
+
+    /// Every inline policy, by (role, policy).
+    pub fn policies(&self) -> BTreeMap<(String, String), PolicyDocument> {
+        lock(&self.state).policies.clone()
+    }
+
+    pub fn role(&self, name: &str) -> Option<Role> {
+        lock(&self.state).roles.get(&name.to_ascii_lowercase()).map(|(r, _)| r.clone())
+    }
+
+    pub fn role_names(&self) -> Vec<String> {
+        lock(&self.state).roles.values().map(|(r, _)| r.name.clone()).collect()
+    }
+
+    pub fn policy(&self, role: &str, policy: &str) -> Option<PolicyDocument> {
+        lock(&self.state).policies.get(&(role.to_owned(), policy.to_owned())).cloned()
+    }
+
+    /// Every (role, policy) pair that exists.
+    pub fn policy_names(&self) -> Vec<(String, String)> {
+        lock(&self.state).policies.keys().cloned().collect()
+    }
+
+    fn no_role(op: &str, name: &str) -> ProviderError {
+        ProviderError::new(ErrorKind::NotFound, op, format!("role {name}"), format!("The role with name {name} cannot be found."))
+    }
+
+    fn write_role(&self, op: &'static str, name: &str, edit: impl FnOnce(&mut Role)) -> ProviderResult<()> {
+        let mut state = lock(&self.state);
+        let (role, _) = state.roles.get_mut(&name.to_ascii_lowercase()).ok_or_else(|| Self::no_role(op, name))?;
+        edit(role);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl IamApi for FakeIam {
+    async fn get_role(&self, name: &str) -> ProviderResult<Option<Role>> {
+        self.meter.enter("GetRole", name).await?;
+        Ok(lock(&self.state).visible(name, self.meter.invisible_for()).cloned())
+    }
+
+    async fn create_role(&self, role: &Role) -> ProviderResult<Role> {
+        self.meter.enter("CreateRole", &role.name).await?;
+        let mut state = lock(&self.state);
+        if state.exists(&role.name) {
+            return Err(ProviderError::new(
+                ErrorKind::AlreadyExists,
+                "CreateRole",
+                format!("role {}", role.name),
+                format!("Role with name {} already exists.", role.name),
+            ));
+        }
+        let mut created = role.clone();
+        created.arn = format!("arn:aws:iam::{ACCOUNT_ID}:role{}{}", role.path, role.name);
+        state.roles.insert(role.name.to_ascii_lowercase(), (created.clone(), Instant::now()));
+        if self.meter.loses_create_response() {
+            return Err(ProviderError::new(
+                ErrorKind::Transient,
+                "CreateRole",
+                format!("role {}", role.name),
+                "connection reset (injected, after the write)",
+            ));
+        }
+        Ok(created)
+    }
+
+    async fn update_trust_policy(&self, name: &str, document: &PolicyDocument) -> ProviderResult<()> {
+        self.meter.enter("UpdateAssumeRolePolicy", name).await?;
+        self.write_role("UpdateAssumeRolePolicy", name, |r| r.trust_policy = document.clone())
+    }
+
+    async fn update_role(&self, name: &str, description: Option<&str>, max_session_duration: u32) -> ProviderResult<()> {
+        self.meter.enter("UpdateRole", name).await?;
+        self.write_role("UpdateRole", name, |r| {
+            r.description = description.map(str::to_owned);
+            r.max_session_duration = max_session_duration;
+        })
+    }
+
+    async fn set_permissions_boundary(&self, name: &str, arn: Option<&str>) -> ProviderResult<()> {
+        let op = if arn.is_some() { "PutRolePermissionsBoundary" } else { "DeleteRolePermissionsBoundary" };
+        self.meter.enter(op, name).await?;
+        self.write_role(op, name, |r| r.permissions_boundary = arn.map(str::to_owned))
+    }
+
+    async fn tag_role(&self, name: &str, tags: &BTreeMap<String, String>) -> ProviderResult<()> {
+        self.meter.enter("TagRole", name).await?;
+        self.write_role("TagRole", name, |r| r.tags.extend(tags.clone()))
+    }
+
+    async fn untag_role(&self, name: &str, keys: &[String]) -> ProviderResult<()> {
+        self.meter.enter("UntagRole", name).await?;
+        self.write_role("UntagRole", name, |r| r.tags.retain(|k, _| !keys.contains(k)))
+    }
+
+    async fn delete_role(&self, name: &str) -> ProviderResult<()> {
+        self.meter.enter("DeleteRole", name).await?;
+        let mut state = lock(&self.state);
+        if !state.exists(name) {
+            return Err(Self::no_role("DeleteRole", name));
+        }
+        if state.policies.keys().any(|(role, _)| role.eq_ignore_ascii_case(name)) {
+            return Err(ProviderError::new(
+                ErrorKind::Conflict,
+                "DeleteRole",
+                format!("role {name}"),
+                "Cannot delete entity, must delete policies first.",
+            ));
+        }
+        state.roles.remove(&name.to_ascii_lowercase());
+        Ok(())
+    }
+
+    async fn get_role_policy(&self, role: &str, policy: &str) -> ProviderResult<Option<PolicyDocument>> {
+        self.meter.enter("GetRolePolicy", role).await?;
+        let state = lock(&self.state);
+        if state.visible(role, self.meter.invisible_for()).is_none() {
+            return Ok(None);
+        }
+        Ok(state.policies.get(&(role.to_owned(), policy.to_owned())).cloned())
+    }
+
+    async fn put_role_policy(&self, role: &str, policy: &str, document: &PolicyDocument) -> ProviderResult<()> {
+        self.meter.enter("PutRolePolicy", role).await?;
+        let mut state = lock(&self.state);
+        if state.visible(role, self.meter.invisible_for()).is_none() {
+            return Err(Self::no_role("PutRolePolicy", role));
+        }
+        state.policies.insert((role.to_owned(), policy.to_owned()), document.clone());
+        Ok(())
+    }
+
+    async fn delete_role_policy(&self, role: &str, policy: &str) -> ProviderResult<()> {
+        self.meter.enter("DeleteRolePolicy", role).await?;
+        let mut state = lock(&self.state);
+        match state.policies.remove(&(role.to_owned(), policy.to_owned())) {
+            Some(_) => Ok(()),
+            None => Err(ProviderError::new(
+                ErrorKind::NotFound,
+                "DeleteRolePolicy",
+                format!("role {role}"),
+                format!("The role policy with name {policy} cannot be found."),
+            )),
+        }
+    }
+
+    async fn list_managed_roles(&self, path_prefix: &str, cluster: &str) -> ProviderResult<Vec<Role>> {
+        self.meter.enter("ListRoles", path_prefix).await?;
+        Ok(lock(&self.state)
+            .roles
+            .values()
+            .map(|(r, _)| r)
+            .filter(|r| r.path.starts_with(path_prefix) && tags::is_managed_role(&r.tags, cluster))
+            .cloned()
+            .collect())
+    }
+}
