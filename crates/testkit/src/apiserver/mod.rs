@@ -174,6 +174,12 @@ impl FakeApiServer {
         self.shared.after_write();
     }
 
+    /// Stops the profile controller, as when its pod crashes: nothing
+    /// reconciles Profiles any more.
+    pub fn stop_controller(&mut self) {
+        self.controller = None;
+    }
+
     /// Forgets the retained watch events, as etcd's compaction does: every
     /// watch resuming from an earlier resourceVersion gets 410 Gone.
     pub fn compact(&self) {
