@@ -485,3 +485,87 @@ async fn a_missing_oidc_provider_is_created_first_when_asked() {
     let destroy = world.plan_destroy(&d).await.unwrap();
     assert!(destroy.change(&Address::OidcProvider).is_none(), "destroy never deletes the provider");
 }
+
+#[tokio::test]
+async fn profiles_of_another_cluster_are_refused_and_earlier_ones_migrated_by_a_plan() {
+    let world = FakeWorld::new();
+    let d = desired(&two_tenants());
+    applied(&world, &d).await;
+    // team-a was written for another EKS cluster; team-b by an earlier
+    // kfp-tenant that did not record the cluster; team-z likewise, and it is
+    // not in the file.
+    world.kube.edit_profile("team-a", |p| p.cluster = Some("other".into()));
+    world.kube.edit_profile("team-b", |p| p.cluster = None);
+    world.kube.insert_profile(Profile {
+        name: "team-z".into(),
+        owner: "z@example.com".into(),
+        plugins: vec![],
+        resource_quota: None,
+        managed: true,
+        cluster: None,
+    });
+    let err = world.plan(&d, PlanOptions::default()).await.unwrap_err();
+    assert!(
+        err.contains(r#"tenant["team-a"].profile: Profile team-a was written by kfp-tenant for EKS cluster other, not kf-prod"#),
+        "{err}"
+    );
+    assert!(err.contains("--context") && err.contains("--adopt"), "{err}");
+    assert!(!err.contains("team-b"), "{err}");
+
+    let plan = world.plan(&d, PlanOptions { adopt: true, ..Default::default() }).await.unwrap();
+    assert_eq!(
+        actions(&plan),
+        [(r#"tenant["team-a"].profile"#.to_owned(), Action::Update), (r#"tenant["team-b"].profile"#.to_owned(), Action::Update)]
+    );
+    check("migrate_cluster_labels", &plan);
+    assert!(world.apply(&plan).await.is_success());
+    assert!(!world.plan(&d, PlanOptions::default()).await.unwrap().has_changes());
+    // An unrecorded Profile outside the file is never pruned.
+    let pruned = world.plan(&d, PlanOptions { prune: true, ..Default::default() }).await.unwrap();
+    assert!(!pruned.has_changes(), "{:?}", actions(&pruned));
+    assert!(
+        pruned.warnings.iter().any(|w| w.starts_with("Profile team-z was written by an earlier kfp-tenant and records no EKS cluster"))
+    );
+}
+
+#[tokio::test]
+async fn a_tenant_dropped_from_the_file_is_named_in_every_plan_until_pruned() {
+    let world = FakeWorld::new();
+    applied(&world, &desired(&two_tenants())).await;
+    let mut file = two_tenants();
+    file.tenants.truncate(1);
+    let plan = world.plan(&desired(&file), PlanOptions::default()).await.unwrap();
+    assert!(!plan.has_changes());
+    assert_eq!(
+        plan.warnings,
+        [
+            "tenant team-b is not in the tenants file but is still granted (IAM role team-b-pipelines, Profile team-b): run with --prune to remove it"
+        ]
+    );
+    // Outside a --target, a tenant is still in the file.
+    let targeted = kfp_tenant_core::plan::target(&desired(&two_tenants()), &["team-a".to_owned()]);
+    assert!(world.plan(&targeted, PlanOptions::default()).await.unwrap().warnings.is_empty());
+}
+
+#[tokio::test]
+async fn a_renamed_role_is_deposed_after_the_profile_stops_naming_it() {
+    let world = FakeWorld::new();
+    let mut file = two_tenants();
+    applied(&world, &desired(&file)).await;
+    file.tenants[1].role_name = Some("team-b-renamed".into());
+    let plan = world.plan(&desired(&file), PlanOptions::default()).await.unwrap();
+    check("rename_role", &plan);
+    let graph = kfp_tenant_core::apply::graph(&plan);
+    let position = |a: &str| graph.nodes().find(|(_, c)| c.address.to_string() == a).map(|(id, _)| id).unwrap();
+    let (deposed, profile) = (position(r#"tenant["team-b"].deposed_role["team-b-pipelines"]"#), position(r#"tenant["team-b"].profile"#));
+    assert!(graph.edges().any(|(a, b)| a == profile && b == deposed), "the deposed role waits for the Profile");
+    // A crash between the Profile and the deletion: the next plan still deposes it.
+    world.set_faults(Faults { fail_nth: [("DeleteRole", (1, ErrorKind::Transient))].into(), ..Default::default() });
+    assert!(!world.apply(&plan).await.is_success());
+    world.set_faults(Faults::default());
+    let rest = world.plan(&desired(&file), PlanOptions::default()).await.unwrap();
+    assert_eq!(actions(&rest), [(r#"tenant["team-b"].deposed_role["team-b-pipelines"]"#.to_owned(), Action::Delete)]);
+    assert!(world.apply(&rest).await.is_success());
+    assert_eq!(world.iam.role("team-b-pipelines"), None);
+    assert!(world.iam.policy_names().iter().all(|(role, _)| role != "team-b-pipelines"));
+}

@@ -209,8 +209,20 @@ fn check_cluster(planned: &ClusterContext, observed: &Observed) -> Result<()> {
     Ok(())
 }
 
+/// `--stats` for a command that only talks to Kubernetes, on every exit path.
+struct KubeStats<'a>(&'a kfp_tenant_k8s::Kube, bool);
+
+impl Drop for KubeStats<'_> {
+    fn drop(&mut self) {
+        if self.1 {
+            output::print_stats(&Default::default(), &self.0.counter().calls());
+        }
+    }
+}
+
 pub async fn force_unlock(args: ForceUnlockArgs) -> Result<ExitCode> {
     let kube = connect_kube(&args.connection).await?;
+    let _stats = KubeStats(&kube, args.connection.stats);
     let name = kfp_tenant_k8s::LockOptions::new("").name;
     let Some(held) = kube.lock_holder(&args.lock_namespace, &name).await? else {
         bail!("{}", kfp_tenant_k8s::LockError::NotHeld(format!("{}/{name}", args.lock_namespace)));

@@ -51,6 +51,10 @@ enum Setup {
     UnmanagedRole,
     StalePlan,
     LockHeld,
+    /// A lock held under another ID than the one given to force-unlock.
+    LockHeldElsewhere,
+    /// A Kubernetes API with no identity record whose address is not EKS's.
+    UnboundKubernetes,
     NoOidcProvider,
     UnreachableKubernetes,
     NoCredentials,
@@ -306,6 +310,46 @@ fn cases() -> Vec<Case> {
             &["the saved plan is stale", "tenant[\"team-a\"].iam_role", "run plan again"],
         ),
         c(
+            "reserved namespace",
+            "tenants:\n  - namespace: kube-system\n    owner: a@example.com\n",
+            &["plan"],
+            Offline,
+            Nothing,
+            &["tenants[0].namespace", "belongs to the cluster itself", "choose another namespace"],
+        ),
+        c(
+            "prefix of 5000 characters",
+            "tenants:\n  - namespace: team-a\n    owner: a@example.com\n    s3Access: prefix\n    s3Prefix: {long}\n",
+            &["plan"],
+            Offline,
+            Nothing,
+            &["tenants[0].s3Prefix", "5000 characters, over S3's 1,024-character limit", "use a shorter prefix"],
+        ),
+        c(
+            "file for another cluster",
+            OK_TENANT,
+            &["apply", "--prune", "--auto-approve"],
+            Emulators,
+            Nothing,
+            &["is not EKS cluster catalogue-other", "names arn:aws:eks:us-west-2:123456789012:cluster/catalogue", "--context"],
+        ),
+        c(
+            "Kubernetes API not shown to be the cluster",
+            OK_TENANT,
+            &["plan"],
+            Emulators,
+            UnboundKubernetes,
+            &["cannot tell that the Kubernetes API", "is EKS cluster catalogue", "--bind-cluster"],
+        ),
+        c(
+            "stale lock id",
+            OK_TENANT,
+            &["force-unlock", "fedcba9876543210", "--force"],
+            Emulators,
+            LockHeldElsewhere,
+            &["the apply lock now has ID 0123456789abcdef", "not fedcba9876543210", "nothing was removed"],
+        ),
+        c(
             "second concurrent apply",
             OK_TENANT,
             &["apply", "--auto-approve"],
@@ -324,6 +368,7 @@ fn cases() -> Vec<Case> {
 fn header(case: &Case) -> String {
     let cluster = match case.name {
         "unknown cluster" => "no-such-cluster",
+        "file for another cluster" => "catalogue-other",
         _ => CLUSTER,
     };
     let region = if case.name == "wrong region" { "eu-west-1" } else { "us-west-2" };
@@ -356,6 +401,10 @@ async fn every_bad_input_exits_1_naming_the_field_and_the_fix_without_writing() 
     std::fs::create_dir_all(&dir).unwrap();
     let kubeconfig = dir.join("kubeconfig");
     std::fs::write(&kubeconfig, server.kubeconfig()).unwrap();
+    support::ensure_cluster(&aws, "catalogue-other").await;
+    let unbound = FakeApiServer::start(FakeApiOptions::default()).await.unwrap();
+    let unbound_config = dir.join("unbound.kubeconfig");
+    std::fs::write(&unbound_config, unbound.kubeconfig()).unwrap();
     let closed = dir.join("closed.kubeconfig");
     std::fs::write(&closed, kfp_tenant_testkit::apiserver::kubeconfig("http://127.0.0.1:9")).unwrap();
 
@@ -364,13 +413,13 @@ async fn every_bad_input_exits_1_naming_the_field_and_the_fix_without_writing() 
     let mut failures = Vec::new();
     for case in &cases {
         let file = dir.join(format!("{}.yaml", case.name.replace(' ', "-")));
-        std::fs::write(&file, format!("{}{}", header(case), case.file)).unwrap();
+        std::fs::write(&file, format!("{}{}", header(case), case.file.replace("{long}", &"p".repeat(5000)))).unwrap();
         let planfile = dir.join("stale.plan");
         let mut env: Vec<(&str, &str)> = vec![];
         let mut remove: Vec<&str> = vec![];
         let mut config = &kubeconfig;
         match case.setup {
-            Setup::Nothing | Setup::UnreachableKubernetes | Setup::NoCredentials => {}
+            Setup::Nothing | Setup::UnreachableKubernetes | Setup::UnboundKubernetes | Setup::NoCredentials => {}
             Setup::UnmanagedRole => {
                 aws.create_role(&unmanaged_role("team-a-catalogue-role")).await.unwrap();
             }
@@ -385,6 +434,11 @@ async fn every_bad_input_exits_1_naming_the_field_and_the_fix_without_writing() 
                 // Someone creates the role the plan meant to create.
                 aws.create_role(&unmanaged_role("team-a-catalogue-role")).await.unwrap();
             }
+            Setup::LockHeldElsewhere => {
+                let now = kfp_tenant_testkit::apiserver::now_micro();
+                server.put_object("leases", "kubeflow", json!({"metadata": {"name": "kfp-tenant-lock", "annotations": {"kfp-tenant/lock-id": "0123456789abcdef"}},
+                    "spec": {"holderIdentity": "kfp-tenant apply by carol@ci (pid 1)", "leaseDurationSeconds": 60, "renewTime": now, "acquireTime": now}}));
+            }
             Setup::LockHeld => {
                 let now = kfp_tenant_testkit::apiserver::now_micro();
                 server.put_object("leases", "kubeflow", json!({"metadata": {"name": "kfp-tenant-lock"},
@@ -397,6 +451,9 @@ async fn every_bad_input_exits_1_naming_the_field_and_the_fix_without_writing() 
         }
         if case.setup == Setup::UnreachableKubernetes || case.place == Where::Offline {
             config = &closed;
+        }
+        if case.setup == Setup::UnboundKubernetes {
+            config = &unbound_config;
         }
         if case.place == Where::Offline {
             env.extend([("AWS_ENDPOINT_URL", "http://127.0.0.1:9"), ("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "x")]);
@@ -411,7 +468,7 @@ async fn every_bad_input_exits_1_naming_the_field_and_the_fix_without_writing() 
         }
         let mut args: Vec<String> =
             case.args.iter().map(|a| if *a == "{planfile}" { planfile.display().to_string() } else { (*a).to_owned() }).collect();
-        if case.setup != Setup::StalePlan {
+        if case.setup != Setup::StalePlan && case.setup != Setup::LockHeldElsewhere {
             args.extend(["-f".to_owned(), file.display().to_string()]);
         }
         args.push("--stats".to_owned());
@@ -451,6 +508,11 @@ async fn every_bad_input_exits_1_naming_the_field_and_the_fix_without_writing() 
             Setup::UnmanagedRole | Setup::StalePlan => aws.delete_role("team-a-catalogue-role").await.unwrap(),
             Setup::NoOidcProvider => {
                 aws.create_oidc_provider(&issuer).await.unwrap();
+            }
+            Setup::LockHeldElsewhere => {
+                server.edit_object("leases", "kubeflow", "kfp-tenant-lock", |l| {
+                    l["spec"]["renewTime"] = json!("2020-01-01T00:00:00.000000Z")
+                });
             }
             _ => {}
         }

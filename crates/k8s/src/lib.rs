@@ -176,12 +176,13 @@ impl Kube {
     }
 }
 
-/// `5m`, `90s`, `1.5s`.
+/// `5m`, `90s`, `1.9s`, `200ms`.
 fn human(d: Duration) -> String {
-    match d.as_secs() {
-        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
-        s if s >= 1 => format!("{s}s"),
-        _ => format!("{}ms", d.as_millis()),
+    match d.as_millis() {
+        ms if ms >= 60_000 && ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        ms if ms >= 10_000 || (ms >= 1000 && ms % 1000 == 0) => format!("{}s", ms / 1000),
+        ms if ms >= 1000 => format!("{:.1}s", d.as_secs_f64()),
+        ms => format!("{ms}ms"),
     }
 }
 

@@ -106,6 +106,8 @@ pub enum Reason {
     RoleReplaced,
     /// kfp-tenant takes over a resource it did not create.
     Adopt,
+    /// kfp-tenant takes over a resource it made for another EKS cluster.
+    AdoptFromCluster { cluster: String },
     /// The tenant is no longer in the tenants file (prune).
     Pruned,
     /// Destroy was asked for.
@@ -137,6 +139,7 @@ impl fmt::Display for Reason {
             Reason::OwnerChanged => f.write_str("the owner changed, and the profile controller never changes the owner of an existing namespace: the namespace and everything in it is recreated"),
             Reason::RoleReplaced => f.write_str("its role is replaced"),
             Reason::Adopt => f.write_str("it exists without kfp-tenant's markers and is adopted"),
+            Reason::AdoptFromCluster { cluster } => write!(f, "kfp-tenant wrote it for EKS cluster {cluster}, and it is adopted for this one"),
             Reason::Pruned => f.write_str("its tenant is no longer in the tenants file"),
             Reason::Destroy => f.write_str("destroy was requested"),
             Reason::NamespaceRecreated => f.write_str("its namespace is recreated with the Profile"),

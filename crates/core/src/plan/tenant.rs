@@ -170,7 +170,8 @@ impl Planner<'_> {
                 Ownership::Ours => (Action::Update, Reason::Drift { attributes: drift }),
                 Ownership::Legacy if drift == ["labels"] => (Action::Update, Reason::RecordCluster),
                 Ownership::Legacy => (Action::Update, Reason::Drift { attributes: drift }),
-                Ownership::OtherCluster(_) | Ownership::Foreign => (Action::Update, Reason::Adopt),
+                Ownership::OtherCluster(cluster) => (Action::Update, Reason::AdoptFromCluster { cluster }),
+                Ownership::Foreign => (Action::Update, Reason::Adopt),
             }
         };
         self.push(address, action, Some(reason), Some(State::Profile(live.clone())), Some(State::Profile(want)));
@@ -202,7 +203,7 @@ impl Planner<'_> {
                                 "check the tenants file's cluster and the kubeconfig context (--context), or take it over with --adopt",
                             );
                         }
-                        (Action::Update, Some(Reason::Adopt))
+                        (Action::Update, Some(Reason::AdoptFromCluster { cluster: other }))
                     }
                     Ownership::Foreign => {
                         if !adopt {
