@@ -60,7 +60,7 @@ fn writes(stderr: &str) -> Vec<String> {
     let stats = stderr.lines().find(|l| l.starts_with("API calls:")).unwrap_or_else(|| panic!("no --stats line: {stderr}"));
     let writes = ["Create", "Delete", "Put", "Update", "Tag", "Untag", "PATCH", "DELETE", "POST ", "PUT "];
     stats
-        .split(|c| c == '(' || c == ',' || c == ')')
+        .split(['(', ',', ')'])
         .map(str::trim)
         .filter(|op| writes.iter().any(|w| op.starts_with(w)) && !op.contains("leases"))
         .map(str::to_owned)
