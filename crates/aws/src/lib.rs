@@ -16,6 +16,8 @@
 //! visible to PutRolePolicy; an OIDC provider just created is an "Invalid
 //! principal" for a while).
 
+mod token;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -37,6 +39,8 @@ use kfp_tenant_core::policy::PolicyDocument;
 use kfp_tenant_core::ports::{CallerIdentity, ClusterApi, ClusterOidc, EksCluster, ErrorKind, IamApi, ProviderError, ProviderResult, Role};
 use kfp_tenant_core::tags;
 
+pub use crate::token::{EksTokens, TOKEN_LIFETIME, regional_sts};
+
 /// How to reach AWS; everything left `None` comes from the standard chains.
 #[derive(Clone, Debug, Default)]
 pub struct AwsOptions {
@@ -56,6 +60,8 @@ pub struct AwsOptions {
 pub enum AwsError {
     #[error("no AWS region: set region in the tenants file, --region, AWS_REGION or a profile's region")]
     NoRegion,
+    #[error("no AWS credentials provider to make a Kubernetes token with: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")]
+    NoCredentials,
 }
 
 /// SDK calls per operation (`GetRole`, `CreateRole`, ...), shared by the clients.
@@ -111,6 +117,7 @@ pub struct Aws {
     counter: CallCounter,
     region: String,
     page_size: i32,
+    sdk: aws_types::SdkConfig,
 }
 
 impl fmt::Debug for Aws {
@@ -139,7 +146,15 @@ impl Aws {
         let sts = aws_sdk_sts::Client::from_conf(aws_sdk_sts::config::Builder::from(&sdk).interceptor(counter.clone()).build());
         let eks = aws_sdk_eks::Client::from_conf(aws_sdk_eks::config::Builder::from(&sdk).interceptor(counter.clone()).build());
         let iam = aws_sdk_iam::Client::from_conf(aws_sdk_iam::config::Builder::from(&sdk).interceptor(counter.clone()).build());
-        Ok(Aws { sts, eks, iam, counter, region, page_size: options.page_size.unwrap_or(1000) })
+        Ok(Aws { sts, eks, iam, counter, region, page_size: options.page_size.unwrap_or(1000), sdk })
+    }
+
+    /// What makes bearer tokens for `cluster`'s Kubernetes API (`--eks-auth`).
+    pub fn eks_tokens(&self, cluster: &str) -> Result<EksTokens, AwsError> {
+        let credentials = self.sdk.credentials_provider().ok_or(AwsError::NoCredentials)?;
+        let sts_url =
+            self.sdk.endpoint_url().map(|u| format!("{}/", u.trim_end_matches('/'))).unwrap_or_else(|| regional_sts(&self.region));
+        Ok(EksTokens { credentials, region: self.region.clone(), sts_url, cluster: cluster.to_owned() })
     }
 
     pub fn counter(&self) -> &CallCounter {

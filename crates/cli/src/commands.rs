@@ -46,7 +46,7 @@ pub fn read_plan(path: &Path) -> Result<Plan> {
 
 pub async fn plan(args: PlanArgs, no_color: bool) -> Result<ExitCode> {
     let desired = args.tenants.desired()?;
-    let live = Live::connect(&args.connection, &desired.cluster.region).await?;
+    let live = Live::connect(&args.connection, &desired.cluster.name, &desired.cluster.region).await?;
     let observed = live.observe(&ReadSet::for_desired(&desired, args.connection.bind_cluster), args.connection.parallelism).await?;
     let plan =
         if args.destroy { plan::plan_destroy(&desired, &observed)? } else { plan::plan(&desired, &observed, args.planning.options())? };
@@ -99,7 +99,7 @@ pub async fn apply(args: ApplyArgs, no_color: bool) -> Result<ExitCode> {
             bail!("a saved plan already fixes the tenants and options: give either PLANFILE or -f/--prune/--adopt/--create-oidc-provider");
         }
         let plan = read_plan(path)?;
-        let live = Live::connect(&args.connection, &plan.cluster.region).await?;
+        let live = Live::connect(&args.connection, &plan.cluster.name, &plan.cluster.region).await?;
         return locked(&live, &args.lifecycle, "apply", async |stop| {
             let observed = until_stopped(&stop, live.observe(&plan::reads_of(&plan), args.connection.parallelism)).await?;
             check_cluster(&plan.cluster, &observed)?;
@@ -109,7 +109,7 @@ pub async fn apply(args: ApplyArgs, no_color: bool) -> Result<ExitCode> {
         .await;
     }
     let desired = args.tenants.desired()?;
-    let live = Live::connect(&args.connection, &desired.cluster.region).await?;
+    let live = Live::connect(&args.connection, &desired.cluster.name, &desired.cluster.region).await?;
     locked(&live, &args.lifecycle, "apply", async |stop| {
         let reads = ReadSet::for_desired(&desired, args.connection.bind_cluster);
         let observed = until_stopped(&stop, live.observe(&reads, args.connection.parallelism)).await?;
@@ -122,7 +122,7 @@ pub async fn apply(args: ApplyArgs, no_color: bool) -> Result<ExitCode> {
 
 pub async fn destroy(args: DestroyArgs, no_color: bool) -> Result<ExitCode> {
     let desired = args.tenants.desired()?;
-    let live = Live::connect(&args.connection, &desired.cluster.region).await?;
+    let live = Live::connect(&args.connection, &desired.cluster.name, &desired.cluster.region).await?;
     locked(&live, &args.lifecycle, "destroy", async |stop| {
         let reads = ReadSet::for_desired(&desired, args.connection.bind_cluster);
         let observed = until_stopped(&stop, live.observe(&reads, args.connection.parallelism)).await?;
@@ -221,6 +221,9 @@ impl Drop for KubeStats<'_> {
 }
 
 pub async fn force_unlock(args: ForceUnlockArgs) -> Result<ExitCode> {
+    if args.connection.eks_auth {
+        bail!("force-unlock reaches the cluster through a kubeconfig: give --kubeconfig or --context instead of --eks-auth");
+    }
     let kube = connect_kube(&args.connection).await?;
     let _stats = KubeStats(&kube, args.connection.stats);
     let name = kfp_tenant_k8s::LockOptions::new("").name;

@@ -79,6 +79,16 @@ pub struct Connection {
     /// kubeconfig context.
     #[arg(long)]
     pub context: Option<String>,
+    /// Reach the cluster from AWS credentials alone: its EKS endpoint and CA,
+    /// and a token made like `aws eks get-token`; no kubeconfig is read. Also
+    /// the default when there is no kubeconfig at all.
+    #[arg(long, conflicts_with_all = ["kubeconfig", "context"])]
+    pub eks_auth: bool,
+    /// With --eks-auth, reach the API server here instead of at its EKS
+    /// endpoint (a proxy, a private alias, a test server); the run is then
+    /// bound to the cluster by its identity record, as with a kubeconfig.
+    #[arg(long, value_name = "URL", requires = "eks_auth")]
+    pub eks_endpoint: Option<String>,
     /// The Kubernetes API is the file's cluster although the kubeconfig's
     /// server is not its EKS endpoint (a proxy, a private alias): apply
     /// records it in the cluster, and later runs check that record.

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use kfp_tenant_aws::{Aws, AwsOptions};
 use kfp_tenant_core::apply::Providers;
 use kfp_tenant_core::refresh::{Observed, ReadSet, refresh};
@@ -32,10 +32,15 @@ impl Drop for Live {
 }
 
 impl Live {
-    pub async fn connect(connection: &Connection, region: &str) -> Result<Self> {
+    /// The providers for EKS cluster `cluster` in `region`.
+    pub async fn connect(connection: &Connection, cluster: &str, region: &str) -> Result<Self> {
         let options = AwsOptions { profile: connection.aws_profile.clone(), region: Some(region.to_owned()), ..Default::default() };
         let aws = Aws::connect(&options).await?;
-        let kube = connect_kube(connection).await?;
+        let kube = if connection.eks_auth || no_kubeconfig(connection) {
+            connect_eks(&aws, connection, cluster).await?
+        } else {
+            connect_kube(connection).await?
+        };
         // IAM publishes no rate: pace only once it throttles.
         let limiter = Arc::new(AdaptiveRate::new(1.0, 500.0));
         let iam = Resilient::new(aws.clone(), RetryPolicy::default()).with_limiter(limiter);
@@ -63,6 +68,26 @@ fn holder(verb: &str) -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "someone".to_owned());
     let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "a host".to_owned());
     format!("kfp-tenant {verb} by {user}@{host} (pid {})", std::process::id())
+}
+
+/// Nothing to read a kubeconfig from, and not inside a cluster.
+fn no_kubeconfig(connection: &Connection) -> bool {
+    let configured = connection.kubeconfig.is_some() || connection.context.is_some();
+    let env = std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty());
+    let home = std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".kube/config")).is_some_and(|p| p.exists());
+    let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    !(configured || env || home || in_cluster)
+}
+
+/// `--eks-auth`: the cluster's API from DescribeCluster and a token of our own.
+async fn connect_eks(aws: &Aws, connection: &Connection, cluster: &str) -> Result<Kube> {
+    use kfp_tenant_core::ports::ClusterApi;
+    let described = aws.describe_cluster(cluster).await.context("cannot reach the cluster from AWS alone (--eks-auth)")?;
+    let server = connection.eks_endpoint.clone().unwrap_or_else(|| described.endpoint.clone());
+    let tokens = Arc::new(aws.eks_tokens(cluster)?);
+    let options = KubeOptions::default();
+    let from_eks = connection.eks_endpoint.is_none();
+    Ok(Kube::connect_eks(&server, described.certificate_authority.as_deref(), tokens, options, from_eks).await?)
 }
 
 pub async fn connect_kube(connection: &Connection) -> Result<Kube> {

@@ -317,3 +317,45 @@ async fn force_unlock_removes_only_the_lock_it_names() {
     );
     assert!(server.object("leases", "kubeflow", "kfp-tenant-lock").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eks_auth_runs_the_life_cycle_from_aws_credentials_alone() {
+    let aws = support::aws().await;
+    support::cluster_with_provider(&aws, "edge-eks-auth").await;
+    let moto = support::moto_endpoint();
+    let eks_auth = Some(kfp_tenant_testkit::apiserver::EksAuth { sts: moto.clone(), account: "123456789012".into() });
+    let server = FakeApiServer::start(FakeApiOptions { eks_auth, ..Default::default() }).await.unwrap();
+    let dir = scratch("eks-auth", &server);
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let tenants = file(&dir, "t.yaml", &tenants("edge-eks-auth", "  - namespace: team-a\n    owner: a@example.com\n"));
+    // No kubeconfig anywhere: not in KUBECONFIG, not in ~/.kube.
+    let run = |args: &[&str]| {
+        let mut cmd = command(&dir, args);
+        cmd.env_remove("KUBECONFIG").env("HOME", &home).env_remove("KUBERNETES_SERVICE_HOST");
+        let out = cmd.output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    let url = server.url();
+    let endpoint = ["--eks-auth", "--eks-endpoint", url.as_str()];
+    let apply =
+        run(&[&["apply", "-f", &tenants, "--bind-cluster", "--auto-approve", "--wait", "--timeout", "20s"][..], &endpoint].concat());
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    let plan = run(&[&["plan", "-f", &tenants, "--detailed-exitcode"][..], &endpoint].concat());
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    let destroy = run(&[&["destroy", "-f", &tenants, "--auto-approve"][..], &endpoint].concat());
+    assert_eq!(destroy.code, 0, "{}{}", destroy.stdout, destroy.stderr);
+    assert_eq!(server.requests().get("UNAUTHORIZED"), None, "every request carried a token STS accepted");
+    assert!(server.requests().contains_key("PATCH profiles") && server.requests().contains_key("DELETE profiles"));
+
+    // Without a token the fake says so, as EKS does.
+    let anonymous = kfp_tenant_testkit::apiserver::kubeconfig(&url);
+    std::fs::write(dir.join("kubeconfig"), anonymous).unwrap();
+    let refused = kfp(&dir, &["plan", "-f", &tenants]);
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("Unauthorized: no bearer token"), "{}", refused.stderr);
+}

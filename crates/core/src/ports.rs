@@ -76,6 +76,27 @@ pub struct KubeEndpoint {
     pub from_eks: bool,
 }
 
+/// A bearer token for the Kubernetes API of an EKS cluster, as
+/// `aws eks get-token` makes it. Never printed: its Debug says nothing.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BearerToken {
+    pub value: String,
+    /// How long after it was made the token is accepted.
+    pub valid_for: Duration,
+}
+
+impl fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BearerToken(.., valid for {:?})", self.valid_for)
+    }
+}
+
+/// Makes bearer tokens for a cluster's Kubernetes API from AWS credentials.
+#[async_trait]
+pub trait TokenSource: Send + Sync {
+    async fn token(&self) -> ProviderResult<BearerToken>;
+}
+
 /// The identity record kfp-tenant keeps in a cluster: which EKS cluster this
 /// Kubernetes API is (ConfigMap `kube-system/kfp-tenant-cluster`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

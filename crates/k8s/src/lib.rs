@@ -16,6 +16,7 @@
 //! [`ErrorKind::Timeout`].
 
 mod counter;
+mod eks_auth;
 pub mod lock;
 mod profile;
 
@@ -85,6 +86,8 @@ pub struct Kube {
     options: KubeOptions,
     counter: RequestCounter,
     endpoint: KubeEndpoint,
+    /// `--eks-auth`: the task renewing the token, stopped with the last clone.
+    renew: Option<std::sync::Arc<eks_auth::AbortOnDrop>>,
 }
 
 impl std::fmt::Debug for Kube {
@@ -94,7 +97,7 @@ impl std::fmt::Debug for Kube {
 }
 
 /// DER certificates as PEM text.
-fn pem(certificates: &[Vec<u8>]) -> String {
+pub(crate) fn pem(certificates: &[Vec<u8>]) -> String {
     certificates
         .iter()
         .map(|der| {
@@ -135,9 +138,17 @@ impl Kube {
 
     /// A client of `config`, counted; `endpoint` says where it connects.
     pub fn from_config(config: Config, options: KubeOptions, endpoint: KubeEndpoint) -> Result<Self, KubeError> {
+        Self::build(config, options, endpoint, None)
+    }
+
+    fn build(config: Config, options: KubeOptions, endpoint: KubeEndpoint, bearer: Option<&eks_auth::Bearer>) -> Result<Self, KubeError> {
         let counter = RequestCounter::default();
-        let client = kube::client::ClientBuilder::try_from(config).map_err(KubeError::Client)?.with_layer(&counter).build();
-        Ok(Kube { client, options, counter, endpoint })
+        let builder = kube::client::ClientBuilder::try_from(config).map_err(KubeError::Client)?;
+        let client = match bearer {
+            Some(bearer) => builder.with_layer(bearer).with_layer(&counter).build(),
+            None => builder.with_layer(&counter).build(),
+        };
+        Ok(Kube { client, options, counter, endpoint, renew: None })
     }
 
     pub fn counter(&self) -> &RequestCounter {

@@ -16,6 +16,7 @@
 //! (`garbage_collector`): without it, like a cluster without the controller
 //! manager, foreground deletions never finish and namespaces stay Terminating.
 
+mod auth;
 mod fields;
 mod kinds;
 mod patch;
@@ -43,6 +44,7 @@ use self::store::{Store, metadata};
 use crate::controller::{ControllerOptions, ProfileController};
 use crate::lock;
 
+pub use self::auth::{ADMIN_TOKEN, EksAuth};
 pub use crate::controller::{PROFILE_FINALIZER, ROLE_ARN_ANNOTATION};
 
 /// How the fake behaves.
@@ -57,6 +59,9 @@ pub struct FakeApiOptions {
     /// How long after a change kube-controller-manager's garbage collector
     /// and namespace controller act; `None`: there is none.
     pub garbage_collector: Option<Duration>,
+    /// Authenticate every request as EKS does (EKS tokens checked with STS,
+    /// or [`ADMIN_TOKEN`]); `None`: anyone may do anything.
+    pub eks_auth: Option<EksAuth>,
 }
 
 impl Default for FakeApiOptions {
@@ -66,6 +71,7 @@ impl Default for FakeApiOptions {
             controller: true,
             reconcile_delay: Duration::from_millis(50),
             garbage_collector: Some(Duration::from_millis(20)),
+            eks_auth: None,
         }
     }
 }
@@ -84,6 +90,7 @@ struct Shared {
     store: Arc<Mutex<Store>>,
     changes: tokio::sync::watch::Receiver<u64>,
     options: FakeApiOptions,
+    verified: auth::Verified,
 }
 
 impl std::fmt::Debug for Shared {
@@ -103,7 +110,12 @@ impl FakeApiServer {
         let listener = TcpListener::bind(("127.0.0.1", options.port)).await?;
         let addr = listener.local_addr()?;
         let (notify, changes) = tokio::sync::watch::channel(0);
-        let shared = Shared { store: Arc::new(Mutex::new(Store::new(notify))), changes, options: options.clone() };
+        let shared = Shared {
+            store: Arc::new(Mutex::new(Store::new(notify))),
+            changes,
+            options: options.clone(),
+            verified: auth::Verified::default(),
+        };
         {
             // What a cluster with Kubeflow installed starts with.
             let mut store = lock(&shared.store);
@@ -127,7 +139,7 @@ impl FakeApiServer {
         });
         let mut server = FakeApiServer { addr, shared, task, controller: None };
         if options.controller {
-            let config = kubeconfig(&server.url());
+            let config = server.kubeconfig();
             let controller = ProfileController::start(&config, ControllerOptions { delay: options.reconcile_delay, ..Default::default() })
                 .await
                 .map_err(std::io::Error::other)?;
@@ -140,9 +152,14 @@ impl FakeApiServer {
         format!("http://{}", self.addr)
     }
 
-    /// A kubeconfig whose current context (`fake`) points at this server.
+    /// A kubeconfig whose current context (`fake`) points at this server
+    /// (as its administrator, when it authenticates).
     pub fn kubeconfig(&self) -> String {
-        kubeconfig(&self.url())
+        let config = kubeconfig(&self.url());
+        match self.shared.options.eks_auth {
+            Some(_) => config.replace("  user: {}", &format!("  user:\n    token: {ADMIN_TOKEN}")),
+            None => config,
+        }
     }
 
     /// An object as stored, e.g. `("serviceaccounts", "team-a", "default-editor")`.
@@ -331,6 +348,13 @@ fn manager(params: &BTreeMap<String, String>, user_agent: &str) -> String {
 
 async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_owned();
+    if let Some(eks) = &shared.options.eks_auth {
+        let authorization = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+        if let Err(why) = auth::authenticate(eks, &shared.verified, authorization).await {
+            lock(&shared.store).requests.entry("UNAUTHORIZED".to_owned()).and_modify(|n| *n += 1).or_insert(1);
+            return status(StatusCode::UNAUTHORIZED, "Unauthorized", format!("Unauthorized: {why}"), "", "");
+        }
+    }
     if req.method() == Method::GET
         && let Some(body) = discovery(&path)
     {
