@@ -55,6 +55,7 @@ on_both_backends!(
     a_service_account_waits_for_its_namespace_then_is_annotated,
     the_controller_restores_the_role_annotation,
     a_watch_sees_every_change,
+    the_identity_record_and_the_cluster_wide_listings,
 );
 
 async fn apply_read_and_delete_a_profile(backend: Backend) {
@@ -373,4 +374,48 @@ async fn a_watch_from_a_compacted_revision_gets_410_and_the_watcher_relists() {
         }
     }
     assert_eq!(names, ["early"]);
+}
+
+/// What refresh reads cluster-wide in one call each, and the identity record.
+async fn the_identity_record_and_the_cluster_wide_listings(backend: Backend) {
+    use kfp_tenant_core::ports::{AccountQuery, ClusterRecord};
+    let kube = TestKube::start(backend, TestKubeOptions::default()).await;
+    let provider = provider(&kube).await;
+    let cluster = kube.cluster("records");
+    kube.bind(&cluster).await;
+    let arn = format!("arn:aws:eks:us-west-2:123456789012:cluster/{cluster}");
+    assert_eq!(provider.cluster_record().await.unwrap(), Some(ClusterRecord { cluster_arn: arn.clone() }));
+    provider.write_cluster_record(&ClusterRecord { cluster_arn: arn.clone() }).await.unwrap();
+    assert_eq!(provider.cluster_record().await.unwrap(), Some(ClusterRecord { cluster_arn: arn }));
+
+    let (a, b) = (profile(&kube.name("team-r")), profile(&kube.name("team-s")));
+    for p in [&a, &b] {
+        provider.apply_profile(p).await.unwrap();
+        provider.wait_ready(p, WAIT).await.unwrap();
+    }
+    let runner = ServiceAccount {
+        namespace: a.name.clone(),
+        name: "runner".into(),
+        role_arn: Some(ARN.into()),
+        managed: true,
+        cluster: Some(cluster.clone()),
+        created: true,
+    };
+    provider.apply_service_account(&runner, WAIT).await.unwrap();
+    let editors: Vec<ServiceAccount> = provider.list_service_accounts(AccountQuery::Named("default-editor")).await.unwrap();
+    let ours: Vec<&str> =
+        editors.iter().filter(|sa| sa.namespace == a.name || sa.namespace == b.name).map(|sa| sa.namespace.as_str()).collect();
+    assert_eq!(ours, [a.name.as_str(), b.name.as_str()], "every default-editor, in one call");
+    assert!(editors.iter().all(|sa| sa.name == "default-editor"));
+    let managed = provider.list_service_accounts(AccountQuery::Managed).await.unwrap();
+    assert!(managed.contains(&runner), "{managed:?}");
+    assert!(managed.iter().all(|sa| sa.managed));
+    // Released, the account stays but is no longer kfp-tenant's, nor granted.
+    provider.release_service_account(&a.name, "runner").await.unwrap();
+    let released = provider.get_service_account(&a.name, "runner").await.unwrap().unwrap();
+    assert_eq!((released.role_arn, released.managed, released.cluster, released.created), (None, false, None, false));
+    assert_eq!(provider.get_namespace(&a.name).await.unwrap().unwrap().owner.as_deref(), Some("alice@example.com"));
+    for p in [&a, &b] {
+        provider.delete_profile(&p.name, WAIT).await.unwrap();
+    }
 }
