@@ -28,6 +28,7 @@ pub mod render;
 pub mod resilience;
 pub mod spec;
 pub mod tags;
+pub mod trust;
 pub mod validate;
 
 pub use address::{Address, Kind};
