@@ -43,19 +43,34 @@ ensure_venv() {
   touch "$stamp"
 }
 
-start_moto() {
+# moto_server on a free port, its URL in MOTO_URL. $1 names its log.
+run_moto() {
   ensure_venv
   mkdir -p "$RUN_DIR"
   local port
   port=$(free_port)
-  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$RUN_DIR/moto.log" 2>&1 &
+  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$RUN_DIR/$1.log" 2>&1 &
   EMULATOR_PIDS+=($!)
-  export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+  MOTO_URL="http://127.0.0.1:$port"
+  wait_http "$MOTO_URL/moto-api/" 60 || { cat "$RUN_DIR/$1.log" >&2; return 1; }
+}
+
+start_moto() {
+  run_moto moto || return 1
+  export AWS_ENDPOINT_URL="$MOTO_URL"
   export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-west-2 AWS_DEFAULT_REGION=us-west-2
   unset AWS_PROFILE AWS_SESSION_TOKEN
   export KFP_TEST_AWS_ENDPOINT="$AWS_ENDPOINT_URL"
-  wait_http "$AWS_ENDPOINT_URL/moto-api/" 60 || { cat "$RUN_DIR/moto.log" >&2; return 1; }
   log "moto $MOTO_VERSION listening on $AWS_ENDPOINT_URL"
+}
+
+# A second moto whose IAM policy enforcement the verify tests switch on
+# (POST /moto-api/reset-auth): enforcing breaks moto's EKS and the SDK's IAM
+# writes, so the other tests keep the first one. Exports its URL.
+start_enforcing_moto() {
+  run_moto moto-enforcing || return 1
+  export KFP_TEST_AWS_ENFORCING_ENDPOINT="$MOTO_URL"
+  log "moto (IAM policies enforced on demand) listening on $MOTO_URL"
 }
 
 stop_emulators() {

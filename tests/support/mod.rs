@@ -67,3 +67,36 @@ pub fn bind(server: &kfp_tenant_testkit::apiserver::FakeApiServer, cluster: &str
             "data": {"clusterArn": format!("arn:aws:eks:{REGION}:123456789012:cluster/{cluster}")}}),
     );
 }
+
+/// The second moto, whose IAM policy enforcement a test switches on and off.
+pub fn enforcing_endpoint() -> String {
+    std::env::var("KFP_TEST_AWS_ENFORCING_ENDPOINT")
+        .unwrap_or_else(|_| panic!("KFP_TEST_AWS_ENFORCING_ENDPOINT is not set: run the suite with scripts/test, which starts it"))
+}
+
+/// Switches the enforcing moto's IAM policy enforcement on or off
+/// (POST /moto-api/reset-auth: after 0 more requests, or never).
+pub fn enforce(on: bool) {
+    use std::io::{Read, Write};
+    let endpoint = enforcing_endpoint();
+    let address = endpoint.trim_start_matches("http://");
+    let body = if on { "0" } else { "inf" };
+    let mut stream = std::net::TcpStream::connect(address).expect("the enforcing moto");
+    write!(
+        stream,
+        "POST /moto-api/reset-auth HTTP/1.1\r\nHost: {address}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "reset-auth: {answer}");
+}
+
+/// A client of the enforcing moto (with the suite's dummy credentials, for
+/// while enforcement is off).
+pub async fn enforcing_aws() -> Aws {
+    let options =
+        AwsOptions { region: Some(REGION.to_owned()), max_attempts: Some(2), endpoint: Some(enforcing_endpoint()), ..Default::default() };
+    Aws::connect(&options).await.expect("clients")
+}

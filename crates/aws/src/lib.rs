@@ -16,6 +16,7 @@
 //! visible to PutRolePolicy; an OIDC provider just created is an "Invalid
 //! principal" for a while).
 
+mod s3;
 mod token;
 
 use std::collections::BTreeMap;
@@ -36,10 +37,18 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_types::region::Region;
 use kfp_tenant_core::plan::role_description_marker;
 use kfp_tenant_core::policy::PolicyDocument;
-use kfp_tenant_core::ports::{CallerIdentity, ClusterApi, ClusterOidc, EksCluster, ErrorKind, IamApi, ProviderError, ProviderResult, Role};
+use kfp_tenant_core::ports::{
+    AssumedRole, BearerToken, CallerIdentity, ClusterApi, ClusterOidc, EksCluster, ErrorKind, IamApi, OidcProviderDetails, ProviderError,
+    ProviderResult, Role, TemporaryCredentials,
+};
 use kfp_tenant_core::tags;
 
+pub use crate::s3::S3Probe;
 pub use crate::token::{EksTokens, TOKEN_LIFETIME, regional_sts};
+
+/// The SHA-1 thumbprint of the root CA of EKS's OIDC endpoints, as AWS
+/// documents it for `create-open-id-connect-provider` with EKS.
+pub const EKS_OIDC_ROOT_CA_THUMBPRINT: &str = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280";
 
 /// How to reach AWS; everything left `None` comes from the standard chains.
 #[derive(Clone, Debug, Default)]
@@ -53,6 +62,9 @@ pub struct AwsOptions {
     /// Items per page of IAM's listings (MaxItems); IAM's largest, 1,000,
     /// unless set (tests set less to see paging).
     pub page_size: Option<i32>,
+    /// Every service at this URL (as `AWS_ENDPOINT_URL` would), for tests
+    /// with more than one emulator.
+    pub endpoint: Option<String>,
 }
 
 /// Setting up the clients failed.
@@ -140,6 +152,9 @@ impl Aws {
         if let Some(region) = &options.region {
             loader = loader.region(Region::new(region.clone()));
         }
+        if let Some(endpoint) = &options.endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
         let sdk = loader.load().await;
         let region = sdk.region().map(ToString::to_string).ok_or(AwsError::NoRegion)?;
         let counter = CallCounter::default();
@@ -155,6 +170,12 @@ impl Aws {
         let sts_url =
             self.sdk.endpoint_url().map(|u| format!("{}/", u.trim_end_matches('/'))).unwrap_or_else(|| regional_sts(&self.region));
         Ok(EksTokens { credentials, region: self.region.clone(), sts_url, cluster: cluster.to_owned() })
+    }
+
+    /// S3 with the credentials of an assumed role (`verify`'s probe), on this
+    /// configuration's region and endpoint.
+    pub fn s3_probe(&self) -> S3Probe {
+        S3Probe::new(&self.sdk, self.counter.clone())
     }
 
     pub fn counter(&self) -> &CallCounter {
@@ -246,11 +267,15 @@ fn missing(operation: &str, target: &str, field: &str) -> ProviderError {
     ProviderError::new(ErrorKind::Other, operation, target, format!("the response has no {field}"))
 }
 
-/// IAM hands documents back percent-encoded.
+/// IAM hands documents back percent-encoded (moto's listings do not: JSON
+/// as it is is taken as it is; an encoded document never starts with `{`).
 pub fn decode_document(operation: &str, target: &str, encoded: &str) -> ProviderResult<PolicyDocument> {
-    let text = percent_encoding::percent_decode_str(encoded).decode_utf8().map_err(|e| {
-        ProviderError::new(ErrorKind::Other, operation, target, format!("the policy document is not UTF-8 after URL-decoding: {e}"))
-    })?;
+    let text = match encoded.trim_start().starts_with('{') {
+        true => std::borrow::Cow::Borrowed(encoded),
+        false => percent_encoding::percent_decode_str(encoded).decode_utf8().map_err(|e| {
+            ProviderError::new(ErrorKind::Other, operation, target, format!("the policy document is not UTF-8 after URL-decoding: {e}"))
+        })?,
+    };
     PolicyDocument::parse(&text)
         .map_err(|e| ProviderError::new(ErrorKind::Other, operation, target, format!("the policy document is not JSON: {e}")))
 }
@@ -324,8 +349,10 @@ impl ClusterApi for Aws {
     }
 
     /// As `eksctl utils associate-iam-oidc-provider`: audience
-    /// `sts.amazonaws.com`, tagged as kfp-tenant's. IAM no longer checks the
-    /// thumbprint of an EKS issuer, so none is sent.
+    /// `sts.amazonaws.com`, tagged as kfp-tenant's. IAM checks an EKS
+    /// issuer's certificate against its own trusted CAs, not the thumbprint;
+    /// the thumbprint of the root CA of every EKS OIDC endpoint (the one AWS
+    /// documents for EKS) is still sent, so the provider is complete.
     async fn create_oidc_provider(&self, issuer_url: &str) -> ProviderResult<String> {
         let target = format!("OIDC provider {issuer_url}");
         let out = self
@@ -333,11 +360,31 @@ impl ClusterApi for Aws {
             .create_open_id_connect_provider()
             .url(issuer_url)
             .client_id_list("sts.amazonaws.com")
+            .thumbprint_list(EKS_OIDC_ROOT_CA_THUMBPRINT)
             .tags(tag(tags::MANAGED_BY, tags::MANAGER)?)
             .send()
             .await
             .map_err(|e| provider_error("CreateOpenIDConnectProvider", &target, e))?;
         out.open_id_connect_provider_arn.ok_or_else(|| missing("CreateOpenIDConnectProvider", &target, "OpenIDConnectProviderArn"))
+    }
+
+    async fn assume_role_with_web_identity(&self, role_arn: &str, session: &str, token: &BearerToken) -> ProviderResult<AssumedRole> {
+        let target = format!("role {role_arn}");
+        let out = self
+            .sts
+            .assume_role_with_web_identity()
+            .role_arn(role_arn)
+            .role_session_name(session)
+            .web_identity_token(&token.value)
+            .duration_seconds(900)
+            .send()
+            .await
+            .map_err(|e| provider_error("AssumeRoleWithWebIdentity", &target, e))?;
+        let arn = out.assumed_role_user.map(|u| u.arn).ok_or_else(|| missing("AssumeRoleWithWebIdentity", &target, "AssumedRoleUser"))?;
+        let c = out.credentials.ok_or_else(|| missing("AssumeRoleWithWebIdentity", &target, "Credentials"))?;
+        let credentials =
+            TemporaryCredentials { access_key_id: c.access_key_id, secret_access_key: c.secret_access_key, session_token: c.session_token };
+        Ok(AssumedRole { arn, credentials })
     }
 }
 
@@ -485,6 +532,33 @@ impl IamApi for Aws {
             .await
             .map(drop)
             .map_err(|e| provider_error("DeleteRolePolicy", &target, e))
+    }
+
+    async fn list_roles(&self, path_prefix: &str) -> ProviderResult<Vec<Role>> {
+        let mut pages = self.iam.list_roles().path_prefix(path_prefix).max_items(self.page_size).into_paginator().send();
+        let mut roles = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| provider_error("ListRoles", path_prefix, e))?;
+            for role in page.roles {
+                roles.push(role_from_sdk("ListRoles", role)?);
+            }
+        }
+        Ok(roles)
+    }
+
+    async fn get_oidc_provider(&self, arn: &str) -> ProviderResult<Option<OidcProviderDetails>> {
+        let target = format!("OIDC provider {arn}");
+        match self.iam.get_open_id_connect_provider().open_id_connect_provider_arn(arn).send().await {
+            Ok(out) => Ok(Some(OidcProviderDetails {
+                url: out.url.unwrap_or_default(),
+                client_ids: out.client_id_list.unwrap_or_default(),
+                thumbprints: out.thumbprint_list.unwrap_or_default(),
+            })),
+            Err(e) => match provider_error("GetOpenIDConnectProvider", &target, e) {
+                e if e.kind == ErrorKind::NotFound => Ok(None),
+                e => Err(e),
+            },
+        }
     }
 
     /// ListRoles under the path (paged), narrowed to the roles whose

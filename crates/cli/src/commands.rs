@@ -13,7 +13,7 @@ use kfp_tenant_core::refresh::{Observed, ReadSet};
 use kfp_tenant_core::render;
 use kfp_tenant_k8s::LeaseGuard;
 
-use crate::flags::{ApplyArgs, Connection, DestroyArgs, ForceUnlockArgs, Lifecycle, PlanArgs};
+use crate::flags::{ApplyArgs, AuditArgs, Connection, DestroyArgs, ForceUnlockArgs, Lifecycle, PlanArgs, VerifyArgs};
 use crate::interrupt;
 use crate::live::{Live, connect_kube};
 use crate::output::{self, StderrProgress, note, say};
@@ -110,14 +110,58 @@ pub async fn apply(args: ApplyArgs, no_color: bool) -> Result<ExitCode> {
     }
     let desired = args.tenants.desired()?;
     let live = Live::connect(&args.connection, &desired.cluster.name, &desired.cluster.region).await?;
-    locked(&live, &args.lifecycle, "apply", async |stop| {
+    let applied = locked(&live, &args.lifecycle, "apply", async |stop| {
         let reads = ReadSet::for_desired(&desired, args.connection.bind_cluster);
         let observed = until_stopped(&stop, live.observe(&reads, args.connection.parallelism)).await?;
         let plan = plan::plan(&desired, &observed, args.planning.options())?;
         let question = "Do you want to perform these actions?";
-        confirm_and_apply(&live, &plan, &args.connection, &args.lifecycle, args.wait, no_color, question, stop).await
+        let wait = args.wait || args.verify;
+        confirm_and_apply(&live, &plan, &args.connection, &args.lifecycle, wait, no_color, question, stop).await
     })
-    .await
+    .await?;
+    if applied != ExitCode::SUCCESS || !args.verify {
+        return Ok(applied);
+    }
+    say!()?;
+    let report = run_verify(&live, &desired, &args.connection).await?;
+    output::out(&report)?;
+    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn run_verify(
+    live: &Live,
+    desired: &kfp_tenant_core::spec::Desired,
+    connection: &Connection,
+) -> Result<kfp_tenant_core::verify::Report> {
+    let observed = live.observe(&ReadSet::for_desired(desired, connection.bind_cluster), connection.parallelism).await?;
+    Ok(kfp_tenant_core::verify::verify(desired, &observed, live.verify_ports(), connection.parallelism).await)
+}
+
+/// Token, issuer, trust, STS and S3 for every service account of every tenant.
+pub async fn verify(args: VerifyArgs) -> Result<ExitCode> {
+    let desired = args.tenants.desired()?;
+    let live = Live::connect(&args.connection, &desired.cluster.name, &desired.cluster.region).await?;
+    let report = run_verify(&live, &desired, &args.connection).await?;
+    if args.json {
+        say!("{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        output::out(&report)?;
+    }
+    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Every role trusting the cluster's OIDC provider, with its findings.
+pub async fn audit(args: AuditArgs) -> Result<ExitCode> {
+    let desired = args.tenants.desired()?;
+    let live = Live::connect(&args.connection, &desired.cluster.name, &desired.cluster.region).await?;
+    let observed = live.observe(&ReadSet::for_desired(&desired, args.connection.bind_cluster), args.connection.parallelism).await?;
+    let report = live.audit(&desired, &observed).await?;
+    if args.json {
+        say!("{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        output::out(&report)?;
+    }
+    Ok(if report.findings() == 0 { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }
 
 pub async fn destroy(args: DestroyArgs, no_color: bool) -> Result<ExitCode> {

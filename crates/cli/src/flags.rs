@@ -56,6 +56,12 @@ pub enum Command {
         /// A saved plan: nodes show their planned action.
         plan_file: Option<PathBuf>,
     },
+    /// Prove that each tenant's pods reach their artifacts: token, issuer,
+    /// trust, STS and S3, link by link (writes only an S3 probe object).
+    Verify(VerifyArgs),
+    /// List every IAM role that trusts the cluster's OIDC provider, and what
+    /// is wrong with each (exit 2 with findings).
+    Audit(AuditArgs),
     /// Remove the apply lock of a run that is gone (shows its holder, asks first).
     ForceUnlock(ForceUnlockArgs),
     /// Print the JSON Schema of the tenants file.
@@ -167,8 +173,33 @@ pub struct ApplyArgs {
     /// Wait until each Profile's namespace and service accounts are ready.
     #[arg(long)]
     pub wait: bool,
+    /// After applying, verify every tenant (see `verify`); implies --wait.
+    #[arg(long)]
+    pub verify: bool,
     #[command(flatten)]
     pub planning: PlanFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub tenants: TenantFlags,
+    #[command(flatten)]
+    pub connection: Connection,
+    /// Print the report as versioned JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub tenants: TenantFlags,
+    #[command(flatten)]
+    pub connection: Connection,
+    /// Print the report as versioned JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -19,6 +19,7 @@ pub struct Live {
     cluster: Resilient<Aws>,
     iam: Resilient<Aws>,
     kubernetes: Resilient<Kube>,
+    s3: kfp_tenant_aws::S3Probe,
     /// `--stats`: print the calls made when done, whatever the outcome.
     stats: bool,
 }
@@ -46,11 +47,20 @@ impl Live {
         let iam = Resilient::new(aws.clone(), RetryPolicy::default()).with_limiter(limiter);
         let cluster = Resilient::new(aws.clone(), RetryPolicy::default());
         let kubernetes = Resilient::new(kube.clone(), RetryPolicy::default());
-        Ok(Live { aws, kube, cluster, iam, kubernetes, stats: connection.stats })
+        let s3 = aws.s3_probe();
+        Ok(Live { aws, kube, cluster, iam, kubernetes, s3, stats: connection.stats })
     }
 
     pub fn providers(&self) -> Providers<'_> {
         Providers { cluster: &self.cluster, iam: &self.iam, kube: &self.kubernetes }
+    }
+
+    pub fn verify_ports(&self) -> kfp_tenant_core::verify::Ports<'_> {
+        kfp_tenant_core::verify::Ports { cluster: &self.cluster, iam: &self.iam, kube: &self.kubernetes, s3: &self.s3 }
+    }
+
+    pub async fn audit(&self, desired: &kfp_tenant_core::spec::Desired, observed: &Observed) -> Result<kfp_tenant_core::audit::Report> {
+        Ok(kfp_tenant_core::audit::run(desired, observed, &self.iam, &self.kubernetes).await?)
     }
 
     pub async fn observe(&self, reads: &ReadSet, parallelism: usize) -> Result<Observed> {

@@ -56,6 +56,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Plan(args) => commands::plan(args, no_color).await,
         Command::Apply(args) => commands::apply(args, no_color).await,
         Command::Destroy(args) => commands::destroy(args, no_color).await,
+        Command::Verify(args) => commands::verify(args).await,
+        Command::Audit(args) => commands::audit(args).await,
         Command::ForceUnlock(args) => commands::force_unlock(args).await,
         Command::Show { plan_file, json } => offline::show(&plan_file, json, no_color),
         Command::Validate(tenants) => offline::validate(&tenants),

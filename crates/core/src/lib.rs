@@ -18,6 +18,7 @@
 
 pub mod address;
 pub mod apply;
+pub mod audit;
 pub mod graph;
 pub mod identity;
 pub mod plan;
@@ -30,6 +31,7 @@ pub mod spec;
 pub mod tags;
 pub mod trust;
 pub mod validate;
+pub mod verify;
 
 pub use address::{Address, Kind};
 pub use plan::{Action, Plan, PlanOptions, plan, plan_destroy};

@@ -97,6 +97,37 @@ pub trait TokenSource: Send + Sync {
     async fn token(&self) -> ProviderResult<BearerToken>;
 }
 
+/// Credentials STS hands out for an assumed role. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TemporaryCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+}
+
+impl fmt::Debug for TemporaryCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TemporaryCredentials({}, ..)", self.access_key_id)
+    }
+}
+
+/// What AssumeRoleWithWebIdentity answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssumedRole {
+    /// `arn:aws:sts::<account>:assumed-role/<role>/<session>`.
+    pub arn: String,
+    pub credentials: TemporaryCredentials,
+}
+
+/// An IAM OIDC provider as GetOpenIDConnectProvider describes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OidcProviderDetails {
+    /// Without `https://`, as IAM keeps it.
+    pub url: String,
+    pub client_ids: Vec<String>,
+    pub thumbprints: Vec<String>,
+}
+
 /// The identity record kfp-tenant keeps in a cluster: which EKS cluster this
 /// Kubernetes API is (ConfigMap `kube-system/kfp-tenant-cluster`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -209,6 +240,8 @@ pub struct ServiceAccount {
 /// Which service accounts to list, cluster-wide, in one call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AccountQuery<'a> {
+    /// Every one (`audit`).
+    All,
     /// Those carrying kfp-tenant's `managed-by` label.
     Managed,
     /// Those of this name in every namespace (`default-editor`).
@@ -285,6 +318,8 @@ pub trait ClusterApi: Send + Sync {
     /// `sts.amazonaws.com`), as `eksctl utils associate-iam-oidc-provider`
     /// does. Returns its ARN.
     async fn create_oidc_provider(&self, issuer_url: &str) -> ProviderResult<String>;
+    /// AssumeRoleWithWebIdentity with a service account's token (`verify`).
+    async fn assume_role_with_web_identity(&self, role_arn: &str, session: &str, token: &BearerToken) -> ProviderResult<AssumedRole>;
 }
 
 /// IAM roles and their inline policies.
@@ -308,6 +343,19 @@ pub trait IamApi: Send + Sync {
     async fn delete_role_policy(&self, role: &str, policy: &str) -> ProviderResult<()>;
     /// Roles under `path_prefix` whose tags mark them as kfp-tenant's for `cluster`.
     async fn list_managed_roles(&self, path_prefix: &str, cluster: &str) -> ProviderResult<Vec<Role>>;
+    /// Every role under `path_prefix` with its trust policy and description
+    /// (ListRoles: no tags, no permissions boundary).
+    async fn list_roles(&self, path_prefix: &str) -> ProviderResult<Vec<Role>>;
+    /// `None` when there is no such provider.
+    async fn get_oidc_provider(&self, arn: &str) -> ProviderResult<Option<OidcProviderDetails>>;
+}
+
+/// Objects in S3, with the credentials of an assumed role (`verify`'s probe).
+#[async_trait]
+pub trait ObjectStoreApi: Send + Sync {
+    async fn put_object(&self, credentials: &TemporaryCredentials, bucket: &str, key: &str, body: &[u8]) -> ProviderResult<()>;
+    async fn get_object(&self, credentials: &TemporaryCredentials, bucket: &str, key: &str) -> ProviderResult<Vec<u8>>;
+    async fn delete_object(&self, credentials: &TemporaryCredentials, bucket: &str, key: &str) -> ProviderResult<()>;
 }
 
 /// The cluster's Kubernetes API: Profiles, the namespaces and service
@@ -323,6 +371,8 @@ pub trait KubernetesApi: Send + Sync {
     async fn list_profiles(&self) -> ProviderResult<Vec<Profile>>;
     /// `None` when there is no such namespace (asked only for Profiles to create).
     async fn get_namespace(&self, name: &str) -> ProviderResult<Option<Namespace>>;
+    /// Every namespace (`audit`).
+    async fn list_namespaces(&self) -> ProviderResult<Vec<Namespace>>;
     /// Creates or updates the Profile to exactly this spec and these labels.
     async fn apply_profile(&self, profile: &Profile) -> ProviderResult<()>;
     /// Deletes the Profile and waits, at most `timeout`, until the controller
@@ -348,6 +398,11 @@ pub trait KubernetesApi: Send + Sync {
     /// labels and the role annotation. The account stays.
     async fn release_service_account(&self, namespace: &str, name: &str) -> ProviderResult<()>;
     async fn delete_service_account(&self, namespace: &str, name: &str) -> ProviderResult<()>;
+    /// A short-lived token of the service account for `audience`
+    /// (TokenRequest), the token a projected volume gives a pod; `None` when
+    /// the account does not exist. Nothing is stored.
+    async fn request_token(&self, namespace: &str, name: &str, audience: &str, expires_in: Duration)
+    -> ProviderResult<Option<BearerToken>>;
 }
 
 #[cfg(test)]

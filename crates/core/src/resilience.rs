@@ -21,8 +21,8 @@ use tokio::time::Instant;
 
 use crate::policy::PolicyDocument;
 use crate::ports::{
-    AccountQuery, CallerIdentity, ClusterApi, ClusterRecord, EksCluster, ErrorKind, IamApi, KubeEndpoint, KubernetesApi, Namespace,
-    Profile, ProviderResult, Role, ServiceAccount,
+    AccountQuery, AssumedRole, BearerToken, CallerIdentity, ClusterApi, ClusterRecord, EksCluster, ErrorKind, IamApi, KubeEndpoint,
+    KubernetesApi, Namespace, OidcProviderDetails, Profile, ProviderResult, Role, ServiceAccount,
 };
 
 /// How long and how often to retry.
@@ -297,6 +297,14 @@ impl<I: IamApi> IamApi for Resilient<I> {
     async fn list_managed_roles(&self, path_prefix: &str, cluster: &str) -> ProviderResult<Vec<Role>> {
         self.run(None, || self.inner.list_managed_roles(path_prefix, cluster)).await
     }
+
+    async fn list_roles(&self, path_prefix: &str) -> ProviderResult<Vec<Role>> {
+        self.run(None, || self.inner.list_roles(path_prefix)).await
+    }
+
+    async fn get_oidc_provider(&self, arn: &str) -> ProviderResult<Option<OidcProviderDetails>> {
+        self.run(None, || self.inner.get_oidc_provider(arn)).await
+    }
 }
 
 impl<I: IamApi> Resilient<I> {
@@ -322,6 +330,10 @@ impl<C: ClusterApi> ClusterApi for Resilient<C> {
     async fn create_oidc_provider(&self, issuer_url: &str) -> ProviderResult<String> {
         self.run(None, || self.inner.create_oidc_provider(issuer_url)).await
     }
+
+    async fn assume_role_with_web_identity(&self, role_arn: &str, session: &str, token: &BearerToken) -> ProviderResult<AssumedRole> {
+        self.run(None, || self.inner.assume_role_with_web_identity(role_arn, session, token)).await
+    }
 }
 
 #[async_trait]
@@ -344,6 +356,10 @@ impl<K: KubernetesApi> KubernetesApi for Resilient<K> {
 
     async fn get_namespace(&self, name: &str) -> ProviderResult<Option<Namespace>> {
         self.run(None, || self.inner.get_namespace(name)).await
+    }
+
+    async fn list_namespaces(&self) -> ProviderResult<Vec<Namespace>> {
+        self.run(None, || self.inner.list_namespaces()).await
     }
 
     async fn apply_profile(&self, profile: &Profile) -> ProviderResult<()> {
@@ -380,6 +396,16 @@ impl<K: KubernetesApi> KubernetesApi for Resilient<K> {
 
     async fn delete_service_account(&self, namespace: &str, name: &str) -> ProviderResult<()> {
         self.run(None, || self.inner.delete_service_account(namespace, name)).await
+    }
+
+    async fn request_token(
+        &self,
+        namespace: &str,
+        name: &str,
+        audience: &str,
+        expires_in: Duration,
+    ) -> ProviderResult<Option<BearerToken>> {
+        self.run(None, || self.inner.request_token(namespace, name, audience, expires_in)).await
     }
 }
 

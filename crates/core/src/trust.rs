@@ -240,7 +240,12 @@ mod tests {
     fn a_wildcard_is_a_wildcard_only_under_string_like() {
         check(json!([allow(json!({"StringEquals": {"oidc.example/id/X:sub": "system:serviceaccount:team-a:*"}}))]), SA, &[], "no");
         check(json!([allow(json!({"StringLike": {"oidc.example/id/X:sub": "system:serviceaccount:team-a:*"}}))]), SA, &[], "allow 0");
-        check(json!([allow(json!({"StringLike": {"oidc.example/id/X:sub": "system:serviceaccount:team-?:default-editor"}}))]), SA, &[], "allow 0");
+        check(
+            json!([allow(json!({"StringLike": {"oidc.example/id/X:sub": "system:serviceaccount:team-?:default-editor"}}))]),
+            SA,
+            &[],
+            "allow 0",
+        );
         check(json!([allow(json!({"StringLike": {"oidc.example/id/X:sub": "system:serviceaccount:team-b:*"}}))]), SA, &[], "no");
     }
 
@@ -275,7 +280,9 @@ mod tests {
         let Decision::NotAdmitted { reasons } = evaluate(&policy, &request("system:serviceaccount:team-a:runner", &[])) else { panic!() };
         assert_eq!(
             reasons,
-            [r#"statement 0: StringEquals oidc.example/id/X:sub wants ["system:serviceaccount:team-a:default-editor"], the token has ["system:serviceaccount:team-a:runner"]"#]
+            [
+                r#"statement 0: StringEquals oidc.example/id/X:sub wants ["system:serviceaccount:team-a:default-editor"], the token has ["system:serviceaccount:team-a:runner"]"#
+            ]
         );
     }
 

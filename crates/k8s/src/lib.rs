@@ -25,10 +25,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use kfp_tenant_core::identity;
 use kfp_tenant_core::ports::{
-    AccountQuery, ClusterRecord, ErrorKind, KubeEndpoint, KubernetesApi, Namespace as TenantNamespace, Profile, ProviderError,
+    AccountQuery, BearerToken, ClusterRecord, ErrorKind, KubeEndpoint, KubernetesApi, Namespace as TenantNamespace, Profile, ProviderError,
     ProviderResult, ServiceAccount as TenantServiceAccount,
 };
 use kfp_tenant_core::tags;
@@ -348,6 +349,24 @@ impl KubernetesApi for Kube {
         }
     }
 
+    async fn list_namespaces(&self) -> ProviderResult<Vec<TenantNamespace>> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let mut found = Vec::new();
+        let mut params = ListParams::default().limit(500);
+        loop {
+            let page = api.list(&params).await.map_err(|e| provider_error("ListNamespaces", "namespaces", e))?;
+            found.extend(page.items.iter().map(|ns| TenantNamespace {
+                name: ns.metadata.name.clone().unwrap_or_default(),
+                owner: ns.metadata.annotations.as_ref().and_then(|a| a.get("owner")).cloned(),
+                terminating: ns.metadata.deletion_timestamp.is_some(),
+            }));
+            match page.metadata.continue_.clone().filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => return Ok(found),
+            }
+        }
+    }
+
     async fn get_namespace(&self, name: &str) -> ProviderResult<Option<TenantNamespace>> {
         let api: Api<Namespace> = Api::all(self.client.clone());
         let found = api.get_opt(name).await.map_err(|e| provider_error("GetNamespace", &format!("namespace {name}"), e))?;
@@ -406,6 +425,7 @@ impl KubernetesApi for Kube {
     async fn list_service_accounts(&self, which: AccountQuery<'_>) -> ProviderResult<Vec<TenantServiceAccount>> {
         let api: Api<ServiceAccount> = Api::all(self.client.clone());
         let params = match which {
+            AccountQuery::All => ListParams::default(),
             AccountQuery::Managed => ListParams::default().labels(&format!("{}={}", tags::PROFILE_LABEL, tags::MANAGER)),
             AccountQuery::Named(name) => ListParams::default().fields(&format!("metadata.name={name}")),
         };
@@ -482,5 +502,37 @@ impl KubernetesApi for Kube {
             .await
             .map(drop)
             .map_err(|e| provider_error("DeleteServiceAccount", &format!("service account {namespace}/{name}"), e))
+    }
+
+    async fn request_token(
+        &self,
+        namespace: &str,
+        name: &str,
+        audience: &str,
+        expires_in: Duration,
+    ) -> ProviderResult<Option<BearerToken>> {
+        let request = TokenRequest {
+            spec: Some(TokenRequestSpec {
+                audiences: Some(vec![audience.to_owned()]),
+                expiration_seconds: Some(i64::try_from(expires_in.as_secs()).unwrap_or(600)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        match self.accounts(namespace).create_token_request(name, &kube::api::PostParams::default(), &request).await {
+            Ok(answer) => {
+                let token = answer.status.and_then(|s| s.token).ok_or_else(|| {
+                    ProviderError::new(
+                        ErrorKind::Other,
+                        "CreateToken",
+                        format!("service account {namespace}/{name}"),
+                        "the answer has no token",
+                    )
+                })?;
+                Ok(Some(BearerToken { value: token, valid_for: expires_in }))
+            }
+            Err(kube::Error::Api(s)) if s.is_not_found() => Ok(None),
+            Err(e) => Err(provider_error("CreateToken", &format!("service account {namespace}/{name}"), e)),
+        }
     }
 }

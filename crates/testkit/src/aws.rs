@@ -12,12 +12,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kfp_tenant_core::identity::base64_encode;
 use kfp_tenant_core::policy::PolicyDocument;
-use kfp_tenant_core::ports::{CallerIdentity, ClusterApi, ClusterOidc, EksCluster, ErrorKind, IamApi, ProviderError, ProviderResult, Role};
+use kfp_tenant_core::ports::{
+    AssumedRole, BearerToken, CallerIdentity, ClusterApi, ClusterOidc, EksCluster, ErrorKind, IamApi, OidcProviderDetails, ProviderError,
+    ProviderResult, Role, TemporaryCredentials,
+};
 use kfp_tenant_core::tags;
 use tokio::time::Instant;
 
 use crate::faults::{Calls, Faults, Meter};
 use crate::{ACCOUNT_ID, ISSUER, lock};
+
+/// The thumbprint the fake account's OIDC provider carries.
+pub const THUMBPRINT: &str = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280";
 
 /// The API server endpoint EKS gives for a fake cluster.
 pub fn fake_endpoint(cluster: &str) -> String {
@@ -118,6 +124,20 @@ impl ClusterApi for FakeCluster {
         }
         Ok(format!("arn:{}:iam::{}:oidc-provider/{host}", self.identity.partition, self.identity.account_id))
     }
+
+    /// Like moto's STS: any token is accepted for any role of the account.
+    async fn assume_role_with_web_identity(&self, role_arn: &str, session: &str, _token: &BearerToken) -> ProviderResult<AssumedRole> {
+        self.meter.enter("AssumeRoleWithWebIdentity", role_arn).await?;
+        let role = role_arn.rsplit('/').next().unwrap_or_default();
+        Ok(AssumedRole {
+            arn: format!("arn:{}:sts::{}:assumed-role/{role}/{session}", self.identity.partition, self.identity.account_id),
+            credentials: TemporaryCredentials {
+                access_key_id: format!("ASIA{role}"),
+                secret_access_key: "fake-secret".to_owned(),
+                session_token: format!("fake-session-{role}"),
+            },
+        })
+    }
 }
 
 /// IAM roles and inline policies in memory.
@@ -132,6 +152,8 @@ struct IamState {
     /// By lower-cased name: IAM role names are case-insensitive.
     roles: BTreeMap<String, (Role, Instant)>,
     policies: BTreeMap<(String, String), PolicyDocument>,
+    /// OIDC providers changed by a test (`None`: deleted); the cluster's is there otherwise.
+    oidc_providers: BTreeMap<String, Option<OidcProviderDetails>>,
 }
 
 impl IamState {
@@ -165,6 +187,11 @@ impl FakeIam {
         if let Some((role, _)) = lock(&self.state).roles.get_mut(&name.to_ascii_lowercase()) {
             edit(role);
         }
+    }
+
+    /// Changes (or with `None` deletes) an IAM OIDC provider behind the tool's back.
+    pub fn set_oidc_provider(&self, arn: &str, details: Option<OidcProviderDetails>) {
+        lock(&self.state).oidc_providers.insert(arn.to_owned(), details);
     }
 
     /// Puts an inline policy behind the tool's back.
@@ -321,6 +348,28 @@ impl IamApi for FakeIam {
                 format!("The role policy with name {policy} cannot be found."),
             )),
         }
+    }
+
+    async fn list_roles(&self, path_prefix: &str) -> ProviderResult<Vec<Role>> {
+        self.meter.enter("ListRoles", path_prefix).await?;
+        let state = lock(&self.state);
+        let roles = state.roles.values().map(|(r, _)| r).filter(|r| r.path.starts_with(path_prefix));
+        // ListRoles carries no tags.
+        Ok(roles.map(|r| Role { tags: BTreeMap::new(), ..r.clone() }).collect())
+    }
+
+    async fn get_oidc_provider(&self, arn: &str) -> ProviderResult<Option<OidcProviderDetails>> {
+        self.meter.enter("GetOpenIDConnectProvider", arn).await?;
+        let state = lock(&self.state);
+        if let Some(details) = state.oidc_providers.get(arn) {
+            return Ok(details.clone());
+        }
+        let host = ISSUER.trim_start_matches("https://");
+        Ok(arn.ends_with(&format!("oidc-provider/{host}")).then(|| OidcProviderDetails {
+            url: host.to_owned(),
+            client_ids: vec!["sts.amazonaws.com".to_owned()],
+            thumbprints: vec![crate::aws::THUMBPRINT.to_owned()],
+        }))
     }
 
     async fn list_managed_roles(&self, path_prefix: &str, cluster: &str) -> ProviderResult<Vec<Role>> {

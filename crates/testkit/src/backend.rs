@@ -49,11 +49,19 @@ pub struct TestKubeOptions {
     /// The fake's garbage collector (see [`FakeApiOptions::garbage_collector`]);
     /// the real cluster has kube-controller-manager's.
     pub garbage_collector: Option<Duration>,
+    /// The fake's service-account token issuer; the real server's is moto's
+    /// EKS issuer, which `scripts/test` gives it.
+    pub sa_issuer: Option<String>,
 }
 
 impl Default for TestKubeOptions {
     fn default() -> Self {
-        TestKubeOptions { controller: true, reconcile_delay: Duration::from_millis(50), garbage_collector: Some(Duration::from_millis(20)) }
+        TestKubeOptions {
+            controller: true,
+            reconcile_delay: Duration::from_millis(50),
+            garbage_collector: Some(Duration::from_millis(20)),
+            sa_issuer: None,
+        }
     }
 }
 
@@ -87,6 +95,7 @@ impl TestKube {
                     controller: options.controller,
                     reconcile_delay: options.reconcile_delay,
                     garbage_collector: options.garbage_collector,
+                    sa_issuer: options.sa_issuer.clone().unwrap_or_else(|| FakeApiOptions::default().sa_issuer),
                     ..Default::default()
                 })
                 .await

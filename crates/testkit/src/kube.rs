@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kfp_tenant_core::ports::{
-    AccountQuery, ClusterRecord, ErrorKind, KubeEndpoint, KubernetesApi, Namespace, Profile, ProviderError, ProviderResult, ServiceAccount,
+    AccountQuery, BearerToken, ClusterRecord, ErrorKind, KubeEndpoint, KubernetesApi, Namespace, Profile, ProviderError, ProviderResult,
+    ServiceAccount,
 };
 
 use crate::aws::{fake_ca, fake_endpoint};
@@ -167,6 +168,11 @@ impl KubernetesApi for FakeKube {
         Ok(lock(&self.state).profiles.values().cloned().collect())
     }
 
+    async fn list_namespaces(&self) -> ProviderResult<Vec<Namespace>> {
+        self.meter.enter("ListNamespaces", "namespaces").await?;
+        Ok(lock(&self.state).namespaces.values().cloned().collect())
+    }
+
     async fn get_namespace(&self, name: &str) -> ProviderResult<Option<Namespace>> {
         self.meter.enter("GetNamespace", name).await?;
         Ok(lock(&self.state).namespaces.get(name).cloned())
@@ -209,6 +215,7 @@ impl KubernetesApi for FakeKube {
             .accounts
             .values()
             .filter(|sa| match which {
+                AccountQuery::All => true,
                 AccountQuery::Managed => sa.managed,
                 AccountQuery::Named(name) => sa.name == name,
             })
@@ -266,5 +273,22 @@ impl KubernetesApi for FakeKube {
             Some(_) => Ok(()),
             None => Err(Self::missing("DeleteServiceAccount", format!("serviceaccounts {name:?}"))),
         }
+    }
+
+    /// An unsigned JWT with the claims Kubernetes puts in, issuer [`ISSUER`].
+    async fn request_token(
+        &self,
+        namespace: &str,
+        name: &str,
+        audience: &str,
+        expires_in: Duration,
+    ) -> ProviderResult<Option<BearerToken>> {
+        self.meter.enter("CreateToken", name).await?;
+        if !lock(&self.state).accounts.contains_key(&(namespace.to_owned(), name.to_owned())) {
+            return Ok(None);
+        }
+        let claims = serde_json::json!({"iss": crate::ISSUER, "sub": format!("system:serviceaccount:{namespace}:{name}"), "aud": [audience],
+            "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": name}}});
+        Ok(Some(BearerToken { value: crate::apiserver::jwt_unsigned(&claims), valid_for: expires_in }))
     }
 }

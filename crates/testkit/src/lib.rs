@@ -31,6 +31,7 @@ pub mod backend;
 pub mod controller;
 pub mod faults;
 pub mod kube;
+pub mod signing_proxy;
 pub mod world;
 
 pub use crate::aws::{FakeCluster, FakeIam};

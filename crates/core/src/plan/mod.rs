@@ -12,7 +12,7 @@
 
 mod desired;
 mod fresh;
-mod planner;
+pub(crate) mod planner;
 mod tenant;
 
 use std::fmt;

@@ -21,6 +21,7 @@ mod fields;
 mod kinds;
 mod patch;
 mod store;
+mod tokens;
 mod watch;
 
 use std::collections::BTreeMap;
@@ -45,6 +46,7 @@ use crate::controller::{ControllerOptions, ProfileController};
 use crate::lock;
 
 pub use self::auth::{ADMIN_TOKEN, EksAuth};
+pub use self::tokens::jwt_unsigned;
 pub use crate::controller::{PROFILE_FINALIZER, ROLE_ARN_ANNOTATION};
 
 /// How the fake behaves.
@@ -62,6 +64,9 @@ pub struct FakeApiOptions {
     /// Authenticate every request as EKS does (EKS tokens checked with STS,
     /// or [`ADMIN_TOKEN`]); `None`: anyone may do anything.
     pub eks_auth: Option<EksAuth>,
+    /// The `iss` of service-account tokens (kube-apiserver's
+    /// `--service-account-issuer`); on EKS, the cluster's OIDC issuer.
+    pub sa_issuer: String,
 }
 
 impl Default for FakeApiOptions {
@@ -72,6 +77,7 @@ impl Default for FakeApiOptions {
             reconcile_delay: Duration::from_millis(50),
             garbage_collector: Some(Duration::from_millis(20)),
             eks_auth: None,
+            sa_issuer: "https://kubernetes.default.svc".to_owned(),
         }
     }
 }
@@ -91,6 +97,7 @@ struct Shared {
     changes: tokio::sync::watch::Receiver<u64>,
     options: FakeApiOptions,
     verified: auth::Verified,
+    signer: Arc<tokens::Signer>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -115,6 +122,7 @@ impl FakeApiServer {
             changes,
             options: options.clone(),
             verified: auth::Verified::default(),
+            signer: Arc::new(tokens::Signer::generate()),
         };
         {
             // What a cluster with Kubeflow installed starts with.
@@ -445,6 +453,24 @@ fn serve(
         }
     }
     let on_status = route.subresource.as_deref() == Some("status");
+    if kind.plural == "serviceaccounts" && route.subresource.as_deref() == Some("token") {
+        let name = route.name.as_deref().unwrap_or_default();
+        if *method != Method::POST {
+            return status(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                format!("{method} is not supported on tokens"),
+                "serviceaccounts",
+                name,
+            );
+        }
+        let Some(account) = store.get("serviceaccounts", ns, name) else {
+            return not_found(kind, name);
+        };
+        let uid = account["metadata"]["uid"].as_str().unwrap_or_default().to_owned();
+        let request = parsed.unwrap_or_else(|| json!({}));
+        return reply(StatusCode::CREATED, &tokens::answer(&shared.signer, &shared.options.sa_issuer, ns, name, &uid, &request));
+    }
     match (method, route.name.as_deref()) {
         (&Method::GET, None) => {
             let filter = watch::Filter {

@@ -1,0 +1,415 @@
+//! Who can reach the pipelines bucket through this cluster's OIDC provider:
+//! every IAM role whose trust policy names it, whoever made the role, with
+//! what is wrong about each.
+//!
+//! Findings, per role:
+//! - `sub` matched with a wildcard, with `StringLike`, or not at all (then
+//!   any service account of the cluster may assume the role);
+//! - no `aud` condition;
+//! - a subject in a namespace, or a service account, that does not exist: a
+//!   dangling grant, which whoever creates it inherits;
+//! - a subject in a tenant's namespace on a role that is not the one
+//!   kfp-tenant manages for that tenant;
+//! - a role kfp-tenant manages for this cluster whose tenant left the file.
+//!
+//! The account is read in pages (ListRoles, 1,000 roles a call) and only
+//! kfp-tenant's roles are read whole (their tags); the cluster in two
+//! listings (namespaces, service accounts).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::plan::{ClusterContext, role_description_marker};
+use crate::ports::{AccountQuery, IamApi, KubernetesApi, ProviderError, Role};
+use crate::spec::Desired;
+use crate::tags;
+
+/// Version of `audit --json`.
+pub const FORMAT_VERSION: &str = "1.0";
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Finding {
+    /// `sub` under `StringLike` with `*` or `?`.
+    SubWildcard { statement: usize, pattern: String },
+    /// `sub` under `StringLike`, without a wildcard.
+    SubStringLike { statement: usize },
+    /// No `sub` condition: any service account of the cluster.
+    NoSub { statement: usize },
+    /// No `aud` condition.
+    NoAud { statement: usize },
+    /// The subject's namespace does not exist.
+    DanglingNamespace { subject: String, namespace: String },
+    /// The subject's service account does not exist (its namespace does).
+    DanglingServiceAccount { subject: String },
+    /// A tenant's namespace on a role that is not the tenant's.
+    NotTheTenantRole { subject: String, tenant_role: String },
+    /// kfp-tenant's role for a tenant that is no longer in the file.
+    NotInFile { namespace: String },
+}
+
+impl Finding {
+    pub fn message(&self) -> String {
+        match self {
+            Finding::SubWildcard { statement, pattern } => {
+                format!(
+                    "statement {statement} matches sub with the wildcard {pattern:?}: every service account that fits can assume the role"
+                )
+            }
+            Finding::SubStringLike { statement } => {
+                format!("statement {statement} matches sub with StringLike; pin the subjects with StringEquals")
+            }
+            Finding::NoSub { statement } => {
+                format!("statement {statement} has no sub condition: any service account of the cluster can assume the role")
+            }
+            Finding::NoAud { statement } => format!("statement {statement} has no aud condition; pin it to sts.amazonaws.com"),
+            Finding::DanglingNamespace { subject, namespace } => {
+                format!("admits {subject}, but namespace {namespace} does not exist: whoever creates it gets the role")
+            }
+            Finding::DanglingServiceAccount { subject } => {
+                format!("admits {subject}, which does not exist: whoever creates that service account gets the role")
+            }
+            Finding::NotTheTenantRole { subject, tenant_role } => {
+                format!("admits {subject} of a tenant, but the role kfp-tenant manages for that tenant is {tenant_role}")
+            }
+            Finding::NotInFile { namespace } => {
+                format!("kfp-tenant manages it for tenant {namespace}, which is not in the tenants file: run apply --prune to remove it")
+            }
+        }
+    }
+}
+
+/// One role that names the cluster's provider.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RoleAudit {
+    pub role: String,
+    pub arn: String,
+    /// The tenant kfp-tenant manages the role for, on this cluster.
+    pub managed_for: Option<String>,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub format_version: &'static str,
+    pub cluster: String,
+    pub oidc_provider_arn: String,
+    /// Roles read from the account.
+    pub roles_read: usize,
+    /// Those whose trust policy names the cluster's provider, by name.
+    pub roles: Vec<RoleAudit>,
+}
+
+impl Report {
+    pub fn findings(&self) -> usize {
+        self.roles.iter().map(|r| r.findings.len()).sum()
+    }
+}
+
+/// The report as text: a block per role that names the cluster's provider.
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "Audited {} IAM roles: {} trust the OIDC provider of cluster {} ({})",
+            self.roles_read,
+            self.roles.len(),
+            self.cluster,
+            self.oidc_provider_arn
+        )?;
+        for role in &self.roles {
+            let whose = role.managed_for.as_ref().map_or_else(|| "not kfp-tenant's".to_owned(), |ns| format!("kfp-tenant's, tenant {ns}"));
+            let verdict = if role.findings.is_empty() { "ok" } else { "findings" };
+            writeln!(f, "\n{} ({whose}): {verdict}", role.role)?;
+            for finding in &role.findings {
+                writeln!(f, "  - {}", finding.message())?;
+            }
+        }
+        match self.findings() {
+            0 => writeln!(f, "\nNo findings."),
+            n => writeln!(f, "\n{n} findings."),
+        }
+    }
+}
+
+/// What `audit` reads besides the cluster facts.
+#[derive(Clone, Debug, Default)]
+pub struct Inventory {
+    /// Every role, with its trust policy (tags only for kfp-tenant's).
+    pub roles: Vec<Role>,
+    pub namespaces: BTreeSet<String>,
+    pub service_accounts: BTreeSet<(String, String)>,
+}
+
+/// Reads what audit needs and audits it: the cluster as `observed` (a
+/// refresh) found it, the account's roles, the cluster's namespaces and
+/// service accounts.
+pub async fn run(
+    desired: &Desired,
+    observed: &crate::refresh::Observed,
+    iam: &dyn IamApi,
+    kube: &dyn KubernetesApi,
+) -> Result<Report, ProviderError> {
+    let c = &desired.cluster;
+    let (cluster, _) =
+        crate::plan::planner::context(&c.name, &c.region, &c.bucket, observed, crate::plan::planner::ProviderNeed::NotNeeded)
+            .expect("invariant: a context that needs no provider cannot be refused");
+    let inventory = read(&cluster, iam, kube).await?;
+    Ok(audit(&cluster, desired, &inventory))
+}
+
+/// Reads the account's roles and the cluster's namespaces and service accounts.
+pub async fn read(cluster: &ClusterContext, iam: &dyn IamApi, kube: &dyn KubernetesApi) -> Result<Inventory, ProviderError> {
+    let (roles, namespaces, accounts) =
+        futures_util::try_join!(iam.list_roles("/"), kube.list_namespaces(), kube.list_service_accounts(AccountQuery::All))?;
+    // ListRoles has no tags: read kfp-tenant's roles of this cluster whole.
+    let marker = role_description_marker(&cluster.name);
+    let mut whole = Vec::with_capacity(roles.len());
+    for role in roles {
+        if role.description.as_deref().is_some_and(|d| d.ends_with(&marker)) {
+            whole.push(iam.get_role(&role.name).await?.unwrap_or(role));
+        } else {
+            whole.push(role);
+        }
+    }
+    Ok(Inventory {
+        roles: whole,
+        namespaces: namespaces.into_iter().map(|n| n.name).collect(),
+        service_accounts: accounts.into_iter().map(|sa| (sa.namespace, sa.name)).collect(),
+    })
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::Array(items) => items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect(),
+        Value::String(s) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// The values of condition key `key` under operators whose name contains `operator`.
+fn condition_values(statement: &Value, operator: &str, key: &str) -> Option<Vec<String>> {
+    let conditions = statement.get("Condition")?.as_object()?;
+    let mut found = None;
+    for keys in conditions.iter().filter(|(op, _)| op.contains(operator) && !op.contains("Not")).map(|(_, keys)| keys) {
+        for (k, v) in keys.as_object().into_iter().flatten() {
+            if k.eq_ignore_ascii_case(key) {
+                found.get_or_insert_with(Vec::new).extend(strings(v));
+            }
+        }
+    }
+    found
+}
+
+/// `(namespace, name)` of `system:serviceaccount:<ns>:<name>`.
+fn subject_parts(subject: &str) -> Option<(&str, &str)> {
+    let rest = subject.strip_prefix("system:serviceaccount:")?;
+    rest.split_once(':')
+}
+
+/// The audit of the account against the file and the cluster.
+pub fn audit(cluster: &ClusterContext, desired: &Desired, inventory: &Inventory) -> Report {
+    let host = cluster.oidc_issuer.trim_start_matches("https://");
+    let provider = &cluster.oidc_provider_arn;
+    let tenant_roles: BTreeMap<&str, &str> = desired.tenants.iter().map(|t| (t.namespace.as_str(), t.role_name.as_str())).collect();
+    let in_file = |ns: &str| tenant_roles.contains_key(ns) || desired.untargeted.contains(ns);
+    let mut roles = Vec::new();
+    for role in &inventory.roles {
+        let statements = role.trust_policy.statements();
+        let naming: Vec<(usize, &Value)> = statements
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                s["Effect"] == "Allow"
+                    && strings(&s["Principal"]["Federated"]).iter().any(|p| p == provider || p.ends_with(&format!("oidc-provider/{host}")))
+            })
+            .collect();
+        let managed_for = tags::is_managed_role(&role.tags, &cluster.name).then(|| role.tags.get(tags::NAMESPACE).cloned()).flatten();
+        if naming.is_empty() && managed_for.is_none() {
+            continue;
+        }
+        let mut findings = BTreeSet::new();
+        for (index, statement) in naming {
+            let exact = condition_values(statement, "StringEquals", &format!("{host}:sub"));
+            let like = condition_values(statement, "StringLike", &format!("{host}:sub"));
+            match (&exact, &like) {
+                (None, None) => {
+                    findings.insert(Finding::NoSub { statement: index });
+                }
+                (_, Some(patterns)) => {
+                    for pattern in patterns {
+                        if pattern.contains(['*', '?']) {
+                            findings.insert(Finding::SubWildcard { statement: index, pattern: pattern.clone() });
+                        } else {
+                            findings.insert(Finding::SubStringLike { statement: index });
+                        }
+                    }
+                }
+                _ => {}
+            }
+            if condition_values(statement, "String", &format!("{host}:aud")).is_none() {
+                findings.insert(Finding::NoAud { statement: index });
+            }
+            let subjects = exact.into_iter().flatten().chain(like.into_iter().flatten().filter(|p| !p.contains(['*', '?'])));
+            for subject in subjects {
+                let Some((ns, sa)) = subject_parts(&subject) else { continue };
+                if !inventory.namespaces.contains(ns) {
+                    findings.insert(Finding::DanglingNamespace { subject: subject.clone(), namespace: ns.to_owned() });
+                } else if !inventory.service_accounts.contains(&(ns.to_owned(), sa.to_owned())) {
+                    findings.insert(Finding::DanglingServiceAccount { subject: subject.clone() });
+                }
+                if let Some(tenant_role) = tenant_roles.get(ns).filter(|r| !r.eq_ignore_ascii_case(&role.name)) {
+                    findings.insert(Finding::NotTheTenantRole { subject: subject.clone(), tenant_role: (*tenant_role).to_owned() });
+                }
+            }
+        }
+        if let Some(ns) = &managed_for
+            && !in_file(ns)
+        {
+            findings.insert(Finding::NotInFile { namespace: ns.clone() });
+        }
+        roles.push(RoleAudit { role: role.name.clone(), arn: role.arn.clone(), managed_for, findings: findings.into_iter().collect() });
+    }
+    roles.sort_by(|a, b| a.role.cmp(&b.role));
+    Report {
+        format_version: FORMAT_VERSION,
+        cluster: cluster.name.clone(),
+        oidc_provider_arn: provider.clone(),
+        roles_read: inventory.roles.len(),
+        roles,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::policy::PolicyDocument;
+
+    const HOST: &str = "oidc.example/id/X";
+    const PROVIDER: &str = "arn:aws:iam::123456789012:oidc-provider/oidc.example/id/X";
+
+    fn cluster() -> ClusterContext {
+        ClusterContext {
+            name: "demo".into(),
+            arn: String::new(),
+            region: "us-west-2".into(),
+            bucket: "b".into(),
+            account_id: "123456789012".into(),
+            partition: "aws".into(),
+            oidc_issuer: format!("https://{HOST}"),
+            oidc_provider_arn: PROVIDER.into(),
+        }
+    }
+
+    fn role(name: &str, condition: Value) -> Role {
+        let mut role = crate::plan::desired_role(
+            &crate::validate::validate(&crate::spec::TenantsFile {
+                cluster: "demo".into(),
+                region: "us-west-2".into(),
+                bucket: "bkt".into(),
+                tenants: vec![crate::spec::TenantInput { namespace: "x".into(), owner: "x@example.com".into(), ..Default::default() }],
+                ..Default::default()
+            })
+            .unwrap()
+            .tenants[0],
+            &cluster(),
+        );
+        role.name = name.into();
+        role.tags.clear();
+        role.description = None;
+        role.trust_policy = PolicyDocument::new(json!({"Statement": [{"Effect": "Allow", "Principal": {"Federated": PROVIDER},
+            "Action": "sts:AssumeRoleWithWebIdentity", "Condition": condition}]}));
+        role
+    }
+
+    /// One line per case: a hand-made trust condition and the findings' kinds.
+    fn check(condition: Value, expected: &[&str]) {
+        let desired = crate::validate::validate(&crate::spec::TenantsFile {
+            cluster: "demo".into(),
+            region: "us-west-2".into(),
+            bucket: "bkt".into(),
+            tenants: vec![crate::spec::TenantInput { namespace: "team-a".into(), owner: "a@example.com".into(), ..Default::default() }],
+            ..Default::default()
+        })
+        .unwrap();
+        let inventory = Inventory {
+            roles: vec![role("hand-made", condition.clone())],
+            namespaces: ["team-a", "team-b"].map(str::to_owned).into(),
+            service_accounts: [("team-a".to_owned(), "default-editor".to_owned()), ("team-b".to_owned(), "default-editor".to_owned())]
+                .into(),
+        };
+        let report = audit(&cluster(), &desired, &inventory);
+        let kinds: Vec<String> = report
+            .roles
+            .iter()
+            .flat_map(|r| &r.findings)
+            .map(|f| serde_json::to_value(f).unwrap()["kind"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(kinds, expected, "{condition}");
+    }
+
+    #[test]
+    fn findings_by_condition() {
+        let aud = json!("sts.amazonaws.com");
+        check(
+            json!({"StringEquals": {"oidc.example/id/X:sub": "system:serviceaccount:team-b:default-editor", "oidc.example/id/X:aud": aud}}),
+            &[],
+        );
+        check(json!({"StringEquals": {"oidc.example/id/X:sub": "system:serviceaccount:team-b:default-editor"}}), &["no_aud"]);
+        check(json!({"StringEquals": {"oidc.example/id/X:aud": aud}}), &["no_sub"]);
+        check(
+            json!({"StringLike": {"oidc.example/id/X:sub": "system:serviceaccount:team-b:*", "oidc.example/id/X:aud": aud}}),
+            &["sub_wildcard"],
+        );
+        check(
+            json!({"StringLike": {"oidc.example/id/X:sub": "system:serviceaccount:team-b:default-editor"}, "StringEquals": {"oidc.example/id/X:aud": aud}}),
+            &["sub_string_like"],
+        );
+        check(
+            json!({"StringEquals": {"oidc.example/id/X:sub": "system:serviceaccount:gone:default-editor", "oidc.example/id/X:aud": aud}}),
+            &["dangling_namespace"],
+        );
+        check(
+            json!({"StringEquals": {"oidc.example/id/X:sub": "system:serviceaccount:team-b:runner", "oidc.example/id/X:aud": aud}}),
+            &["dangling_service_account"],
+        );
+        check(
+            json!({"StringEquals": {"oidc.example/id/X:sub": "system:serviceaccount:team-a:default-editor", "oidc.example/id/X:aud": aud}}),
+            &["not_the_tenant_role"],
+        );
+    }
+
+    #[test]
+    fn roles_not_naming_the_provider_are_left_out_and_managed_ones_outside_the_file_are_named() {
+        let desired = crate::validate::validate(&crate::spec::TenantsFile {
+            cluster: "demo".into(),
+            region: "us-west-2".into(),
+            bucket: "bkt".into(),
+            tenants: vec![crate::spec::TenantInput { namespace: "team-a".into(), owner: "a@example.com".into(), ..Default::default() }],
+            ..Default::default()
+        })
+        .unwrap();
+        let mut other = role("elsewhere", json!({}));
+        other.trust_policy = PolicyDocument::new(
+            json!({"Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),
+        );
+        let mut left = role(
+            "team-z-demo-role",
+            json!({"StringEquals": {"oidc.example/id/X:sub": "system:serviceaccount:team-z:default-editor", "oidc.example/id/X:aud": "sts.amazonaws.com"}}),
+        );
+        left.tags = tags::role_tags(&BTreeMap::new(), "demo", "team-z");
+        let inventory = Inventory {
+            roles: vec![other, left],
+            namespaces: ["team-z".to_owned()].into(),
+            service_accounts: [("team-z".to_owned(), "default-editor".to_owned())].into(),
+        };
+        let report = audit(&cluster(), &desired, &inventory);
+        assert_eq!(report.roles_read, 2);
+        assert_eq!(report.roles.len(), 1);
+        assert_eq!(report.roles[0].findings, [Finding::NotInFile { namespace: "team-z".into() }]);
+    }
+}
