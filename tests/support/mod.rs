@@ -100,3 +100,27 @@ pub async fn enforcing_aws() -> Aws {
         AwsOptions { region: Some(REGION.to_owned()), max_attempts: Some(2), endpoint: Some(enforcing_endpoint()), ..Default::default() };
     Aws::connect(&options).await.expect("clients")
 }
+
+/// An S3 client of moto at `endpoint`, with the suite's dummy credentials.
+pub fn s3(endpoint: &str) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new(REGION))
+            .endpoint_url(endpoint)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "test"))
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+/// Creates `bucket` in the moto at `endpoint` unless it is there.
+pub async fn ensure_bucket(endpoint: &str, bucket: &str) {
+    use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+    let location = CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(REGION)).build();
+    let result = s3(endpoint).create_bucket().bucket(bucket).create_bucket_configuration(location).send().await;
+    if let Err(e) = result {
+        let text = format!("{}", aws_sdk_s3::error::DisplayErrorContext(&e));
+        assert!(text.contains("BucketAlreadyOwnedByYou") || text.contains("BucketAlreadyExists"), "create bucket {bucket}: {text}");
+    }
+}

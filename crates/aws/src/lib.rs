@@ -16,6 +16,7 @@
 //! visible to PutRolePolicy; an OIDC provider just created is an "Invalid
 //! principal" for a while).
 
+mod account;
 mod s3;
 mod token;
 
@@ -39,7 +40,7 @@ use kfp_tenant_core::plan::role_description_marker;
 use kfp_tenant_core::policy::PolicyDocument;
 use kfp_tenant_core::ports::{
     AssumedRole, BearerToken, CallerIdentity, ClusterApi, ClusterOidc, EksCluster, ErrorKind, IamApi, OidcProviderDetails, ProviderError,
-    ProviderResult, Role, TemporaryCredentials,
+    ProviderResult, Role, RoleDetail, TemporaryCredentials,
 };
 use kfp_tenant_core::tags;
 
@@ -534,16 +535,8 @@ impl IamApi for Aws {
             .map_err(|e| provider_error("DeleteRolePolicy", &target, e))
     }
 
-    async fn list_roles(&self, path_prefix: &str) -> ProviderResult<Vec<Role>> {
-        let mut pages = self.iam.list_roles().path_prefix(path_prefix).max_items(self.page_size).into_paginator().send();
-        let mut roles = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| provider_error("ListRoles", path_prefix, e))?;
-            for role in page.roles {
-                roles.push(role_from_sdk("ListRoles", role)?);
-            }
-        }
-        Ok(roles)
+    async fn account_roles(&self) -> ProviderResult<Vec<RoleDetail>> {
+        account::roles(&self.iam, self.page_size).await
     }
 
     async fn get_oidc_provider(&self, arn: &str) -> ProviderResult<Option<OidcProviderDetails>> {

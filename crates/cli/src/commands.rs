@@ -154,8 +154,7 @@ pub async fn verify(args: VerifyArgs) -> Result<ExitCode> {
 pub async fn audit(args: AuditArgs) -> Result<ExitCode> {
     let desired = args.tenants.desired()?;
     let live = Live::connect(&args.connection, &desired.cluster.name, &desired.cluster.region).await?;
-    let observed = live.observe(&ReadSet::for_desired(&desired, args.connection.bind_cluster), args.connection.parallelism).await?;
-    let report = live.audit(&desired, &observed).await?;
+    let report = live.audit(&desired, args.connection.bind_cluster).await?;
     if args.json {
         say!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {

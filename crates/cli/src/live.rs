@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use kfp_tenant_aws::{Aws, AwsOptions};
 use kfp_tenant_core::apply::Providers;
-use kfp_tenant_core::refresh::{Observed, ReadSet, refresh};
+use kfp_tenant_core::refresh::{Observed, ReadSet, refresh, refresh_cluster};
 use kfp_tenant_core::resilience::{AdaptiveRate, Resilient, RetryPolicy};
 use kfp_tenant_k8s::{Kube, KubeOptions, LeaseGuard, LockOptions};
 
@@ -59,8 +59,10 @@ impl Live {
         kfp_tenant_core::verify::Ports { cluster: &self.cluster, iam: &self.iam, kube: &self.kubernetes, s3: &self.s3 }
     }
 
-    pub async fn audit(&self, desired: &kfp_tenant_core::spec::Desired, observed: &Observed) -> Result<kfp_tenant_core::audit::Report> {
-        Ok(kfp_tenant_core::audit::run(desired, observed, &self.iam, &self.kubernetes).await?)
+    /// The cluster's facts, then the whole account and cluster as audit reads them.
+    pub async fn audit(&self, desired: &kfp_tenant_core::spec::Desired, vouched: bool) -> Result<kfp_tenant_core::audit::Report> {
+        let observed = refresh_cluster(&desired.cluster.name, vouched, &self.cluster, &self.kubernetes).await?;
+        Ok(kfp_tenant_core::audit::run(desired, &observed, &self.iam, &self.kubernetes).await?)
     }
 
     pub async fn observe(&self, reads: &ReadSet, parallelism: usize) -> Result<Observed> {

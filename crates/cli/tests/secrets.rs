@@ -1,6 +1,8 @@
 //! No credential leaves kfp-tenant: with recognisable dummy secrets in the
 //! environment and the kubeconfig, everything the tool writes (stdout, stderr
-//! at the most verbose levels, the saved plan) is searched for them.
+//! at the most verbose levels, the saved plan) is searched for them, and
+//! for the shapes of the tokens `verify` handles (service-account JWTs, the
+//! session credentials STS answers with).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
@@ -18,9 +20,11 @@ const KUBE_TOKEN: &str = "kfpTenantKubeTokenDoNotPrint42";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_appears_in_any_output_log_or_plan_file() {
     let aws = support::aws().await;
-    support::cluster_with_provider(&aws, "secrets").await;
-    let server = FakeApiServer::start(FakeApiOptions::default()).await.unwrap();
+    let issuer = support::cluster_with_provider(&aws, "secrets").await;
+    // Tokens with the cluster's issuer, so that verify takes them to STS.
+    let server = FakeApiServer::start(FakeApiOptions { sa_issuer: issuer, ..Default::default() }).await.unwrap();
     support::bind(&server, "secrets");
+    support::ensure_bucket(&support::moto_endpoint(), "kfp-artifacts").await;
     let dir = std::env::temp_dir().join(format!("kfp-tenant-secrets-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let kubeconfig = dir.join("kubeconfig");
@@ -30,12 +34,15 @@ async fn no_secret_appears_in_any_output_log_or_plan_file() {
     let planfile = dir.join("tenants.plan");
     let (f, p) = (file.to_str().unwrap(), planfile.to_str().unwrap());
 
-    let runs: [(&[&str], Option<&str>); 6] = [
+    let runs: [(&[&str], Option<&str>); 8] = [
         (&["plan", "-f", f, "--out", p, "-vv", "--stats"], None),
         (&["show", p, "--json", "-vv"], None),
         (&["apply", p, "-vv", "--stats"], None),
         (&["plan", "-f", f, "--json", "-vv"], Some("trace")),
         (&["apply", "-f", f, "--auto-approve", "--wait", "-vv"], None),
+        // Service-account tokens and the credentials STS trades them for.
+        (&["verify", "-f", f, "-vv", "--stats"], Some("trace")),
+        (&["verify", "-f", f, "--json", "-vv"], None),
         (&["destroy", "-f", f, "--auto-approve", "-vv"], Some("trace")),
     ];
     let mut written = String::new();
@@ -59,7 +66,10 @@ async fn no_secret_appears_in_any_output_log_or_plan_file() {
     written.push_str(&std::fs::read_to_string(&planfile).unwrap());
     assert!(written.len() > 10_000, "the runs logged verbosely ({} bytes)", written.len());
     assert!(written.contains("GetRole"), "the logs cover the AWS calls");
-    for secret in [SECRET_KEY, SESSION_TOKEN, KUBE_TOKEN] {
+    assert!(written.contains("AssumeRoleWithWebIdentity") && written.contains("PutObject"), "verify went as far as STS and S3");
+    // A JWT starts with `{"alg"`, an EKS token with its prefix; moto's session
+    // tokens with this.
+    for secret in [SECRET_KEY, SESSION_TOKEN, KUBE_TOKEN, "eyJhbGci", "k8s-aws-v1.", "FQoGZXIvYXdzE"] {
         let found = written.find(secret).map(|i| &written[i.saturating_sub(200)..(i + secret.len() + 50).min(written.len())]);
         assert_eq!(found, None, "a secret was written");
     }

@@ -58,11 +58,17 @@ impl Env {
         )
     }
 
+    /// `verify` with enforcement on.
+    fn enforced(&self, args: &[&str]) -> (i32, String, String) {
+        support::enforce(true);
+        let answer = self.kfp(true, args);
+        support::enforce(false);
+        answer
+    }
+
     /// `verify --json` with enforcement on: the report.
     fn verify(&self, file: &str) -> (i32, Value) {
-        support::enforce(true);
-        let (code, stdout, stderr) = self.kfp(true, &["verify", "-f", file, "--json"]);
-        support::enforce(false);
+        let (code, stdout, stderr) = self.enforced(&["verify", "-f", file, "--json"]);
         let report = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
         (code, report)
     }
@@ -132,25 +138,8 @@ async fn verify_proves_each_link_and_breaks_where_broken(backend: Backend) {
     if !providers.open_id_connect_provider_list().iter().any(|p| p.arn().is_some_and(|a| a.ends_with(host))) {
         aws.create_oidc_provider(&issuer).await.unwrap();
     }
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::new()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new("us-west-2"))
-            .endpoint_url(support::enforcing_endpoint())
-            .credentials_provider(aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "test"))
-            .force_path_style(true)
-            .build(),
-    );
-    let _ = s3
-        .create_bucket()
-        .bucket("verify-artifacts")
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest2)
-                .build(),
-        )
-        .send()
-        .await;
+    let s3 = support::s3(&support::enforcing_endpoint());
+    support::ensure_bucket(&support::enforcing_endpoint(), "verify-artifacts").await;
     let user = kube.name("verify-admin");
     aws.iam_client().create_user().user_name(&user).send().await.unwrap();
     let everything = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]});
@@ -201,6 +190,21 @@ async fn verify_proves_each_link_and_breaks_where_broken(backend: Backend) {
     fails_only_at(&report, &format!("{a}/default-editor"), "trust");
     let expected = format!("admits system:serviceaccount:{a}:runner but not system:serviceaccount:{a}:default-editor");
     assert!(problem(&report, &format!("{a}/default-editor"), "trust").contains(&expected), "{report:#}");
+    // The same as text, for one tenant (--target).
+    let (code, text, err) = env.enforced(&["verify", "-f", file, "--target", &a]);
+    assert_eq!(code, 1, "{text}{err}");
+    assert!(text.starts_with(&format!("Verifying 2 service accounts of 1 tenant on cluster {cluster}\n")), "{text}");
+    let block = format!(
+        "{a}/default-editor (role {role_a})\n  PASS  token   a token for system:serviceaccount:{a}:default-editor with audience sts.amazonaws.com\n"
+    );
+    assert!(text.contains(&block), "{text}");
+    assert!(
+        text.contains(&format!(
+            "  FAIL  trust   the trust policy of role {role_a} {expected}\n                fix: run kfp-tenant apply\n  SKIP  sts "
+        )),
+        "{text}"
+    );
+    assert!(text.ends_with("\n1 of 2 service accounts cannot reach their artifacts.\n"), "{text}");
 
     // trust: an aud condition that admits nothing (the seed page's capture shows "").
     let mut no_aud = trust.as_json().clone();

@@ -12,17 +12,17 @@
 //!   kfp-tenant manages for that tenant;
 //! - a role kfp-tenant manages for this cluster whose tenant left the file.
 //!
-//! The account is read in pages (ListRoles, 1,000 roles a call) and only
-//! kfp-tenant's roles are read whole (their tags); the cluster in two
-//! listings (namespaces, service accounts).
+//! The account is read in pages of 1,000 roles with their tags
+//! (GetAccountAuthorizationDetails), the cluster in two listings
+//! (namespaces, service accounts): a handful of calls for any account.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::plan::{ClusterContext, role_description_marker};
-use crate::ports::{AccountQuery, IamApi, KubernetesApi, ProviderError, Role};
+use crate::plan::ClusterContext;
+use crate::ports::{AccountQuery, IamApi, KubernetesApi, ProviderError, RoleDetail};
 use crate::spec::Desired;
 use crate::tags;
 
@@ -137,8 +137,8 @@ impl std::fmt::Display for Report {
 /// What `audit` reads besides the cluster facts.
 #[derive(Clone, Debug, Default)]
 pub struct Inventory {
-    /// Every role, with its trust policy (tags only for kfp-tenant's).
-    pub roles: Vec<Role>,
+    /// Every role of the account.
+    pub roles: Vec<RoleDetail>,
     pub namespaces: BTreeSet<String>,
     pub service_accounts: BTreeSet<(String, String)>,
 }
@@ -156,26 +156,16 @@ pub async fn run(
     let (cluster, _) =
         crate::plan::planner::context(&c.name, &c.region, &c.bucket, observed, crate::plan::planner::ProviderNeed::NotNeeded)
             .expect("invariant: a context that needs no provider cannot be refused");
-    let inventory = read(&cluster, iam, kube).await?;
+    let inventory = read(iam, kube).await?;
     Ok(audit(&cluster, desired, &inventory))
 }
 
 /// Reads the account's roles and the cluster's namespaces and service accounts.
-pub async fn read(cluster: &ClusterContext, iam: &dyn IamApi, kube: &dyn KubernetesApi) -> Result<Inventory, ProviderError> {
+pub async fn read(iam: &dyn IamApi, kube: &dyn KubernetesApi) -> Result<Inventory, ProviderError> {
     let (roles, namespaces, accounts) =
-        futures_util::try_join!(iam.list_roles("/"), kube.list_namespaces(), kube.list_service_accounts(AccountQuery::All))?;
-    // ListRoles has no tags: read kfp-tenant's roles of this cluster whole.
-    let marker = role_description_marker(&cluster.name);
-    let mut whole = Vec::with_capacity(roles.len());
-    for role in roles {
-        if role.description.as_deref().is_some_and(|d| d.ends_with(&marker)) {
-            whole.push(iam.get_role(&role.name).await?.unwrap_or(role));
-        } else {
-            whole.push(role);
-        }
-    }
+        futures_util::try_join!(iam.account_roles(), kube.list_namespaces(), kube.list_service_accounts(AccountQuery::All))?;
     Ok(Inventory {
-        roles: whole,
+        roles,
         namespaces: namespaces.into_iter().map(|n| n.name).collect(),
         service_accounts: accounts.into_iter().map(|sa| (sa.namespace, sa.name)).collect(),
     })
@@ -242,6 +232,15 @@ pub fn audit(cluster: &ClusterContext, desired: &Desired, inventory: &Inventory)
                     for pattern in patterns {
                         if pattern.contains(['*', '?']) {
                             findings.insert(Finding::SubWildcard { statement: index, pattern: pattern.clone() });
+                            // The tenants' service accounts the pattern lets in.
+                            for tenant in desired.tenants.iter().filter(|t| !t.role_name.eq_ignore_ascii_case(&role.name)) {
+                                for sa in &tenant.service_accounts {
+                                    let subject = format!("system:serviceaccount:{}:{sa}", tenant.namespace);
+                                    if crate::trust::like(pattern, &subject) {
+                                        findings.insert(Finding::NotTheTenantRole { subject, tenant_role: tenant.role_name.clone() });
+                                    }
+                                }
+                            }
                         } else {
                             findings.insert(Finding::SubStringLike { statement: index });
                         }
@@ -305,25 +304,16 @@ mod tests {
         }
     }
 
-    fn role(name: &str, condition: Value) -> Role {
-        let mut role = crate::plan::desired_role(
-            &crate::validate::validate(&crate::spec::TenantsFile {
-                cluster: "demo".into(),
-                region: "us-west-2".into(),
-                bucket: "bkt".into(),
-                tenants: vec![crate::spec::TenantInput { namespace: "x".into(), owner: "x@example.com".into(), ..Default::default() }],
-                ..Default::default()
-            })
-            .unwrap()
-            .tenants[0],
-            &cluster(),
-        );
-        role.name = name.into();
-        role.tags.clear();
-        role.description = None;
-        role.trust_policy = PolicyDocument::new(json!({"Statement": [{"Effect": "Allow", "Principal": {"Federated": PROVIDER},
-            "Action": "sts:AssumeRoleWithWebIdentity", "Condition": condition}]}));
-        role
+    fn role(name: &str, condition: Value) -> RoleDetail {
+        RoleDetail {
+            name: name.into(),
+            path: "/".into(),
+            arn: format!("arn:aws:iam::123456789012:role/{name}"),
+            trust_policy: PolicyDocument::new(json!({"Statement": [{"Effect": "Allow", "Principal": {"Federated": PROVIDER},
+                "Action": "sts:AssumeRoleWithWebIdentity", "Condition": condition}]})),
+            tags: BTreeMap::new(),
+            inline_policies: Vec::new(),
+        }
     }
 
     /// One line per case: a hand-made trust condition and the findings' kinds.
@@ -364,6 +354,10 @@ mod tests {
         check(
             json!({"StringLike": {"oidc.example/id/X:sub": "system:serviceaccount:team-b:*", "oidc.example/id/X:aud": aud}}),
             &["sub_wildcard"],
+        );
+        check(
+            json!({"StringLike": {"oidc.example/id/X:sub": "system:serviceaccount:team-*", "oidc.example/id/X:aud": aud}}),
+            &["sub_wildcard", "not_the_tenant_role"],
         );
         check(
             json!({"StringLike": {"oidc.example/id/X:sub": "system:serviceaccount:team-b:default-editor"}, "StringEquals": {"oidc.example/id/X:aud": aud}}),

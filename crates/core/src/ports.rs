@@ -169,6 +169,20 @@ pub struct Role {
     pub permissions_boundary: Option<String>,
 }
 
+/// A role as GetAccountAuthorizationDetails gives it: no description and no
+/// session duration, but tags and inline policies in the same page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleDetail {
+    pub name: String,
+    pub path: String,
+    pub arn: String,
+    pub trust_policy: PolicyDocument,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub inline_policies: Vec<InlinePolicy>,
+}
+
 /// A role's inline policy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InlinePolicy {
@@ -343,9 +357,10 @@ pub trait IamApi: Send + Sync {
     async fn delete_role_policy(&self, role: &str, policy: &str) -> ProviderResult<()>;
     /// Roles under `path_prefix` whose tags mark them as kfp-tenant's for `cluster`.
     async fn list_managed_roles(&self, path_prefix: &str, cluster: &str) -> ProviderResult<Vec<Role>>;
-    /// Every role under `path_prefix` with its trust policy and description
-    /// (ListRoles: no tags, no permissions boundary).
-    async fn list_roles(&self, path_prefix: &str) -> ProviderResult<Vec<Role>>;
+    /// Every role of the account with its trust policy, tags and inline
+    /// policies (GetAccountAuthorizationDetails, Filter=Role: about one call
+    /// per 1,000 roles).
+    async fn account_roles(&self) -> ProviderResult<Vec<RoleDetail>>;
     /// `None` when there is no such provider.
     async fn get_oidc_provider(&self, arn: &str) -> ProviderResult<Option<OidcProviderDetails>>;
 }

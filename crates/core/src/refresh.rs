@@ -113,6 +113,35 @@ async fn limited<T>(slots: &Semaphore, call: impl Future<Output = T>) -> T {
     call.await
 }
 
+/// The cluster's facts alone (who calls, the EKS cluster, its identity
+/// record, the proof that the Kubernetes API is that cluster): no tenant is
+/// read. For the commands that read the account their own way (`audit`).
+pub async fn refresh_cluster(
+    name: &str,
+    vouched: bool,
+    cluster: &dyn ClusterApi,
+    kube: &dyn KubernetesApi,
+) -> Result<Observed, RefreshError> {
+    let (identity, eks, record) = futures_util::try_join!(
+        async { cluster.caller_identity().await.map_err(reading("the caller identity")) },
+        async { cluster.describe_cluster(name).await.map_err(reading(format!("EKS cluster {name}"))) },
+        async { kube.cluster_record().await.map_err(reading("kfp-tenant's identity record (ConfigMap kube-system/kfp-tenant-cluster)")) },
+    )?;
+    let proof = identity::prove(&eks, &kube.endpoint(), record.as_ref(), vouched)?;
+    Ok(Observed {
+        identity,
+        cluster: eks,
+        proof,
+        record,
+        roles: BTreeMap::new(),
+        policies: BTreeMap::new(),
+        profiles: BTreeMap::new(),
+        bare_namespaces: BTreeMap::new(),
+        service_accounts: BTreeMap::new(),
+        managed_roles: Vec::new(),
+    })
+}
+
 /// Reads everything in `reads`, at most `parallelism` calls at a time.
 pub async fn refresh(
     reads: &ReadSet,
@@ -124,15 +153,8 @@ pub async fn refresh(
     let slots = Semaphore::new(parallelism.max(1));
     let slots = &slots;
     let name = reads.cluster.as_str();
-    let (identity, eks, record) = futures_util::try_join!(
-        limited(slots, async { cluster.caller_identity().await.map_err(reading("the caller identity")) }),
-        limited(slots, async { cluster.describe_cluster(name).await.map_err(reading(format!("EKS cluster {name}"))) }),
-        limited(slots, async {
-            kube.cluster_record().await.map_err(reading("kfp-tenant's identity record (ConfigMap kube-system/kfp-tenant-cluster)"))
-        }),
-    )?;
     // Nothing is listed before the Kubernetes API is shown to be this cluster.
-    let proof = identity::prove(&eks, &kube.endpoint(), record.as_ref(), reads.vouched)?;
+    let Observed { identity, cluster: eks, proof, record, .. } = refresh_cluster(name, reads.vouched, cluster, kube).await?;
 
     let (profiles, managed_accounts, editors, managed_roles) = futures_util::try_join!(
         limited(slots, async { kube.list_profiles().await.map_err(reading("Profiles")) }),

@@ -61,19 +61,34 @@ fn values(v: &Value) -> Vec<String> {
     }
 }
 
-/// `*` and `?` as IAM's StringLike means them.
+/// `*` and `?` as IAM's StringLike means them. Linear backtracking (to the
+/// last `*` only), so a pattern of many stars cannot make it exponential.
 pub fn like(pattern: &str, text: &str) -> bool {
-    fn go(p: &[char], t: &[char]) -> bool {
-        match (p.first(), t.first()) {
-            (None, None) => true,
-            (Some('*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
-            (Some('?'), Some(_)) => go(&p[1..], &t[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
-            _ => false,
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti) = (0, 0);
+    // The last star seen, and the text position its match would grow from.
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(c) if *c == '?' || *c == t[ti] => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
         }
     }
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    go(&p, &t)
+    p[pi..].iter().all(|c| *c == '*')
 }
 
 /// Whether `pattern` (an action in a policy, `*` allowed) covers `action`.
@@ -288,10 +303,25 @@ mod tests {
 
     #[test]
     fn like_matches_as_iam_does() {
-        for (pattern, text, expected) in
-            [("*", "", true), ("a*c", "abbbc", true), ("a?c", "abc", true), ("a?c", "ac", false), ("*:x", "a:b:x", true), ("x", "X", false)]
-        {
+        for (pattern, text, expected) in [
+            ("*", "", true),
+            ("", "", true),
+            ("", "a", false),
+            ("a*c", "abbbc", true),
+            ("a*c", "abbbcd", false),
+            ("a?c", "abc", true),
+            ("a?c", "ac", false),
+            ("*:x", "a:b:x", true),
+            ("x", "X", false),
+            ("a*b*c", "aXbYbZc", true),
+            ("a*b*c", "aXbYc d", false),
+            ("**a", "bba", true),
+            ("*?", "", false),
+        ] {
             assert_eq!(like(pattern, text), expected, "{pattern} {text}");
         }
+        // Many stars against a long text that fails at the end: linear, not exponential.
+        assert!(!like(&("*a".repeat(50) + "b"), &"a".repeat(5_000)));
+        assert!(like(&("*a".repeat(50) + "b"), &("a".repeat(5_000) + "b")));
     }
 }

@@ -55,7 +55,8 @@ impl Link {
 
 impl fmt::Display for Link {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        // `pad`, not `write_str`: the text report aligns the names.
+        f.pad(match self {
             Link::Token => "token",
             Link::Issuer => "issuer",
             Link::Trust => "trust",
@@ -112,7 +113,9 @@ impl Report {
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let tenants: std::collections::BTreeSet<&str> = self.checks.iter().map(|c| c.namespace.as_str()).collect();
-        writeln!(f, "Verifying {} service accounts of {} tenants on cluster {}", self.checks.len(), tenants.len(), self.cluster)?;
+        let (accounts, tenants) = (self.checks.len(), tenants.len());
+        let s = |n: usize| if n == 1 { "" } else { "s" };
+        writeln!(f, "Verifying {accounts} service account{} of {tenants} tenant{} on cluster {}", s(accounts), s(tenants), self.cluster)?;
         for check in &self.checks {
             writeln!(f, "\n{}/{} (role {})", check.namespace, check.service_account, check.role)?;
             for (link, verdict) in &check.links {
@@ -387,7 +390,10 @@ impl Chain<'_> {
             Ok(got) if got == body => {}
             Ok(_) => return fail(format!("s3://{bucket}/{key} read back different bytes"), "check the bucket for another writer"),
             Err(e) => {
-                return fail(format!("cannot get s3://{bucket}/{key} back: {e}"), "check the role's inline S3 policy; run kfp-tenant apply");
+                return fail(
+                    format!("cannot get s3://{bucket}/{key} back: {e}"),
+                    "check the role's inline S3 policy; run kfp-tenant apply",
+                );
             }
         }
         if let Err(e) = deleted {

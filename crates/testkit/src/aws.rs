@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use kfp_tenant_core::identity::base64_encode;
 use kfp_tenant_core::policy::PolicyDocument;
 use kfp_tenant_core::ports::{
-    AssumedRole, BearerToken, CallerIdentity, ClusterApi, ClusterOidc, EksCluster, ErrorKind, IamApi, OidcProviderDetails, ProviderError,
-    ProviderResult, Role, TemporaryCredentials,
+    AssumedRole, BearerToken, CallerIdentity, ClusterApi, ClusterOidc, EksCluster, ErrorKind, IamApi, InlinePolicy, OidcProviderDetails,
+    ProviderError, ProviderResult, Role, RoleDetail, TemporaryCredentials,
 };
 use kfp_tenant_core::tags;
 use tokio::time::Instant;
@@ -350,12 +350,30 @@ impl IamApi for FakeIam {
         }
     }
 
-    async fn list_roles(&self, path_prefix: &str) -> ProviderResult<Vec<Role>> {
-        self.meter.enter("ListRoles", path_prefix).await?;
+    async fn account_roles(&self) -> ProviderResult<Vec<RoleDetail>> {
+        self.meter.enter("GetAccountAuthorizationDetails", "roles").await?;
         let state = lock(&self.state);
-        let roles = state.roles.values().map(|(r, _)| r).filter(|r| r.path.starts_with(path_prefix));
-        // ListRoles carries no tags.
-        Ok(roles.map(|r| Role { tags: BTreeMap::new(), ..r.clone() }).collect())
+        Ok(state
+            .roles
+            .values()
+            .map(|(r, _)| RoleDetail {
+                name: r.name.clone(),
+                path: r.path.clone(),
+                arn: r.arn.clone(),
+                trust_policy: r.trust_policy.clone(),
+                tags: r.tags.clone(),
+                inline_policies: state
+                    .policies
+                    .range((r.name.clone(), String::new())..)
+                    .take_while(|((role, _), _)| *role == r.name)
+                    .map(|((role, name), document)| InlinePolicy {
+                        role_name: role.clone(),
+                        policy_name: name.clone(),
+                        document: document.clone(),
+                    })
+                    .collect(),
+            })
+            .collect())
     }
 
     async fn get_oidc_provider(&self, arn: &str) -> ProviderResult<Option<OidcProviderDetails>> {
