@@ -266,6 +266,10 @@ async fn verify_proves_each_link_and_breaks_where_broken(backend: Backend) {
     aws.create_oidc_provider(&issuer).await.unwrap();
     let (code, report) = env.verify(file);
     assert_eq!(code, 0, "{report:#}");
+    // apply --verify: nothing to change, then the same proof as text.
+    let (code, out, err) = env.enforced(&["apply", "-f", file, "--auto-approve", "--verify", "--timeout", "60s"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("No changes.") && out.ends_with("\nEvery link holds for all 4 service accounts.\n"), "{out}");
 
     // The probe objects are gone: the bucket holds nothing of verify's.
     let left = s3.list_objects_v2().bucket("verify-artifacts").send().await.unwrap();
