@@ -6,7 +6,7 @@
 use aws_sdk_iam::types::{EntityType, RoleDetail as SdkRoleDetail};
 use kfp_tenant_core::ports::{InlinePolicy, ProviderResult, RoleDetail};
 
-use crate::{decode_document, missing, provider_error};
+use crate::errors::{decode_document, missing, provider_error};
 
 const OPERATION: &str = "GetAccountAuthorizationDetails";
 

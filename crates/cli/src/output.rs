@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use kfp_tenant_core::address::Address;
 use kfp_tenant_core::apply::{Outcome, Progress, Report};
-use kfp_tenant_core::plan::Action;
+use kfp_tenant_core::plan::{Action, Summary};
 use kfp_tenant_core::render::Color;
 
 /// Writes `text` to stdout as it is.
@@ -115,31 +115,17 @@ pub fn confirm(question: &str, approve_flag: &str) -> Result<bool> {
 
 /// The closing lines of apply or destroy, and whether everything succeeded.
 pub fn summarize(report: &Report, destroying: bool) -> bool {
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for (action, outcome) in report.outcomes.values() {
-        if *outcome == Outcome::Done {
-            for key in match action {
-                Action::Create => &["added"][..],
-                Action::Update => &["changed"][..],
-                Action::Replace => &["added", "destroyed"][..],
-                Action::Delete => &["destroyed"][..],
-                Action::NoOp => &[][..],
-            } {
-                *counts.entry(key).or_default() += 1;
-            }
-        }
-    }
-    let n = |k| counts.get(k).copied().unwrap_or(0);
+    let done = Summary::of(report.outcomes.values().filter(|(_, outcome)| *outcome == Outcome::Done).map(|(action, _)| *action));
     if report.is_success() {
         // The summary is the record of what happened: a closed stdout does not undo it.
         let _ = if destroying {
-            say!("\nDestroy complete! Resources: {} destroyed.", n("destroyed"))
+            say!("\nDestroy complete! Resources: {} destroyed.", done.destroy)
         } else {
-            say!("\nApply complete! Resources: {} added, {} changed, {} destroyed.", n("added"), n("changed"), n("destroyed"))
+            say!("\nApply complete! Resources: {} added, {} changed, {} destroyed.", done.add, done.change, done.destroy)
         };
         return true;
     }
-    let done = format!("{} added, {} changed, {} destroyed", n("added"), n("changed"), n("destroyed"));
+    let done = format!("{} added, {} changed, {} destroyed", done.add, done.change, done.destroy);
     if report.interrupted() > 0 {
         note!("\nInterrupted: {done}; {} not started, {} cut short, {} failed.", not_started(report), cut_short(report), report.failed());
     } else {

@@ -274,6 +274,22 @@ pub struct ProviderError {
     pub message: String,
 }
 
+/// An error and its sources on one line, by `Display` only (an SDK's `Debug`
+/// output is for its developers), each cause once: a cause whose text is
+/// already in the line is left out.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
+}
+
 impl ProviderError {
     pub fn new(kind: ErrorKind, operation: impl Into<String>, target: impl Into<String>, message: impl Into<String>) -> Self {
         ProviderError { kind, operation: operation.into(), target: target.into(), message: message.into() }

@@ -136,6 +136,9 @@ pub struct Tenant {
 }
 
 pub const DEFAULT_TRUST_POLICY_QUOTA: usize = 2048;
+/// The annotation that gives a service account its IAM role (IRSA): the
+/// profile controller writes it on `default-editor`, kfp-tenant on the others.
+pub const ROLE_ARN_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 pub const DEFAULT_SERVICE_ACCOUNT: &str = "default-editor";
 pub const DEFAULT_MAX_SESSION_DURATION: u32 = 3600;
 

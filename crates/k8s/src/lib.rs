@@ -30,7 +30,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use kfp_tenant_core::identity;
 use kfp_tenant_core::ports::{
     AccountQuery, BearerToken, ClusterRecord, ErrorKind, KubeEndpoint, KubernetesApi, Namespace as TenantNamespace, Profile, ProviderError,
-    ProviderResult, ServiceAccount as TenantServiceAccount,
+    ProviderResult, ServiceAccount as TenantServiceAccount, error_chain,
 };
 use kfp_tenant_core::tags;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
@@ -44,7 +44,7 @@ pub use crate::profile::{KubeflowProfile, Owner, Plugin, ProfileSpec, from_resou
 
 /// Field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "kfp-tenant";
-pub const ROLE_ARN_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
+pub use kfp_tenant_core::spec::ROLE_ARN_ANNOTATION;
 /// kfp-tenant's identity record: a ConfigMap in `kube-system`.
 pub const RECORD_NAMESPACE: &str = "kube-system";
 pub const RECORD_NAME: &str = "kfp-tenant-cluster";
@@ -219,17 +219,6 @@ pub fn provider_error(operation: &str, target: &str, err: kube::Error) -> Provid
         other => error_chain(other),
     };
     ProviderError::new(kind, operation, target, message)
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Who a Profile that is being deleted still waits for, by its finalizers.

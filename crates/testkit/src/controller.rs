@@ -38,7 +38,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 pub const PROFILE_FINALIZER: &str = "profile-finalizer";
-pub const ROLE_ARN_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
+pub use kfp_tenant_core::spec::ROLE_ARN_ANNOTATION;
 /// The service accounts the controller makes in every Profile's namespace.
 pub const SERVICE_ACCOUNTS: [&str; 2] = ["default-editor", "default-viewer"];
 

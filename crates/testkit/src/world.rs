@@ -65,16 +65,7 @@ impl FakeWorld {
     }
 }
 
-/// An error and its sources, one per line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        s.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    s
-}
+pub use kfp_tenant_core::ports::error_chain;
 
 /// A tenants file for [`CLUSTER`] with `n` plain tenants `team-0000`...
 pub fn sample_file(n: usize) -> TenantsFile {

@@ -206,9 +206,23 @@ impl Plan {
     /// (add, change, destroy) in Terraform's counting: a replace is one add
     /// and one destroy.
     pub fn summary(&self) -> Summary {
+        Summary::of(self.changes.iter().map(|c| c.action))
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+}
+
+impl Summary {
+    /// Terraform's counting of `actions`: a replace is one add and one destroy.
+    pub fn of(actions: impl IntoIterator<Item = Action>) -> Summary {
         let mut s = Summary::default();
-        for c in &self.changes {
-            match c.action {
+        for action in actions {
+            match action {
                 Action::NoOp => {}
                 Action::Create => s.add += 1,
                 Action::Update => s.change += 1,
@@ -221,13 +235,6 @@ impl Plan {
         }
         s
     }
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Summary {
-    pub add: usize,
-    pub change: usize,
-    pub destroy: usize,
 }
 
 /// A reason not to plan at all.

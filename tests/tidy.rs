@@ -1,0 +1,307 @@
+//! The architecture, checked: ARCHITECTURE.md states the crates' direction
+//! and names every module; this test reads the manifests and the sources and
+//! fails where they drift apart, as rust-analyzer's tidy tests do.
+//!
+//! - dependencies go `core` ← `aws`, `k8s` ← `cli`, and `testkit` (on
+//!   `core`) is only ever a dev-dependency;
+//! - only `aws` names `aws_sdk_*`/`aws_smithy_*`, only `k8s` names `kube` or
+//!   `k8s_openapi`, in code that ships (tests and testkit excepted);
+//! - every module under `crates/*/src` is named in its crate's section of the
+//!   code map;
+//! - every source file opens with a `//!` header;
+//! - every dependency is named by a source it serves (no unused ones).
+//!
+//! Each rule is a function of text, so the last tests plant a violation and
+//! watch the rule catch it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Crate directory -> the kfp-tenant crates it may depend on (normal deps).
+const ALLOWED: [(&str, &[&str]); 5] =
+    [("core", &[]), ("aws", &["core"]), ("k8s", &["core"]), ("cli", &["core", "aws", "k8s"]), ("testkit", &["core"])];
+
+/// Crate directory -> the prefixes only it may name in shipped code.
+const OWNED_NAMES: [(&str, &[&str]); 2] = [("aws", &["aws_sdk_", "aws_smithy_"]), ("k8s", &["kube::", "kube_", "k8s_openapi"])];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace root").to_owned()
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The `.rs` files under `dir`, sorted.
+fn sources(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The kfp-tenant crates a manifest's `section` (`dependencies`,
+/// `dev-dependencies`) names, by directory (`kfp-tenant-aws` -> `aws`; the
+/// binary's package `kfp-tenant` is `cli`).
+fn kfp_dependencies(manifest: &str, section: &str) -> Vec<String> {
+    let mut in_section = false;
+    let mut found = Vec::new();
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_section = line == format!("[{section}]");
+            continue;
+        }
+        if !in_section {
+            continue;
+        }
+        let name = line.split(['=', '.', ' ']).next().unwrap_or_default();
+        if let Some(rest) = name.strip_prefix("kfp-tenant-") {
+            found.push(rest.to_owned());
+        } else if name == "kfp-tenant" {
+            found.push("cli".to_owned());
+        }
+    }
+    found
+}
+
+/// Violations of the dependency direction, given each crate's manifest.
+fn dependency_violations(manifests: &BTreeMap<String, String>) -> Vec<String> {
+    let allowed: BTreeMap<&str, &[&str]> = ALLOWED.into_iter().collect();
+    let mut problems = Vec::new();
+    for (krate, manifest) in manifests {
+        let Some(may) = allowed.get(krate.as_str()) else {
+            problems.push(format!("crates/{krate}: not in the documented direction; add it to ARCHITECTURE.md and ALLOWED"));
+            continue;
+        };
+        for dep in kfp_dependencies(manifest, "dependencies") {
+            if !may.contains(&dep.as_str()) {
+                problems.push(format!("crates/{krate} depends on {dep}, against the direction core <- aws, k8s <- cli"));
+            }
+        }
+    }
+    problems
+}
+
+/// Every dependency named in a manifest's `section`, as Rust spells it.
+fn dependency_idents(manifest: &str, section: &str) -> Vec<String> {
+    let mut in_section = false;
+    let mut found = Vec::new();
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_section = line == format!("[{section}]");
+            continue;
+        }
+        if in_section && !line.is_empty() && !line.starts_with('#') {
+            let name = line.split(['=', '.', ' ']).next().unwrap_or_default();
+            found.push(if name == "kfp-tenant" { "kfp_tenant".to_owned() } else { name.replace('-', "_") });
+        }
+    }
+    found
+}
+
+/// Dependencies that no source of theirs names (`sources` is the text of
+/// every file the section serves).
+fn unused_dependencies(krate: &str, manifest: &str, section: &str, sources: &str) -> Vec<String> {
+    dependency_idents(manifest, section)
+        .into_iter()
+        .filter(|ident| {
+            !sources.match_indices(ident.as_str()).any(|(at, _)| {
+                let before = sources[..at].chars().next_back();
+                let after = sources[at + ident.len()..].chars().next();
+                let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+                !word(before) && !word(after)
+            })
+        })
+        .map(|ident| format!("{krate}: [{section}] {ident} is used by no source; remove it"))
+        .collect()
+}
+
+/// The shipped part of a source: everything before its `#[cfg(test)]` module.
+fn shipped_part(source: &str) -> &str {
+    source.find("#[cfg(test)]").map_or(source, |at| &source[..at])
+}
+
+/// Names a crate uses that belong to another crate's provider.
+fn foreign_names(krate: &str, file: &str, source: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (owner, prefixes) in OWNED_NAMES {
+        if owner == krate {
+            continue;
+        }
+        for (number, line) in shipped_part(source).lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            if let Some(prefix) = prefixes.iter().find(|p| names(code, p)) {
+                problems.push(format!("{file}:{}: names {prefix}, which only crates/{owner} may", number + 1));
+            }
+        }
+    }
+    problems
+}
+
+/// Whether `code` uses `prefix` as the start of a path (not inside a longer identifier).
+fn names(code: &str, prefix: &str) -> bool {
+    code.match_indices(prefix).any(|(at, _)| {
+        let before = code[..at].chars().next_back();
+        !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '"')
+    })
+}
+
+/// The module names a crate's sources define (file stems; `mod.rs` by its
+/// folder; binaries by their name), without the crate roots.
+fn module_names(src: &Path, files: &[PathBuf]) -> Vec<String> {
+    files
+        .iter()
+        .filter_map(|f| {
+            let relative = f.strip_prefix(src).ok()?;
+            let stem = f.file_stem()?.to_str()?;
+            match stem {
+                "lib" | "main" if relative.parent() == Some(Path::new("")) => None,
+                "mod" => Some(relative.parent()?.file_name()?.to_str()?.to_owned()),
+                _ => Some(stem.to_owned()),
+            }
+        })
+        .collect()
+}
+
+/// The text of the code map's section about `crates/<krate>`.
+fn code_map_section<'a>(architecture: &'a str, krate: &str) -> Option<&'a str> {
+    let heading = format!("### crates/{krate} ");
+    let start = architecture.find(&heading)?;
+    let rest = &architecture[start + heading.len()..];
+    let end = rest.find("\n## ").into_iter().chain(rest.find("\n### ")).min().unwrap_or(rest.len());
+    Some(&rest[..end])
+}
+
+fn unmapped_modules(architecture: &str, krate: &str, modules: &[String]) -> Vec<String> {
+    let Some(section) = code_map_section(architecture, krate) else {
+        return vec![format!("ARCHITECTURE.md has no section \"### crates/{krate} \"")];
+    };
+    modules
+        .iter()
+        .filter(|m| !section.contains(&format!("`{m}`")) && !section.contains(&format!("`{m}::")))
+        .map(|m| format!("crates/{krate}: module `{m}` is not in ARCHITECTURE.md's code map"))
+        .collect()
+}
+
+fn missing_header(file: &str, source: &str) -> Option<String> {
+    let first = source.lines().find(|l| !l.trim().is_empty()).unwrap_or_default();
+    (!first.starts_with("//!")).then(|| format!("{file}: no //! header saying what the file is for"))
+}
+
+#[test]
+fn the_architecture_holds() {
+    let root = root();
+    let architecture = read(&root.join("ARCHITECTURE.md"));
+    let mut manifests = BTreeMap::new();
+    let mut problems = Vec::new();
+    for entry in std::fs::read_dir(root.join("crates")).expect("crates/") {
+        let dir = entry.expect("an entry").path();
+        let krate = dir.file_name().and_then(|n| n.to_str()).expect("a UTF-8 name").to_owned();
+        manifests.insert(krate.clone(), read(&dir.join("Cargo.toml")));
+        let src = dir.join("src");
+        let files = sources(&src);
+        for file in &files {
+            let shown = file.strip_prefix(&root).unwrap_or(file).display().to_string();
+            let source = read(file);
+            problems.extend(missing_header(&shown, &source));
+            if krate != "testkit" {
+                problems.extend(foreign_names(&krate, &shown, &source));
+            }
+        }
+        problems.extend(unmapped_modules(&architecture, &krate, &module_names(&src, &files)));
+    }
+    problems.extend(dependency_violations(&manifests));
+    // Unused dependencies: [dependencies] against src/, [dev-dependencies]
+    // against everything the crate compiles (the CLI's tests share tests/support).
+    let text = |dirs: &[PathBuf]| dirs.iter().filter(|d| d.exists()).flat_map(|d| sources(d)).map(|f| read(&f)).collect::<String>();
+    for (krate, manifest) in &manifests {
+        let dir = root.join("crates").join(krate);
+        problems.extend(unused_dependencies(krate, manifest, "dependencies", &text(&[dir.join("src")])));
+        let all = [dir.join("src"), dir.join("tests"), dir.join("benches"), root.join("tests/support")];
+        problems.extend(unused_dependencies(krate, manifest, "dev-dependencies", &text(&all)));
+    }
+    let tests_manifest = read(&root.join("tests/Cargo.toml"));
+    problems.extend(unused_dependencies("tests", &tests_manifest, "dev-dependencies", &text(&[root.join("tests")])));
+    // testkit only ever as a dev-dependency, anywhere.
+    for manifest in manifests.values().chain([&read(&root.join("tests/Cargo.toml"))]) {
+        if kfp_dependencies(manifest, "dependencies").iter().any(|d| d == "testkit") {
+            problems.push("testkit is a normal dependency somewhere: it may only be a dev-dependency".to_owned());
+        }
+    }
+    assert!(problems.is_empty(), "the architecture drifted:\n  {}", problems.join("\n  "));
+}
+
+#[test]
+fn a_dependency_against_the_direction_is_caught() {
+    let manifests: BTreeMap<String, String> = [
+        ("core".to_owned(), "[package]\nname = \"kfp-tenant-core\"\n\n[dependencies]\nkfp-tenant-aws.workspace = true\n".to_owned()),
+        (
+            "aws".to_owned(),
+            "[dependencies]\nkfp-tenant-core.workspace = true\n[dev-dependencies]\nkfp-tenant-testkit.workspace = true\n".to_owned(),
+        ),
+        ("k8s".to_owned(), "[dependencies]\nkfp-tenant-core = { path = \"../core\" }\nkfp-tenant-cli = { path = \"../cli\" }\n".to_owned()),
+    ]
+    .into();
+    assert_eq!(
+        dependency_violations(&manifests),
+        [
+            "crates/core depends on aws, against the direction core <- aws, k8s <- cli",
+            "crates/k8s depends on cli, against the direction core <- aws, k8s <- cli"
+        ]
+    );
+}
+
+#[test]
+fn a_provider_type_outside_its_crate_is_caught_but_not_in_tests() {
+    let source = "//! x\nuse kfp_tenant_aws::Aws; // aws_sdk_iam in a comment\nfn f(c: &aws_sdk_iam::Client) {}\nlet k: kube::Client;\n#[cfg(test)]\nmod tests { use aws_sdk_s3::Client; }\n";
+    assert_eq!(
+        foreign_names("cli", "crates/cli/src/x.rs", source),
+        [
+            "crates/cli/src/x.rs:3: names aws_sdk_, which only crates/aws may",
+            "crates/cli/src/x.rs:4: names kube::, which only crates/k8s may"
+        ]
+    );
+    assert_eq!(foreign_names("aws", "crates/aws/src/x.rs", source), ["crates/aws/src/x.rs:4: names kube::, which only crates/k8s may"]);
+}
+
+#[test]
+fn a_module_missing_from_the_code_map_and_a_missing_header_are_caught() {
+    let architecture = "## Code map\n### crates/core (`kfp-tenant-core`)\n- `plan`: ... `planner` ...\n### crates/aws (`kfp-tenant-aws`)\n- `token`\n## Cross-cutting\n`refresh`\n";
+    let modules = ["plan".to_owned(), "planner".to_owned(), "refresh".to_owned(), "token".to_owned()];
+    assert_eq!(
+        unmapped_modules(architecture, "core", &modules),
+        [
+            "crates/core: module `refresh` is not in ARCHITECTURE.md's code map",
+            "crates/core: module `token` is not in ARCHITECTURE.md's code map"
+        ]
+    );
+    assert_eq!(unmapped_modules(architecture, "k8s", &[]), ["ARCHITECTURE.md has no section \"### crates/k8s \""]);
+    assert_eq!(missing_header("a.rs", "\n//! What a is for.\nfn a() {}\n"), None);
+    assert_eq!(
+        missing_header("b.rs", "// not a module header\nfn b() {}\n"),
+        Some("b.rs: no //! header saying what the file is for".to_owned())
+    );
+    let src = Path::new("/x/src");
+    let files = ["/x/src/lib.rs", "/x/src/plan/mod.rs", "/x/src/plan/tenant.rs", "/x/src/bin/tool.rs"].map(PathBuf::from);
+    assert_eq!(module_names(src, &files), ["plan", "tenant", "tool"]);
+}
+
+#[test]
+fn an_unused_dependency_is_caught() {
+    let manifest = "[dependencies]\nkfp-tenant-core.workspace = true\nserde_json.workspace = true\n# a comment\nasync-trait = \"0.1\"\n";
+    let sources = "use kfp_tenant_core::ports;\n#[async_trait::async_trait]\nimpl X for Y {}\n// serde_json_like is another word\n";
+    assert_eq!(
+        unused_dependencies("aws", manifest, "dependencies", sources),
+        ["aws: [dependencies] serde_json is used by no source; remove it"]
+    );
+}
