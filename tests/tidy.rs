@@ -54,24 +54,13 @@ fn sources(dir: &Path) -> Vec<PathBuf> {
 /// `dev-dependencies`) names, by directory (`kfp-tenant-aws` -> `aws`; the
 /// binary's package `kfp-tenant` is `cli`).
 fn kfp_dependencies(manifest: &str, section: &str) -> Vec<String> {
-    let mut in_section = false;
-    let mut found = Vec::new();
-    for line in manifest.lines().map(str::trim) {
-        if line.starts_with('[') {
-            in_section = line == format!("[{section}]");
-            continue;
-        }
-        if !in_section {
-            continue;
-        }
-        let name = line.split(['=', '.', ' ']).next().unwrap_or_default();
-        if let Some(rest) = name.strip_prefix("kfp-tenant-") {
-            found.push(rest.to_owned());
-        } else if name == "kfp-tenant" {
-            found.push("cli".to_owned());
-        }
-    }
-    found
+    dependency_idents(manifest, section)
+        .into_iter()
+        .filter_map(|ident| match ident.strip_prefix("kfp_tenant_") {
+            Some(rest) => Some(rest.to_owned()),
+            None => (ident == "kfp_tenant").then(|| "cli".to_owned()),
+        })
+        .collect()
 }
 
 /// Violations of the dependency direction, given each crate's manifest.

@@ -13,7 +13,7 @@ use kfp_tenant_core::refresh::{Observed, ReadSet};
 use kfp_tenant_core::render;
 use kfp_tenant_k8s::LeaseGuard;
 
-use crate::flags::{ApplyArgs, AuditArgs, Connection, DestroyArgs, ForceUnlockArgs, Lifecycle, PlanArgs, VerifyArgs};
+use crate::flags::{ApplyArgs, Connection, DestroyArgs, ForceUnlockArgs, Lifecycle, PlanArgs, ReportArgs};
 use crate::interrupt;
 use crate::live::{Live, connect_kube};
 use crate::output::{self, StderrProgress, note, say};
@@ -138,7 +138,7 @@ async fn run_verify(
 }
 
 /// Token, issuer, trust, STS and S3 for every service account of every tenant.
-pub async fn verify(args: VerifyArgs) -> Result<ExitCode> {
+pub async fn verify(args: ReportArgs) -> Result<ExitCode> {
     let desired = args.tenants.desired()?;
     let live = Live::connect(&args.connection, &desired.cluster.name, &desired.cluster.region).await?;
     let report = run_verify(&live, &desired, &args.connection).await?;
@@ -151,7 +151,7 @@ pub async fn verify(args: VerifyArgs) -> Result<ExitCode> {
 }
 
 /// Every role trusting the cluster's OIDC provider, with its findings.
-pub async fn audit(args: AuditArgs) -> Result<ExitCode> {
+pub async fn audit(args: ReportArgs) -> Result<ExitCode> {
     let desired = args.tenants.desired()?;
     let live = Live::connect(&args.connection, &desired.cluster.name, &desired.cluster.region).await?;
     let report = live.audit(&desired, args.connection.bind_cluster).await?;

@@ -58,10 +58,10 @@ pub enum Command {
     },
     /// Prove that each tenant's pods reach their artifacts: token, issuer,
     /// trust, STS and S3, link by link (writes only an S3 probe object).
-    Verify(VerifyArgs),
+    Verify(ReportArgs),
     /// List every IAM role that trusts the cluster's OIDC provider, and what
     /// is wrong with each (exit 2 with findings).
-    Audit(AuditArgs),
+    Audit(ReportArgs),
     /// Remove the apply lock of a run that is gone (shows its holder, asks first).
     ForceUnlock(ForceUnlockArgs),
     /// Print the JSON Schema of the tenants file.
@@ -180,19 +180,9 @@ pub struct ApplyArgs {
     pub planning: PlanFlags,
 }
 
+/// `verify` and `audit`: the tenants, the connection, and the report's form.
 #[derive(Debug, Args)]
-pub struct VerifyArgs {
-    #[command(flatten)]
-    pub tenants: TenantFlags,
-    #[command(flatten)]
-    pub connection: Connection,
-    /// Print the report as versioned JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct AuditArgs {
+pub struct ReportArgs {
     #[command(flatten)]
     pub tenants: TenantFlags,
     #[command(flatten)]

@@ -316,16 +316,21 @@ mod tests {
         }
     }
 
-    /// One line per case: a hand-made trust condition and the findings' kinds.
-    fn check(condition: Value, expected: &[&str]) {
-        let desired = crate::validate::validate(&crate::spec::TenantsFile {
+    /// A file with one tenant, team-a.
+    fn team_a() -> Desired {
+        crate::validate::validate(&crate::spec::TenantsFile {
             cluster: "demo".into(),
             region: "us-west-2".into(),
             bucket: "bkt".into(),
             tenants: vec![crate::spec::TenantInput { namespace: "team-a".into(), owner: "a@example.com".into(), ..Default::default() }],
             ..Default::default()
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    /// One line per case: a hand-made trust condition and the findings' kinds.
+    fn check(condition: Value, expected: &[&str]) {
+        let desired = team_a();
         let inventory = Inventory {
             roles: vec![role("hand-made", condition.clone())],
             namespaces: ["team-a", "team-b"].map(str::to_owned).into(),
@@ -379,14 +384,7 @@ mod tests {
 
     #[test]
     fn roles_not_naming_the_provider_are_left_out_and_managed_ones_outside_the_file_are_named() {
-        let desired = crate::validate::validate(&crate::spec::TenantsFile {
-            cluster: "demo".into(),
-            region: "us-west-2".into(),
-            bucket: "bkt".into(),
-            tenants: vec![crate::spec::TenantInput { namespace: "team-a".into(), owner: "a@example.com".into(), ..Default::default() }],
-            ..Default::default()
-        })
-        .unwrap();
+        let desired = team_a();
         let mut other = role("elsewhere", json!({}));
         other.trust_policy = PolicyDocument::new(
             json!({"Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),

@@ -154,7 +154,7 @@ pub async fn refresh(
     let slots = &slots;
     let name = reads.cluster.as_str();
     // Nothing is listed before the Kubernetes API is shown to be this cluster.
-    let Observed { identity, cluster: eks, proof, record, .. } = refresh_cluster(name, reads.vouched, cluster, kube).await?;
+    let facts = refresh_cluster(name, reads.vouched, cluster, kube).await?;
 
     let (profiles, managed_accounts, editors, managed_roles) = futures_util::try_join!(
         limited(slots, async { kube.list_profiles().await.map_err(reading("Profiles")) }),
@@ -167,16 +167,10 @@ pub async fn refresh(
         limited(slots, async { iam.list_managed_roles("/", name).await.map_err(reading("kfp-tenant's IAM roles")) }),
     )?;
     let mut observed = Observed {
-        identity,
-        cluster: eks,
-        proof,
-        record,
-        roles: BTreeMap::new(),
-        policies: BTreeMap::new(),
         profiles: profiles.into_iter().map(|p| (p.name.clone(), p)).collect(),
-        bare_namespaces: BTreeMap::new(),
         service_accounts: managed_accounts.into_iter().chain(editors).map(|sa| ((sa.namespace.clone(), sa.name.clone()), sa)).collect(),
         managed_roles,
+        ..facts
     };
 
     // Listed roles are whole already: they are not read again.
