@@ -15,10 +15,13 @@
 //! the role ARN. Every wait takes its bound from the caller and ends with
 //! [`ErrorKind::Timeout`].
 
+mod accounts;
 mod counter;
 mod eks_auth;
+mod errors;
 pub mod lock;
 mod profile;
+mod readiness;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -30,7 +33,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use kfp_tenant_core::identity;
 use kfp_tenant_core::ports::{
     AccountQuery, BearerToken, ClusterRecord, ErrorKind, KubeEndpoint, KubernetesApi, Namespace as TenantNamespace, Profile, ProviderError,
-    ProviderResult, ServiceAccount as TenantServiceAccount, error_chain,
+    ProviderResult, ServiceAccount as TenantServiceAccount,
 };
 use kfp_tenant_core::tags;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
@@ -38,7 +41,11 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use serde_json::{Value, json};
 
+use crate::accounts::{account_config, account_from};
+use crate::readiness::{not_ready, waiting_for};
+
 pub use crate::counter::{Counted, RequestCounter};
+pub use crate::errors::provider_error;
 pub use crate::lock::{LeaseGuard, LockError, LockInfo, LockOptions};
 pub use crate::profile::{KubeflowProfile, Owner, Plugin, ProfileSpec, from_resource, to_resource};
 
@@ -196,104 +203,6 @@ fn human(d: Duration) -> String {
         ms if ms >= 1000 => format!("{:.1}s", d.as_secs_f64()),
         ms => format!("{ms}ms"),
     }
-}
-
-/// Sorts a kube error into core's kinds.
-pub fn provider_error(operation: &str, target: &str, err: kube::Error) -> ProviderError {
-    let kind = match &err {
-        kube::Error::Api(s) if s.is_not_found() => ErrorKind::NotFound,
-        kube::Error::Api(s) if s.is_already_exists() => ErrorKind::AlreadyExists,
-        kube::Error::Api(s) if s.is_conflict() => ErrorKind::Conflict,
-        kube::Error::Api(s) if s.is_forbidden() || s.code == 401 => ErrorKind::AccessDenied,
-        kube::Error::Api(s) if s.is_invalid() || s.code == 400 => ErrorKind::InvalidInput,
-        kube::Error::Api(s) if s.code == 429 => ErrorKind::Throttled,
-        kube::Error::Api(s) if s.code >= 500 => ErrorKind::Transient,
-        kube::Error::HyperError(_) | kube::Error::Service(_) => ErrorKind::Transient,
-        _ => ErrorKind::Other,
-    };
-    let message = match &err {
-        kube::Error::Api(s) => format!("{} ({})", s.message, s.reason),
-        other if kind == ErrorKind::Transient => {
-            format!("{}; is the Kubernetes API reachable? check --kubeconfig, --context or KUBECONFIG", error_chain(other))
-        }
-        other => error_chain(other),
-    };
-    ProviderError::new(kind, operation, target, message)
-}
-
-/// Who a Profile that is being deleted still waits for, by its finalizers.
-fn waiting_for(name: &str, finalizers: &[String]) -> String {
-    if finalizers.iter().any(|f| f == "profile-finalizer") {
-        "its finalizer profile-finalizer is waiting for the Kubeflow profile controller; check that it runs (kubectl -n kubeflow get pods)"
-            .to_owned()
-    } else if finalizers.iter().any(|f| f == "foregroundDeletion") {
-        format!(
-            "its namespace is still being deleted (finalizer foregroundDeletion: the garbage collector of kube-controller-manager removes the namespace first); see kubectl get namespace {name}"
-        )
-    } else {
-        format!("finalizers {finalizers:?} remain")
-    }
-}
-
-fn account_from(sa: &ServiceAccount) -> TenantServiceAccount {
-    let (managed, cluster) = profile::marks(sa.metadata.labels.as_ref());
-    let annotations = sa.metadata.annotations.as_ref();
-    TenantServiceAccount {
-        namespace: sa.metadata.namespace.clone().unwrap_or_default(),
-        name: sa.metadata.name.clone().unwrap_or_default(),
-        role_arn: annotations.and_then(|a| a.get(ROLE_ARN_ANNOTATION)).cloned(),
-        managed,
-        cluster,
-        created: annotations.and_then(|a| a.get(tags::CREATED_ANNOTATION)).map(String::as_str) == Some("true"),
-    }
-}
-
-/// What still keeps a tenant from being usable, or `None` when it is ready.
-async fn not_ready(kube: &Kube, profile: &Profile) -> ProviderResult<Option<String>> {
-    let target = format!("namespace {}", profile.name);
-    let namespaces: Api<Namespace> = Api::all(kube.client.clone());
-    let Some(ns) = namespaces.get_opt(&profile.name).await.map_err(|e| provider_error("GetNamespace", &target, e))? else {
-        return Ok(Some(format!("namespace {} does not exist yet; is the Kubeflow profile controller running?", profile.name)));
-    };
-    let owner = ns.metadata.annotations.as_ref().and_then(|a| a.get("owner"));
-    if owner != Some(&profile.owner) {
-        return Ok(Some(format!(
-            "namespace {} has owner {:?}, not {:?} (the controller never changes the owner of an existing namespace)",
-            profile.name, owner, profile.owner
-        )));
-    }
-    let accounts = kube.accounts(&profile.name);
-    for sa in ["default-editor", "default-viewer"] {
-        if accounts.get_opt(sa).await.map_err(|e| provider_error("GetServiceAccount", &target, e))?.is_none() {
-            return Ok(Some(format!(
-                "service account {}/{sa} does not exist yet; is the Kubeflow profile controller running?",
-                profile.name
-            )));
-        }
-    }
-    if let Some(arn) = profile.role_arn() {
-        let editor = accounts.get_opt("default-editor").await.map_err(|e| provider_error("GetServiceAccount", &target, e))?;
-        let annotation = editor.as_ref().and_then(|sa| sa.metadata.annotations.as_ref()).and_then(|a| a.get(ROLE_ARN_ANNOTATION));
-        if annotation.map(String::as_str) != Some(arn) {
-            return Ok(Some(format!(
-                "service account {}/default-editor has {ROLE_ARN_ANNOTATION}={annotation:?}, not {arn:?}; is the Kubeflow profile controller running?",
-                profile.name
-            )));
-        }
-    }
-    Ok(None)
-}
-
-/// A server-side apply configuration of a service account's metadata.
-fn account_config(namespace: &str, name: &str, labels: Option<BTreeMap<String, String>>, annotations: BTreeMap<String, String>) -> Value {
-    let mut metadata = json!({"name": name, "namespace": namespace});
-    if let Some(labels) = labels {
-        metadata["labels"] = json!(labels);
-    }
-    if !annotations.is_empty() {
-        metadata["annotations"] = json!(annotations);
-    }
-    json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata})
 }
 
 #[async_trait]
