@@ -29,7 +29,9 @@ use crate::identity::base64_decode;
 use crate::plan::ClusterContext;
 use crate::plan::planner::{ProviderNeed, context};
 use crate::policy::S3Access;
-use crate::ports::{BearerToken, ClusterApi, ErrorKind, IamApi, KubernetesApi, ObjectStoreApi, Role, TemporaryCredentials};
+use crate::ports::{
+    BearerToken, ClusterApi, ErrorKind, IamApi, KubernetesApi, ObjectStoreApi, OidcProviderDetails, Role, TemporaryCredentials,
+};
 use crate::refresh::Observed;
 use crate::spec::{DEFAULT_SERVICE_ACCOUNT, Desired, Tenant};
 use crate::trust::{self, Decision};
@@ -177,10 +179,16 @@ pub async fn verify(desired: &Desired, observed: &Observed, ports: Ports<'_>, pa
     let (cluster, _) = context(&c.name, &c.region, &c.bucket, observed, ProviderNeed::NotNeeded)
         .expect("invariant: a context that needs no provider cannot be refused");
     let (cluster, roles) = (&cluster, &observed.roles);
+    // The provider is the cluster's, not a service account's: read once.
+    let provider = match cluster.oidc_provider_arn.is_empty() {
+        true => Ok(None),
+        false => ports.iam.get_oidc_provider(&cluster.oidc_provider_arn).await.map_err(|e| e.to_string()),
+    };
+    let provider = &provider;
     let accounts: Vec<(&Tenant, &str)> =
         desired.tenants.iter().flat_map(|t| t.service_accounts.iter().map(move |sa| (t, sa.as_str()))).collect();
     let mut checks: Vec<Check> = stream::iter(accounts.into_iter().map(|(tenant, sa)| {
-        let chain = Chain { desired, cluster, tenant, service_account: sa, role: roles.get(&tenant.role_name), ports };
+        let chain = Chain { desired, cluster, provider, tenant, service_account: sa, role: roles.get(&tenant.role_name), ports };
         async move { chain.run().await }
     }))
     .buffer_unordered(parallelism.max(1))
@@ -193,6 +201,8 @@ pub async fn verify(desired: &Desired, observed: &Observed, ports: Ports<'_>, pa
 struct Chain<'a> {
     desired: &'a Desired,
     cluster: &'a ClusterContext,
+    /// GetOpenIDConnectProvider's answer for the cluster's provider, or why it failed.
+    provider: &'a Result<Option<OidcProviderDetails>, String>,
     tenant: &'a Tenant,
     service_account: &'a str,
     role: Option<&'a Role>,
@@ -241,7 +251,7 @@ impl Chain<'_> {
             };
         }
         let (token, claims) = link!(Link::Token, self.token().await);
-        link!(Link::Issuer, self.issuer(&claims).await);
+        link!(Link::Issuer, self.issuer(&claims));
         link!(Link::Trust, self.trust(&claims));
         let credentials = link!(Link::Sts, self.sts(&token).await);
         link!(Link::S3, self.s3(&credentials).await);
@@ -282,7 +292,7 @@ impl Chain<'_> {
         Ok((format!("a token for {} with audience {AUDIENCE}", claims.sub), (token, claims)))
     }
 
-    async fn issuer(&self, claims: &Claims) -> Step<()> {
+    fn issuer(&self, claims: &Claims) -> Step<()> {
         let issuer = &self.cluster.oidc_issuer;
         if claims.iss.trim_end_matches('/') != issuer.trim_end_matches('/') {
             return fail(
@@ -299,7 +309,7 @@ impl Chain<'_> {
                 format!("create it: {eksctl}, or kfp-tenant apply --create-oidc-provider"),
             );
         }
-        let details = match self.ports.iam.get_oidc_provider(provider).await {
+        let details = match self.provider {
             Ok(Some(details)) => details,
             Ok(None) => return fail(format!("the IAM OIDC provider {provider} does not exist"), format!("create it: {eksctl}")),
             Err(e) => return fail(format!("cannot read the IAM OIDC provider {provider}: {e}"), "check the credentials' IAM permissions"),
