@@ -263,6 +263,7 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
         });
     }
 
+    overlapping_prefixes(&mut v, &tenants);
     if !v.problems.is_empty() {
         return Err(InvalidInput { problems: v.problems });
     }
@@ -514,6 +515,40 @@ pub fn unknown_targets<'a>(desired: &Desired, targets: &'a [String]) -> Vec<&'a 
     targets.iter().map(String::as_str).filter(|t| !known.contains(t)).collect()
 }
 
+/// Two `prefix` tenants whose prefixes are equal or nested would each
+/// reach the other's artifacts. `tenants` is in file order.
+fn overlapping_prefixes(v: &mut Validator, tenants: &[Tenant]) {
+    let mut prefixed: Vec<(&str, usize)> = tenants
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| match &t.s3_access {
+            S3Access::Prefix { prefix } => Some((prefix.as_str(), i)),
+            _ => None,
+        })
+        .collect();
+    prefixed.sort();
+    // Sorted, every prefix that starts with P follows P directly.
+    let mut enclosing: Option<(&str, usize)> = None;
+    for (prefix, i) in prefixed {
+        match enclosing {
+            Some((outer, j)) if prefix.starts_with(outer) => {
+                // Named on the tenant that comes later in the file.
+                let ((later, mine), (earlier, theirs)) = if i > j { ((i, prefix), (j, outer)) } else { ((j, outer), (i, prefix)) };
+                v.problem(
+                    format!("tenants[{later}].s3Prefix"),
+                    format!(
+                        "{} overlaps {} of tenants[{earlier}]: each tenant could read and overwrite the other's artifacts",
+                        shown(mine),
+                        shown(theirs)
+                    ),
+                    "give every prefix tenant a prefix of its own that contains no other's, e.g. \"private-artifacts/<namespace>/\"",
+                );
+            }
+            _ => enclosing = Some((prefix, i)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -538,6 +573,37 @@ mod tests {
             Err(e) => e.problems.into_iter().map(|p| p.field).collect(),
         };
         assert_eq!(fields, expected_fields);
+    }
+
+    #[test]
+    fn prefixes_that_are_equal_or_nested_are_refused() {
+        let with = |prefixes: &[&str]| {
+            let mut f = file();
+            f.tenants = prefixes
+                .iter()
+                .enumerate()
+                .map(|(i, p)| TenantInput {
+                    namespace: format!("team-{i}"),
+                    owner: "a@example.com".into(),
+                    s3_access: Some(S3AccessMode::Prefix),
+                    s3_prefix: Some((*p).to_owned()),
+                    ..Default::default()
+                })
+                .collect();
+            match validate(&f) {
+                Ok(_) => Vec::new(),
+                Err(e) => e.problems.into_iter().map(|p| format!("{}: {}", p.field, p.message)).collect(),
+            }
+        };
+        assert_eq!(with(&["private/a/", "private/b/", "private/ab/"]), Vec::<String>::new());
+        assert_eq!(
+            with(&["private/a/b/", "private/a/", "private/c/", "private/a/c/", "private/c/"]),
+            [
+                "tenants[1].s3Prefix: \"private/a/\" overlaps \"private/a/b/\" of tenants[0]: each tenant could read and overwrite the other's artifacts",
+                "tenants[3].s3Prefix: \"private/a/c/\" overlaps \"private/a/\" of tenants[1]: each tenant could read and overwrite the other's artifacts",
+                "tenants[4].s3Prefix: \"private/c/\" overlaps \"private/c/\" of tenants[2]: each tenant could read and overwrite the other's artifacts",
+            ]
+        );
     }
 
     #[test]
