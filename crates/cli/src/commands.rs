@@ -133,8 +133,11 @@ async fn run_verify(
     desired: &kfp_tenant_core::spec::Desired,
     connection: &Connection,
 ) -> Result<kfp_tenant_core::verify::Report> {
-    let observed = live.observe(&ReadSet::for_desired(desired, connection.bind_cluster), connection.parallelism).await?;
-    Ok(kfp_tenant_core::verify::verify(desired, &observed, live.verify_ports(), connection.parallelism).await)
+    // Ctrl-C: no new service account is started; those under way finish, their probes deleted.
+    let stop = interrupt::install(GRACE);
+    let observed =
+        until_stopped(&stop, live.observe(&ReadSet::for_desired(desired, connection.bind_cluster), connection.parallelism)).await?;
+    Ok(kfp_tenant_core::verify::verify(desired, &observed, live.verify_ports(), connection.parallelism, &stop).await)
 }
 
 /// Token, issuer, trust, STS and S3 for every service account of every tenant.

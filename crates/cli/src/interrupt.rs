@@ -8,23 +8,28 @@ use kfp_tenant_core::graph::Stop;
 
 use crate::output::note;
 
-/// Starts listening for SIGINT and SIGTERM; the returned [`Stop`] is what the
-/// first one sets.
+/// Starts listening for SIGINT and SIGTERM, once per process (a signal
+/// handler, once installed, stays); the returned [`Stop`] is what the first
+/// one sets, the same for every caller (`apply --verify` applies, then verifies).
 pub fn install(grace: std::time::Duration) -> Stop {
-    let stop = Stop::default();
-    let first = stop.clone();
-    tokio::spawn(async move {
-        signal().await;
-        first.stop();
-        note!(
-            "\nInterrupt received: starting no new changes, letting those in flight finish (at most {}s). Press Ctrl-C again to stop at once.",
-            grace.as_secs()
-        );
-        signal().await;
-        note!("Stopped at once; the apply lock expires by itself.");
-        std::process::exit(130);
-    });
-    stop
+    static STOP: std::sync::OnceLock<Stop> = std::sync::OnceLock::new();
+    STOP.get_or_init(|| {
+        let stop = Stop::default();
+        let first = stop.clone();
+        tokio::spawn(async move {
+            signal().await;
+            first.stop();
+            note!(
+                "\nInterrupt received: starting no new changes, letting those in flight finish (at most {}s). Press Ctrl-C again to stop at once.",
+                grace.as_secs()
+            );
+            signal().await;
+            note!("Stopped at once; the apply lock expires by itself.");
+            std::process::exit(130);
+        });
+        stop
+    })
+    .clone()
 }
 
 #[cfg(unix)]

@@ -25,6 +25,7 @@ use futures_util::{StreamExt, stream};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::graph::Stop;
 use crate::identity::base64_decode;
 use crate::plan::ClusterContext;
 use crate::plan::planner::{ProviderNeed, context};
@@ -103,11 +104,18 @@ pub struct Report {
     pub format_version: &'static str,
     pub cluster: String,
     pub checks: Vec<Check>,
+    /// Service accounts never started: the run was interrupted.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub not_checked: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Report {
     pub fn passed(&self) -> bool {
-        self.checks.iter().all(Check::passed)
+        self.not_checked == 0 && self.checks.iter().all(Check::passed)
     }
 }
 
@@ -127,6 +135,9 @@ impl fmt::Display for Report {
                     Verdict::Skipped => writeln!(f, "  SKIP  {link:<6}  (an earlier link failed)")?,
                 }
             }
+        }
+        if self.not_checked > 0 {
+            writeln!(f, "\nInterrupted: {} service accounts were not checked.", self.not_checked)?;
         }
         let failed = self.checks.iter().filter(|c| !c.passed()).count();
         match failed {
@@ -174,7 +185,11 @@ pub fn claims(token: &BearerToken) -> Option<Claims> {
 /// Checks every service account of every tenant of `desired`, as
 /// `observed` (a refresh) found the account and the cluster, `parallelism`
 /// at a time.
-pub async fn verify(desired: &Desired, observed: &Observed, ports: Ports<'_>, parallelism: usize) -> Report {
+///
+/// Once `stop` is set no new service account is started; those under way
+/// finish their chain (a probe object is deleted in the step that wrote it),
+/// and the report says how many were never checked.
+pub async fn verify(desired: &Desired, observed: &Observed, ports: Ports<'_>, parallelism: usize, stop: &Stop) -> Report {
     let c = &desired.cluster;
     let (cluster, _) = context(&c.name, &c.region, &c.bucket, observed, ProviderNeed::NotNeeded)
         .expect("invariant: a context that needs no provider cannot be refused");
@@ -187,7 +202,8 @@ pub async fn verify(desired: &Desired, observed: &Observed, ports: Ports<'_>, pa
     let provider = &provider;
     let accounts: Vec<(&Tenant, &str)> =
         desired.tenants.iter().flat_map(|t| t.service_accounts.iter().map(move |sa| (t, sa.as_str()))).collect();
-    let mut checks: Vec<Check> = stream::iter(accounts.into_iter().map(|(tenant, sa)| {
+    let total = accounts.len();
+    let mut checks: Vec<Check> = stream::iter(accounts.into_iter().take_while(|_| !stop.is_stopped()).map(|(tenant, sa)| {
         let chain = Chain { desired, cluster, provider, tenant, service_account: sa, role: roles.get(&tenant.role_name), ports };
         async move { chain.run().await }
     }))
@@ -195,7 +211,8 @@ pub async fn verify(desired: &Desired, observed: &Observed, ports: Ports<'_>, pa
     .collect()
     .await;
     checks.sort_by(|a, b| (&a.namespace, &a.service_account).cmp(&(&b.namespace, &b.service_account)));
-    Report { format_version: FORMAT_VERSION, cluster: cluster.name.clone(), checks }
+    let not_checked = total - checks.len();
+    Report { format_version: FORMAT_VERSION, cluster: cluster.name.clone(), checks, not_checked }
 }
 
 struct Chain<'a> {
