@@ -569,3 +569,61 @@ async fn a_renamed_role_is_deposed_after_the_profile_stops_naming_it() {
     assert_eq!(world.iam.role("team-b-pipelines"), None);
     assert!(world.iam.policy_names().iter().all(|(role, _)| role != "team-b-pipelines"));
 }
+
+/// An S3 that keeps objects in memory and sets `stop` at the first write,
+/// as a Ctrl-C during the first service account's probe would.
+#[derive(Debug, Default)]
+struct InterruptingStore {
+    objects: std::sync::Mutex<std::collections::BTreeMap<String, Vec<u8>>>,
+    stop: kfp_tenant_core::graph::Stop,
+}
+
+#[async_trait::async_trait]
+impl kfp_tenant_core::ports::ObjectStoreApi for InterruptingStore {
+    async fn put_object(
+        &self,
+        _: &kfp_tenant_core::ports::TemporaryCredentials,
+        bucket: &str,
+        key: &str,
+        body: &[u8],
+    ) -> kfp_tenant_core::ports::ProviderResult<()> {
+        self.stop.stop();
+        self.objects.lock().unwrap().insert(format!("{bucket}/{key}"), body.to_vec());
+        Ok(())
+    }
+    async fn get_object(
+        &self,
+        _: &kfp_tenant_core::ports::TemporaryCredentials,
+        bucket: &str,
+        key: &str,
+    ) -> kfp_tenant_core::ports::ProviderResult<Vec<u8>> {
+        Ok(self.objects.lock().unwrap().get(&format!("{bucket}/{key}")).cloned().unwrap_or_default())
+    }
+    async fn delete_object(
+        &self,
+        _: &kfp_tenant_core::ports::TemporaryCredentials,
+        bucket: &str,
+        key: &str,
+    ) -> kfp_tenant_core::ports::ProviderResult<()> {
+        self.objects.lock().unwrap().remove(&format!("{bucket}/{key}"));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_interrupted_verify_finishes_what_it_started_and_starts_nothing_more() {
+    let world = FakeWorld::new();
+    let d = desired(&sample_file(3));
+    applied(&world, &d).await;
+    let observed = world.observe(&kfp_tenant_core::refresh::ReadSet::for_desired(&d, false)).await.unwrap();
+    let s3 = InterruptingStore::default();
+    let ports = kfp_tenant_core::verify::Ports { cluster: &world.cluster, iam: &world.iam, kube: &world.kube, s3: &s3 };
+    let report = kfp_tenant_core::verify::verify(&d, &observed, ports, 1, &s3.stop).await;
+    // The first service account went all the way, its probe deleted; the others never started.
+    assert_eq!(report.checks.len(), 1, "{report}");
+    assert!(report.checks[0].passed(), "{report}");
+    assert_eq!(report.not_checked, 2);
+    assert!(!report.passed());
+    assert!(s3.objects.lock().unwrap().is_empty());
+    assert!(report.to_string().contains("Interrupted: 2 service accounts were not checked."), "{report}");
+}
