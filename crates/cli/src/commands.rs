@@ -13,7 +13,7 @@ use kfp_tenant_core::refresh::{Observed, ReadSet};
 use kfp_tenant_core::render;
 use kfp_tenant_k8s::LeaseGuard;
 
-use crate::flags::{ApplyArgs, Connection, DestroyArgs, ForceUnlockArgs, Lifecycle, PlanArgs, ReportArgs};
+use crate::flags::{ApplyArgs, DestroyArgs, ForceUnlockArgs, Lifecycle, PlanArgs, ReportArgs, RunFlags};
 use crate::interrupt;
 use crate::live::{Live, connect_kube};
 use crate::output::{self, StderrProgress, note, say};
@@ -46,8 +46,8 @@ pub fn read_plan(path: &Path) -> Result<Plan> {
 
 pub async fn plan(args: PlanArgs, no_color: bool) -> Result<ExitCode> {
     let desired = args.tenants.desired()?;
-    let live = Live::connect(&args.connection, &desired.cluster.name, &desired.cluster.region).await?;
-    let observed = live.observe(&ReadSet::for_desired(&desired, args.connection.bind_cluster), args.connection.parallelism).await?;
+    let live = Live::connect(&args.run, &desired.cluster.name, &desired.cluster.region).await?;
+    let observed = live.observe(&ReadSet::for_desired(&desired, args.run.bind_cluster), args.run.parallelism).await?;
     let plan =
         if args.destroy { plan::plan_destroy(&desired, &observed)? } else { plan::plan(&desired, &observed, args.planning.options())? };
     // With --refresh-only, only existing resources that differ are drift;
@@ -99,52 +99,47 @@ pub async fn apply(args: ApplyArgs, no_color: bool) -> Result<ExitCode> {
             bail!("a saved plan already fixes the tenants and options: give either PLANFILE or -f/--prune/--adopt/--create-oidc-provider");
         }
         let plan = read_plan(path)?;
-        let live = Live::connect(&args.connection, &plan.cluster.name, &plan.cluster.region).await?;
+        let live = Live::connect(&args.run, &plan.cluster.name, &plan.cluster.region).await?;
         return locked(&live, &args.lifecycle, "apply", async |stop| {
-            let observed = until_stopped(&stop, live.observe(&plan::reads_of(&plan), args.connection.parallelism)).await?;
+            let observed = until_stopped(&stop, live.observe(&plan::reads_of(&plan), args.run.parallelism)).await?;
             check_cluster(&plan.cluster, &observed)?;
             plan::check_fresh(&plan, &observed)?;
-            Ok(carry_out(&live, &plan, &args.connection, &args.lifecycle, args.wait, stop).await)
+            Ok(carry_out(&live, &plan, &args.run, &args.lifecycle, args.wait, stop).await)
         })
         .await;
     }
     let desired = args.tenants.desired()?;
-    let live = Live::connect(&args.connection, &desired.cluster.name, &desired.cluster.region).await?;
+    let live = Live::connect(&args.run, &desired.cluster.name, &desired.cluster.region).await?;
     let applied = locked(&live, &args.lifecycle, "apply", async |stop| {
-        let reads = ReadSet::for_desired(&desired, args.connection.bind_cluster);
-        let observed = until_stopped(&stop, live.observe(&reads, args.connection.parallelism)).await?;
+        let reads = ReadSet::for_desired(&desired, args.run.bind_cluster);
+        let observed = until_stopped(&stop, live.observe(&reads, args.run.parallelism)).await?;
         let plan = plan::plan(&desired, &observed, args.planning.options())?;
         let question = "Do you want to perform these actions?";
         let wait = args.wait || args.verify;
-        confirm_and_apply(&live, &plan, &args.connection, &args.lifecycle, wait, no_color, question, stop).await
+        confirm_and_apply(&live, &plan, &args.run, &args.lifecycle, wait, no_color, question, stop).await
     })
     .await?;
     if applied != ExitCode::SUCCESS || !args.verify {
         return Ok(applied);
     }
     say!()?;
-    let report = run_verify(&live, &desired, &args.connection).await?;
+    let report = run_verify(&live, &desired, &args.run).await?;
     output::out(&report)?;
     Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-async fn run_verify(
-    live: &Live,
-    desired: &kfp_tenant_core::spec::Desired,
-    connection: &Connection,
-) -> Result<kfp_tenant_core::verify::Report> {
+async fn run_verify(live: &Live, desired: &kfp_tenant_core::spec::Desired, run: &RunFlags) -> Result<kfp_tenant_core::verify::Report> {
     // Ctrl-C: no new service account is started; those under way finish, their probes deleted.
     let stop = interrupt::install(GRACE);
-    let observed =
-        until_stopped(&stop, live.observe(&ReadSet::for_desired(desired, connection.bind_cluster), connection.parallelism)).await?;
-    Ok(kfp_tenant_core::verify::verify(desired, &observed, live.verify_ports(), connection.parallelism, &stop).await)
+    let observed = until_stopped(&stop, live.observe(&ReadSet::for_desired(desired, run.bind_cluster), run.parallelism)).await?;
+    Ok(kfp_tenant_core::verify::verify(desired, &observed, live.verify_ports(), run.parallelism, &stop).await)
 }
 
 /// Token, issuer, trust, STS and S3 for every service account of every tenant.
 pub async fn verify(args: ReportArgs) -> Result<ExitCode> {
     let desired = args.tenants.desired()?;
-    let live = Live::connect(&args.connection, &desired.cluster.name, &desired.cluster.region).await?;
-    let report = run_verify(&live, &desired, &args.connection).await?;
+    let live = Live::connect(&args.run, &desired.cluster.name, &desired.cluster.region).await?;
+    let report = run_verify(&live, &desired, &args.run).await?;
     if args.json {
         say!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
@@ -156,8 +151,8 @@ pub async fn verify(args: ReportArgs) -> Result<ExitCode> {
 /// Every role trusting the cluster's OIDC provider, with its findings.
 pub async fn audit(args: ReportArgs) -> Result<ExitCode> {
     let desired = args.tenants.desired()?;
-    let live = Live::connect(&args.connection, &desired.cluster.name, &desired.cluster.region).await?;
-    let report = live.audit(&desired, args.connection.bind_cluster).await?;
+    let live = Live::connect(&args.run, &desired.cluster.name, &desired.cluster.region).await?;
+    let report = live.audit(&desired, args.run.bind_cluster).await?;
     if args.json {
         say!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
@@ -168,13 +163,13 @@ pub async fn audit(args: ReportArgs) -> Result<ExitCode> {
 
 pub async fn destroy(args: DestroyArgs, no_color: bool) -> Result<ExitCode> {
     let desired = args.tenants.desired()?;
-    let live = Live::connect(&args.connection, &desired.cluster.name, &desired.cluster.region).await?;
+    let live = Live::connect(&args.run, &desired.cluster.name, &desired.cluster.region).await?;
     locked(&live, &args.lifecycle, "destroy", async |stop| {
-        let reads = ReadSet::for_desired(&desired, args.connection.bind_cluster);
-        let observed = until_stopped(&stop, live.observe(&reads, args.connection.parallelism)).await?;
+        let reads = ReadSet::for_desired(&desired, args.run.bind_cluster);
+        let observed = until_stopped(&stop, live.observe(&reads, args.run.parallelism)).await?;
         let plan = plan::plan_destroy(&desired, &observed)?;
         let question = "Do you really want to destroy these tenants?";
-        confirm_and_apply(&live, &plan, &args.connection, &args.lifecycle, false, no_color, question, stop).await
+        confirm_and_apply(&live, &plan, &args.run, &args.lifecycle, false, no_color, question, stop).await
     })
     .await
 }
@@ -210,7 +205,7 @@ async fn unlock(guard: LeaseGuard, result: Result<bool>) -> Result<ExitCode> {
 async fn confirm_and_apply(
     live: &Live,
     plan: &Plan,
-    connection: &Connection,
+    run: &RunFlags,
     lifecycle: &Lifecycle,
     wait: bool,
     no_color: bool,
@@ -237,12 +232,12 @@ async fn confirm_and_apply(
         note!("Interrupted before any change: nothing was changed.");
         return Ok(false);
     }
-    Ok(carry_out(live, plan, connection, lifecycle, wait, stop).await)
+    Ok(carry_out(live, plan, run, lifecycle, wait, stop).await)
 }
 
-async fn carry_out(live: &Live, plan: &Plan, connection: &Connection, lifecycle: &Lifecycle, wait: bool, stop: Stop) -> bool {
+async fn carry_out(live: &Live, plan: &Plan, run: &RunFlags, lifecycle: &Lifecycle, wait: bool, stop: Stop) -> bool {
     note!();
-    let options = ApplyOptions { parallelism: connection.parallelism, wait, timeout: lifecycle.timeout, stop, grace: GRACE };
+    let options = ApplyOptions { parallelism: run.parallelism, wait, timeout: lifecycle.timeout, stop, grace: GRACE };
     let report = apply::apply(plan, live.providers(), &options, &StderrProgress).await;
     output::summarize(&report, plan.mode == plan::Mode::Destroy)
 }
@@ -267,11 +262,11 @@ impl Drop for KubeStats<'_> {
 }
 
 pub async fn force_unlock(args: ForceUnlockArgs) -> Result<ExitCode> {
-    if args.connection.eks_auth {
+    if args.run.eks_auth {
         bail!("force-unlock reaches the cluster through a kubeconfig: give --kubeconfig or --context instead of --eks-auth");
     }
-    let kube = connect_kube(&args.connection).await?;
-    let _stats = KubeStats(&kube, args.connection.stats);
+    let kube = connect_kube(&args.run).await?;
+    let _stats = KubeStats(&kube, args.run.stats);
     let name = kfp_tenant_k8s::LockOptions::new("").name;
     let Some(held) = kube.lock_holder(&args.lock_namespace, &name).await? else {
         bail!("{}", kfp_tenant_k8s::LockError::NotHeld(format!("{}/{name}", args.lock_namespace)));

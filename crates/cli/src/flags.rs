@@ -73,9 +73,10 @@ pub enum Command {
     },
 }
 
-/// Reaching AWS and the cluster.
+/// How a run reaches AWS and the cluster, how much it does at once, and
+/// whether it reports its API calls.
 #[derive(Clone, Debug, Args)]
-pub struct Connection {
+pub struct RunFlags {
     /// AWS shared-config profile.
     #[arg(long, env = "AWS_PROFILE", hide_env_values = true)]
     pub aws_profile: Option<String>,
@@ -113,7 +114,7 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub tenants: TenantFlags,
     #[command(flatten)]
-    pub connection: Connection,
+    pub run: RunFlags,
     /// Save the plan for `apply PLANFILE`.
     #[arg(long, value_name = "PLANFILE")]
     pub out: Option<PathBuf>,
@@ -167,7 +168,7 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub tenants: TenantFlags,
     #[command(flatten)]
-    pub connection: Connection,
+    pub run: RunFlags,
     #[command(flatten)]
     pub lifecycle: Lifecycle,
     /// Wait until each Profile's namespace and service accounts are ready.
@@ -180,13 +181,13 @@ pub struct ApplyArgs {
     pub planning: PlanFlags,
 }
 
-/// `verify` and `audit`: the tenants, the connection, and the report's form.
+/// `verify` and `audit`: the tenants, the run, and the report's form.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     #[command(flatten)]
     pub tenants: TenantFlags,
     #[command(flatten)]
-    pub connection: Connection,
+    pub run: RunFlags,
     /// Print the report as versioned JSON.
     #[arg(long)]
     pub json: bool,
@@ -197,7 +198,7 @@ pub struct DestroyArgs {
     #[command(flatten)]
     pub tenants: TenantFlags,
     #[command(flatten)]
-    pub connection: Connection,
+    pub run: RunFlags,
     #[command(flatten)]
     pub lifecycle: Lifecycle,
 }
@@ -222,7 +223,7 @@ pub struct ForceUnlockArgs {
     /// The lock ID, as the refused run printed it.
     pub lock_id: String,
     #[command(flatten)]
-    pub connection: Connection,
+    pub run: RunFlags,
     /// Namespace of the Lease.
     #[arg(long, default_value = "kubeflow")]
     pub lock_namespace: String,

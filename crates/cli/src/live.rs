@@ -10,7 +10,7 @@ use kfp_tenant_core::refresh::{Observed, ReadSet, refresh, refresh_cluster};
 use kfp_tenant_core::resilience::{AdaptiveRate, Resilient, RetryPolicy};
 use kfp_tenant_k8s::{Kube, KubeOptions, LeaseGuard, LockOptions};
 
-use crate::flags::Connection;
+use crate::flags::RunFlags;
 use crate::output;
 
 pub struct Live {
@@ -34,21 +34,17 @@ impl Drop for Live {
 
 impl Live {
     /// The providers for EKS cluster `cluster` in `region`.
-    pub async fn connect(connection: &Connection, cluster: &str, region: &str) -> Result<Self> {
-        let options = AwsOptions { profile: connection.aws_profile.clone(), region: Some(region.to_owned()), ..Default::default() };
+    pub async fn connect(run: &RunFlags, cluster: &str, region: &str) -> Result<Self> {
+        let options = AwsOptions { profile: run.aws_profile.clone(), region: Some(region.to_owned()), ..Default::default() };
         let aws = Aws::connect(&options).await?;
-        let kube = if connection.eks_auth || no_kubeconfig(connection) {
-            connect_eks(&aws, connection, cluster).await?
-        } else {
-            connect_kube(connection).await?
-        };
+        let kube = if run.eks_auth || no_kubeconfig(run) { connect_eks(&aws, run, cluster).await? } else { connect_kube(run).await? };
         // IAM publishes no rate: pace only once it throttles.
         let limiter = Arc::new(AdaptiveRate::new(1.0, 500.0));
         let iam = Resilient::new(aws.clone(), RetryPolicy::default()).with_limiter(limiter);
         let cluster = Resilient::new(aws.clone(), RetryPolicy::default());
         let kubernetes = Resilient::new(kube.clone(), RetryPolicy::default());
         let s3 = aws.s3_probe();
-        Ok(Live { aws, kube, cluster, iam, kubernetes, s3, stats: connection.stats })
+        Ok(Live { aws, kube, cluster, iam, kubernetes, s3, stats: run.stats })
     }
 
     pub fn providers(&self) -> Providers<'_> {
@@ -83,8 +79,8 @@ fn holder(verb: &str) -> String {
 }
 
 /// Nothing to read a kubeconfig from, and not inside a cluster.
-fn no_kubeconfig(connection: &Connection) -> bool {
-    let configured = connection.kubeconfig.is_some() || connection.context.is_some();
+fn no_kubeconfig(run: &RunFlags) -> bool {
+    let configured = run.kubeconfig.is_some() || run.context.is_some();
     let env = std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty());
     let home = std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".kube/config")).is_some_and(|p| p.exists());
     let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
@@ -92,17 +88,16 @@ fn no_kubeconfig(connection: &Connection) -> bool {
 }
 
 /// `--eks-auth`: the cluster's API from DescribeCluster and a token of our own.
-async fn connect_eks(aws: &Aws, connection: &Connection, cluster: &str) -> Result<Kube> {
+async fn connect_eks(aws: &Aws, run: &RunFlags, cluster: &str) -> Result<Kube> {
     use kfp_tenant_core::ports::ClusterApi;
     let described = aws.describe_cluster(cluster).await.context("cannot reach the cluster from AWS alone (--eks-auth)")?;
-    let server = connection.eks_endpoint.clone().unwrap_or_else(|| described.endpoint.clone());
+    let server = run.eks_endpoint.clone().unwrap_or_else(|| described.endpoint.clone());
     let tokens = Arc::new(aws.eks_tokens(cluster)?);
     let options = KubeOptions::default();
-    let from_eks = connection.eks_endpoint.is_none();
+    let from_eks = run.eks_endpoint.is_none();
     Ok(Kube::connect_eks(&server, described.certificate_authority.as_deref(), tokens, options, from_eks).await?)
 }
 
-pub async fn connect_kube(connection: &Connection) -> Result<Kube> {
-    Ok(Kube::connect(KubeOptions { kubeconfig: connection.kubeconfig.clone(), context: connection.context.clone(), ..Default::default() })
-        .await?)
+pub async fn connect_kube(run: &RunFlags) -> Result<Kube> {
+    Ok(Kube::connect(KubeOptions { kubeconfig: run.kubeconfig.clone(), context: run.context.clone(), ..Default::default() }).await?)
 }

@@ -106,7 +106,8 @@ pub(crate) fn canonicalize(value: &Value) -> Value {
     }
 }
 
-/// What the S3 policy of a tenant allows on the Pipelines bucket.
+/// What the S3 policy of a tenant allows on the Pipelines bucket: the
+/// validated form of [`crate::spec::S3AccessMode`] and `s3Prefix`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "mode")]
 pub enum S3Access {

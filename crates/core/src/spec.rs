@@ -49,7 +49,10 @@ pub struct TenantDefaults {
     pub max_session_duration: Option<u32>,
 }
 
-/// What the tenant's role may do on the bucket.
+/// What the tenant's role may do on the bucket, as the file says it: the
+/// prefix sits in a separate field. Validation turns it into
+/// [`crate::policy::S3Access`], where a prefix mode without a prefix cannot
+/// be written down.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum S3AccessMode {

@@ -17,14 +17,14 @@ use crate::tags;
 
 /// One problem with the input.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
+pub struct InputProblem {
     /// Path of the field in the tenants file, e.g. `tenants[2].roleName`.
     pub field: String,
     pub message: String,
     pub fix: String,
 }
 
-impl fmt::Display for Problem {
+impl fmt::Display for InputProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}; {}", self.field, self.message, self.fix)
     }
@@ -33,7 +33,7 @@ impl fmt::Display for Problem {
 /// Every problem found, in the order of the file.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub struct InvalidInput {
-    pub problems: Vec<Problem>,
+    pub problems: Vec<InputProblem>,
 }
 
 impl fmt::Display for InvalidInput {
@@ -303,12 +303,12 @@ fn example_issuer_host(region: &str) -> String {
 
 #[derive(Default)]
 struct Validator {
-    problems: Vec<Problem>,
+    problems: Vec<InputProblem>,
 }
 
 impl Validator {
     fn problem(&mut self, field: impl Into<String>, message: impl Into<String>, fix: impl Into<String>) {
-        self.problems.push(Problem { field: field.into(), message: message.into(), fix: fix.into() });
+        self.problems.push(InputProblem { field: field.into(), message: message.into(), fix: fix.into() });
     }
 
     fn cluster_name(&mut self, field: &str, name: &str) {

@@ -85,8 +85,12 @@ impl fmt::Display for StalePlan {
 
 /// Refuses a plan whose resources no longer look as they did when it was made.
 pub fn check_fresh(plan: &Plan, observed: &Observed) -> Result<(), StalePlan> {
-    let mut changed: Vec<Address> =
-        plan.changes.iter().filter(|c| fingerprint(current(c, observed).as_ref()) != c.observed).map(|c| c.address.clone()).collect();
+    let mut changed: Vec<Address> = plan
+        .changes
+        .iter()
+        .filter(|c| fingerprint(current(c, observed).as_ref()) != c.observed_fingerprint)
+        .map(|c| c.address.clone())
+        .collect();
     let need = match plan.mode {
         _ if plan.change(&Address::OidcProvider).is_some() => ProviderNeed::CreateIfMissing,
         Mode::Apply => ProviderNeed::Require,

@@ -189,8 +189,10 @@ pub struct ResourceChange {
     pub reason: Option<Reason>,
     pub before: Option<State>,
     pub after: Option<State>,
-    /// Fingerprint of `before` as observed.
-    pub observed: String,
+    /// Fingerprint of `before` as observed, to refuse a stale saved plan.
+    /// Serialized as `observed` (saved-plan format 2).
+    #[serde(rename = "observed")]
+    pub observed_fingerprint: String,
 }
 
 impl Plan {

@@ -134,8 +134,8 @@ impl<'a> Planner<'a> {
     }
 
     pub(super) fn push(&mut self, address: Address, action: Action, reason: Option<Reason>, before: Option<State>, after: Option<State>) {
-        let observed = fingerprint(before.as_ref());
-        self.changes.insert(address.clone(), ResourceChange { address, action, reason, before, after, observed });
+        let observed_fingerprint = fingerprint(before.as_ref());
+        self.changes.insert(address.clone(), ResourceChange { address, action, reason, before, after, observed_fingerprint });
     }
 
     pub(super) fn refuse(&mut self, address: Address, message: String, fix: impl Into<String>) {
