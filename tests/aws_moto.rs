@@ -16,7 +16,7 @@ use kfp_tenant_core::apply::{self, ApplyOptions, Providers, Quiet};
 use kfp_tenant_core::plan::{self, Action, PlanOptions};
 use kfp_tenant_core::policy::PolicyDocument;
 use kfp_tenant_core::ports::{ClusterApi, ErrorKind, IamApi, Role};
-use kfp_tenant_core::refresh::{ReadSet, refresh};
+use kfp_tenant_core::refresh::{ReadSet, RefreshMode, refresh};
 use kfp_tenant_core::spec::{S3AccessMode, TenantInput, TenantsFile};
 use kfp_tenant_core::tags;
 use kfp_tenant_core::validate;
@@ -161,33 +161,123 @@ async fn service_errors_map_to_kinds() {
     aws.delete_role(name).await.unwrap();
 }
 
+/// Per-role refresh finds kfp-tenant's roles through ListRoles pages and the
+/// description it writes, and reads whole (GetRole, for the tags) only those.
 #[tokio::test]
-async fn managed_roles_are_listed_across_pages_reading_only_candidates() {
+async fn per_role_refresh_lists_across_pages_and_reads_only_candidates() {
+    let _provider = PROVIDER.read().await;
     let aws = aws().await;
-    let (cluster, path) = ("paging", "/kfp-paging/");
+    let cluster = "paging";
+    cluster_with_provider(&aws, cluster).await;
     let managed_tags = |ns: &str| tags::role_tags(&BTreeMap::new(), cluster, ns);
     for i in 0..110 {
-        let mut r = role(&format!("paging-{i:03}"), path);
-        r.description = Some(format!("Kubeflow tenant t{i} on EKS cluster {cluster} (managed by kfp-tenant)"));
+        let mut r = role(&format!("paging-{i:03}"), "/kfp-paging/");
+        r.description = Some(plan::role_description(&format!("t{i}"), cluster));
         r.tags = managed_tags(&format!("t{i}"));
         aws.create_role(&r).await.unwrap();
     }
     for i in 0..10 {
         // Unmanaged neighbours, and one that copies the description but not the tags.
-        let mut r = role(&format!("paging-other-{i}"), path);
+        let mut r = role(&format!("paging-other-{i}"), "/kfp-paging/");
         if i == 0 {
-            r.description = Some(format!("x on EKS cluster {cluster} (managed by kfp-tenant)"));
+            r.description = Some(plan::role_description("x", cluster));
         }
         aws.create_role(&r).await.unwrap();
     }
     let options = kfp_tenant_aws::AwsOptions { region: Some(support::REGION.to_owned()), page_size: Some(100), ..Default::default() };
     let aws = kfp_tenant_aws::Aws::connect(&options).await.unwrap();
-    let listed = aws.list_managed_roles(path, cluster).await.unwrap();
-    assert_eq!(listed.len(), 110);
-    assert!(listed.iter().all(|r| r.tags[tags::CLUSTER] == cluster));
+    let desired = validate(&tenants_file(cluster, &["t0"])).unwrap();
+    let observed =
+        refresh(&ReadSet::for_desired(&desired, true), &aws, &aws, &FakeKube::new(Calls::default(), "moto"), 10, RefreshMode::PerRole)
+            .await
+            .unwrap();
+    assert_eq!(observed.managed_roles.len(), 110);
+    assert!(observed.managed_roles.iter().all(|r| r.tags[tags::CLUSTER] == cluster));
     let calls = aws.counter().calls();
-    assert_eq!(calls.get("ListRoles"), Some(&2), "120 roles are two pages of 100: {calls:?}");
-    assert_eq!(calls.get("GetRole"), Some(&111), "only candidates are read: {calls:?}");
+    assert!(calls["ListRoles"] >= 2, "120 roles and more are at least two pages of 100: {calls:?}");
+    assert_eq!(calls.get("GetRole"), Some(&(111 + 1)), "only candidates are read, and t0's own role: {calls:?}");
+}
+
+/// moto answers GetAccountAuthorizationDetails in one page whatever
+/// MaxItems says; through the paging proxy it pages as IAM does, so a Marker
+/// loop that stopped early would lose roles here.
+#[tokio::test]
+async fn bulk_reads_follow_the_marker_to_the_last_page() {
+    let moto = support::moto_endpoint();
+    let proxy = kfp_tenant_testkit::paging_proxy::PagingProxy::start(&moto).await.unwrap();
+    let aws = aws().await;
+    for i in 0..120 {
+        aws.create_role(&role(&format!("bulk-page-{i:03}"), "/kfp-bulk-page/")).await.unwrap();
+    }
+    let options = kfp_tenant_aws::AwsOptions {
+        region: Some(support::REGION.to_owned()),
+        page_size: Some(50),
+        endpoint: Some(proxy.url().to_owned()),
+        ..Default::default()
+    };
+    let paged = kfp_tenant_aws::Aws::connect(&options).await.unwrap();
+    let roles = paged.account_roles().await.unwrap();
+    let ours = roles.iter().filter(|r| r.path == "/kfp-bulk-page/").count();
+    assert_eq!(ours, 120, "every role, from every page");
+    let calls = paged.counter().calls();
+    assert!(proxy.pages() >= 3, "120 roles and more are at least three pages of 50: {} pages", proxy.pages());
+    assert_eq!(calls["GetAccountAuthorizationDetails"], proxy.pages() as u64, "one call per page: {calls:?}");
+    let expected: Vec<String> = (1..proxy.pages()).map(|p| format!("offset-{}", p * 50)).collect();
+    // A page moto failed to answer (it can, while other tests add roles) is
+    // asked for again with the same Marker.
+    let mut markers = proxy.markers();
+    markers.dedup();
+    assert_eq!(markers, expected, "each page asked for with the Marker of the one before");
+}
+
+/// The same plan read per role and in bulk, on moto's documents (trust
+/// policies raw, inline policies URL-encoded in this call), with drift in
+/// the attributes only one of the two bulk listings carries.
+#[tokio::test]
+async fn bulk_and_per_role_refresh_plan_the_same_on_moto() {
+    let _provider = PROVIDER.read().await;
+    let aws = aws().await;
+    let cluster = "bulk-moto";
+    cluster_with_provider(&aws, cluster).await;
+    let profiles = FakeKube::new(Calls::default(), "moto");
+    let mut file = tenants_file(cluster, &["b-one", "b-two", "b-three"]);
+    file.tenants[1].s3_access = Some(S3AccessMode::Prefix);
+    file.tenants[1].s3_prefix = Some("private/b-two/".to_owned());
+    let desired = validate(&file).unwrap();
+    let observe = |mode| {
+        let (aws, profiles, desired) = (&aws, &profiles, &desired);
+        async move { refresh(&ReadSet::for_desired(desired, true), aws, aws, profiles, 10, mode).await.unwrap() }
+    };
+    let first = plan::plan(&desired, &observe(RefreshMode::Bulk).await, PlanOptions::default()).unwrap();
+    let providers = Providers { cluster: &aws, iam: &aws, kube: &profiles };
+    assert!(apply::apply(&first, providers, &ApplyOptions::default(), &Quiet).await.is_success());
+
+    // Drift: description and session (ListRoles only), a boundary (the
+    // details only), a policy removed.
+    let iam = aws.iam_client();
+    iam.update_role().role_name("b-one-bulk-moto-role").description("by hand").max_session_duration(7200).send().await.unwrap();
+    iam.put_role_permissions_boundary()
+        .role_name("b-three-bulk-moto-role")
+        .permissions_boundary("arn:aws:iam::123456789012:policy/by-hand")
+        .send()
+        .await
+        .unwrap();
+    iam.delete_role_policy().role_name("b-three-bulk-moto-role").policy_name("kf-b-three-pipeline-s3").send().await.unwrap();
+
+    aws.counter().reset();
+    let per_role = plan::plan(&desired, &observe(RefreshMode::PerRole).await, PlanOptions::default()).unwrap();
+    aws.counter().reset();
+    let bulk = plan::plan(&desired, &observe(RefreshMode::Bulk).await, PlanOptions::default()).unwrap();
+    let calls = aws.counter().calls();
+    assert_eq!(bulk, per_role);
+    let changed: Vec<_> = bulk.changes.iter().filter(|c| c.action != Action::NoOp).map(|c| c.address.to_string()).collect();
+    assert_eq!(changed.len(), 3, "{changed:?}");
+    assert_eq!((calls.get("GetRole"), calls.get("GetRolePolicy")), (None, None), "bulk reads no role one by one: {calls:?}");
+    assert!(calls["GetAccountAuthorizationDetails"] >= 1 && calls["ListRoles"] >= 1, "{calls:?}");
+
+    let destroy = plan::plan_destroy(&desired, &observe(RefreshMode::Bulk).await).unwrap();
+    assert_eq!(destroy, plan::plan_destroy(&desired, &observe(RefreshMode::PerRole).await).unwrap());
+    assert!(apply::apply(&destroy, providers, &ApplyOptions::default(), &Quiet).await.is_success());
 }
 
 #[tokio::test]
@@ -243,7 +333,7 @@ async fn engine_life_cycle_on_moto() {
     let providers = Providers { cluster: &aws, iam: &aws, kube: &profiles };
     let observe = |_prune: bool| {
         let (aws, profiles, desired) = (&aws, &profiles, &desired);
-        async move { refresh(&ReadSet::for_desired(desired, true), aws, aws, profiles, 10).await.unwrap() }
+        async move { refresh(&ReadSet::for_desired(desired, true), aws, aws, profiles, 10, RefreshMode::PerRole).await.unwrap() }
     };
 
     aws.counter().reset();
@@ -311,7 +401,7 @@ async fn prune_finds_removed_tenants_through_list_roles() {
     let profiles = FakeKube::new(Calls::default(), "moto");
     let providers = Providers { cluster: &aws, iam: &aws, kube: &profiles };
     let all = validate(&tenants_file(cluster, &["keep", "drop"])).unwrap();
-    let observed = refresh(&ReadSet::for_desired(&all, true), &aws, &aws, &profiles, 10).await.unwrap();
+    let observed = refresh(&ReadSet::for_desired(&all, true), &aws, &aws, &profiles, 10, RefreshMode::PerRole).await.unwrap();
     assert!(
         apply::apply(&plan::plan(&all, &observed, PlanOptions::default()).unwrap(), providers, &ApplyOptions::default(), &Quiet)
             .await
@@ -319,7 +409,7 @@ async fn prune_finds_removed_tenants_through_list_roles() {
     );
 
     let kept = validate(&tenants_file(cluster, &["keep"])).unwrap();
-    let observed = refresh(&ReadSet::for_desired(&kept, true), &aws, &aws, &profiles, 10).await.unwrap();
+    let observed = refresh(&ReadSet::for_desired(&kept, true), &aws, &aws, &profiles, 10, RefreshMode::PerRole).await.unwrap();
     let prune = plan::plan(&kept, &observed, PlanOptions { prune: true, ..Default::default() }).unwrap();
     let deleted: Vec<String> = prune.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.address.to_string()).collect();
     assert_eq!(deleted, [r#"tenant["drop"].iam_role"#, r#"tenant["drop"].s3_policy"#, r#"tenant["drop"].profile"#]);
@@ -339,7 +429,7 @@ async fn the_oidc_provider_is_created_on_request_and_roles_trust_it() {
     }
     let profiles = FakeKube::new(Calls::default(), "moto");
     let desired = validate(&tenants_file(cluster, &["team-a"])).unwrap();
-    let observed = refresh(&ReadSet::for_desired(&desired, true), &aws, &aws, &profiles, 10).await.unwrap();
+    let observed = refresh(&ReadSet::for_desired(&desired, true), &aws, &aws, &profiles, 10, RefreshMode::PerRole).await.unwrap();
     assert!(plan::plan(&desired, &observed, PlanOptions::default()).is_err(), "without the option a missing provider stops the plan");
     let plan = plan::plan(&desired, &observed, PlanOptions { create_oidc_provider: true, ..Default::default() }).unwrap();
     let report = apply::apply(&plan, Providers { cluster: &aws, iam: &aws, kube: &profiles }, &ApplyOptions::default(), &Quiet).await;
@@ -347,6 +437,6 @@ async fn the_oidc_provider_is_created_on_request_and_roles_trust_it() {
     let provider = aws.describe_cluster(cluster).await.unwrap().oidc.provider_arn.expect("created");
     let role = aws.get_role("team-a-create-provider-role").await.unwrap().unwrap();
     assert_eq!(role.trust_policy.as_json()["Statement"][0]["Principal"]["Federated"], provider.as_str());
-    let observed = refresh(&ReadSet::for_desired(&desired, true), &aws, &aws, &profiles, 10).await.unwrap();
+    let observed = refresh(&ReadSet::for_desired(&desired, true), &aws, &aws, &profiles, 10, RefreshMode::PerRole).await.unwrap();
     assert!(!plan::plan(&desired, &observed, PlanOptions::default()).unwrap().has_changes());
 }

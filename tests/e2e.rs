@@ -11,7 +11,7 @@ use std::time::Duration;
 use kfp_tenant_core::apply::{self, ApplyOptions, Providers, Quiet};
 use kfp_tenant_core::plan::{self, PlanOptions};
 use kfp_tenant_core::ports::IamApi;
-use kfp_tenant_core::refresh::{ReadSet, refresh};
+use kfp_tenant_core::refresh::{ReadSet, RefreshMode, refresh};
 use kfp_tenant_core::spec::{TenantInput, TenantsFile};
 use kfp_tenant_core::validate;
 use kfp_tenant_k8s::{Kube, KubeOptions};
@@ -53,7 +53,8 @@ async fn plan_apply_plan_destroy(backend: Backend) {
     let providers = Providers { cluster: &aws, iam: &aws, kube: &provider };
     let options = ApplyOptions { wait: true, timeout: Duration::from_secs(60), ..Default::default() };
 
-    let first = plan::plan(&desired, &refresh(&reads, &aws, &aws, &provider, 10).await.unwrap(), PlanOptions::default()).unwrap();
+    let first = plan::plan(&desired, &refresh(&reads, &aws, &aws, &provider, 10, RefreshMode::Auto).await.unwrap(), PlanOptions::default())
+        .unwrap();
     assert_eq!(first.summary().add, 10, "per tenant role, policy and Profile, and one service account");
     let report = apply::apply(&first, providers, &options, &Quiet).await;
     assert!(report.is_success(), "{report:#?}");
@@ -69,7 +70,8 @@ async fn plan_apply_plan_destroy(backend: Backend) {
     );
 
     let before = provider.counter().calls();
-    let again = plan::plan(&desired, &refresh(&reads, &aws, &aws, &provider, 10).await.unwrap(), PlanOptions::default()).unwrap();
+    let again = plan::plan(&desired, &refresh(&reads, &aws, &aws, &provider, 10, RefreshMode::Auto).await.unwrap(), PlanOptions::default())
+        .unwrap();
     assert!(!again.has_changes());
     let after = provider.counter().calls();
     let k8s_calls: u64 = after.iter().map(|(k, n)| n - before.get(k).unwrap_or(&0)).sum();
@@ -78,7 +80,7 @@ async fn plan_apply_plan_destroy(backend: Backend) {
         "a no-op plan reads the identity record and lists Profiles, kfp-tenant's service accounts and the default-editors, writes nothing: {after:?}"
     );
 
-    let destroy = plan::plan_destroy(&desired, &refresh(&reads, &aws, &aws, &provider, 10).await.unwrap()).unwrap();
+    let destroy = plan::plan_destroy(&desired, &refresh(&reads, &aws, &aws, &provider, 10, RefreshMode::Auto).await.unwrap()).unwrap();
     assert_eq!(destroy.summary().destroy, 9);
     assert!(apply::apply(&destroy, providers, &options, &Quiet).await.is_success());
     for ns in &names {
@@ -118,10 +120,11 @@ async fn real_account_life_cycle() {
     let providers = Providers { cluster: &aws, iam: &aws, kube: &kube };
     let options = ApplyOptions { wait: true, timeout: Duration::from_secs(120), ..Default::default() };
 
-    let first = plan::plan(&desired, &refresh(&reads, &aws, &aws, &kube, 10).await.unwrap(), PlanOptions::default()).unwrap();
+    let first =
+        plan::plan(&desired, &refresh(&reads, &aws, &aws, &kube, 10, RefreshMode::Auto).await.unwrap(), PlanOptions::default()).unwrap();
     let report = apply::apply(&first, providers, &options, &Quiet).await;
-    let again = plan::plan(&desired, &refresh(&reads, &aws, &aws, &kube, 10).await.unwrap(), PlanOptions::default());
-    let destroy = plan::plan_destroy(&desired, &refresh(&reads, &aws, &aws, &kube, 10).await.unwrap()).unwrap();
+    let again = plan::plan(&desired, &refresh(&reads, &aws, &aws, &kube, 10, RefreshMode::Auto).await.unwrap(), PlanOptions::default());
+    let destroy = plan::plan_destroy(&desired, &refresh(&reads, &aws, &aws, &kube, 10, RefreshMode::Auto).await.unwrap()).unwrap();
     let cleanup = apply::apply(&destroy, providers, &options, &Quiet).await;
     assert!(report.is_success(), "{report:#?}");
     assert!(!again.unwrap().has_changes());

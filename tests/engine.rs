@@ -8,6 +8,7 @@ use kfp_tenant_core::apply::Outcome;
 use kfp_tenant_core::plan::{Action, Plan, PlanOptions};
 use kfp_tenant_core::policy::PolicyDocument;
 use kfp_tenant_core::ports::{ErrorKind, Profile, ProfilePlugin, Role, ServiceAccount};
+use kfp_tenant_core::refresh::RefreshMode;
 use kfp_tenant_core::render::{self, Color};
 use kfp_tenant_core::spec::{Desired, ResourceQuota, S3AccessMode, TenantInput, TenantsFile};
 use kfp_tenant_core::validate;
@@ -78,15 +79,27 @@ async fn apply_makes_one_write_per_resource_then_plans_no_op() {
     assert_eq!(calls.get("WriteClusterRecord"), Some(&1), "the first apply records the cluster");
     assert_eq!(world.calls.writes(), 76, "{calls:?}");
 
+    // Per cluster: identity, cluster, providers, identity record, Profiles,
+    // two service-account listings.
+    const CLUSTER_READS: u64 = 7;
+    let mut world = world;
+    world.refresh_mode = RefreshMode::PerRole;
     world.calls.reset();
     let again = world.plan(&d, PlanOptions::default()).await.unwrap();
     assert!(!again.has_changes(), "{:?}", actions(&again));
     assert!(again.changes.iter().all(|c| c.action == Action::NoOp));
     assert_eq!(world.calls.writes(), 0);
-    // Per tenant: GetRolePolicy (the roles come whole from the listing); per
-    // cluster: identity, cluster, providers, identity record, Profiles, two
-    // service-account listings, kfp-tenant's roles.
-    assert_eq!(world.calls.total(), 25 + 8, "{:?}", world.calls.snapshot());
+    // Per role: ListRoles finds kfp-tenant's by description, GetRole reads
+    // their tags, GetRolePolicy their policy.
+    assert_eq!(world.calls.total(), CLUSTER_READS + 1 + 2 * 25, "{:?}", world.calls.snapshot());
+
+    world.refresh_mode = RefreshMode::Auto;
+    world.calls.reset();
+    let bulk = world.plan(&d, PlanOptions::default()).await.unwrap();
+    assert_eq!(bulk, again, "the same plan read either way");
+    // In bulk: GetAccountSummary to choose, then one page each of
+    // GetAccountAuthorizationDetails and ListRoles, whatever the tenants.
+    assert_eq!(world.calls.total(), CLUSTER_READS + 3, "{:?}", world.calls.snapshot());
 }
 
 #[tokio::test]

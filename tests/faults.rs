@@ -10,7 +10,7 @@ use std::time::Duration;
 use kfp_tenant_core::apply::{self, ApplyOptions, Providers, Quiet, Report};
 use kfp_tenant_core::plan::{self, Plan, PlanOptions};
 use kfp_tenant_core::ports::ErrorKind;
-use kfp_tenant_core::refresh::{ReadSet, refresh};
+use kfp_tenant_core::refresh::{ReadSet, RefreshMode, refresh};
 use kfp_tenant_core::resilience::{AdaptiveRate, Resilient, RetryPolicy};
 use kfp_tenant_core::spec::Desired;
 use kfp_tenant_core::validate;
@@ -32,8 +32,11 @@ impl Guarded {
         Guarded { cluster: world.cluster.clone(), iam, profiles: Resilient::new(world.kube.clone(), RetryPolicy::default()) }
     }
 
+    /// Reads per role: the most IAM calls, so the most throttling.
     async fn plan(&self, world: &FakeWorld, desired: &Desired) -> Plan {
-        let observed = refresh(&ReadSet::for_desired(desired, false), &world.cluster, &self.iam, &self.profiles, 10).await.unwrap();
+        let observed = refresh(&ReadSet::for_desired(desired, false), &world.cluster, &self.iam, &self.profiles, 10, RefreshMode::PerRole)
+            .await
+            .unwrap();
         plan::plan(desired, &observed, PlanOptions::default()).unwrap()
     }
 
@@ -91,9 +94,10 @@ async fn the_adaptive_limiter_backs_off_under_a_low_iam_rate_and_recovers() {
     world.iam.set_faults(Faults::default());
     let _ = guarded.plan(&world, &desired).await;
     let high = limiter.rate().expect("still pacing");
-    // 40 tenants: the listing of kfp-tenant's roles, then one GetRolePolicy
-    // each: 41 successes at +0.1 calls/s each.
-    assert!((high - (low + 4.1)).abs() < 1e-6, "recovered from {low} to {high}");
+    // 40 tenants read per role: one ListRoles, then GetRole (kfp-tenant's
+    // roles, for their tags) and GetRolePolicy each: 81 successes at +0.1
+    // calls/s each.
+    assert!((high - (low + 8.1)).abs() < 1e-6, "recovered from {low} to {high}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -17,7 +17,7 @@ use kfp_tenant_core::apply::{self, ApplyOptions, Providers, Quiet};
 use kfp_tenant_core::plan::{self, Plan, PlanOptions};
 use kfp_tenant_core::policy::PolicyDocument;
 use kfp_tenant_core::ports::{Profile, Role};
-use kfp_tenant_core::refresh::{ReadSet, refresh};
+use kfp_tenant_core::refresh::{ReadSet, RefreshMode, refresh};
 use kfp_tenant_core::resilience::{Resilient, RetryPolicy};
 use kfp_tenant_core::spec::{Desired, ResourceQuota, S3AccessMode, TenantInput, TenantsFile};
 use kfp_tenant_core::validate;
@@ -133,9 +133,9 @@ async fn plan_with(world: &FakeWorld, desired: &Desired, resilient: bool, destro
     let observed = if resilient {
         let (iam, profiles) =
             (Resilient::new(world.iam.clone(), RetryPolicy::default()), Resilient::new(world.kube.clone(), RetryPolicy::default()));
-        refresh(&reads, &world.cluster, &iam, &profiles, 10).await
+        refresh(&reads, &world.cluster, &iam, &profiles, 10, RefreshMode::Auto).await
     } else {
-        refresh(&reads, &world.cluster, &world.iam, &world.kube, 10).await
+        refresh(&reads, &world.cluster, &world.iam, &world.kube, 10, RefreshMode::Auto).await
     }
     .map_err(|e| e.to_string())?;
     if destroy { plan::plan_destroy(desired, &observed) } else { plan::plan(desired, &observed, PlanOptions::default()) }

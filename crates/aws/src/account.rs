@@ -3,8 +3,8 @@
 //! tags and inline policies (documents URL-encoded), where ListRoles would
 //! need a GetRole per role for the tags and a GetRolePolicy per policy.
 
-use aws_sdk_iam::types::{EntityType, RoleDetail as SdkRoleDetail};
-use kfp_tenant_core::ports::{InlinePolicy, ProviderResult, RoleDetail};
+use aws_sdk_iam::types::{EntityType, RoleDetail as SdkRoleDetail, SummaryKeyType};
+use kfp_tenant_core::ports::{InlinePolicy, ProviderResult, RoleDetail, RoleListing};
 
 use crate::errors::{decode_document, missing, provider_error};
 
@@ -40,6 +40,31 @@ fn role_detail(role: SdkRoleDetail) -> ProviderResult<RoleDetail> {
         arn: role.arn.ok_or_else(|| missing(OPERATION, &target, "Arn"))?,
         tags: role.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect(),
         inline_policies,
+        permissions_boundary: role.permissions_boundary.and_then(|b| b.permissions_boundary_arn),
         name,
     })
+}
+
+/// Every role under `path_prefix` as ListRoles pages them (`page_size` a call).
+pub(crate) async fn listings(iam: &aws_sdk_iam::Client, path_prefix: &str, page_size: i32) -> ProviderResult<Vec<RoleListing>> {
+    let mut pages = iam.list_roles().path_prefix(path_prefix).max_items(page_size).into_paginator().send();
+    let mut roles = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| provider_error("ListRoles", path_prefix, e))?;
+        roles.extend(page.roles.into_iter().map(|r| RoleListing {
+            description: r.description.filter(|d| !d.is_empty()),
+            max_session_duration: r.max_session_duration.and_then(|s| u32::try_from(s).ok()).unwrap_or(3600),
+            name: r.role_name,
+            path: r.path,
+            arn: r.arn,
+        }));
+    }
+    Ok(roles)
+}
+
+/// GetAccountSummary's `Roles`.
+pub(crate) async fn role_count(iam: &aws_sdk_iam::Client) -> ProviderResult<u64> {
+    let out = iam.get_account_summary().send().await.map_err(|e| provider_error("GetAccountSummary", "the account", e))?;
+    let roles = out.summary_map.unwrap_or_default().get(&SummaryKeyType::Roles).copied().unwrap_or(0);
+    Ok(u64::try_from(roles).unwrap_or(0))
 }

@@ -4,10 +4,8 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use kfp_tenant_core::plan::role_description_marker;
 use kfp_tenant_core::policy::PolicyDocument;
-use kfp_tenant_core::ports::{ErrorKind, IamApi, OidcProviderDetails, ProviderError, ProviderResult, Role, RoleDetail};
-use kfp_tenant_core::tags;
+use kfp_tenant_core::ports::{ErrorKind, IamApi, OidcProviderDetails, ProviderError, ProviderResult, Role, RoleDetail, RoleListing};
 
 use crate::errors::{decode_document, missing, provider_error};
 use crate::{Aws, account};
@@ -185,6 +183,14 @@ impl IamApi for Aws {
         account::roles(&self.iam, self.page_size).await
     }
 
+    async fn list_roles(&self, path_prefix: &str) -> ProviderResult<Vec<RoleListing>> {
+        account::listings(&self.iam, path_prefix, self.page_size).await
+    }
+
+    async fn role_count(&self) -> ProviderResult<u64> {
+        account::role_count(&self.iam).await
+    }
+
     async fn get_oidc_provider(&self, arn: &str) -> ProviderResult<Option<OidcProviderDetails>> {
         let target = format!("OIDC provider {arn}");
         match self.iam.get_open_id_connect_provider().open_id_connect_provider_arn(arn).send().await {
@@ -198,30 +204,5 @@ impl IamApi for Aws {
                 e => Err(e),
             },
         }
-    }
-
-    /// ListRoles under the path (paged), narrowed to the roles whose
-    /// description kfp-tenant wrote for this cluster; only those are read
-    /// whole (GetRole, tags included) to confirm the ownership tags. Cost:
-    /// one call per page plus one per kfp-tenant role.
-    async fn list_managed_roles(&self, path_prefix: &str, cluster: &str) -> ProviderResult<Vec<Role>> {
-        let marker = role_description_marker(cluster);
-        let mut pages = self.iam.list_roles().path_prefix(path_prefix).max_items(self.page_size).into_paginator().send();
-        let mut candidates = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| provider_error("ListRoles", path_prefix, e))?;
-            candidates.extend(
-                page.roles.into_iter().filter(|r| r.description.as_deref().is_some_and(|d| d.ends_with(&marker))).map(|r| r.role_name),
-            );
-        }
-        let mut managed = Vec::new();
-        for name in candidates {
-            if let Some(role) = self.get_role(&name).await?
-                && tags::is_managed_role(&role.tags, cluster)
-            {
-                managed.push(role);
-            }
-        }
-        Ok(managed)
     }
 }

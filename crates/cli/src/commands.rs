@@ -47,7 +47,7 @@ pub fn read_plan(path: &Path) -> Result<Plan> {
 pub async fn plan(args: PlanArgs, no_color: bool) -> Result<ExitCode> {
     let desired = args.tenants.desired()?;
     let live = Live::connect(&args.run, &desired.cluster.name, &desired.cluster.region).await?;
-    let observed = live.observe(&ReadSet::for_desired(&desired, args.run.bind_cluster), args.run.parallelism).await?;
+    let observed = live.observe(&ReadSet::for_desired(&desired, args.run.bind_cluster), &args.run).await?;
     let plan =
         if args.destroy { plan::plan_destroy(&desired, &observed)? } else { plan::plan(&desired, &observed, args.planning.options())? };
     // With --refresh-only, only existing resources that differ are drift;
@@ -101,7 +101,7 @@ pub async fn apply(args: ApplyArgs, no_color: bool) -> Result<ExitCode> {
         let plan = read_plan(path)?;
         let live = Live::connect(&args.run, &plan.cluster.name, &plan.cluster.region).await?;
         return locked(&live, &args.lifecycle, "apply", async |stop| {
-            let observed = until_stopped(&stop, live.observe(&plan::reads_of(&plan), args.run.parallelism)).await?;
+            let observed = until_stopped(&stop, live.observe(&plan::reads_of(&plan), &args.run)).await?;
             check_cluster(&plan.cluster, &observed)?;
             plan::check_fresh(&plan, &observed)?;
             Ok(carry_out(&live, &plan, &args.run, &args.lifecycle, args.wait, stop).await)
@@ -112,7 +112,7 @@ pub async fn apply(args: ApplyArgs, no_color: bool) -> Result<ExitCode> {
     let live = Live::connect(&args.run, &desired.cluster.name, &desired.cluster.region).await?;
     let applied = locked(&live, &args.lifecycle, "apply", async |stop| {
         let reads = ReadSet::for_desired(&desired, args.run.bind_cluster);
-        let observed = until_stopped(&stop, live.observe(&reads, args.run.parallelism)).await?;
+        let observed = until_stopped(&stop, live.observe(&reads, &args.run)).await?;
         let plan = plan::plan(&desired, &observed, args.planning.options())?;
         let question = "Do you want to perform these actions?";
         let wait = args.wait || args.verify;
@@ -131,7 +131,7 @@ pub async fn apply(args: ApplyArgs, no_color: bool) -> Result<ExitCode> {
 async fn run_verify(live: &Live, desired: &kfp_tenant_core::spec::Desired, run: &RunFlags) -> Result<kfp_tenant_core::verify::Report> {
     // Ctrl-C: no new service account is started; those under way finish, their probes deleted.
     let stop = interrupt::install(GRACE);
-    let observed = until_stopped(&stop, live.observe(&ReadSet::for_desired(desired, run.bind_cluster), run.parallelism)).await?;
+    let observed = until_stopped(&stop, live.observe(&ReadSet::for_desired(desired, run.bind_cluster), run)).await?;
     Ok(kfp_tenant_core::verify::verify(desired, &observed, live.verify_ports(), run.parallelism, &stop).await)
 }
 
@@ -166,7 +166,7 @@ pub async fn destroy(args: DestroyArgs, no_color: bool) -> Result<ExitCode> {
     let live = Live::connect(&args.run, &desired.cluster.name, &desired.cluster.region).await?;
     locked(&live, &args.lifecycle, "destroy", async |stop| {
         let reads = ReadSet::for_desired(&desired, args.run.bind_cluster);
-        let observed = until_stopped(&stop, live.observe(&reads, args.run.parallelism)).await?;
+        let observed = until_stopped(&stop, live.observe(&reads, &args.run)).await?;
         let plan = plan::plan_destroy(&desired, &observed)?;
         let question = "Do you really want to destroy these tenants?";
         confirm_and_apply(&live, &plan, &args.run, &args.lifecycle, false, no_color, question, stop).await

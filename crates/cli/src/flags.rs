@@ -4,9 +4,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 use kfp_tenant_core::apply;
 use kfp_tenant_core::plan::PlanOptions;
+use kfp_tenant_core::refresh::RefreshMode;
 
 use crate::input::TenantFlags;
 use crate::output;
@@ -104,6 +106,12 @@ pub struct RunFlags {
     /// Resources read or changed at once.
     #[arg(long, default_value_t = apply::DEFAULT_PARALLELISM, value_parser = parse_parallelism)]
     pub parallelism: usize,
+    /// How to read IAM roles: `per-role` (GetRole + GetRolePolicy per
+    /// tenant), `bulk` (the whole account, 1,000 roles a call), or `auto`
+    /// (the cheaper for this account and file; -v says which).
+    #[arg(long, value_name = "MODE", default_value_t = RefreshMode::Auto,
+          value_parser = clap::builder::PossibleValuesParser::new(RefreshMode::NAMES).map(|s| s.parse::<RefreshMode>().expect("one of NAMES")))]
+    pub refresh_mode: RefreshMode,
     /// Print the API calls made, per operation, on stderr.
     #[arg(long)]
     pub stats: bool,

@@ -61,8 +61,8 @@ impl Live {
         Ok(kfp_tenant_core::audit::run(desired, &observed, &self.iam, &self.kubernetes).await?)
     }
 
-    pub async fn observe(&self, reads: &ReadSet, parallelism: usize) -> Result<Observed> {
-        Ok(refresh(reads, &self.cluster, &self.iam, &self.kubernetes, parallelism).await?)
+    pub async fn observe(&self, reads: &ReadSet, run: &RunFlags) -> Result<Observed> {
+        Ok(refresh(reads, &self.cluster, &self.iam, &self.kubernetes, run.parallelism, run.refresh_mode).await?)
     }
 
     pub async fn lock(&self, namespace: &str, verb: &str) -> Result<LeaseGuard> {

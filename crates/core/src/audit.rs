@@ -313,6 +313,7 @@ mod tests {
                 "Action": "sts:AssumeRoleWithWebIdentity", "Condition": condition}]})),
             tags: BTreeMap::new(),
             inline_policies: Vec::new(),
+            permissions_boundary: None,
         }
     }
 

@@ -181,6 +181,22 @@ pub struct RoleDetail {
     pub tags: BTreeMap<String, String>,
     #[serde(default)]
     pub inline_policies: Vec<InlinePolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions_boundary: Option<String>,
+}
+
+/// A role as ListRoles gives it: no tags and no permissions boundary, but
+/// the description and the maximum session duration that
+/// GetAccountAuthorizationDetails lacks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleListing {
+    pub name: String,
+    pub path: String,
+    pub arn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Seconds.
+    pub max_session_duration: u32,
 }
 
 /// A role's inline policy.
@@ -371,12 +387,16 @@ pub trait IamApi: Send + Sync {
     async fn get_role_policy(&self, role: &str, policy: &str) -> ProviderResult<Option<PolicyDocument>>;
     async fn put_role_policy(&self, role: &str, policy: &str, document: &PolicyDocument) -> ProviderResult<()>;
     async fn delete_role_policy(&self, role: &str, policy: &str) -> ProviderResult<()>;
-    /// Roles under `path_prefix` whose tags mark them as kfp-tenant's for `cluster`.
-    async fn list_managed_roles(&self, path_prefix: &str, cluster: &str) -> ProviderResult<Vec<Role>>;
     /// Every role of the account with its trust policy, tags and inline
     /// policies (GetAccountAuthorizationDetails, Filter=Role: about one call
     /// per 1,000 roles).
     async fn account_roles(&self) -> ProviderResult<Vec<RoleDetail>>;
+    /// Every role under `path_prefix` as ListRoles gives it (one call per
+    /// 1,000 roles).
+    async fn list_roles(&self, path_prefix: &str) -> ProviderResult<Vec<RoleListing>>;
+    /// How many roles the account has (GetAccountSummary's `Roles`): what
+    /// refresh weighs before choosing how to read them.
+    async fn role_count(&self) -> ProviderResult<u64>;
     /// `None` when there is no such provider.
     async fn get_oidc_provider(&self, arn: &str) -> ProviderResult<Option<OidcProviderDetails>>;
 }

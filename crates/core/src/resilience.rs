@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use crate::policy::PolicyDocument;
 use crate::ports::{
     AccountQuery, AssumedRole, BearerToken, CallerIdentity, ClusterApi, ClusterRecord, EksCluster, ErrorKind, IamApi, KubeEndpoint,
-    KubernetesApi, Namespace, OidcProviderDetails, Profile, ProviderResult, Role, RoleDetail, ServiceAccount,
+    KubernetesApi, Namespace, OidcProviderDetails, Profile, ProviderResult, Role, RoleDetail, RoleListing, ServiceAccount,
 };
 
 /// How long and how often to retry.
@@ -294,12 +294,16 @@ impl<I: IamApi> IamApi for Resilient<I> {
         self.run(None, || self.inner.delete_role_policy(role, policy)).await
     }
 
-    async fn list_managed_roles(&self, path_prefix: &str, cluster: &str) -> ProviderResult<Vec<Role>> {
-        self.run(None, || self.inner.list_managed_roles(path_prefix, cluster)).await
-    }
-
     async fn account_roles(&self) -> ProviderResult<Vec<RoleDetail>> {
         self.run(None, || self.inner.account_roles()).await
+    }
+
+    async fn list_roles(&self, path_prefix: &str) -> ProviderResult<Vec<RoleListing>> {
+        self.run(None, || self.inner.list_roles(path_prefix)).await
+    }
+
+    async fn role_count(&self) -> ProviderResult<u64> {
+        self.run(None, || self.inner.role_count()).await
     }
 
     async fn get_oidc_provider(&self, arn: &str) -> ProviderResult<Option<OidcProviderDetails>> {

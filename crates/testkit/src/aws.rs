@@ -14,9 +14,8 @@ use kfp_tenant_core::identity::base64_encode;
 use kfp_tenant_core::policy::PolicyDocument;
 use kfp_tenant_core::ports::{
     AssumedRole, BearerToken, CallerIdentity, ClusterApi, ClusterOidc, EksCluster, ErrorKind, IamApi, InlinePolicy, OidcProviderDetails,
-    ProviderError, ProviderResult, Role, RoleDetail, TemporaryCredentials,
+    ProviderError, ProviderResult, Role, RoleDetail, RoleListing, TemporaryCredentials,
 };
-use kfp_tenant_core::tags;
 use tokio::time::Instant;
 
 use crate::faults::{Calls, Faults, Meter};
@@ -156,6 +155,11 @@ struct IamState {
     oidc_providers: BTreeMap<String, Option<OidcProviderDetails>>,
 }
 
+/// Calls IAM needs to list `items` at 1,000 a page (at least one).
+fn pages(items: usize) -> usize {
+    items.div_ceil(1000).max(1)
+}
+
 impl IamState {
     fn visible(&self, name: &str, invisible_for: Duration) -> Option<&Role> {
         self.roles.get(&name.to_ascii_lowercase()).filter(|(_, created)| created.elapsed() >= invisible_for).map(|(r, _)| r)
@@ -197,6 +201,11 @@ impl FakeIam {
     /// Puts an inline policy behind the tool's back.
     pub fn insert_policy(&self, role: &str, policy: &str, document: PolicyDocument) {
         lock(&self.state).policies.insert((role.to_owned(), policy.to_owned()), document);
+    }
+
+    /// Deletes an inline policy behind the tool's back.
+    pub fn delete_policy(&self, role: &str, policy: &str) {
+        lock(&self.state).policies.remove(&(role.to_owned(), policy.to_owned()));
     }
 
     /// Every role, by name (for comparing whole states).
@@ -351,7 +360,11 @@ impl IamApi for FakeIam {
     }
 
     async fn account_roles(&self) -> ProviderResult<Vec<RoleDetail>> {
-        self.meter.enter("GetAccountAuthorizationDetails", "roles").await?;
+        // One call per page of 1,000, as IAM pages it.
+        let roles = lock(&self.state).roles.len();
+        for _ in 0..pages(roles) {
+            self.meter.enter("GetAccountAuthorizationDetails", "roles").await?;
+        }
         let state = lock(&self.state);
         Ok(state
             .roles
@@ -372,8 +385,34 @@ impl IamApi for FakeIam {
                         document: document.clone(),
                     })
                     .collect(),
+                permissions_boundary: r.permissions_boundary.clone(),
             })
             .collect())
+    }
+
+    async fn list_roles(&self, path_prefix: &str) -> ProviderResult<Vec<RoleListing>> {
+        let listed: Vec<RoleListing> = lock(&self.state)
+            .roles
+            .values()
+            .map(|(r, _)| r)
+            .filter(|r| r.path.starts_with(path_prefix))
+            .map(|r| RoleListing {
+                name: r.name.clone(),
+                path: r.path.clone(),
+                arn: r.arn.clone(),
+                description: r.description.clone(),
+                max_session_duration: r.max_session_duration,
+            })
+            .collect();
+        for _ in 0..pages(listed.len()) {
+            self.meter.enter("ListRoles", path_prefix).await?;
+        }
+        Ok(listed)
+    }
+
+    async fn role_count(&self) -> ProviderResult<u64> {
+        self.meter.enter("GetAccountSummary", "the account").await?;
+        Ok(lock(&self.state).roles.len() as u64)
     }
 
     async fn get_oidc_provider(&self, arn: &str) -> ProviderResult<Option<OidcProviderDetails>> {
@@ -388,16 +427,5 @@ impl IamApi for FakeIam {
             client_ids: vec!["sts.amazonaws.com".to_owned()],
             thumbprints: vec![crate::aws::THUMBPRINT.to_owned()],
         }))
-    }
-
-    async fn list_managed_roles(&self, path_prefix: &str, cluster: &str) -> ProviderResult<Vec<Role>> {
-        self.meter.enter("ListRoles", path_prefix).await?;
-        Ok(lock(&self.state)
-            .roles
-            .values()
-            .map(|(r, _)| r)
-            .filter(|r| r.path.starts_with(path_prefix) && tags::is_managed_role(&r.tags, cluster))
-            .cloned()
-            .collect())
     }
 }

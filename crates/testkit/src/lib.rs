@@ -30,7 +30,9 @@ pub mod aws;
 pub mod backend;
 pub mod controller;
 pub mod faults;
+mod http1;
 pub mod kube;
+pub mod paging_proxy;
 pub mod signing_proxy;
 pub mod world;
 

@@ -11,9 +11,11 @@ use std::time::SystemTime;
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+
+use crate::http1::{Request, exchange, read_request};
 
 /// A running proxy; stops when dropped.
 #[derive(Debug)]
@@ -54,39 +56,15 @@ impl SigningProxy {
 
 /// One request: read it, sign it, send it on, pass the answer back.
 async fn forward(mut client: TcpStream, target: &str, service: &str, region: &str, credentials: Credentials) -> std::io::Result<()> {
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let header_end = loop {
-        let n = client.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
+    let Some(Request { method, path, headers, body }) = read_request(&mut client).await? else {
+        return Ok(());
     };
-    let head = String::from_utf8_lossy(&buffer[..header_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let request_line = lines.next().unwrap_or_default().to_owned();
-    let mut parts = request_line.split(' ');
-    let (method, path) = (parts.next().unwrap_or("POST").to_owned(), parts.next().unwrap_or("/").to_owned());
-    let mut headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+    let mut headers: Vec<(String, String)> = headers
+        .into_iter()
         .filter(|(k, _)| {
             !["authorization", "x-amz-date", "x-amz-security-token", "host", "connection", "x-amz-content-sha256"].contains(&k.as_str())
         })
         .collect();
-    let length: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
-    while buffer.len() < header_end + length {
-        let n = client.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-    }
-    let body = buffer[header_end..(header_end + length).min(buffer.len())].to_vec();
     headers.push(("host".to_owned(), target.to_owned()));
 
     let url = format!("http://{target}{path}");
@@ -111,16 +89,11 @@ async fn forward(mut client: TcpStream, target: &str, service: &str, region: &st
     let mut request = request.body(()).map_err(std::io::Error::other)?;
     instructions.apply_to_request_http1x(&mut request);
 
-    let mut out = format!("{method} {path} HTTP/1.1\r\n");
+    let mut head = format!("{method} {path} HTTP/1.1\r\n");
     for (k, v) in request.headers() {
-        out.push_str(&format!("{k}: {}\r\n", v.to_str().unwrap_or_default()));
+        head.push_str(&format!("{k}: {}\r\n", v.to_str().unwrap_or_default()));
     }
-    out.push_str("connection: close\r\n\r\n");
-    let mut upstream = TcpStream::connect(target).await?;
-    upstream.write_all(out.as_bytes()).await?;
-    upstream.write_all(&body).await?;
-    let mut answer = Vec::new();
-    upstream.read_to_end(&mut answer).await?;
+    let answer = exchange(target, &head, &body).await?;
     client.write_all(&answer).await?;
     client.shutdown().await
 }

@@ -3,7 +3,7 @@
 
 use kfp_tenant_core::apply::{self, Providers, Quiet, Report};
 use kfp_tenant_core::plan::{self, Plan, PlanOptions};
-use kfp_tenant_core::refresh::{self, Observed, ReadSet};
+use kfp_tenant_core::refresh::{self, Observed, ReadSet, RefreshMode};
 use kfp_tenant_core::spec::{Desired, TenantInput, TenantsFile};
 
 use crate::{Calls, FakeCluster, FakeIam, FakeKube};
@@ -16,6 +16,8 @@ pub struct FakeWorld {
     pub cluster: FakeCluster,
     pub iam: FakeIam,
     pub kube: FakeKube,
+    /// How plans read the roles ([`RefreshMode::Auto`] unless a test says).
+    pub refresh_mode: RefreshMode,
 }
 
 impl Default for FakeWorld {
@@ -33,6 +35,7 @@ impl FakeWorld {
             iam: FakeIam::new(calls.clone()),
             kube: FakeKube::new(calls.clone(), CLUSTER),
             calls,
+            refresh_mode: RefreshMode::Auto,
         }
     }
 
@@ -47,7 +50,7 @@ impl FakeWorld {
     }
 
     pub async fn observe(&self, reads: &ReadSet) -> Result<Observed, String> {
-        refresh::refresh(reads, &self.cluster, &self.iam, &self.kube, 10).await.map_err(|e| error_chain(&e))
+        refresh::refresh(reads, &self.cluster, &self.iam, &self.kube, 10, self.refresh_mode).await.map_err(|e| error_chain(&e))
     }
 
     pub async fn plan(&self, desired: &Desired, options: PlanOptions) -> Result<Plan, String> {

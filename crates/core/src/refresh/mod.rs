@@ -6,11 +6,13 @@
 //! 1. the cluster: the caller, DescribeCluster, kfp-tenant's identity record
 //!    in the Kubernetes API. Then the Kubernetes API must be shown to be the
 //!    file's cluster ([`crate::identity::prove`]) before anything is listed.
-//! 2. the listings: every Profile, kfp-tenant's service accounts, every
-//!    `default-editor`, and the roles kfp-tenant manages for this cluster.
-//! 3. per tenant: its role (unless listed) and inline policy; its namespace
-//!    when it has no Profile yet; the service accounts it names that were
-//!    not listed.
+//! 2. two reads side by side:
+//!    - IAM: the roles kfp-tenant manages for this cluster and each tenant's
+//!      role and inline policy, per role or in bulk ([`roles`], chosen by
+//!      [`RefreshMode`]);
+//!    - Kubernetes: every Profile, kfp-tenant's service accounts, every
+//!      `default-editor`; then the namespace of each tenant without a
+//!      Profile and the service accounts it names that were not listed.
 //!
 //! At most `parallelism` calls are in flight at any time: every call waits
 //! for one of the run's slots (a semaphore), whichever round it belongs to.
@@ -18,6 +20,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use std::future::Future;
+
+mod roles;
+pub use roles::{RefreshMode, choose as choose_refresh_mode};
 
 use futures_util::{StreamExt, TryStreamExt, stream};
 use tokio::sync::Semaphore;
@@ -28,8 +33,7 @@ use crate::ports::{
     AccountQuery, CallerIdentity, ClusterApi, ClusterRecord, EksCluster, IamApi, KubernetesApi, Namespace, Profile, ProviderError, Role,
     ServiceAccount,
 };
-use crate::spec::{DEFAULT_SERVICE_ACCOUNT, Desired, policy_name};
-use crate::tags;
+use crate::spec::{DEFAULT_SERVICE_ACCOUNT, Desired};
 
 /// What one refresh reads.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -142,21 +146,51 @@ pub async fn refresh_cluster(
     })
 }
 
-/// Reads everything in `reads`, at most `parallelism` calls at a time.
+/// Reads everything in `reads`, at most `parallelism` calls at a time,
+/// the roles the way `mode` says ([`roles`]).
 pub async fn refresh(
     reads: &ReadSet,
     cluster: &dyn ClusterApi,
     iam: &dyn IamApi,
     kube: &dyn KubernetesApi,
     parallelism: usize,
+    mode: RefreshMode,
 ) -> Result<Observed, RefreshError> {
     let slots = Semaphore::new(parallelism.max(1));
     let slots = &slots;
     let name = reads.cluster.as_str();
     // Nothing is listed before the Kubernetes API is shown to be this cluster.
     let facts = refresh_cluster(name, reads.vouched, cluster, kube).await?;
+    let (roles, kubernetes) = futures_util::try_join!(
+        roles::read(&reads.roles, name, iam, slots, parallelism, mode),
+        read_kubernetes(reads, kube, slots, parallelism),
+    )?;
+    Ok(Observed { roles: roles.roles, policies: roles.policies, managed_roles: roles.managed, ..kubernetes.into_observed(facts) })
+}
 
-    let (profiles, managed_accounts, editors, managed_roles) = futures_util::try_join!(
+/// What refresh reads in the Kubernetes API.
+struct KubernetesState {
+    profiles: BTreeMap<String, Profile>,
+    bare_namespaces: BTreeMap<String, Namespace>,
+    service_accounts: BTreeMap<(String, String), ServiceAccount>,
+}
+
+impl KubernetesState {
+    fn into_observed(self, facts: Observed) -> Observed {
+        Observed { profiles: self.profiles, bare_namespaces: self.bare_namespaces, service_accounts: self.service_accounts, ..facts }
+    }
+}
+
+/// The listings (every Profile, kfp-tenant's service accounts, every
+/// `default-editor`), then what they did not answer: the namespaces of
+/// tenants without a Profile and the service accounts not listed.
+async fn read_kubernetes(
+    reads: &ReadSet,
+    kube: &dyn KubernetesApi,
+    slots: &Semaphore,
+    parallelism: usize,
+) -> Result<KubernetesState, RefreshError> {
+    let (profiles, managed_accounts, editors) = futures_util::try_join!(
         limited(slots, async { kube.list_profiles().await.map_err(reading("Profiles")) }),
         limited(slots, async { kube.list_service_accounts(AccountQuery::Managed).await.map_err(reading("kfp-tenant's service accounts")) }),
         limited(slots, async {
@@ -164,67 +198,30 @@ pub async fn refresh(
                 .await
                 .map_err(reading("the default-editor service accounts"))
         }),
-        limited(slots, async { iam.list_managed_roles("/", name).await.map_err(reading("kfp-tenant's IAM roles")) }),
     )?;
-    let mut observed = Observed {
-        profiles: profiles.into_iter().map(|p| (p.name.clone(), p)).collect(),
-        service_accounts: managed_accounts.into_iter().chain(editors).map(|sa| ((sa.namespace.clone(), sa.name.clone()), sa)).collect(),
-        managed_roles,
-        ..facts
-    };
+    let profiles: BTreeMap<String, Profile> = profiles.into_iter().map(|p| (p.name.clone(), p)).collect();
+    let mut service_accounts: BTreeMap<(String, String), ServiceAccount> =
+        managed_accounts.into_iter().chain(editors).map(|sa| ((sa.namespace.clone(), sa.name.clone()), sa)).collect();
 
-    // Listed roles are whole already: they are not read again.
-    let listed: BTreeMap<&str, &Role> = observed.managed_roles.iter().map(|r| (r.name.as_str(), r)).collect();
-    let mut role_reads = reads.roles.clone();
-    for role in &observed.managed_roles {
-        if let Some(ns) = role.tags.get(tags::NAMESPACE) {
-            role_reads.insert((role.name.clone(), policy_name(ns)));
-        }
-    }
-    let tenants = stream::iter(role_reads.iter().map(|(role_name, policy)| {
-        let known = listed.get(role_name.as_str()).map(|r| (*r).clone());
-        limited(slots, async move {
-            let role = match known {
-                Some(role) => Some(role),
-                None => iam.get_role(role_name).await.map_err(reading(format!("IAM role {role_name}")))?,
-            };
-            let document = match &role {
-                Some(_) => iam
-                    .get_role_policy(role_name, policy)
-                    .await
-                    .map_err(reading(format!("inline policy {policy} of IAM role {role_name}")))?,
-                None => None,
-            };
-            Ok::<_, RefreshError>((role_name.clone(), policy.clone(), role, document))
-        })
-    }))
-    .buffer_unordered(parallelism.max(1))
-    .try_collect::<Vec<_>>();
     let namespaces = stream::iter(
         reads
             .namespaces
             .iter()
-            .filter(|ns| !observed.profiles.contains_key(*ns))
+            .filter(|ns| !profiles.contains_key(*ns))
             .map(|ns| limited(slots, async move { kube.get_namespace(ns).await.map_err(reading(format!("namespace {ns}"))) })),
     )
     .buffer_unordered(parallelism.max(1))
     .try_collect::<Vec<_>>();
-    let accounts =
-        stream::iter(reads.service_accounts.iter().filter(|key| !observed.service_accounts.contains_key(*key)).map(|(ns, sa)| {
-            limited(slots, async move { kube.get_service_account(ns, sa).await.map_err(reading(format!("service account {ns}/{sa}"))) })
-        }))
-        .buffer_unordered(parallelism.max(1))
-        .try_collect::<Vec<_>>();
-    let (tenants, namespaces, accounts) = futures_util::try_join!(tenants, namespaces, accounts)?;
-    for (role_name, policy, role, document) in tenants {
-        if let Some(role) = role {
-            observed.roles.insert(role_name.clone(), role);
-        }
-        if let Some(document) = document {
-            observed.policies.insert((role_name, policy), document);
-        }
-    }
-    observed.bare_namespaces.extend(namespaces.into_iter().flatten().map(|ns| (ns.name.clone(), ns)));
-    observed.service_accounts.extend(accounts.into_iter().flatten().map(|sa| ((sa.namespace.clone(), sa.name.clone()), sa)));
-    Ok(observed)
+    let accounts = stream::iter(reads.service_accounts.iter().filter(|key| !service_accounts.contains_key(*key)).map(|(ns, sa)| {
+        limited(slots, async move { kube.get_service_account(ns, sa).await.map_err(reading(format!("service account {ns}/{sa}"))) })
+    }))
+    .buffer_unordered(parallelism.max(1))
+    .try_collect::<Vec<_>>();
+    let (namespaces, accounts) = futures_util::try_join!(namespaces, accounts)?;
+    service_accounts.extend(accounts.into_iter().flatten().map(|sa| ((sa.namespace.clone(), sa.name.clone()), sa)));
+    Ok(KubernetesState {
+        bare_namespaces: namespaces.into_iter().flatten().map(|ns| (ns.name.clone(), ns)).collect(),
+        profiles,
+        service_accounts,
+    })
 }

@@ -1,0 +1,305 @@
+//! The roles and inline policies one refresh needs, read one of two ways:
+//!
+//! - **per role**: ListRoles pages (kfp-tenant's roles are found by the
+//!   description it writes, then GetRole for their tags), then GetRole and
+//!   GetRolePolicy per tenant: about `roles / 1,000 + 2 × tenants` calls,
+//!   each its own port call (retried and paced on its own).
+//! - **bulk**: GetAccountAuthorizationDetails (`Filter=Role`: trust policy,
+//!   tags, path, permissions boundary and inline policies of 1,000 roles a
+//!   page) joined by name with ListRoles (description and maximum session
+//!   duration, which the first lacks): about `2 × roles / 1,000` calls,
+//!   whatever the number of tenants. A role present in only one of the two
+//!   answers (created or deleted between them) is read per role.
+//!
+//! [`RefreshMode::Auto`] asks GetAccountSummary how many roles the account
+//! has and takes the cheaper way. Both give the same [`RoleState`]; a
+//! property test holds them to it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::str::FromStr;
+
+use futures_util::{StreamExt, TryStreamExt, stream};
+use tokio::sync::Semaphore;
+
+use super::{RefreshError, limited, reading};
+use crate::plan::role_description_marker;
+use crate::policy::PolicyDocument;
+use crate::ports::{IamApi, Role, RoleDetail, RoleListing};
+use crate::spec::policy_name;
+use crate::tags;
+
+/// How refresh reads the account's roles.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RefreshMode {
+    /// GetRole and GetRolePolicy per tenant.
+    PerRole,
+    /// Every role of the account in pages of 1,000.
+    Bulk,
+    /// The cheaper of the two for this account and this many tenants.
+    #[default]
+    Auto,
+}
+
+impl RefreshMode {
+    pub const NAMES: [&'static str; 3] = ["per-role", "bulk", "auto"];
+}
+
+impl fmt::Display for RefreshMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RefreshMode::PerRole => "per-role",
+            RefreshMode::Bulk => "bulk",
+            RefreshMode::Auto => "auto",
+        })
+    }
+}
+
+impl FromStr for RefreshMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "per-role" => Ok(RefreshMode::PerRole),
+            "bulk" => Ok(RefreshMode::Bulk),
+            "auto" => Ok(RefreshMode::Auto),
+            other => Err(format!("unknown refresh mode {other:?}; use one of {}", RefreshMode::NAMES.join(", "))),
+        }
+    }
+}
+
+/// Roles IAM lists in one page.
+const PAGE: u64 = 1000;
+
+/// What one page of GetAccountAuthorizationDetails costs against a small
+/// call (GetRole): it carries up to 1,000 roles with every document. On
+/// moto a full page takes about as long as ten GetRole calls (BENCHMARKS.md,
+/// B6); real IAM is not measured here, so auto leans to per-role reads for
+/// a handful of tenants.
+const BULK_PAGE_WEIGHT: u64 = 10;
+
+fn pages(roles: u64) -> u64 {
+    roles.div_ceil(PAGE).max(1)
+}
+
+/// The way `mode` resolves to for an account of `roles` roles and `tenants`
+/// roles to read, with the weighed cost of both ways.
+pub fn choose(mode: RefreshMode, roles: u64, tenants: u64) -> RefreshMode {
+    match mode {
+        RefreshMode::Auto => {
+            let per_role = pages(roles) + 2 * tenants;
+            let bulk = 2 * pages(roles) * BULK_PAGE_WEIGHT;
+            if bulk < per_role { RefreshMode::Bulk } else { RefreshMode::PerRole }
+        }
+        fixed => fixed,
+    }
+}
+
+/// The roles and inline policies a plan looks at.
+#[derive(Debug, Default)]
+pub(super) struct RoleState {
+    /// Roles that exist, by the name they were asked for.
+    pub roles: BTreeMap<String, Role>,
+    pub policies: BTreeMap<(String, String), PolicyDocument>,
+    /// The roles tagged as kfp-tenant's for this cluster, by name.
+    pub managed: Vec<Role>,
+}
+
+/// Reads the roles in `wanted` ((role, inline policy) pairs) and every role
+/// kfp-tenant manages for `cluster`, with their inline policies.
+pub(super) async fn read(
+    wanted: &BTreeSet<(String, String)>,
+    cluster: &str,
+    iam: &dyn IamApi,
+    slots: &Semaphore,
+    parallelism: usize,
+    mode: RefreshMode,
+) -> Result<RoleState, RefreshError> {
+    let mode = match mode {
+        RefreshMode::Auto => {
+            let roles = limited(slots, iam.role_count()).await.map_err(reading("the account summary (GetAccountSummary)"))?;
+            let chosen = choose(mode, roles, wanted.len() as u64);
+            tracing::debug!(
+                roles,
+                tenants = wanted.len(),
+                "refresh reads IAM roles {}",
+                match chosen {
+                    RefreshMode::Bulk => "in bulk (GetAccountAuthorizationDetails + ListRoles)",
+                    _ => "one by one (GetRole + GetRolePolicy)",
+                }
+            );
+            chosen
+        }
+        fixed => fixed,
+    };
+    match mode {
+        RefreshMode::Bulk => bulk(wanted, cluster, iam, slots, parallelism).await,
+        _ => per_role(wanted, cluster, iam, slots, parallelism).await,
+    }
+}
+
+async fn per_role(
+    wanted: &BTreeSet<(String, String)>,
+    cluster: &str,
+    iam: &dyn IamApi,
+    slots: &Semaphore,
+    parallelism: usize,
+) -> Result<RoleState, RefreshError> {
+    // ListRoles has no tags: kfp-tenant's roles are found by the description
+    // it writes, and only those are read whole to confirm their tags.
+    let marker = role_description_marker(cluster);
+    let listed = limited(slots, iam.list_roles("/")).await.map_err(reading("the account's roles (ListRoles)"))?;
+    let candidates = listed.into_iter().filter(|l| l.description.as_deref().is_some_and(|d| d.ends_with(&marker)));
+    let candidates = stream::iter(
+        candidates.map(|l| limited(slots, async move { iam.get_role(&l.name).await.map_err(reading(format!("IAM role {}", l.name))) })),
+    )
+    .buffer_unordered(parallelism.max(1))
+    .try_collect::<Vec<_>>()
+    .await?;
+    let mut managed: Vec<Role> = candidates.into_iter().flatten().filter(|r| tags::is_managed_role(&r.tags, cluster)).collect();
+    managed.sort_by(|a, b| a.name.cmp(&b.name));
+    let known: BTreeMap<String, Role> = managed.iter().map(|r| (r.name.clone(), r.clone())).collect();
+    let mut state = read_each(&with_managed(wanted, &managed), &known, iam, slots, parallelism).await?;
+    state.managed = managed;
+    Ok(state)
+}
+
+/// `wanted` and the inline policy of every managed role.
+fn with_managed(wanted: &BTreeSet<(String, String)>, managed: &[Role]) -> BTreeSet<(String, String)> {
+    let mut reads = wanted.clone();
+    reads.extend(managed.iter().filter_map(|r| r.tags.get(tags::NAMESPACE).map(|ns| (r.name.clone(), policy_name(ns)))));
+    reads
+}
+
+/// GetRole (unless `known` has the role) and GetRolePolicy for each pair.
+async fn read_each(
+    reads: &BTreeSet<(String, String)>,
+    known: &BTreeMap<String, Role>,
+    iam: &dyn IamApi,
+    slots: &Semaphore,
+    parallelism: usize,
+) -> Result<RoleState, RefreshError> {
+    let read = stream::iter(reads.iter().map(|(role_name, policy)| {
+        let known = known.get(role_name).cloned();
+        limited(slots, async move {
+            let role = match known {
+                Some(role) => Some(role),
+                None => iam.get_role(role_name).await.map_err(reading(format!("IAM role {role_name}")))?,
+            };
+            let document = match &role {
+                Some(_) => iam
+                    .get_role_policy(role_name, policy)
+                    .await
+                    .map_err(reading(format!("inline policy {policy} of IAM role {role_name}")))?,
+                None => None,
+            };
+            Ok::<_, RefreshError>((role_name.clone(), policy.clone(), role, document))
+        })
+    }))
+    .buffer_unordered(parallelism.max(1))
+    .try_collect::<Vec<_>>()
+    .await?;
+    let mut state = RoleState::default();
+    for (role_name, policy, role, document) in read {
+        if let Some(role) = role {
+            state.roles.insert(role_name.clone(), role);
+        }
+        if let Some(document) = document {
+            state.policies.insert((role_name, policy), document);
+        }
+    }
+    Ok(state)
+}
+
+async fn bulk(
+    wanted: &BTreeSet<(String, String)>,
+    cluster: &str,
+    iam: &dyn IamApi,
+    slots: &Semaphore,
+    parallelism: usize,
+) -> Result<RoleState, RefreshError> {
+    let (details, listings) = futures_util::try_join!(
+        limited(slots, async { iam.account_roles().await.map_err(reading("the account's roles (GetAccountAuthorizationDetails)")) }),
+        limited(slots, async { iam.list_roles("/").await.map_err(reading("the account's roles (ListRoles)")) }),
+    )?;
+    // IAM role names are case-insensitive: a file's `Team-A` is IAM's `team-a`.
+    let details: HashMap<String, RoleDetail> = details.into_iter().map(|d| (d.name.to_ascii_lowercase(), d)).collect();
+    let listings: HashMap<String, RoleListing> = listings.into_iter().map(|l| (l.name.to_ascii_lowercase(), l)).collect();
+
+    let mut managed: Vec<Role> = details
+        .values()
+        .filter(|d| tags::is_managed_role(&d.tags, cluster))
+        .filter_map(|d| listings.get(&d.name.to_ascii_lowercase()).map(|l| joined(d, l)))
+        .collect();
+    managed.sort_by(|a, b| a.name.cmp(&b.name));
+    let reads = with_managed(wanted, &managed);
+
+    let mut state = RoleState::default();
+    // Roles in one answer only changed between the two: read them whole.
+    let mut unsettled = BTreeSet::new();
+    for (role_name, policy) in &reads {
+        let key = role_name.to_ascii_lowercase();
+        match (details.get(&key), listings.get(&key)) {
+            (Some(detail), Some(listing)) => {
+                state.roles.insert(role_name.clone(), joined(detail, listing));
+                if let Some(p) = detail.inline_policies.iter().find(|p| p.policy_name == *policy) {
+                    state.policies.insert((role_name.clone(), policy.clone()), p.document.clone());
+                }
+            }
+            (None, None) => {}
+            _ => {
+                unsettled.insert((role_name.clone(), policy.clone()));
+            }
+        }
+    }
+    if !unsettled.is_empty() {
+        tracing::debug!(roles = unsettled.len(), "roles changed between the two listings are read one by one");
+        let reread = read_each(&unsettled, &BTreeMap::new(), iam, slots, parallelism).await?;
+        state.roles.extend(reread.roles);
+        state.policies.extend(reread.policies);
+    }
+    // A managed role that left one of the answers is in `managed` only if
+    // its per-role read found it, as ListRoles + GetRole would have.
+    state.managed = managed;
+    Ok(state)
+}
+
+/// The whole role from its two halves.
+fn joined(detail: &RoleDetail, listing: &RoleListing) -> Role {
+    Role {
+        name: detail.name.clone(),
+        path: detail.path.clone(),
+        arn: detail.arn.clone(),
+        trust_policy: detail.trust_policy.clone(),
+        description: listing.description.clone(),
+        tags: detail.tags.clone(),
+        max_session_duration: listing.max_session_duration,
+        permissions_boundary: detail.permissions_boundary.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_reads_few_tenants_one_by_one_and_many_in_bulk() {
+        assert_eq!(choose(RefreshMode::Auto, 900, 1), RefreshMode::PerRole);
+        assert_eq!(choose(RefreshMode::Auto, 900, 9), RefreshMode::PerRole);
+        assert_eq!(choose(RefreshMode::Auto, 900, 10), RefreshMode::Bulk);
+        assert_eq!(choose(RefreshMode::Auto, 2_000, 2_000), RefreshMode::Bulk);
+        // 5,000 roles are 5 pages each way: 100 weighed calls against 205.
+        assert_eq!(choose(RefreshMode::Auto, 5_000, 100), RefreshMode::Bulk);
+        assert_eq!(choose(RefreshMode::Auto, 5_000, 40), RefreshMode::PerRole);
+        assert_eq!(choose(RefreshMode::PerRole, 2_000, 2_000), RefreshMode::PerRole);
+        assert_eq!(choose(RefreshMode::Bulk, 10, 1), RefreshMode::Bulk);
+    }
+
+    #[test]
+    fn modes_parse_from_their_names() {
+        for name in RefreshMode::NAMES {
+            assert_eq!(name.parse::<RefreshMode>().map(|m| m.to_string()).as_deref(), Ok(name));
+        }
+        assert!("bulky".parse::<RefreshMode>().unwrap_err().contains("per-role, bulk, auto"));
+    }
+}
