@@ -56,6 +56,7 @@ on_both_backends!(
     the_controller_restores_the_role_annotation,
     a_watch_sees_every_change,
     the_identity_record_and_the_cluster_wide_listings,
+    waits_for_many_tenants_share_four_watches,
 );
 
 async fn apply_read_and_delete_a_profile(backend: Backend) {
@@ -380,6 +381,70 @@ async fn a_watch_from_a_compacted_revision_gets_410_and_the_watcher_relists() {
         }
     }
     assert_eq!(names, ["early"]);
+}
+
+/// Ten tenants waited for at once: the waits read four shared watches, not
+/// the API server per tenant per poll (at a 20 ms poll and a 1 s
+/// controller, polling would make some 500 namespace GETs).
+async fn waits_for_many_tenants_share_four_watches(backend: Backend) {
+    let kube = TestKube::start(backend, TestKubeOptions { reconcile_delay: Duration::from_secs(1), ..Default::default() }).await;
+    let provider = provider(&kube).await;
+    let profiles: Vec<Profile> = (0..10).map(|i| profile(&kube.name(&format!("many-{i}")))).collect();
+    for p in &profiles {
+        provider.apply_profile(p).await.unwrap();
+    }
+    futures_util::future::try_join_all(profiles.iter().map(|p| provider.wait_ready(p, WAIT))).await.unwrap();
+    let calls = provider.counter().calls();
+    let n = |op: &str| calls.get(op).copied().unwrap_or(0);
+    // The waits wait for the watches' first list and then ask nothing themselves.
+    assert_eq!((n("GET namespaces"), n("GET serviceaccounts"), n("GET profiles")), (0, 0, 0), "{calls:?}");
+    for resource in ["namespaces", "serviceaccounts", "profiles"] {
+        let (lists, watches) = (n(&format!("LIST {resource}")), n(&format!("WATCH {resource}")));
+        assert!((1..=4).contains(&lists) && watches <= 6, "{resource}: {lists} lists, {watches} watches: {calls:?}");
+    }
+    for p in &profiles {
+        provider.delete_profile(&p.name, WAIT).await.unwrap();
+    }
+}
+
+/// A wait whose watch is cut, then finds its history compacted (410 Gone),
+/// still ends as soon as the tenant is ready: the watcher watches again and
+/// lists again, long before the resync would have asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_outlives_a_dropped_watch_and_a_compaction() {
+    use kfp_tenant_testkit::apiserver::{FakeApiOptions, FakeApiServer};
+    let fake = FakeApiServer::start(FakeApiOptions { reconcile_delay: Duration::from_millis(1500), ..Default::default() }).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("kfp-tenant-cut-watch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, fake.kubeconfig()).unwrap();
+    let options = KubeOptions {
+        kubeconfig: Some(kubeconfig),
+        poll: Duration::from_millis(20),
+        resync: Duration::from_secs(60),
+        ..Default::default()
+    };
+    let provider = Kube::connect(options).await.unwrap();
+    let want = profile("team-cut");
+    provider.apply_profile(&want).await.unwrap();
+    let started = std::time::Instant::now();
+    let wait = tokio::spawn({
+        let (provider, want) = (provider.clone(), want.clone());
+        async move { provider.wait_ready(&want, WAIT).await }
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The watches end; a namespace comes and its event is compacted away
+    // before they can watch again, so they resume from a revision that is
+    // gone (410) and must list again.
+    fake.cut_watches();
+    fake.put_object("namespaces", "", json!({"metadata": {"name": "meanwhile"}}));
+    fake.compact();
+    wait.await.unwrap().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}: the watch did not recover", started.elapsed());
+    let calls = provider.counter().calls();
+    assert!(calls.get("WATCH namespaces").copied().unwrap_or(0) >= 2, "watched again after the cut: {calls:?}");
+    assert!(calls.get("LIST namespaces").copied().unwrap_or(0) >= 2, "listed again after 410 Gone: {calls:?}");
+    assert_eq!(calls.get("GET namespaces"), None, "no polling: {calls:?}");
 }
 
 /// What refresh reads cluster-wide in one call each, and the identity record.

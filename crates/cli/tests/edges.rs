@@ -100,7 +100,7 @@ async fn a_file_for_another_cluster_is_refused_before_anything_is_listed_or_writ
         );
         assert_eq!(writes(&refused.stderr), Vec::<String>::new(), "{}", refused.stderr);
         assert!(
-            !refused.stderr.contains("GET profiles") && !refused.stderr.contains("ListRoles"),
+            !refused.stderr.contains("LIST profiles") && !refused.stderr.contains("GET profiles") && !refused.stderr.contains("ListRoles"),
             "nothing was listed: {}",
             refused.stderr
         );

@@ -14,20 +14,27 @@ impl RequestCounter {
 }
 
 /// `GET profiles` for `/apis/kubeflow.org/v1/profiles/x`, `GET serviceaccounts`
-/// for `/api/v1/namespaces/x/serviceaccounts/y`.
-fn operation(method: &http::Method, path: &str) -> String {
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+/// for `/api/v1/namespaces/x/serviceaccounts/y`; a GET of a collection is
+/// `LIST`, and `WATCH` with `watch=true`.
+fn operation(method: &http::Method, uri: &http::Uri) -> String {
+    let segments: Vec<&str> = uri.path().split('/').filter(|s| !s.is_empty()).collect();
     let rest = match segments.as_slice() {
         ["api", _, rest @ ..] => rest,
         ["apis", _, _, rest @ ..] => rest,
         _ => &segments[..],
     };
-    let resource = match rest {
-        ["namespaces", _, resource, ..] => resource,
-        [resource, ..] => resource,
-        [] => &"discovery",
+    let (resource, collection) = match rest {
+        ["namespaces", _, resource, more @ ..] => (resource, more.is_empty()),
+        [resource, more @ ..] => (resource, more.is_empty()),
+        [] => (&"discovery", false),
     };
-    format!("{method} {resource}")
+    let watch = uri.query().is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+    let verb = match (method, collection, watch) {
+        (&http::Method::GET, true, true) => "WATCH",
+        (&http::Method::GET, true, false) => "LIST",
+        (method, _, _) => method.as_str(),
+    };
+    format!("{verb} {resource}")
 }
 
 impl<S> tower::Layer<S> for RequestCounter {
@@ -59,7 +66,7 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         if let Ok(mut m) = self.counter.0.lock() {
-            *m.entry(operation(request.method(), request.uri().path())).or_default() += 1;
+            *m.entry(operation(request.method(), request.uri())).or_default() += 1;
         }
         self.inner.call(request)
     }
@@ -71,8 +78,13 @@ mod tests {
 
     #[test]
     fn operations_are_named_by_method_and_resource() {
-        assert_eq!(operation(&http::Method::GET, "/apis/kubeflow.org/v1/profiles/x"), "GET profiles");
-        assert_eq!(operation(&http::Method::PATCH, "/api/v1/namespaces/x/serviceaccounts/y"), "PATCH serviceaccounts");
-        assert_eq!(operation(&http::Method::GET, "/api/v1/namespaces/x"), "GET namespaces");
+        let op = |method, uri: &str| operation(&method, &uri.parse().unwrap());
+        assert_eq!(op(http::Method::GET, "/apis/kubeflow.org/v1/profiles/x"), "GET profiles");
+        assert_eq!(op(http::Method::PATCH, "/api/v1/namespaces/x/serviceaccounts/y"), "PATCH serviceaccounts");
+        assert_eq!(op(http::Method::GET, "/api/v1/namespaces/x"), "GET namespaces");
+        assert_eq!(op(http::Method::GET, "/api/v1/namespaces"), "LIST namespaces");
+        assert_eq!(op(http::Method::GET, "/api/v1/namespaces/x/serviceaccounts?limit=500"), "LIST serviceaccounts");
+        assert_eq!(op(http::Method::GET, "/api/v1/serviceaccounts?fieldSelector=x&watch=true"), "WATCH serviceaccounts");
+        assert_eq!(op(http::Method::POST, "/api/v1/namespaces/x/serviceaccounts"), "POST serviceaccounts");
     }
 }

@@ -10,10 +10,12 @@
 //! cluster label `kfp-tenant/cluster`.
 //!
 //! The profile controller writes no ready condition. [`Kube::wait_ready`]
-//! (through the port) therefore polls for what makes a tenant usable: the
+//! (through the port) therefore waits for what makes a tenant usable: the
 //! namespace with the owner annotation, and `default-editor` annotated with
-//! the role ARN. Every wait takes its bound from the caller and ends with
-//! [`ErrorKind::Timeout`].
+//! the role ARN. The waits of a run share four watches ([`watches`]) rather
+//! than polling per tenant, and ask the API server directly only until
+//! those have listed, and every `resync`. Every wait takes its bound from
+//! the caller and ends with [`ErrorKind::Timeout`].
 
 mod accounts;
 mod counter;
@@ -22,6 +24,7 @@ mod errors;
 pub mod lock;
 mod profile;
 mod readiness;
+mod watches;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -42,7 +45,8 @@ use kube::{Api, Client, Config};
 use serde_json::{Value, json};
 
 use crate::accounts::{account_config, account_from};
-use crate::readiness::{not_ready, waiting_for};
+use crate::readiness::{not_ready, not_ready_watched, waiting_for};
+use crate::watches::Watches;
 
 pub use crate::counter::{Counted, RequestCounter};
 pub use crate::errors::provider_error;
@@ -64,11 +68,13 @@ pub struct KubeOptions {
     pub context: Option<String>,
     /// Interval of the readiness and deletion polls.
     pub poll: Duration,
+    /// How often a wait served by the watches asks the API server itself.
+    pub resync: Duration,
 }
 
 impl Default for KubeOptions {
     fn default() -> Self {
-        KubeOptions { kubeconfig: None, context: None, poll: Duration::from_millis(250) }
+        KubeOptions { kubeconfig: None, context: None, poll: Duration::from_millis(250), resync: Duration::from_secs(10) }
     }
 }
 
@@ -96,6 +102,9 @@ pub struct Kube {
     endpoint: KubeEndpoint,
     /// `--eks-auth`: the task renewing the token, stopped with the last clone.
     renew: Option<std::sync::Arc<eks_auth::AbortOnDrop>>,
+    /// The waits' shared watches, started by the first wait, stopped with
+    /// the last clone.
+    watches: std::sync::Arc<tokio::sync::OnceCell<Watches>>,
 }
 
 impl std::fmt::Debug for Kube {
@@ -156,7 +165,7 @@ impl Kube {
             Some(bearer) => builder.with_layer(bearer).with_layer(&counter).build(),
             None => builder.with_layer(&counter).build(),
         };
-        Ok(Kube { client, options, counter, endpoint, renew: None })
+        Ok(Kube { client, options, counter, endpoint, renew: None, watches: Default::default() })
     }
 
     pub fn counter(&self) -> &RequestCounter {
@@ -171,16 +180,32 @@ impl Kube {
         Api::namespaced(self.client.clone(), namespace)
     }
 
-    /// Polls `check` until it says done (`None`), failing with
-    /// [`ErrorKind::Timeout`] and its last word after `timeout`.
-    async fn poll<F, Fut>(&self, operation: &str, target: &str, timeout: Duration, mut check: F) -> ProviderResult<()>
+    /// Waits until the run's watches say done (`None`), failing with
+    /// [`ErrorKind::Timeout`] and the last word after `timeout`. `direct`
+    /// asks the API server instead: until the watches have listed
+    /// everything once (every `poll` meanwhile), and every `resync` after
+    /// that, in case a watch missed something.
+    async fn wait<W, F, Fut>(&self, operation: &str, target: &str, timeout: Duration, watched: W, mut direct: F) -> ProviderResult<()>
     where
+        W: Fn(&Watches) -> Option<String>,
         F: FnMut() -> Fut,
         Fut: Future<Output = ProviderResult<Option<String>>>,
     {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let now = tokio::time::Instant::now();
+        let deadline = now + timeout;
+        let watches = self.watches.get_or_init(|| async { Watches::start(&self.client) }).await;
+        // A first list takes milliseconds; waiting for it spares a GET per tenant.
+        watches.until_listed(FIRST_LIST.min(timeout)).await;
+        let mut changes = watches.changes.clone();
+        let mut resync = now + self.options.resync;
         loop {
-            let Some(waiting) = check().await? else { return Ok(()) };
+            let now = tokio::time::Instant::now();
+            let ask_server = !watches.listed() || now >= resync;
+            if ask_server {
+                resync = now + self.options.resync;
+            }
+            let waiting = if ask_server { direct().await? } else { watched(watches) };
+            let Some(waiting) = waiting else { return Ok(()) };
             let now = tokio::time::Instant::now();
             if now >= deadline {
                 return Err(ProviderError::new(
@@ -190,10 +215,20 @@ impl Kube {
                     format!("gave up after {}: {waiting}", human(timeout)),
                 ));
             }
-            tokio::time::sleep(self.options.poll.min(deadline - now)).await;
+            let wake = if watches.listed() { resync } else { now + self.options.poll }.min(deadline);
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() {
+                    // The watches are gone: poll.
+                    tokio::time::sleep_until((now + self.options.poll).min(deadline)).await;
+                },
+                () = tokio::time::sleep_until(wake) => {}
+            }
         }
     }
 }
+
+/// How long a wait gives the watches to list before it asks the API server itself.
+const FIRST_LIST: Duration = Duration::from_secs(5);
 
 /// `5m`, `90s`, `1.9s`, `200ms`.
 fn human(d: Duration) -> String {
@@ -309,15 +344,20 @@ impl KubernetesApi for Kube {
         self.profiles().delete(name, &DeleteParams::foreground()).await.map_err(|e| provider_error("DeleteProfile", &target, e))?;
         // The controller releases its finalizer, the garbage collector deletes
         // the namespace (foreground), then the Profile goes.
-        self.poll("DeleteProfile", &target, timeout, || async {
-            let left = self.profiles().get_opt(name).await.map_err(|e| provider_error("GetProfile", &target, e))?;
-            Ok(left.map(|p| waiting_for(name, &p.metadata.finalizers.unwrap_or_default())))
-        })
+        let left = |p: &KubeflowProfile| waiting_for(name, p.metadata.finalizers.as_deref().unwrap_or_default());
+        self.wait(
+            "DeleteProfile",
+            &target,
+            timeout,
+            |watches| watches.profile(name).map(|p| left(&p)),
+            || async { Ok(self.profiles().get_opt(name).await.map_err(|e| provider_error("GetProfile", &target, e))?.map(|p| left(&p))) },
+        )
         .await
     }
 
     async fn wait_ready(&self, profile: &Profile, timeout: Duration) -> ProviderResult<()> {
-        self.poll("WaitReady", &format!("profile {}", profile.name), timeout, || not_ready(self, profile)).await
+        let target = format!("profile {}", profile.name);
+        self.wait("WaitReady", &target, timeout, |watches| not_ready_watched(watches, profile), || not_ready(self, profile)).await
     }
 
     async fn list_service_accounts(&self, which: AccountQuery<'_>) -> ProviderResult<Vec<TenantServiceAccount>> {
@@ -352,12 +392,17 @@ impl KubernetesApi for Kube {
         let target = format!("service account {}/{}", account.namespace, account.name);
         // The profile controller makes the namespace some time after the Profile.
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        self.poll("ApplyServiceAccount", &target, timeout, || async {
-            let found = namespaces.get_opt(&account.namespace).await.map_err(|e| provider_error("GetNamespace", &target, e))?;
-            Ok(found
-                .is_none()
-                .then(|| format!("namespace {} does not exist yet; is the Kubeflow profile controller running?", account.namespace)))
-        })
+        let missing = || format!("namespace {} does not exist yet; is the Kubeflow profile controller running?", account.namespace);
+        self.wait(
+            "ApplyServiceAccount",
+            &target,
+            timeout,
+            |watches| watches.namespace(&account.namespace).is_none().then(missing),
+            || async {
+                let found = namespaces.get_opt(&account.namespace).await.map_err(|e| provider_error("GetNamespace", &target, e))?;
+                Ok(found.is_none().then(missing))
+            },
+        )
         .await?;
         let mut annotations = BTreeMap::new();
         if let Some(arn) = &account.role_arn {

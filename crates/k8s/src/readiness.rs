@@ -1,48 +1,64 @@
 //! What a tenant still waits for: the controller's namespace (with the
-//! owner annotation), its service accounts and the role annotation; and what
-//! a Profile being deleted waits for, by its finalizers.
+//! owner annotation), its service accounts and the role annotation, asked of
+//! the API server or read from the run's watches; and what a Profile being
+//! deleted waits for, by its finalizers.
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kfp_tenant_core::ports::{Profile, ProviderResult};
 use kube::Api;
 
 use crate::errors::provider_error;
+use crate::watches::Watches;
 use crate::{Kube, ROLE_ARN_ANNOTATION};
 
-/// What still keeps a tenant from being usable, or `None` when it is ready.
+/// What still keeps a tenant from being usable, or `None` when it is
+/// ready, asking the API server.
 pub(crate) async fn not_ready(kube: &Kube, profile: &Profile) -> ProviderResult<Option<String>> {
     let target = format!("namespace {}", profile.name);
     let namespaces: Api<Namespace> = Api::all(kube.client.clone());
-    let Some(ns) = namespaces.get_opt(&profile.name).await.map_err(|e| provider_error("GetNamespace", &target, e))? else {
-        return Ok(Some(format!("namespace {} does not exist yet; is the Kubeflow profile controller running?", profile.name)));
+    let ns = namespaces.get_opt(&profile.name).await.map_err(|e| provider_error("GetNamespace", &target, e))?;
+    if ns.is_none() {
+        return Ok(judge(profile, None, None, None));
+    }
+    let accounts = kube.accounts(&profile.name);
+    let editor = accounts.get_opt("default-editor").await.map_err(|e| provider_error("GetServiceAccount", &target, e))?;
+    let viewer = accounts.get_opt("default-viewer").await.map_err(|e| provider_error("GetServiceAccount", &target, e))?;
+    Ok(judge(profile, ns.as_ref(), editor.as_ref(), viewer.as_ref()))
+}
+
+/// The same question answered from the run's watches, without a request.
+pub(crate) fn not_ready_watched(watches: &Watches, profile: &Profile) -> Option<String> {
+    let (ns, editor, viewer) = (watches.namespace(&profile.name), watches.editor(&profile.name), watches.viewer(&profile.name));
+    judge(profile, ns.as_deref(), editor.as_deref(), viewer.as_deref())
+}
+
+/// What the namespace and its two service accounts say about the tenant.
+fn judge(profile: &Profile, ns: Option<&Namespace>, editor: Option<&ServiceAccount>, viewer: Option<&ServiceAccount>) -> Option<String> {
+    let Some(ns) = ns else {
+        return Some(format!("namespace {} does not exist yet; is the Kubeflow profile controller running?", profile.name));
     };
     let owner = ns.metadata.annotations.as_ref().and_then(|a| a.get("owner"));
     if owner != Some(&profile.owner) {
-        return Ok(Some(format!(
+        return Some(format!(
             "namespace {} has owner {:?}, not {:?} (the controller never changes the owner of an existing namespace)",
             profile.name, owner, profile.owner
-        )));
+        ));
     }
-    let accounts = kube.accounts(&profile.name);
-    for sa in ["default-editor", "default-viewer"] {
-        if accounts.get_opt(sa).await.map_err(|e| provider_error("GetServiceAccount", &target, e))?.is_none() {
-            return Ok(Some(format!(
-                "service account {}/{sa} does not exist yet; is the Kubeflow profile controller running?",
-                profile.name
-            )));
+    for (sa, found) in [("default-editor", editor), ("default-viewer", viewer)] {
+        if found.is_none() {
+            return Some(format!("service account {}/{sa} does not exist yet; is the Kubeflow profile controller running?", profile.name));
         }
     }
     if let Some(arn) = profile.role_arn() {
-        let editor = accounts.get_opt("default-editor").await.map_err(|e| provider_error("GetServiceAccount", &target, e))?;
-        let annotation = editor.as_ref().and_then(|sa| sa.metadata.annotations.as_ref()).and_then(|a| a.get(ROLE_ARN_ANNOTATION));
+        let annotation = editor.and_then(|sa| sa.metadata.annotations.as_ref()).and_then(|a| a.get(ROLE_ARN_ANNOTATION));
         if annotation.map(String::as_str) != Some(arn) {
-            return Ok(Some(format!(
+            return Some(format!(
                 "service account {}/default-editor has {ROLE_ARN_ANNOTATION}={annotation:?}, not {arn:?}; is the Kubeflow profile controller running?",
                 profile.name
-            )));
+            ));
         }
     }
-    Ok(None)
+    None
 }
 
 /// Who a Profile that is being deleted still waits for, by its finalizers.

@@ -209,6 +209,12 @@ impl FakeApiServer {
         self.controller = None;
     }
 
+    /// Ends every open watch abruptly (no bookmark, no error), as a dropped
+    /// connection does; clients must watch again from where they were.
+    pub fn cut_watches(&self) {
+        lock(&self.shared.store).cut_watches();
+    }
+
     /// Forgets the retained watch events, as etcd's compaction does: every
     /// watch resuming from an earlier resourceVersion gets 410 Gone.
     pub fn compact(&self) {

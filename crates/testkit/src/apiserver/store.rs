@@ -45,6 +45,8 @@ pub struct Store {
     pub requests: BTreeMap<String, u64>,
     /// Tells watches a new revision exists.
     notify: tokio::sync::watch::Sender<u64>,
+    /// Bumped to cut every open watch, as a dropped connection would.
+    pub cuts: u64,
 }
 
 impl Store {
@@ -58,6 +60,7 @@ impl Store {
             compacted: 0,
             requests: BTreeMap::new(),
             notify,
+            cuts: 0,
         }
     }
 
@@ -85,6 +88,13 @@ impl Store {
 
     /// Forgets every retained event: a watch resuming from any earlier
     /// revision now answers 410 Gone, as after etcd compacts.
+    /// Ends every open watch without a word, as a dropped connection or a
+    /// restarted API server would.
+    pub fn cut_watches(&mut self) {
+        self.cuts += 1;
+        self.notify.send_replace(self.revision);
+    }
+
     pub fn compact(&mut self) {
         self.compacted = self.revision;
         self.events.clear();

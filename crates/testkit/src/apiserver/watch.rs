@@ -69,6 +69,8 @@ struct State {
     deadline: tokio::time::Instant,
     bookmarks: bool,
     done: bool,
+    /// The store's cut count when the watch began.
+    cuts: u64,
 }
 
 fn line(event: &str, object: &Value) -> Bytes {
@@ -116,6 +118,7 @@ pub fn stream(
     timeout: Duration,
     bookmarks: bool,
 ) -> impl Stream<Item = Result<Frame<Bytes>, Infallible>> + Send {
+    let store_for_cuts = store.clone();
     let mut state = State {
         store,
         changes,
@@ -125,6 +128,7 @@ pub fn stream(
         deadline: tokio::time::Instant::now() + timeout,
         bookmarks,
         done: false,
+        cuts: lock(&store_for_cuts).cuts,
     };
     match start {
         Start::Current => {
@@ -143,7 +147,7 @@ pub fn stream(
             if let Some(next) = state.pending.pop_front() {
                 return Some((Ok(Frame::data(next)), state));
             }
-            if state.done {
+            if state.done || lock(&state.store).cuts != state.cuts {
                 return None;
             }
             state.collect();
