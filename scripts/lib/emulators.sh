@@ -92,13 +92,13 @@ KUBE_DIRS=()
 
 # The Kubernetes API fake (crates/testkit), which also plays the Kubeflow
 # profile controller; exports KUBECONFIG for it.
-start_fake_apiserver() {
+start_fake_apiserver() { # [RECONCILE_DELAY_MS, default 200]
   mkdir -p "$RUN_DIR"
   local bin="$ROOT/target/debug/kfp-tenant-fake-apiserver"
   [[ -x "$bin" ]] || cargo build --locked -q -p kfp-tenant-testkit --bin kfp-tenant-fake-apiserver
   export KUBECONFIG="$RUN_DIR/fake.kubeconfig"
   rm -f "$KUBECONFIG"
-  "$bin" --kubeconfig "$KUBECONFIG" --reconcile-delay-ms 200 >"$RUN_DIR/apiserver.url" 2>"$RUN_DIR/apiserver.log" &
+  "$bin" --kubeconfig "$KUBECONFIG" --reconcile-delay-ms "${1:-200}" >"$RUN_DIR/apiserver.url" 2>"$RUN_DIR/apiserver.log" &
   EMULATOR_PIDS+=($!)
   local deadline=$((SECONDS + 30))
   until [[ -s "$RUN_DIR/apiserver.url" && -s "$KUBECONFIG" ]]; do

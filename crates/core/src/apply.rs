@@ -20,7 +20,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::address::{Address, Kind};
-use crate::graph::{Dag, Stop, Visit};
+use crate::graph::{Dag, Slots, Stop, Visit};
 use crate::plan::{Action, Plan, ResourceChange, State, role_drift};
 use crate::ports::{ClusterApi, ErrorKind, IamApi, KubernetesApi, ProviderError, Role};
 
@@ -184,8 +184,10 @@ fn planned_dependencies<T>(address: &Address, planned: &BTreeMap<&Address, T>) -
 pub async fn apply(plan: &Plan, providers: Providers<'_>, options: &ApplyOptions, progress: &dyn Progress) -> Report {
     let dag = graph(plan);
     let deadline = Instant::now() + options.timeout;
+    let slots = Slots::default();
+    let slots = &slots;
     let visits = dag
-        .walk_until(options.parallelism, &options.stop, options.grace, |_, change| async move {
+        .walk_with_slots(options.parallelism, &options.stop, options.grace, slots, |id, change| async move {
             if change.action == Action::NoOp {
                 return Ok(());
             }
@@ -193,6 +195,8 @@ pub async fn apply(plan: &Plan, providers: Providers<'_>, options: &ApplyOptions
             let started = std::time::Instant::now();
             let mut result = execute(plan, change, providers, deadline).await;
             if let (Ok(()), true, Some(State::Profile(want))) = (&result, options.wait, &change.after) {
+                // Waiting for the controller is no call: another resource may start.
+                slots.release(id);
                 result = providers.kube.wait_ready(want, remaining(deadline)).await;
             }
             let result = result.map_err(|e| e.to_string());

@@ -66,6 +66,28 @@ pub enum Visit<E> {
     Abandoned,
 }
 
+/// A walk's slots as its visits see them: a visit that has done its calls
+/// and only waits (for a controller, say) gives its slot back with
+/// [`Slots::release`], so that another node starts meanwhile. Waiting is
+/// not work: `parallelism` bounds the calls in flight, not the waits.
+#[derive(Debug, Default)]
+pub struct Slots {
+    released: std::sync::Mutex<Vec<NodeId>>,
+    notify: tokio::sync::Notify,
+}
+
+impl Slots {
+    /// The running node `id` holds its slot no longer.
+    pub fn release(&self, id: NodeId) {
+        self.released.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(id);
+        self.notify.notify_one();
+    }
+
+    fn take_released(&self) -> Vec<NodeId> {
+        std::mem::take(&mut *self.released.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
 /// Asks walks to start nothing new; shared by whoever may ask (a signal
 /// handler) and the walks that heed it.
 #[derive(Clone, Debug, Default)]
@@ -146,6 +168,23 @@ impl<T> Dag<T> {
         F: Fn(NodeId, &'a T) -> Fut,
         Fut: Future<Output = Result<(), E>>,
     {
+        self.walk_with_slots(parallelism, stop, grace, &Slots::default(), visit).await
+    }
+
+    /// [`Dag::walk_until`] whose visits may give their slot back while they
+    /// wait ([`Slots::release`]).
+    pub async fn walk_with_slots<'a, E, F, Fut>(
+        &'a self,
+        parallelism: usize,
+        stop: &Stop,
+        grace: Duration,
+        slots: &Slots,
+        visit: F,
+    ) -> Result<Vec<Visit<E>>, Cycle>
+    where
+        F: Fn(NodeId, &'a T) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+    {
         self.check_acyclic()?;
         let n = self.graph.node_count();
         let mut waiting_on: Vec<usize> =
@@ -157,11 +196,21 @@ impl<T> Dag<T> {
         let parallelism = parallelism.max(1);
         let mut deadline: Option<tokio::time::Instant> = None;
         let mut started = vec![false; n];
+        // Running nodes that still hold a slot.
+        let mut holding = vec![false; n];
+        let mut busy = 0usize;
 
         loop {
-            while running.len() < parallelism && !stop.is_stopped() {
+            for id in slots.take_released() {
+                if std::mem::take(&mut holding[id.0]) {
+                    busy -= 1;
+                }
+            }
+            while busy < parallelism && !stop.is_stopped() {
                 let Some(id) = ready.pop_front() else { break };
                 started[id.0] = true;
+                holding[id.0] = true;
+                busy += 1;
                 let fut = visit(id, &self.graph[id.index()]);
                 running.push(async move { (id, fut.await) });
             }
@@ -177,12 +226,17 @@ impl<T> Dag<T> {
                 }
             } else {
                 let stopped = std::pin::pin!(stop.stopped());
-                match futures_util::future::select(running.next(), stopped).await {
+                let released = std::pin::pin!(slots.notify.notified());
+                let interrupt = futures_util::future::select(stopped, released);
+                match futures_util::future::select(running.next(), interrupt).await {
                     futures_util::future::Either::Left((next, _)) => next,
                     futures_util::future::Either::Right(_) => continue,
                 }
             };
             let Some((id, result)) = next else { break };
+            if std::mem::take(&mut holding[id.0]) {
+                busy -= 1;
+            }
             let failed = result.is_err();
             outcomes[id.0] = Some(match result {
                 Ok(()) => Visit::Done,
@@ -297,6 +351,32 @@ mod tests {
         dag.add_edge(b, a);
         let result = futures_util::FutureExt::now_or_never(dag.walk(1, |_, _| async { Ok::<_, ()>(()) })).unwrap();
         assert!(result.is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_node_that_only_waits_gives_its_slot_back() {
+        // Ten independent nodes at parallelism 2: each calls for 1 s, then
+        // waits 10 s. Holding their slots while waiting, they would take
+        // 5 × 11 s; giving them back, the calls run two at a time and the
+        // waits overlap: 5 × 1 s + 10 s.
+        let mut dag = Dag::default();
+        for _ in 0..10 {
+            dag.add_node(());
+        }
+        let slots = Slots::default();
+        let slots = &slots;
+        let started = tokio::time::Instant::now();
+        let outcomes = dag
+            .walk_with_slots(2, &Stop::default(), Duration::ZERO, slots, |id, _| async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                slots.release(id);
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                Ok::<_, ()>(())
+            })
+            .await
+            .unwrap();
+        assert!(outcomes.iter().all(|o| *o == Visit::Done));
+        assert_eq!(started.elapsed(), Duration::from_secs(15));
     }
 
     #[tokio::test(start_paused = true)]

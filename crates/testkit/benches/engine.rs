@@ -1,7 +1,7 @@
 //! Engine benchmarks on the testkit fakes. They print figures; nothing here
 //! asserts a time. See BENCHMARKS.md for what they mean.
 //!
-//!     cargo bench -p kfp-tenant-testkit --bench engine            # B1, B2, B4, B5
+//!     cargo bench -p kfp-tenant-testkit --bench engine            # B1, B2, B4, B5 (with B5's no-op plan)
 //!     cargo bench -p kfp-tenant-testkit --bench engine -- b1      # one of them
 //!
 //! B1 runs each size in a child process of its own, so that the peak memory
@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use kfp_tenant_core::apply::{self, ApplyOptions, Providers, Quiet};
 use kfp_tenant_core::plan::{Plan, PlanOptions};
+use kfp_tenant_core::refresh::{ReadSet, RefreshMode, refresh};
 use kfp_tenant_core::resilience::{AdaptiveRate, Resilient, RetryPolicy};
 use kfp_tenant_core::spec::Desired;
 use kfp_tenant_core::validate;
@@ -44,10 +45,12 @@ async fn applied(n: usize) -> (FakeWorld, Desired) {
     (world, desired)
 }
 
-/// B1, one size, in this (child) process: prints `seconds peak_mib account_mib`.
-fn b1_child(n: usize, runs: usize) {
+/// B1, one size and refresh mode, in this (child) process: prints
+/// `seconds peak_mib account_mib`.
+fn b1_child(n: usize, mode: RefreshMode, runs: usize) {
     runtime().block_on(async {
-        let (world, desired) = applied(n).await;
+        let (mut world, desired) = applied(n).await;
+        world.refresh_mode = mode;
         // What the fake account holds, before the engine plans.
         let before = status_mib("VmRSS:");
         let mut times = Vec::new();
@@ -62,16 +65,19 @@ fn b1_child(n: usize, runs: usize) {
 }
 
 fn b1() {
-    println!("B1 engine scale: no-op plan (refresh + plan) on zero-latency fakes, median of 5, each size in its own process");
-    println!("{:>8} {:>12} {:>16} {:>18} {:>14}", "tenants", "wall (ms)", "process peak MiB", "fake account MiB", "engine MiB");
+    println!("B1 engine scale: no-op plan (refresh + plan) on zero-latency fakes, median of 5, each size and mode in its own process");
+    println!("{:>8} {:>9} {:>12} {:>16} {:>18} {:>14}", "tenants", "refresh", "wall (ms)", "process peak MiB", "fake account MiB", "engine MiB");
     for n in [100, 1_000, 10_000] {
-        let exe = std::env::current_exe().expect("own path");
-        let out = std::process::Command::new(exe).args(["--b1-child", &n.to_string()]).output().expect("child");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mut parts = text.split_whitespace();
-        let mut next = || parts.next().and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
-        let (secs, peak, account) = (next(), next(), next());
-        println!("{n:>8} {:>12.1} {peak:>16.1} {account:>18.1} {:>14.1}", secs * 1000.0, peak - account);
+        for mode in [RefreshMode::PerRole, RefreshMode::Bulk] {
+            let exe = std::env::current_exe().expect("own path");
+            let out =
+                std::process::Command::new(exe).args(["--b1-child", &n.to_string(), &mode.to_string()]).output().expect("child");
+            let text = String::from_utf8_lossy(&out.stdout);
+            let mut parts = text.split_whitespace();
+            let mut next = || parts.next().and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
+            let (secs, peak, account) = (next(), next(), next());
+            println!("{n:>8} {mode:>9} {:>12.1} {peak:>16.1} {account:>18.1} {:>14.1}", secs * 1000.0, peak - account);
+        }
     }
     println!("  fake account = RSS after the fakes were filled by applying the tenants; engine = process peak minus that.");
 }
@@ -171,14 +177,37 @@ fn b5() {
         });
     }
     println!("  rate/R = successful IAM calls per second over R; time is virtual (paused clock), calls are real.");
+
+    println!("\nB5 no-op plan of 2,000 tenants with IAM at R = 10 calls/s, per role and auto (virtual time)");
+    println!("{:>9} {:>10} {:>12} {:>10}", "refresh", "IAM calls", "throttled", "time (s)");
+    for mode in [RefreshMode::PerRole, RefreshMode::Auto] {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("runtime");
+        rt.block_on(async {
+            let (world, desired) = applied(2_000).await;
+            world.iam.set_faults(Faults { rate_limit: Some(10.0), ..Default::default() });
+            let iam = Resilient::new(world.iam.clone(), RetryPolicy::default()).with_limiter(Arc::new(AdaptiveRate::new(1.0, 500.0)));
+            world.calls.reset();
+            let start = tokio::time::Instant::now();
+            let observed = refresh(&ReadSet::for_desired(&desired, false), &world.cluster, &iam, &world.kube, 10, mode).await.expect("refresh");
+            let plan = kfp_tenant_core::plan::plan(&desired, &observed, PlanOptions::default()).expect("plan");
+            let elapsed = start.elapsed().as_secs_f64();
+            assert!(!plan.has_changes());
+            let calls = world.calls.snapshot();
+            let iam_ops = ["GetRole", "GetRolePolicy", "ListRoles", "GetAccountAuthorizationDetails", "GetAccountSummary"];
+            let iam_calls: u64 = iam_ops.iter().map(|op| calls.get(op).copied().unwrap_or(0)).sum();
+            let throttled = iam.retries().get(&kfp_tenant_core::ports::ErrorKind::Throttled).copied().unwrap_or(0);
+            println!("{mode:>9} {iam_calls:>10} {throttled:>12} {elapsed:>10.1}");
+        });
+    }
+    println!("  IAM calls include throttled attempts; auto reads the 2,000 roles in bulk (GetAccountSummary, 2 pages each of GetAccountAuthorizationDetails and ListRoles).");
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    if let [flag, n] = args.as_slice()
+    if let [flag, n, mode] = args.as_slice()
         && flag == "--b1-child"
     {
-        b1_child(n.parse().expect("a size"), 5);
+        b1_child(n.parse().expect("a size"), mode.parse().expect("a refresh mode"), 5);
         return;
     }
     let only = args.first().map(String::as_str);

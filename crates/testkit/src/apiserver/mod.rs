@@ -102,6 +102,8 @@ struct Shared {
     options: FakeApiOptions,
     verified: auth::Verified,
     signer: Arc<tokens::Signer>,
+    /// A garbage-collector pass is scheduled.
+    gc_pending: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -127,6 +129,7 @@ impl FakeApiServer {
             options: options.clone(),
             verified: auth::Verified::default(),
             signer: Arc::new(tokens::Signer::generate()),
+            gc_pending: Arc::default(),
         };
         {
             // What a cluster with Kubeflow installed starts with.
@@ -229,12 +232,19 @@ impl FakeApiServer {
 }
 
 impl Shared {
-    /// Lets kube-controller-manager's part run, as it would after any change.
+    /// Lets kube-controller-manager's part run, as it would after any
+    /// change: one pass `delay` after the first of a burst of writes covers
+    /// them all.
     fn after_write(&self) {
         let Some(delay) = self.options.garbage_collector else { return };
-        let store = self.store.clone();
+        if self.gc_pending.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let (store, pending) = (self.store.clone(), self.gc_pending.clone());
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
+            // Writes from here on schedule the next pass.
+            pending.store(false, std::sync::atomic::Ordering::SeqCst);
             lock(&store).collect_garbage();
         });
     }

@@ -233,8 +233,14 @@ impl Store {
             let uids: BTreeSet<String> = self.objects.values().filter_map(|o| o["metadata"]["uid"].as_str().map(str::to_owned)).collect();
             let keys: Vec<Key> = self.objects.keys().cloned().collect();
             for key in keys {
-                let Some(object) = self.objects.get(&key).cloned() else { continue };
+                // Most objects are neither terminating nor owned: skip them before copying.
+                let Some(object) = self.objects.get(&key) else { continue };
                 let deleting = object["metadata"]["deletionTimestamp"].is_string();
+                let owned = object["metadata"]["ownerReferences"].as_array().is_some_and(|r| !r.is_empty());
+                if !deleting && !owned {
+                    continue;
+                }
+                let object = object.clone();
                 let uid = object["metadata"]["uid"].as_str().unwrap_or_default().to_owned();
                 // A terminating namespace: delete its content; once empty, finalize it.
                 if key.0 == "namespaces" && deleting {

@@ -94,7 +94,9 @@ impl State {
             self.done = true;
             return;
         }
-        for event in store.events.iter().filter(|e| e.revision > self.last) {
+        // Events are in revision order: skip to the first one after `last`.
+        let first = store.events.partition_point(|e| e.revision <= self.last);
+        for event in store.events.range(first..) {
             let now = self.filter.matches(event.plural, &event.namespace, &event.object);
             let before = event.previous.as_ref().is_some_and(|p| self.filter.matches(event.plural, &event.namespace, p));
             let kind = match (event.kind, before, now) {
