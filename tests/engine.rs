@@ -93,13 +93,13 @@ async fn apply_makes_one_write_per_resource_then_plans_no_op() {
     // their tags, GetRolePolicy their policy.
     assert_eq!(world.calls.total(), CLUSTER_READS + 1 + 2 * 25, "{:?}", world.calls.snapshot());
 
-    world.refresh_mode = RefreshMode::Auto;
+    world.refresh_mode = RefreshMode::Bulk;
     world.calls.reset();
     let bulk = world.plan(&d, PlanOptions::default()).await.unwrap();
     assert_eq!(bulk, again, "the same plan read either way");
-    // In bulk: GetAccountSummary to choose, then one page each of
-    // GetAccountAuthorizationDetails and ListRoles, whatever the tenants.
-    assert_eq!(world.calls.total(), CLUSTER_READS + 3, "{:?}", world.calls.snapshot());
+    // In bulk: one page each of GetAccountAuthorizationDetails and
+    // ListRoles, whatever the tenants.
+    assert_eq!(world.calls.total(), CLUSTER_READS + 2, "{:?}", world.calls.snapshot());
 }
 
 #[tokio::test]

@@ -186,8 +186,16 @@ async fn bulk_reads_the_account_in_pages_and_per_role_reads_each_tenant() {
     assert_eq!(world.calls.get("GetAccountAuthorizationDetails"), 1);
     assert_eq!(world.calls.get("ListRoles"), 1);
 
+    // Auto: 12 tenants are read per role; 60 in bulk.
     world.calls.reset();
     plan_in(&world, &desired, RefreshMode::Auto, PlanOptions::default(), false).await.unwrap();
-    assert_eq!(world.calls.get("GetAccountSummary"), 1);
-    assert_eq!(world.calls.get("GetAccountAuthorizationDetails"), 1, "12 tenants in a 12-role account are read in bulk");
+    assert_eq!((world.calls.get("GetAccountSummary"), world.calls.get("GetAccountAuthorizationDetails")), (1, 0));
+    let account = Account { tenants: vec![(false, 0, false, false); 60], ..account };
+    let world = FakeWorld::new();
+    let desired = validate(&tenants_file(&account)).unwrap();
+    build(&account, &world, &desired).await;
+    world.calls.reset();
+    plan_in(&world, &desired, RefreshMode::Auto, PlanOptions::default(), false).await.unwrap();
+    assert_eq!((world.calls.get("GetAccountSummary"), world.calls.get("GetAccountAuthorizationDetails")), (1, 1));
+    assert_eq!(world.calls.get("GetRole"), 0);
 }

@@ -66,12 +66,14 @@ fn b1_child(n: usize, mode: RefreshMode, runs: usize) {
 
 fn b1() {
     println!("B1 engine scale: no-op plan (refresh + plan) on zero-latency fakes, median of 5, each size and mode in its own process");
-    println!("{:>8} {:>9} {:>12} {:>16} {:>18} {:>14}", "tenants", "refresh", "wall (ms)", "process peak MiB", "fake account MiB", "engine MiB");
+    println!(
+        "{:>8} {:>9} {:>12} {:>16} {:>18} {:>14}",
+        "tenants", "refresh", "wall (ms)", "process peak MiB", "fake account MiB", "engine MiB"
+    );
     for n in [100, 1_000, 10_000] {
         for mode in [RefreshMode::PerRole, RefreshMode::Bulk] {
             let exe = std::env::current_exe().expect("own path");
-            let out =
-                std::process::Command::new(exe).args(["--b1-child", &n.to_string(), &mode.to_string()]).output().expect("child");
+            let out = std::process::Command::new(exe).args(["--b1-child", &n.to_string(), &mode.to_string()]).output().expect("child");
             let text = String::from_utf8_lossy(&out.stdout);
             let mut parts = text.split_whitespace();
             let mut next = || parts.next().and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
@@ -188,7 +190,8 @@ fn b5() {
             let iam = Resilient::new(world.iam.clone(), RetryPolicy::default()).with_limiter(Arc::new(AdaptiveRate::new(1.0, 500.0)));
             world.calls.reset();
             let start = tokio::time::Instant::now();
-            let observed = refresh(&ReadSet::for_desired(&desired, false), &world.cluster, &iam, &world.kube, 10, mode).await.expect("refresh");
+            let observed =
+                refresh(&ReadSet::for_desired(&desired, false), &world.cluster, &iam, &world.kube, 10, mode).await.expect("refresh");
             let plan = kfp_tenant_core::plan::plan(&desired, &observed, PlanOptions::default()).expect("plan");
             let elapsed = start.elapsed().as_secs_f64();
             assert!(!plan.has_changes());
@@ -199,7 +202,9 @@ fn b5() {
             println!("{mode:>9} {iam_calls:>10} {throttled:>12} {elapsed:>10.1}");
         });
     }
-    println!("  IAM calls include throttled attempts; auto reads the 2,000 roles in bulk (GetAccountSummary, 2 pages each of GetAccountAuthorizationDetails and ListRoles).");
+    println!(
+        "  IAM calls include throttled attempts; auto reads the 2,000 roles in bulk (GetAccountSummary, 2 pages each of GetAccountAuthorizationDetails and ListRoles)."
+    );
 }
 
 fn main() {

@@ -71,12 +71,15 @@ impl FromStr for RefreshMode {
 /// Roles IAM lists in one page.
 const PAGE: u64 = 1000;
 
-/// What one page of GetAccountAuthorizationDetails costs against a small
-/// call (GetRole): it carries up to 1,000 roles with every document. On
-/// moto a full page takes about as long as ten GetRole calls (BENCHMARKS.md,
-/// B6); real IAM is not measured here, so auto leans to per-role reads for
-/// a handful of tenants.
-const BULK_PAGE_WEIGHT: u64 = 10;
+/// What one page of GetAccountAuthorizationDetails weighs against a small
+/// call (GetRole). A page carries up to 1,000 roles with every document: on
+/// moto it takes as long as about 130 GetRole calls (1.7 s for 2,000 roles
+/// against 6.5 ms a GetRole; BENCHMARKS.md, B6). But per-role calls overlap
+/// `parallelism` at a time, and every one of them counts against IAM's
+/// per-API rate, which throttles long before a page does. Weighing a page as
+/// 50 calls reads per role up to about 50 tenants per 1,000 roles of the
+/// account and in bulk beyond. Real IAM's page time is not measured here.
+const BULK_PAGE_WEIGHT: u64 = 50;
 
 fn pages(roles: u64) -> u64 {
     roles.div_ceil(PAGE).max(1)
@@ -284,13 +287,15 @@ mod tests {
 
     #[test]
     fn auto_reads_few_tenants_one_by_one_and_many_in_bulk() {
+        // Up to 1,000 roles: one page each way, 100 weighed calls against
+        // 1 + 2 per tenant.
         assert_eq!(choose(RefreshMode::Auto, 900, 1), RefreshMode::PerRole);
-        assert_eq!(choose(RefreshMode::Auto, 900, 9), RefreshMode::PerRole);
-        assert_eq!(choose(RefreshMode::Auto, 900, 10), RefreshMode::Bulk);
+        assert_eq!(choose(RefreshMode::Auto, 900, 49), RefreshMode::PerRole);
+        assert_eq!(choose(RefreshMode::Auto, 900, 50), RefreshMode::Bulk);
         assert_eq!(choose(RefreshMode::Auto, 2_000, 2_000), RefreshMode::Bulk);
-        // 5,000 roles are 5 pages each way: 100 weighed calls against 205.
-        assert_eq!(choose(RefreshMode::Auto, 5_000, 100), RefreshMode::Bulk);
-        assert_eq!(choose(RefreshMode::Auto, 5_000, 40), RefreshMode::PerRole);
+        // 5,000 roles are 5 pages each way: 500 weighed calls against 5 + 2 per tenant.
+        assert_eq!(choose(RefreshMode::Auto, 5_000, 300), RefreshMode::Bulk);
+        assert_eq!(choose(RefreshMode::Auto, 5_000, 200), RefreshMode::PerRole);
         assert_eq!(choose(RefreshMode::PerRole, 2_000, 2_000), RefreshMode::PerRole);
         assert_eq!(choose(RefreshMode::Bulk, 10, 1), RefreshMode::Bulk);
     }
