@@ -3,7 +3,7 @@
 //! cluster-level part lives here; a tenant's resources are planned in
 //! [`super::tenant`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::address::{Address, Kind};
 use crate::plan::fresh::fingerprint;
@@ -118,13 +118,33 @@ pub(super) struct Planner<'a> {
     pub(super) changes: BTreeMap<Address, ResourceChange>,
     problems: Vec<PlanProblem>,
     warnings: Vec<String>,
+    /// The file's namespaces, targeted or not: asked once per live object.
+    in_file: BTreeSet<&'a str>,
+    /// The roles kfp-tenant manages for this cluster, by their namespace tag.
+    pub(super) managed_by_namespace: BTreeMap<&'a str, Vec<&'a crate::ports::Role>>,
 }
 
 impl<'a> Planner<'a> {
     fn new(desired: &'a Desired, observed: &'a Observed, need: ProviderNeed) -> Result<Self, PlanError> {
         let c = &desired.cluster;
         let (cluster, create) = context(&c.name, &c.region, &c.bucket, observed, need).map_err(|p| PlanError { problems: vec![p] })?;
-        let mut planner = Planner { desired, observed, cluster, changes: BTreeMap::new(), problems: Vec::new(), warnings: Vec::new() };
+        let in_file = desired.tenants.iter().map(|t| t.namespace.as_str()).chain(desired.untargeted.iter().map(String::as_str)).collect();
+        let mut managed_by_namespace: BTreeMap<&str, Vec<&crate::ports::Role>> = BTreeMap::new();
+        for role in &observed.managed_roles {
+            if let Some(ns) = role.tags.get(tags::NAMESPACE) {
+                managed_by_namespace.entry(ns.as_str()).or_default().push(role);
+            }
+        }
+        let mut planner = Planner {
+            desired,
+            observed,
+            cluster,
+            changes: BTreeMap::new(),
+            problems: Vec::new(),
+            warnings: Vec::new(),
+            in_file,
+            managed_by_namespace,
+        };
         if create {
             let provider =
                 OidcProvider { issuer_url: observed.cluster.oidc.issuer_url.clone(), arn: planner.cluster.oidc_provider_arn.clone() };
@@ -148,7 +168,7 @@ impl<'a> Planner<'a> {
 
     /// Whether `ns` is a tenant of the file (targeted or not).
     fn in_file(&self, ns: &str) -> bool {
-        self.desired.tenants.iter().any(|t| t.namespace == ns) || self.desired.untargeted.contains(ns)
+        self.in_file.contains(ns)
     }
 
     /// This cluster's tenants that the file no longer names: their roles

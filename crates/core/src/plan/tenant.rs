@@ -258,11 +258,14 @@ impl Planner<'_> {
     /// (labels and role annotation removed) when it adopted them.
     fn dropped_service_accounts(&mut self, tenant: &Tenant) {
         let ns = tenant.namespace.as_str();
+        // Keyed by (namespace, name): this namespace's accounts are one range.
         let dropped: Vec<ServiceAccount> = self
             .observed
             .service_accounts
-            .values()
-            .filter(|sa| sa.namespace == ns && sa.name != DEFAULT_SERVICE_ACCOUNT && !tenant.service_accounts.contains(&sa.name))
+            .range((ns.to_owned(), String::new())..)
+            .take_while(|((namespace, _), _)| namespace == ns)
+            .map(|(_, sa)| sa)
+            .filter(|sa| sa.name != DEFAULT_SERVICE_ACCOUNT && !tenant.service_accounts.contains(&sa.name))
             .filter(|sa| {
                 matches!(tags::ownership(sa.managed, sa.cluster.as_deref(), &self.cluster.name), Ownership::Ours | Ownership::Legacy)
             })
@@ -290,11 +293,12 @@ impl Planner<'_> {
     /// the Profile and the service accounts no longer point at it.
     pub(super) fn deposed_roles(&mut self, ns: &str, current: &str, reason: Reason) {
         let deposed: Vec<crate::ports::Role> = self
-            .observed
-            .managed_roles
-            .iter()
-            .filter(|r| r.tags.get(tags::NAMESPACE).map(String::as_str) == Some(ns) && !r.name.eq_ignore_ascii_case(current))
-            .cloned()
+            .managed_by_namespace
+            .get(ns)
+            .into_iter()
+            .flatten()
+            .filter(|r| !r.name.eq_ignore_ascii_case(current))
+            .map(|r| (*r).clone())
             .collect();
         let policy = policy_name(ns);
         for role in deposed {
