@@ -202,13 +202,15 @@ async fn a_role_annotation_removed_by_hand_is_drift_and_apply_restores_it() {
 async fn ctrl_c_mid_apply_finishes_what_runs_releases_the_lock_and_a_rerun_converges() {
     let aws = support::aws().await;
     support::cluster_with_provider(&aws, "edge-sigint").await;
-    // A slow controller keeps each tenant's wait going for a while.
-    let server = FakeApiServer::start(FakeApiOptions { reconcile_delay: Duration::from_millis(700), ..Default::default() }).await.unwrap();
+    // A slow controller keeps each tenant's wait going for a while, and 60
+    // tenants at parallelism 1 keep writes queued behind the first ones
+    // (waits give their slot back, so only the writes queue).
+    let server = FakeApiServer::start(FakeApiOptions { reconcile_delay: Duration::from_secs(3), ..Default::default() }).await.unwrap();
     support::bind(&server, "edge-sigint");
     let dir = scratch("sigint", &server);
-    let body: String = (0..12).map(|i| format!("  - namespace: team-{i:02}\n    owner: o{i}@example.com\n")).collect();
+    let body: String = (0..60).map(|i| format!("  - namespace: team-{i:02}\n    owner: o{i}@example.com\n")).collect();
     let tenants = file(&dir, "t.yaml", &tenants("edge-sigint", &body));
-    let child = command(&dir, &["apply", "-f", &tenants, "--auto-approve", "--wait", "--parallelism", "2"])
+    let child = command(&dir, &["apply", "-f", &tenants, "--auto-approve", "--wait", "--parallelism", "1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
