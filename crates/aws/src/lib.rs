@@ -20,6 +20,7 @@ mod account;
 mod cluster;
 mod errors;
 mod iam;
+mod pod_identity;
 mod s3;
 mod token;
 
@@ -61,6 +62,9 @@ pub struct AwsOptions {
     /// Every service at this URL (as `AWS_ENDPOINT_URL` would), for tests
     /// with more than one emulator.
     pub endpoint: Option<String>,
+    /// EKS alone at this URL (as `AWS_ENDPOINT_URL_EKS` would), e.g. a
+    /// Pod Identity emulator in front of moto.
+    pub eks_endpoint: Option<String>,
 }
 
 /// Setting up the clients failed.
@@ -155,7 +159,11 @@ impl Aws {
         let region = sdk.region().map(ToString::to_string).ok_or(AwsError::NoRegion)?;
         let counter = CallCounter::default();
         let sts = aws_sdk_sts::Client::from_conf(aws_sdk_sts::config::Builder::from(&sdk).interceptor(counter.clone()).build());
-        let eks = aws_sdk_eks::Client::from_conf(aws_sdk_eks::config::Builder::from(&sdk).interceptor(counter.clone()).build());
+        let mut eks = aws_sdk_eks::config::Builder::from(&sdk).interceptor(counter.clone());
+        if let Some(endpoint) = &options.eks_endpoint {
+            eks = eks.endpoint_url(endpoint);
+        }
+        let eks = aws_sdk_eks::Client::from_conf(eks.build());
         let iam = aws_sdk_iam::Client::from_conf(aws_sdk_iam::config::Builder::from(&sdk).interceptor(counter.clone()).build());
         Ok(Aws { sts, eks, iam, counter, region, page_size: options.page_size.unwrap_or(1000), sdk })
     }

@@ -401,6 +401,44 @@ pub trait IamApi: Send + Sync {
     async fn get_oidc_provider(&self, arn: &str) -> ProviderResult<Option<OidcProviderDetails>>;
 }
 
+/// An EKS Pod Identity association: the IAM role that a service account's
+/// pods get, without an OIDC provider or an annotation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodIdentityAssociation {
+    /// EKS's id (`a-…`).
+    pub id: String,
+    pub namespace: String,
+    pub service_account: String,
+    /// `None` in a listing: ListPodIdentityAssociations gives no role, only
+    /// DescribePodIdentityAssociation does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// Empty in a listing.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// EKS Pod Identity associations of one cluster.
+#[async_trait]
+pub trait PodIdentityApi: Send + Sync {
+    /// Every association of `cluster`, paged, as summaries (no role ARN, no
+    /// tags).
+    async fn list_pod_identity_associations(&self, cluster: &str) -> ProviderResult<Vec<PodIdentityAssociation>>;
+    /// `None` when there is no such association.
+    async fn describe_pod_identity_association(&self, cluster: &str, id: &str) -> ProviderResult<Option<PodIdentityAssociation>>;
+    /// Fails with [`ErrorKind::AlreadyExists`] when the (namespace, service
+    /// account) pair has one already, and with [`ErrorKind::InvalidInput`]
+    /// when EKS finds the role missing or not trusting Pod Identity (which
+    /// IAM's eventual consistency also causes right after CreateRole).
+    async fn create_pod_identity_association(
+        &self,
+        cluster: &str,
+        association: &PodIdentityAssociation,
+    ) -> ProviderResult<PodIdentityAssociation>;
+    async fn update_pod_identity_association(&self, cluster: &str, id: &str, role_arn: &str) -> ProviderResult<()>;
+    async fn delete_pod_identity_association(&self, cluster: &str, id: &str) -> ProviderResult<()>;
+}
+
 /// Objects in S3, with the credentials of an assumed role (`verify`'s probe).
 #[async_trait]
 pub trait ObjectStoreApi: Send + Sync {
