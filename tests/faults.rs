@@ -165,3 +165,70 @@ async fn a_create_whose_answer_was_lost_is_recognised_on_retry() {
     assert_eq!(world.calls.get("CreateRole"), 3, "one lost, one AlreadyExists, one fresh");
     assert!(!guarded.plan(&world, &desired).await.has_changes());
 }
+
+/// EKS checks a Pod Identity role in IAM, which may not show a role made a
+/// moment ago: the resilience layer retries that within the consistency
+/// window of a role it created, and never retries a trust that does not
+/// admit Pod Identity at all.
+#[tokio::test(start_paused = true)]
+async fn a_pod_identity_association_right_after_create_role_is_retried_and_a_wrong_trust_is_not() {
+    use kfp_tenant_core::policy::{PolicyDocument, pod_identity_trust};
+    use kfp_tenant_core::ports::{IamApi, PodIdentityApi, PodIdentityAssociation, Role};
+    let world = FakeWorld::new();
+    world.iam.set_faults(Faults { invisible_for: Duration::from_secs(2), ..Default::default() });
+    let iam = Resilient::new(world.iam.clone(), RetryPolicy::default());
+    let cluster_arn = "arn:aws:eks:us-west-2:123456789012:cluster/kf-prod";
+    let role = |name: &str, trust: PolicyDocument| Role {
+        name: name.to_owned(),
+        path: "/".to_owned(),
+        arn: String::new(),
+        trust_policy: trust,
+        description: None,
+        tags: Default::default(),
+        max_session_duration: 3600,
+        permissions_boundary: None,
+    };
+    let pair = |arn: &str| PodIdentityAssociation {
+        id: String::new(),
+        namespace: "team-a".to_owned(),
+        service_account: "default-editor".to_owned(),
+        role_arn: Some(arn.to_owned()),
+        tags: Default::default(),
+    };
+
+    let made = iam
+        .create_role(&role("team-a-pi", pod_identity_trust("123456789012", cluster_arn, "team-a", &["default-editor".into()])))
+        .await
+        .unwrap();
+    // Straight to EKS, the new role does not exist yet.
+    let early = world.iam.create_pod_identity_association("kf-prod", &pair(&made.arn)).await.unwrap_err();
+    assert!(early.message.contains("Role provided in the request does not exist"), "{early}");
+    // Through the resilience layer it is retried until IAM shows the role.
+    let association = iam.create_pod_identity_association("kf-prod", &pair(&made.arn)).await.unwrap();
+    assert!(iam.retries()[&ErrorKind::InvalidInput] >= 1, "{:?}", iam.retries());
+    assert_eq!(
+        world.iam.describe_pod_identity_association("kf-prod", &association.id).await.unwrap().unwrap().role_arn,
+        Some(made.arn.clone())
+    );
+
+    // A role that trusts only the OIDC provider is refused at once, however new.
+    let before = iam.retries().get(&ErrorKind::InvalidInput).copied().unwrap_or(0);
+    let irsa = iam
+        .create_role(&role(
+            "team-b-irsa",
+            kfp_tenant_core::policy::trust_policy("aws", "123456789012", "oidc.example.com/id/X", "team-b", &["default-editor".into()]),
+        ))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await; // visible by now
+    let refused = iam
+        .create_pod_identity_association("kf-prod", &PodIdentityAssociation { namespace: "team-b".into(), ..pair(&irsa.arn) })
+        .await
+        .unwrap_err();
+    assert!(refused.message.contains("Trust policy of the role provided is invalid"), "{refused}");
+    assert_eq!(
+        iam.retries().get(&ErrorKind::InvalidInput).copied().unwrap_or(0),
+        before,
+        "a wrong trust is not retried once the role is visible"
+    );
+}

@@ -193,6 +193,63 @@ pub fn trust_policy(partition: &str, account_id: &str, issuer_host: &str, namesp
     }))
 }
 
+/// The service principal of EKS Pod Identity (the same in every partition).
+pub const POD_IDENTITY_PRINCIPAL: &str = "pods.eks.amazonaws.com";
+
+/// The Pod Identity trust policy: EKS Pod Identity may assume the role
+/// (`sts:AssumeRole`) and tag the session (`sts:TagSession`), as the EKS
+/// user guide requires ("Create IAM role with trust policy required by EKS
+/// Pod Identity", eks/latest/userguide/pod-id-role.html), narrowed with the
+/// session tags Pod Identity sets ("Enable or disable session tags",
+/// pod-id-abac.html#pod-id-abac-tags) to this cluster's ARN, the tenant's
+/// namespace and exactly its service accounts, and with `aws:SourceAccount`
+/// to this account. Without the narrowing, any association in any cluster
+/// of the account could hand the role to any pod.
+pub fn pod_identity_trust(account_id: &str, cluster_arn: &str, namespace: &str, service_accounts: &[String]) -> PolicyDocument {
+    let accounts = if service_accounts.len() == 1 { Value::String(service_accounts[0].clone()) } else { json!(service_accounts) };
+    PolicyDocument::new(json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "AllowEksAuthToAssumeRoleForPodIdentity",
+            "Effect": "Allow",
+            "Principal": {"Service": POD_IDENTITY_PRINCIPAL},
+            "Action": ["sts:AssumeRole", "sts:TagSession"],
+            "Condition": {"StringEquals": {
+                "aws:SourceAccount": account_id,
+                "aws:RequestTag/eks-cluster-arn": cluster_arn,
+                "aws:RequestTag/kubernetes-namespace": namespace,
+                "aws:RequestTag/kubernetes-service-account": accounts,
+            }},
+        }],
+    }))
+}
+
+/// Whether EKS accepts `trust` for a Pod Identity association: a statement
+/// allows `pods.eks.amazonaws.com` both `sts:AssumeRole` and
+/// `sts:TagSession` (conditions are IAM's to evaluate at assume time).
+pub fn admits_pod_identity(trust: &PolicyDocument) -> bool {
+    let as_list = |v: &Value| -> Vec<String> {
+        match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(items) => items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let statements = match &trust.as_json()["Statement"] {
+        Value::Array(items) => items.clone(),
+        one @ Value::Object(_) => vec![one.clone()],
+        _ => Vec::new(),
+    };
+    statements.iter().any(|s| {
+        let actions = as_list(&s["Action"]);
+        let allows = |a: &str| actions.iter().any(|x| x == a || x == "sts:*" || x == "*");
+        s["Effect"] == "Allow"
+            && as_list(&s["Principal"]["Service"]).iter().any(|p| p == POD_IDENTITY_PRINCIPAL)
+            && allows("sts:AssumeRole")
+            && allows("sts:TagSession")
+    })
+}
+
 /// One difference between two documents, statement by statement.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -316,6 +373,35 @@ mod tests {
             r#"{"Statement":[{"Action":["s3:GetObject"]}]}"#,
             false,
         );
+    }
+
+    #[test]
+    fn pod_identity_trust_is_what_eks_accepts_narrowed_to_cluster_namespace_and_accounts() {
+        let arn = "arn:aws:eks:us-west-2:123456789012:cluster/kf-prod";
+        let doc = pod_identity_trust("123456789012", arn, "team-a", &["default-editor".into(), "runner".into()]);
+        assert!(admits_pod_identity(&doc));
+        let statement = &doc.as_json()["Statement"][0];
+        assert_eq!(statement["Principal"]["Service"], "pods.eks.amazonaws.com");
+        assert_eq!(statement["Action"], json!(["sts:AssumeRole", "sts:TagSession"]));
+        let cond = &statement["Condition"]["StringEquals"];
+        assert_eq!(cond["aws:RequestTag/eks-cluster-arn"], arn);
+        assert_eq!(cond["aws:RequestTag/kubernetes-namespace"], "team-a");
+        assert_eq!(cond["aws:RequestTag/kubernetes-service-account"], json!(["default-editor", "runner"]));
+        assert_eq!(cond["aws:SourceAccount"], "123456789012");
+        assert!(!doc.to_compact_json().contains('*'));
+    }
+
+    #[test]
+    fn only_a_statement_for_pods_with_both_actions_admits_pod_identity() {
+        let trust = |principal: Value, action: Value| {
+            PolicyDocument::new(json!({"Statement": [{"Effect": "Allow", "Principal": principal, "Action": action}]}))
+        };
+        let pods = json!({"Service": "pods.eks.amazonaws.com"});
+        assert!(admits_pod_identity(&trust(json!({"Service": ["ec2.amazonaws.com", "pods.eks.amazonaws.com"]}), json!("sts:*"))));
+        assert!(!admits_pod_identity(&trust(pods, json!("sts:AssumeRole"))), "TagSession is required");
+        assert!(!admits_pod_identity(&trust(json!({"Service": "ec2.amazonaws.com"}), json!(["sts:AssumeRole", "sts:TagSession"]))));
+        let irsa = trust_policy("aws", "123456789012", "oidc.example.com/id/X", "team-a", &["default-editor".into()]);
+        assert!(!admits_pod_identity(&irsa));
     }
 
     #[test]

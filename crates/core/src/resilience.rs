@@ -22,7 +22,8 @@ use tokio::time::Instant;
 use crate::policy::PolicyDocument;
 use crate::ports::{
     AccountQuery, AssumedRole, BearerToken, CallerIdentity, ClusterApi, ClusterRecord, EksCluster, ErrorKind, IamApi, KubeEndpoint,
-    KubernetesApi, Namespace, OidcProviderDetails, Profile, ProviderResult, Role, RoleDetail, RoleListing, ServiceAccount,
+    KubernetesApi, Namespace, OidcProviderDetails, PodIdentityApi, PodIdentityAssociation, Profile, ProviderResult, Role, RoleDetail,
+    RoleListing, ServiceAccount,
 };
 
 /// How long and how often to retry.
@@ -153,14 +154,21 @@ impl AdaptiveRate {
     }
 }
 
+/// EKS's words for a Pod Identity role it cannot see yet.
+const ROLE_NOT_YET: &str = "Role provided in the request does not exist";
+/// EKS's words for a role whose trust does not admit Pod Identity, or that
+/// it still sees with its trust from before an update.
+const TRUST_NOT_YET: &str = "Trust policy of the role provided is invalid";
+
 /// A provider port with retries and pacing around it.
 #[derive(Debug)]
 pub struct Resilient<P> {
     inner: P,
     policy: RetryPolicy,
     limiter: Option<Arc<AdaptiveRate>>,
-    /// Roles this wrapper created, and when.
-    created: Mutex<HashMap<String, Instant>>,
+    /// Roles this wrapper created or gave a new trust policy, when, and
+    /// whether that trust admits EKS Pod Identity.
+    created: Mutex<HashMap<String, (Instant, bool)>>,
     retries: Mutex<BTreeMap<ErrorKind, u64>>,
 }
 
@@ -182,7 +190,14 @@ impl<P> Resilient<P> {
 
     fn recently_created(&self, role: Option<&str>) -> bool {
         let Some(role) = role else { return false };
-        lock(&self.created).get(&role.to_ascii_lowercase()).is_some_and(|t| t.elapsed() < self.policy.consistency_window)
+        lock(&self.created).get(&role.to_ascii_lowercase()).is_some_and(|(t, _)| t.elapsed() < self.policy.consistency_window)
+    }
+
+    /// Whether this wrapper recently gave `role` a trust that admits Pod
+    /// Identity: then EKS calling it invalid is IAM lagging, not the trust.
+    fn recently_trusted_pods(&self, role: Option<&str>) -> bool {
+        let Some(role) = role else { return false };
+        lock(&self.created).get(&role.to_ascii_lowercase()).is_some_and(|(t, pods)| *pods && t.elapsed() < self.policy.consistency_window)
     }
 
     /// Runs `call` until it succeeds, fails for good, or runs out of attempts.
@@ -219,7 +234,15 @@ impl<P> Resilient<P> {
                 // A provider's own deadline is the run's: retrying would outlive it.
                 ErrorKind::Timeout | ErrorKind::Cancelled => false,
                 ErrorKind::NotFound => self.recently_created(role),
-                ErrorKind::InvalidInput => error.message.contains("Invalid principal") && attempt < self.policy.max_attempts,
+                ErrorKind::InvalidInput if error.message.contains("Invalid principal") => attempt < self.policy.max_attempts,
+                // EKS checks a Pod Identity role in IAM, which may not show a
+                // role (or its new trust) made moments ago.
+                ErrorKind::InvalidInput if error.message.contains(ROLE_NOT_YET) => {
+                    self.recently_created(role) && attempt < self.policy.max_attempts
+                }
+                ErrorKind::InvalidInput if error.message.contains(TRUST_NOT_YET) => {
+                    self.recently_trusted_pods(role) && attempt < self.policy.max_attempts
+                }
                 _ => false,
             };
             if !retry {
@@ -254,12 +277,17 @@ impl<I: IamApi> IamApi for Resilient<I> {
             Err(e) if e.kind == ErrorKind::AlreadyExists => self.earlier_attempt(role).await.ok_or(e)?,
             other => other?,
         };
-        lock(&self.created).insert(role.name.to_ascii_lowercase(), Instant::now());
+        let pods = crate::policy::admits_pod_identity(&role.trust_policy);
+        lock(&self.created).insert(role.name.to_ascii_lowercase(), (Instant::now(), pods));
         Ok(created)
     }
 
     async fn update_trust_policy(&self, name: &str, document: &PolicyDocument) -> ProviderResult<()> {
-        self.run(Some(name), || self.inner.update_trust_policy(name, document)).await
+        self.run(Some(name), || self.inner.update_trust_policy(name, document)).await?;
+        // EKS reads the new trust as eventually as a new role.
+        let pods = crate::policy::admits_pod_identity(document);
+        lock(&self.created).insert(name.to_ascii_lowercase(), (Instant::now(), pods));
+        Ok(())
     }
 
     async fn update_role(&self, name: &str, description: Option<&str>, max_session_duration: u32) -> ProviderResult<()> {
@@ -410,6 +438,38 @@ impl<K: KubernetesApi> KubernetesApi for Resilient<K> {
         expires_in: Duration,
     ) -> ProviderResult<Option<BearerToken>> {
         self.run(None, || self.inner.request_token(namespace, name, audience, expires_in)).await
+    }
+}
+
+/// The role an ARN names (`arn:aws:iam::1:role/path/name` → `name`).
+fn role_of(arn: Option<&str>) -> Option<&str> {
+    arn.and_then(|a| a.rsplit('/').next())
+}
+
+#[async_trait]
+impl<P: PodIdentityApi> PodIdentityApi for Resilient<P> {
+    async fn list_pod_identity_associations(&self, cluster: &str) -> ProviderResult<Vec<PodIdentityAssociation>> {
+        self.run(None, || self.inner.list_pod_identity_associations(cluster)).await
+    }
+
+    async fn describe_pod_identity_association(&self, cluster: &str, id: &str) -> ProviderResult<Option<PodIdentityAssociation>> {
+        self.run(None, || self.inner.describe_pod_identity_association(cluster, id)).await
+    }
+
+    async fn create_pod_identity_association(
+        &self,
+        cluster: &str,
+        association: &PodIdentityAssociation,
+    ) -> ProviderResult<PodIdentityAssociation> {
+        self.run(role_of(association.role_arn.as_deref()), || self.inner.create_pod_identity_association(cluster, association)).await
+    }
+
+    async fn update_pod_identity_association(&self, cluster: &str, id: &str, role_arn: &str) -> ProviderResult<()> {
+        self.run(role_of(Some(role_arn)), || self.inner.update_pod_identity_association(cluster, id, role_arn)).await
+    }
+
+    async fn delete_pod_identity_association(&self, cluster: &str, id: &str) -> ProviderResult<()> {
+        self.run(None, || self.inner.delete_pod_identity_association(cluster, id)).await
     }
 }
 

@@ -36,6 +36,9 @@ pub const WRITES: &[&str] = &[
     "DeleteServiceAccount",
     "WriteClusterRecord",
     "CreateOpenIDConnectProvider",
+    "CreatePodIdentityAssociation",
+    "UpdatePodIdentityAssociation",
+    "DeletePodIdentityAssociation",
 ];
 
 impl Calls {

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kfp_tenant_core::policy::{PolicyDocument, admits_pod_identity};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -307,38 +308,12 @@ async fn check_role(moto: &str, role_arn: &str, window: Duration) -> std::io::Re
     }
     let trust = element("AssumeRolePolicyDocument").unwrap_or_default();
     let trust: String = form_urlencoded::parse(format!("d={trust}").as_bytes()).map(|(_, v)| v.into_owned()).collect();
-    let trust: Value = serde_json::from_str(&xml_unescape(&trust)).unwrap_or(Value::Null);
-    if admits_pods(&trust) {
+    let trust = PolicyDocument::parse(&xml_unescape(&trust)).unwrap_or_else(|_| PolicyDocument::new(Value::Null));
+    if admits_pod_identity(&trust) {
         Ok(None)
     } else {
         Ok(Some(error(400, "InvalidParameterException", "Trust policy of the role provided is invalid")))
     }
-}
-
-/// Whether a trust policy lets EKS Pod Identity assume the role: a
-/// statement allowing `pods.eks.amazonaws.com` both `sts:AssumeRole` and
-/// `sts:TagSession`.
-fn admits_pods(trust: &Value) -> bool {
-    let as_list = |v: &Value| -> Vec<String> {
-        match v {
-            Value::String(s) => vec![s.clone()],
-            Value::Array(items) => items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect(),
-            _ => Vec::new(),
-        }
-    };
-    let statements = match &trust["Statement"] {
-        Value::Array(items) => items.clone(),
-        one @ Value::Object(_) => vec![one.clone()],
-        _ => Vec::new(),
-    };
-    statements.iter().any(|s| {
-        let actions = as_list(&s["Action"]);
-        let allows = |a: &str| actions.iter().any(|x| x == a || x == "sts:*" || x == "*");
-        s["Effect"] == "Allow"
-            && as_list(&s["Principal"]["Service"]).iter().any(|p| p == "pods.eks.amazonaws.com")
-            && allows("sts:AssumeRole")
-            && allows("sts:TagSession")
-    })
 }
 
 fn xml_unescape(text: &str) -> String {
@@ -349,20 +324,4 @@ fn xml_unescape(text: &str) -> String {
 /// check the signature unless it enforces IAM.
 fn authorization(service: &str) -> String {
     format!("AWS4-HMAC-SHA256 Credential=testing/20260101/us-west-2/{service}/aws4_request, SignedHeaders=host, Signature=0")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_a_statement_for_pods_with_both_actions_admits_them() {
-        let trust = |principal: Value, action: Value| json!({"Statement": [{"Effect": "Allow", "Principal": principal, "Action": action}]});
-        let pods = json!({"Service": "pods.eks.amazonaws.com"});
-        assert!(admits_pods(&trust(pods.clone(), json!(["sts:AssumeRole", "sts:TagSession"]))));
-        assert!(admits_pods(&trust(json!({"Service": ["ec2.amazonaws.com", "pods.eks.amazonaws.com"]}), json!("sts:*"))));
-        assert!(!admits_pods(&trust(pods.clone(), json!("sts:AssumeRole"))), "TagSession is required");
-        assert!(!admits_pods(&trust(json!({"Service": "ec2.amazonaws.com"}), json!(["sts:AssumeRole", "sts:TagSession"]))));
-        assert!(!admits_pods(&trust(json!({"Federated": "arn:aws:iam::1:oidc-provider/x"}), json!("sts:AssumeRoleWithWebIdentity"))));
-    }
 }
