@@ -32,7 +32,14 @@ pub fn print_plan(plan: &Plan, json: bool, no_color: bool) -> Result<()> {
 
 pub fn read_plan(path: &Path) -> Result<Plan> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the plan file {}", path.display()))?;
-    let plan: Plan = serde_json::from_str(&text).with_context(|| format!("{} is not a kfp-tenant plan file", path.display()))?;
+    let plan: Plan = match serde_json::from_str(&text) {
+        Ok(plan) => plan,
+        // `apply tenants.yaml` as Terraform users type it: say what to type.
+        Err(_) if crate::input::parse(&text).is_ok() => {
+            bail!("{0} is a tenants file, not a saved plan: use `-f {0}` (a saved plan is what `plan --out FILE` writes)", path.display())
+        }
+        Err(e) => return Err(e).with_context(|| format!("{} is not a kfp-tenant plan file", path.display())),
+    };
     if plan.format_version != plan::FORMAT_VERSION {
         bail!(
             "{} has plan format {}, this kfp-tenant reads {}; make the plan again",

@@ -10,7 +10,7 @@ use kfp_tenant_core::validate::{self, unknown_targets};
 /// One tenant from flags; each falls back to the page's variable.
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct TenantFlags {
-    /// Tenants file (YAML or JSON); see `kfp-tenant schema`.
+    /// Tenants file (YAML or JSON; `-` reads standard input); see `kfp-tenant schema`.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// EKS cluster name [env: CLUSTER_NAME]
@@ -98,9 +98,16 @@ impl TenantFlags {
     }
 }
 
+/// The tenants file at `path`, or on standard input for `-` (as kubectl's
+/// `-f -`).
 pub fn read_file(path: &Path) -> Result<TenantsFile> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the tenants file {}", path.display()))?;
-    parse(&text).with_context(|| format!("{} is not a valid tenants file", path.display()))
+    let text = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).context("cannot read the tenants file from standard input")?
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read the tenants file {}", path.display()))?
+    };
+    let name = if path == Path::new("-") { "standard input".to_owned() } else { path.display().to_string() };
+    parse(&text).with_context(|| format!("{name} is not a valid tenants file"))
 }
 
 /// YAML (JSON is YAML too); unknown fields are errors that name their path.

@@ -198,7 +198,6 @@ fn cases() -> Vec<Case> {
             Nothing,
             &["tenants[0].maxSessionDuration", "3600"],
         ),
-        c("no tenants", "tenants: []\n", &["plan"], Offline, Nothing, &["tenants", "add at least one tenant"]),
         c(
             "unknown top-level field",
             "bukcet: x\ntenants: []\n",

@@ -195,6 +195,19 @@ async fn prune_removes_a_dropped_tenant_and_target_limits_the_work() {
     let aws = support::aws().await;
     assert_eq!(aws.get_role(&format!("team-b-{}-role", s.cluster)).await.unwrap(), None);
     assert!(aws.get_role(&format!("team-a-{}-role", s.cluster)).await.unwrap().is_some());
+
+    // No tenants is a configuration too: planned as nothing to do, and with
+    // --prune it removes every tenant of the cluster (after the usual plan).
+    let none = s.tenants("none.yaml", &[]);
+    std::fs::write(&none, std::fs::read_to_string(&none).unwrap().replace("tenants:\n", "tenants: []\n")).unwrap();
+    let keep = s.kfp(&["plan", "-f", path(&none), "--detailed-exitcode"]);
+    assert_eq!(keep.code, 0, "without --prune nothing changes: {}{}", keep.stdout, keep.stderr);
+    let said = format!("{}{}", keep.stdout, keep.stderr);
+    assert!(said.contains("tenant team-a is not in the tenants file"), "{said}");
+    let all = s.kfp(&["apply", "-f", path(&none), "--auto-approve", "--prune"]);
+    assert_eq!(all.code, 0, "{}{}", all.stdout, all.stderr);
+    assert!(all.stdout.contains("3 destroyed"), "{}", all.stdout);
+    assert_eq!(aws.get_role(&format!("team-a-{}-role", s.cluster)).await.unwrap(), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,6 +265,49 @@ fn an_invalid_file_exits_1_naming_the_field_and_calls_nothing() {
             assert!(!stderr.contains("127.0.0.1:9") && !stderr.contains("connect"), "{command} made a call: {stderr}");
         }
     }
+}
+
+/// kubectl's `-f -`, and Terraform's habit of `apply FILE` with a tenants
+/// file, answered with what to type.
+#[test]
+fn the_tenants_file_from_stdin_and_a_tenants_file_given_as_a_plan() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/tenants.yaml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kfp-tenant"))
+        .args(["validate", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), std::fs::read_to_string(example).unwrap().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "The tenants file is valid: 2 tenants on cluster demo.");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kfp-tenant"))
+        .args(["validate", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        b"cluster: c\nregion: us-west-2\nbucket: b\ntenants: [{namespace: a, ownr: x}]\n",
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("standard input is not a valid tenants file") && stderr.contains("unknown field `ownr`"), "{stderr}");
+
+    let none = std::env::temp_dir().join("kfp-tenant-no-kubeconfig");
+    let apply = kfp_with(&["apply", example], &none);
+    assert_eq!(apply.code, 1);
+    assert!(
+        apply.stderr.contains("is a tenants file, not a saved plan: use `-f ") && apply.stderr.contains("tenants.yaml`"),
+        "{}",
+        apply.stderr
+    );
 }
 
 #[test]

@@ -112,9 +112,9 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
     if let Some(secs) = d.max_session_duration {
         v.session("defaults.maxSessionDuration", secs);
     }
-    if file.tenants.is_empty() {
-        v.problem("tenants", "no tenants are listed", "add at least one tenant with namespace and owner");
-    }
+    // No tenants is a configuration like any other (Terraform plans an
+    // empty one): nothing to create, and with --prune every tenant of the
+    // cluster goes, after the usual plan and confirmation.
 
     let partition = partition_of_region(&file.region);
     let mut namespaces: BTreeMap<&str, usize> = BTreeMap::new();
@@ -656,7 +656,8 @@ mod tests {
             },
             &["defaults.tags.kfp-tenant/cluster"],
         );
-        check(|f| f.tenants.clear(), &["tenants"]);
+        // No tenants is valid: an empty configuration (with --prune, a way to remove all).
+        check(|f| f.tenants.clear(), &[]);
         check(|f| f.trust_policy_quota = Some(100), &["trustPolicyQuota"]);
         for reserved in RESERVED_NAMESPACES {
             check(|f| f.tenants[0].namespace = (*reserved).into(), &["tenants[0].namespace"]);
