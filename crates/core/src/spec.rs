@@ -37,6 +37,11 @@ pub struct TenantsFile {
 pub struct TenantDefaults {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3_access: Option<S3AccessMode>,
+    /// The key prefix of tenants with `s3Access: prefix` that set none, as a
+    /// template: `{namespace}` becomes the tenant's namespace, e.g.
+    /// `private-artifacts/{namespace}/` (upstream multi-user KFP's layout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_prefix: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_accounts: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

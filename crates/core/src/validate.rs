@@ -15,6 +15,9 @@ use crate::spec::{
 };
 use crate::tags;
 
+/// What `defaults.s3Prefix` replaces with each tenant's namespace.
+pub const NAMESPACE_PLACEHOLDER: &str = "{namespace}";
+
 /// One problem with the input.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InputProblem {
@@ -112,6 +115,9 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
     if let Some(secs) = d.max_session_duration {
         v.session("defaults.maxSessionDuration", secs);
     }
+    if let Some(template) = &d.s3_prefix {
+        v.prefix_template("defaults.s3Prefix", template);
+    }
     // No tenants is a configuration like any other (Terraform plans an
     // empty one): nothing to create, and with --prune every tenant of the
     // cluster goes, after the usual plan and confirmation.
@@ -177,7 +183,14 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
         service_accounts.dedup();
 
         let mode = t.s3_access.or(d.s3_access).unwrap_or(S3AccessMode::Scoped);
-        let s3_access = match (mode, &t.s3_prefix) {
+        // A tenant's own prefix, else the defaults' template for prefix tenants.
+        let templated = match (&t.s3_prefix, mode, &d.s3_prefix) {
+            (None, S3AccessMode::Prefix, Some(template)) if template.contains(NAMESPACE_PLACEHOLDER) => {
+                Some(template.replace(NAMESPACE_PLACEHOLDER, &t.namespace))
+            }
+            _ => None,
+        };
+        let s3_access = match (mode, templated.as_ref().or(t.s3_prefix.as_ref())) {
             (S3AccessMode::Prefix, Some(prefix)) => {
                 v.s3_prefix(&at("s3Prefix"), prefix);
                 S3Access::Prefix { prefix: prefix.clone() }
@@ -186,7 +199,10 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
                 v.problem(
                     at("s3Prefix"),
                     "s3Access is prefix but no s3Prefix is given",
-                    format!("set s3Prefix, e.g. \"private-artifacts/{}/\"", t.namespace),
+                    format!(
+                        "set s3Prefix, e.g. \"private-artifacts/{}/\", or defaults.s3Prefix: \"private-artifacts/{NAMESPACE_PLACEHOLDER}/\"",
+                        t.namespace
+                    ),
                 );
                 S3Access::Scoped
             }
@@ -441,6 +457,20 @@ impl Validator {
         }
     }
 
+    /// A prefix with `{namespace}` in it, and no other placeholder.
+    fn prefix_template(&mut self, field: &str, template: &str) {
+        let others = template.replace(NAMESPACE_PLACEHOLDER, "").contains(['{', '}']);
+        if !template.contains(NAMESPACE_PLACEHOLDER) || others {
+            self.problem(
+                field,
+                format!("{} is not a prefix template", shown(template)),
+                format!("put {NAMESPACE_PLACEHOLDER} where each tenant's namespace goes, e.g. \"private-artifacts/{NAMESPACE_PLACEHOLDER}/\" (a shared prefix would give every tenant the others' artifacts)"),
+            );
+        } else {
+            self.s3_prefix(field, &template.replace(NAMESPACE_PLACEHOLDER, "x"));
+        }
+    }
+
     fn s3_prefix(&mut self, field: &str, prefix: &str) {
         if prefix.len() > MAX_S3_KEY {
             self.problem(
@@ -576,6 +606,37 @@ mod tests {
     }
 
     #[test]
+    fn the_defaults_prefix_template_gives_each_prefix_tenant_its_namespace() {
+        let mut f = file();
+        f.defaults.s3_prefix = Some("private-artifacts/{namespace}/".into());
+        f.defaults.s3_access = Some(S3AccessMode::Prefix);
+        f.tenants.push(TenantInput { namespace: "team-b".into(), owner: "b@example.com".into(), ..Default::default() });
+        f.tenants.push(TenantInput {
+            namespace: "team-c".into(),
+            owner: "c@example.com".into(),
+            s3_prefix: Some("shared/team-c-own/".into()),
+            ..Default::default()
+        });
+        f.tenants.push(TenantInput {
+            namespace: "team-d".into(),
+            owner: "d@example.com".into(),
+            s3_access: Some(S3AccessMode::Scoped),
+            ..Default::default()
+        });
+        let desired = validate(&f).unwrap();
+        let prefixes: Vec<S3Access> = desired.tenants.iter().map(|t| t.s3_access.clone()).collect();
+        assert_eq!(
+            prefixes,
+            [
+                S3Access::Prefix { prefix: "private-artifacts/team-a/".into() },
+                S3Access::Prefix { prefix: "private-artifacts/team-b/".into() },
+                S3Access::Prefix { prefix: "shared/team-c-own/".into() },
+                S3Access::Scoped,
+            ]
+        );
+    }
+
+    #[test]
     fn prefixes_that_are_equal_or_nested_are_refused() {
         let with = |prefixes: &[&str]| {
             let mut f = file();
@@ -642,6 +703,17 @@ mod tests {
         check(|f| f.tenants[0].service_accounts = Some(vec!["pipeline-*".into()]), &["tenants[0].serviceAccounts[0]"]);
         check(|f| f.tenants[0].s3_access = Some(S3AccessMode::Prefix), &["tenants[0].s3Prefix"]);
         check(|f| f.tenants[0].s3_prefix = Some("x/".into()), &["tenants[0].s3Prefix"]);
+        // The defaults' template gives prefix tenants without their own a prefix of their own.
+        check(
+            |f| {
+                f.defaults.s3_prefix = Some("private-artifacts/{namespace}/".into());
+                f.tenants[0].s3_access = Some(S3AccessMode::Prefix);
+            },
+            &[],
+        );
+        check(|f| f.defaults.s3_prefix = Some("private-artifacts/".into()), &["defaults.s3Prefix"]);
+        check(|f| f.defaults.s3_prefix = Some("a/{namespace}/{user}/".into()), &["defaults.s3Prefix"]);
+        check(|f| f.defaults.s3_prefix = Some("/{namespace}/".into()), &["defaults.s3Prefix"]);
         check(|f| f.tenants[0].max_session_duration = Some(60), &["tenants[0].maxSessionDuration"]);
         check(|f| f.tenants[0].permissions_boundary = Some("boundary".into()), &["tenants[0].permissionsBoundary"]);
         check(
