@@ -77,9 +77,17 @@ pub fn render(args: &RenderArgs) -> Result<ExitCode> {
         oidc_issuer: args.oidc_issuer.clone().unwrap_or_else(|| "https://${OIDC_URL}".to_owned()),
         oidc_provider_arn: String::new(),
     };
+    match &args.out {
+        Some(dir) => render_dir(&desired, &cluster, dir),
+        None => render_stream(&desired, &cluster),
+    }
+}
+
+/// One stream, each document introduced by a comment saying what it is.
+fn render_stream(desired: &Desired, cluster: &ClusterContext) -> Result<ExitCode> {
     for tenant in &desired.tenants {
-        let role = plan::desired_role(tenant, &cluster);
-        let s3 = plan::desired_s3_policy(tenant, &cluster);
+        let role = plan::desired_role(tenant, cluster);
+        let s3 = plan::desired_s3_policy(tenant, cluster);
         let profile = kfp_tenant_k8s::to_resource(&plan::desired_profile(tenant, &role.arn, &cluster.name));
         say!("# tenant {}: IAM role {} (path {})", tenant.namespace, role.name, role.path)?;
         say!("# trust policy ({} characters of {})", role.trust_policy.minified_len(), desired.cluster.trust_policy_quota)?;
@@ -89,4 +97,90 @@ pub fn render(args: &RenderArgs) -> Result<ExitCode> {
         say!("# Profile\n---\n{}", serde_yaml_ng::to_string(&profile)?)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The tenants as files: one Kubernetes manifest per tenant at the top (what
+/// `kubectl apply -f DIR` and a GitOps tool's plain-directory source take as
+/// they are; no kustomization.yaml, which `kubectl apply -f` would try to
+/// apply as an object), the IAM documents as JSON under `iam/` for review
+/// (not read by a non-recursive `-f`), and a summary.
+fn render_dir(desired: &Desired, cluster: &ClusterContext, dir: &std::path::Path) -> Result<ExitCode> {
+    use anyhow::Context;
+    let write = |path: std::path::PathBuf, text: String| -> Result<()> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    };
+    let mut summary = format!(
+        "# kfp-tenant render: cluster {} ({}), bucket {}\n\n| tenant | IAM role | trust policy | inline policy | service accounts |\n|---|---|---|---|---|\n",
+        desired.cluster.name, desired.cluster.region, desired.cluster.bucket
+    );
+    for tenant in &desired.tenants {
+        let ns = &tenant.namespace;
+        let role = plan::desired_role(tenant, cluster);
+        let s3 = plan::desired_s3_policy(tenant, cluster);
+        let profile = kfp_tenant_k8s::to_resource(&plan::desired_profile(tenant, &role.arn, &cluster.name));
+        let mut yaml = format!("# tenant {ns}: the Profile, and the service accounts kfp-tenant makes and annotates\n---\n");
+        yaml.push_str(&serde_yaml_ng::to_string(&profile)?);
+        for sa in tenant.extra_service_accounts() {
+            let account = plan::desired_service_account(ns, sa, &role.arn, &cluster.name, None);
+            yaml.push_str("---\n");
+            yaml.push_str(&serde_yaml_ng::to_string(&kfp_tenant_k8s::account_manifest(&account))?);
+        }
+        write(dir.join(format!("{ns}.yaml")), yaml)?;
+        let iam = dir.join("iam").join(ns);
+        write(iam.join("trust-policy.json"), format!("{}\n", serde_json::to_string_pretty(role.trust_policy.as_json())?))?;
+        write(iam.join("inline-policy.json"), format!("{}\n", serde_json::to_string_pretty(s3.document.as_json())?))?;
+        summary.push_str(&format!(
+            "| {ns} | `{}{}` | {} of {} characters | `{}`, {} characters | {} |\n",
+            role.path,
+            role.name,
+            role.trust_policy.minified_len(),
+            desired.cluster.trust_policy_quota,
+            s3.policy_name,
+            s3.document.minified_len(),
+            tenant.service_accounts.join(", ")
+        ));
+    }
+    remove_stale(dir, desired)?;
+    write(dir.join("SUMMARY.md"), summary)?;
+    say!(
+        "Wrote {} tenant{} to {}: <namespace>.yaml for Kubernetes, iam/<namespace>/ for IAM review, SUMMARY.md.",
+        desired.tenants.len(),
+        if desired.tenants.len() == 1 { "" } else { "s" },
+        dir.display()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What an earlier render wrote for tenants the file no longer has: left
+/// there, a GitOps tool would keep applying a removed tenant's Profile. Only
+/// kfp-tenant's own files go (a manifest that starts with its header, the
+/// two policy files); anything else in the directory stays.
+fn remove_stale(dir: &std::path::Path, desired: &Desired) -> Result<()> {
+    let current: std::collections::BTreeSet<&str> = desired.tenants.iter().map(|t| t.namespace.as_str()).collect();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(ns) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".yaml")) else { continue };
+            let ours = std::fs::read_to_string(&path).is_ok_and(|t| t.starts_with(&format!("# tenant {ns}: ")));
+            if ours && !current.contains(ns) {
+                std::fs::remove_file(&path)?;
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(dir.join("iam")) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if current.contains(name.as_str()) || !entry.path().is_dir() {
+                continue;
+            }
+            for file in ["trust-policy.json", "inline-policy.json"] {
+                let _ = std::fs::remove_file(entry.path().join(file));
+            }
+            let _ = std::fs::remove_dir(entry.path()); // only if nothing else is left
+        }
+    }
+    Ok(())
 }

@@ -310,6 +310,73 @@ fn the_tenants_file_from_stdin_and_a_tenants_file_given_as_a_plan() {
     );
 }
 
+kfp_tenant_testkit::on_both_backends!(a_rendered_directory_is_what_kubectl_applies);
+
+/// `render --out DIR` writes what `kubectl apply -f DIR` takes as it is
+/// (checked by kubectl itself, with the real API server's OpenAPI schemas
+/// there; the fake has none, so kubectl checks only that every kind maps),
+/// the IAM documents for review, and on a second render drops the files of
+/// a tenant that left the file, but nothing it did not write.
+async fn a_rendered_directory_is_what_kubectl_applies(backend: kfp_tenant_testkit::backend::Backend) {
+    use kfp_tenant_testkit::backend::{Backend, TestKube, TestKubeOptions};
+    let kube = TestKube::start(backend, TestKubeOptions { controller: false, ..Default::default() }).await;
+    let dir = std::env::temp_dir().join(format!("kfp-tenant-render-{}-{}", std::process::id(), kube.name("out")));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (a, b) = (kube.name("team-a"), kube.name("team-b"));
+    let tenants = dir.join("tenants.yaml");
+    let file = |extra: bool| {
+        let mut text = format!(
+            "cluster: render\nregion: us-west-2\nbucket: kfp-artifacts\ntenants:\n  - namespace: {a}\n    owner: a@example.com\n    serviceAccounts: [default-editor, pipeline-runner]\n"
+        );
+        if extra {
+            text.push_str(&format!("  - namespace: {b}\n    owner: b@example.com\n    resourceQuota: {{hard: {{cpu: \"8\"}}}}\n"));
+        }
+        std::fs::write(&tenants, text).unwrap();
+    };
+    file(true);
+    let out = dir.join("rendered");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("NOTES.txt"), "ours, not kfp-tenant's").unwrap();
+    let render = kfp_with(&["render", "-f", path(&tenants), "--account-id", "123456789012", "--out", path(&out)], kube.kubeconfig());
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    for file in [
+        format!("{a}.yaml"),
+        format!("{b}.yaml"),
+        "SUMMARY.md".into(),
+        format!("iam/{a}/trust-policy.json"),
+        format!("iam/{b}/inline-policy.json"),
+    ] {
+        assert!(out.join(&file).is_file(), "{file} was not written");
+    }
+    let trust: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join(format!("iam/{a}/trust-policy.json"))).unwrap()).unwrap();
+    assert_eq!(trust["Statement"][0]["Action"], "sts:AssumeRoleWithWebIdentity");
+
+    let validate = if backend == Backend::Real { "--validate=strict" } else { "--validate=false" };
+    let applied = Command::new("kubectl")
+        .args(["apply", "--dry-run=client", validate, "-f", path(&out)])
+        .env("KUBECONFIG", kube.kubeconfig())
+        .output()
+        .expect("kubectl is on the machine");
+    let (stdout, stderr) = (String::from_utf8_lossy(&applied.stdout), String::from_utf8_lossy(&applied.stderr));
+    assert!(applied.status.success(), "kubectl refused the rendered directory: {stderr}");
+    for expected in [
+        format!("profile.kubeflow.org/{a} created (dry run)"),
+        format!("profile.kubeflow.org/{b} created (dry run)"),
+        "serviceaccount/pipeline-runner created (dry run)".into(),
+    ] {
+        assert!(stdout.contains(&expected), "{expected} in {stdout}");
+    }
+
+    // team-b leaves the file: its files go, the foreign file stays.
+    file(false);
+    let again = kfp_with(&["render", "-f", path(&tenants), "--out", path(&out)], kube.kubeconfig());
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(!out.join(format!("{b}.yaml")).exists() && !out.join(format!("iam/{b}")).exists());
+    assert!(out.join(format!("{a}.yaml")).is_file() && out.join("NOTES.txt").is_file());
+}
+
 #[test]
 fn offline_commands() {
     let dir = std::env::temp_dir().join(format!("kfp-tenant-cli-offline-{}", std::process::id()));

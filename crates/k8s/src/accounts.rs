@@ -24,6 +24,20 @@ pub(crate) fn account_from(sa: &ServiceAccount) -> TenantServiceAccount {
     }
 }
 
+/// A service account kfp-tenant makes or annotates, as it applies it: its
+/// labels (managed-by, cluster), the role annotation, and whether
+/// kfp-tenant created it. Also what `render --out` writes.
+pub fn account_manifest(account: &TenantServiceAccount) -> Value {
+    let mut annotations = BTreeMap::new();
+    if let Some(arn) = &account.role_arn {
+        annotations.insert(ROLE_ARN_ANNOTATION.to_owned(), arn.clone());
+    }
+    if account.created {
+        annotations.insert(tags::CREATED_ANNOTATION.to_owned(), "true".to_owned());
+    }
+    account_config(&account.namespace, &account.name, Some(profile::labels(account.cluster.as_deref())), annotations)
+}
+
 /// A server-side apply configuration of a service account's metadata.
 pub(crate) fn account_config(
     namespace: &str,

@@ -48,6 +48,7 @@ use crate::accounts::{account_config, account_from};
 use crate::readiness::{not_ready, not_ready_watched, waiting_for};
 use crate::watches::Watches;
 
+pub use crate::accounts::account_manifest;
 pub use crate::counter::{Counted, RequestCounter};
 pub use crate::errors::provider_error;
 pub use crate::lock::{LeaseGuard, LockError, LockInfo, LockOptions};
@@ -404,14 +405,7 @@ impl KubernetesApi for Kube {
             },
         )
         .await?;
-        let mut annotations = BTreeMap::new();
-        if let Some(arn) = &account.role_arn {
-            annotations.insert(ROLE_ARN_ANNOTATION.to_owned(), arn.clone());
-        }
-        if account.created {
-            annotations.insert(tags::CREATED_ANNOTATION.to_owned(), "true".to_owned());
-        }
-        let config = account_config(&account.namespace, &account.name, Some(profile::labels(account.cluster.as_deref())), annotations);
+        let config = account_manifest(account);
         self.accounts(&account.namespace)
             .patch(&account.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&config))
             .await
