@@ -222,7 +222,7 @@ pub struct Lifecycle {
     #[arg(long, default_value = "5m", value_parser = output::parse_duration)]
     pub timeout: Duration,
     /// Namespace of the Lease that keeps two applies off one cluster.
-    #[arg(long, default_value = "kubeflow")]
+    #[arg(long, value_name = "NAMESPACE", default_value = "kubeflow")]
     pub lock_namespace: String,
 }
 
@@ -233,7 +233,7 @@ pub struct ForceUnlockArgs {
     #[command(flatten)]
     pub run: RunFlags,
     /// Namespace of the Lease.
-    #[arg(long, default_value = "kubeflow")]
+    #[arg(long, value_name = "NAMESPACE", default_value = "kubeflow")]
     pub lock_namespace: String,
     /// Do not ask for confirmation.
     #[arg(long)]

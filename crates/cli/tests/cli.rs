@@ -377,6 +377,33 @@ async fn a_rendered_directory_is_what_kubectl_applies(backend: kfp_tenant_testki
     assert!(out.join(format!("{a}.yaml")).is_file() && out.join("NOTES.txt").is_file());
 }
 
+/// Every command's help has one layout (help beside each option, not on the
+/// next line) and a text for every argument; AWS_PROFILE's value is never
+/// shown.
+#[test]
+fn every_help_documents_every_argument_in_one_layout() {
+    let none = std::env::temp_dir().join("kfp-tenant-no-kubeconfig");
+    for command in
+        ["plan", "apply", "destroy", "show", "validate", "render", "graph", "verify", "audit", "force-unlock", "schema", "completions"]
+    {
+        let help = Command::new(env!("CARGO_BIN_EXE_kfp-tenant"))
+            .args([command, "--help"])
+            .env("KUBECONFIG", &none)
+            .env("AWS_PROFILE", "secret-profile-name")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&help.stdout);
+        assert!(help.status.success(), "{command}: {text}");
+        assert!(!text.contains("secret-profile-name"), "{command} shows AWS_PROFILE's value");
+        for line in
+            text.lines().filter(|l| l.starts_with("  -") || l.starts_with("      --") || l.starts_with("  <") || l.starts_with("  ["))
+        {
+            let described = line.trim_start().split_once("  ").is_some_and(|(_, help)| !help.trim().is_empty());
+            assert!(described, "{command}: {line:?} has no help beside it");
+        }
+    }
+}
+
 #[test]
 fn offline_commands() {
     let dir = std::env::temp_dir().join(format!("kfp-tenant-cli-offline-{}", std::process::id()));
