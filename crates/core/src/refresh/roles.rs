@@ -135,36 +135,126 @@ pub(super) async fn read(
         }
         fixed => fixed,
     };
+    let reader = Reader { cluster, iam, slots, parallelism };
     match mode {
-        RefreshMode::Bulk => bulk(wanted, cluster, iam, slots, parallelism).await,
-        _ => per_role(wanted, cluster, iam, slots, parallelism).await,
+        RefreshMode::Bulk => reader.bulk(wanted).await,
+        _ => reader.per_role(wanted).await,
     }
 }
 
-async fn per_role(
-    wanted: &BTreeSet<(String, String)>,
-    cluster: &str,
-    iam: &dyn IamApi,
-    slots: &Semaphore,
+/// What every read of one refresh shares: the cluster whose roles are
+/// kfp-tenant's, the port, and the run's call slots.
+struct Reader<'a> {
+    cluster: &'a str,
+    iam: &'a dyn IamApi,
+    slots: &'a Semaphore,
     parallelism: usize,
-) -> Result<RoleState, RefreshError> {
-    // ListRoles has no tags: kfp-tenant's roles are found by the description
-    // it writes, and only those are read whole to confirm their tags.
-    let marker = role_description_marker(cluster);
-    let listed = limited(slots, iam.list_roles("/")).await.map_err(reading("the account's roles (ListRoles)"))?;
-    let candidates = listed.into_iter().filter(|l| l.description.as_deref().is_some_and(|d| d.ends_with(&marker)));
-    let candidates = stream::iter(
-        candidates.map(|l| limited(slots, async move { iam.get_role(&l.name).await.map_err(reading(format!("IAM role {}", l.name))) })),
-    )
-    .buffer_unordered(parallelism.max(1))
-    .try_collect::<Vec<_>>()
-    .await?;
-    let mut managed: Vec<Role> = candidates.into_iter().flatten().filter(|r| tags::is_managed_role(&r.tags, cluster)).collect();
-    managed.sort_by(|a, b| a.name.cmp(&b.name));
-    let known: BTreeMap<String, Role> = managed.iter().map(|r| (r.name.clone(), r.clone())).collect();
-    let mut state = read_each(&with_managed(wanted, &managed), &known, iam, slots, parallelism).await?;
-    state.managed = managed;
-    Ok(state)
+}
+
+impl Reader<'_> {
+    async fn per_role(&self, wanted: &BTreeSet<(String, String)>) -> Result<RoleState, RefreshError> {
+        let (cluster, iam, slots, parallelism) = (self.cluster, self.iam, self.slots, self.parallelism);
+        // ListRoles has no tags: kfp-tenant's roles are found by the description
+        // it writes, and only those are read whole to confirm their tags.
+        let marker = role_description_marker(cluster);
+        let listed = limited(slots, iam.list_roles("/")).await.map_err(reading("the account's roles (ListRoles)"))?;
+        let candidates = listed.into_iter().filter(|l| l.description.as_deref().is_some_and(|d| d.ends_with(&marker)));
+        let candidates = stream::iter(
+            candidates.map(|l| limited(slots, async move { iam.get_role(&l.name).await.map_err(reading(format!("IAM role {}", l.name))) })),
+        )
+        .buffer_unordered(parallelism.max(1))
+        .try_collect::<Vec<_>>()
+        .await?;
+        let mut managed: Vec<Role> = candidates.into_iter().flatten().filter(|r| tags::is_managed_role(&r.tags, cluster)).collect();
+        managed.sort_by(|a, b| a.name.cmp(&b.name));
+        let known: BTreeMap<String, Role> = managed.iter().map(|r| (r.name.clone(), r.clone())).collect();
+        let mut state = self.read_each(&with_managed(wanted, &managed), &known).await?;
+        state.managed = managed;
+        Ok(state)
+    }
+
+    /// GetRole (unless `known` has the role) and GetRolePolicy for each pair.
+    async fn read_each(&self, reads: &BTreeSet<(String, String)>, known: &BTreeMap<String, Role>) -> Result<RoleState, RefreshError> {
+        let (iam, slots, parallelism) = (self.iam, self.slots, self.parallelism);
+        let read = stream::iter(reads.iter().map(|(role_name, policy)| {
+            let known = known.get(role_name).cloned();
+            limited(slots, async move {
+                let role = match known {
+                    Some(role) => Some(role),
+                    None => iam.get_role(role_name).await.map_err(reading(format!("IAM role {role_name}")))?,
+                };
+                let document = match &role {
+                    Some(_) => iam
+                        .get_role_policy(role_name, policy)
+                        .await
+                        .map_err(reading(format!("inline policy {policy} of IAM role {role_name}")))?,
+                    None => None,
+                };
+                Ok::<_, RefreshError>((role_name.clone(), policy.clone(), role, document))
+            })
+        }))
+        .buffer_unordered(parallelism.max(1))
+        .try_collect::<Vec<_>>()
+        .await?;
+        let mut state = RoleState::default();
+        for (role_name, policy, role, document) in read {
+            if let Some(role) = role {
+                state.roles.insert(role_name.clone(), role);
+            }
+            if let Some(document) = document {
+                state.policies.insert((role_name, policy), document);
+            }
+        }
+        Ok(state)
+    }
+
+    async fn bulk(&self, wanted: &BTreeSet<(String, String)>) -> Result<RoleState, RefreshError> {
+        let (cluster, iam, slots) = (self.cluster, self.iam, self.slots);
+        let (details, listings) = futures_util::try_join!(
+            limited(slots, async { iam.account_roles().await.map_err(reading("the account's roles (GetAccountAuthorizationDetails)")) }),
+            limited(slots, async { iam.list_roles("/").await.map_err(reading("the account's roles (ListRoles)")) }),
+        )?;
+        // IAM role names are case-insensitive: a file's `Team-A` is IAM's `team-a`.
+        let details: HashMap<String, RoleDetail> = details.into_iter().map(|d| (d.name.to_ascii_lowercase(), d)).collect();
+        let listings: HashMap<String, RoleListing> = listings.into_iter().map(|l| (l.name.to_ascii_lowercase(), l)).collect();
+
+        let mut managed: Vec<Role> = details
+            .values()
+            .filter(|d| tags::is_managed_role(&d.tags, cluster))
+            .filter_map(|d| listings.get(&d.name.to_ascii_lowercase()).map(|l| joined(d, l)))
+            .collect();
+        managed.sort_by(|a, b| a.name.cmp(&b.name));
+        let reads = with_managed(wanted, &managed);
+
+        let mut state = RoleState::default();
+        // Roles in one answer only changed between the two: read them whole.
+        let mut unsettled = BTreeSet::new();
+        for (role_name, policy) in &reads {
+            let key = role_name.to_ascii_lowercase();
+            match (details.get(&key), listings.get(&key)) {
+                (Some(detail), Some(listing)) => {
+                    state.roles.insert(role_name.clone(), joined(detail, listing));
+                    if let Some(p) = detail.inline_policies.iter().find(|p| p.policy_name == *policy) {
+                        state.policies.insert((role_name.clone(), policy.clone()), p.document.clone());
+                    }
+                }
+                (None, None) => {}
+                _ => {
+                    unsettled.insert((role_name.clone(), policy.clone()));
+                }
+            }
+        }
+        if !unsettled.is_empty() {
+            tracing::debug!(roles = unsettled.len(), "roles changed between the two listings are read one by one");
+            let reread = self.read_each(&unsettled, &BTreeMap::new()).await?;
+            state.roles.extend(reread.roles);
+            state.policies.extend(reread.policies);
+        }
+        // A managed role that left one of the answers is in `managed` only if
+        // its per-role read found it, as ListRoles + GetRole would have.
+        state.managed = managed;
+        Ok(state)
+    }
 }
 
 /// `wanted` and the inline policy of every managed role.
@@ -172,99 +262,6 @@ fn with_managed(wanted: &BTreeSet<(String, String)>, managed: &[Role]) -> BTreeS
     let mut reads = wanted.clone();
     reads.extend(managed.iter().filter_map(|r| r.tags.get(tags::NAMESPACE).map(|ns| (r.name.clone(), policy_name(ns)))));
     reads
-}
-
-/// GetRole (unless `known` has the role) and GetRolePolicy for each pair.
-async fn read_each(
-    reads: &BTreeSet<(String, String)>,
-    known: &BTreeMap<String, Role>,
-    iam: &dyn IamApi,
-    slots: &Semaphore,
-    parallelism: usize,
-) -> Result<RoleState, RefreshError> {
-    let read = stream::iter(reads.iter().map(|(role_name, policy)| {
-        let known = known.get(role_name).cloned();
-        limited(slots, async move {
-            let role = match known {
-                Some(role) => Some(role),
-                None => iam.get_role(role_name).await.map_err(reading(format!("IAM role {role_name}")))?,
-            };
-            let document = match &role {
-                Some(_) => iam
-                    .get_role_policy(role_name, policy)
-                    .await
-                    .map_err(reading(format!("inline policy {policy} of IAM role {role_name}")))?,
-                None => None,
-            };
-            Ok::<_, RefreshError>((role_name.clone(), policy.clone(), role, document))
-        })
-    }))
-    .buffer_unordered(parallelism.max(1))
-    .try_collect::<Vec<_>>()
-    .await?;
-    let mut state = RoleState::default();
-    for (role_name, policy, role, document) in read {
-        if let Some(role) = role {
-            state.roles.insert(role_name.clone(), role);
-        }
-        if let Some(document) = document {
-            state.policies.insert((role_name, policy), document);
-        }
-    }
-    Ok(state)
-}
-
-async fn bulk(
-    wanted: &BTreeSet<(String, String)>,
-    cluster: &str,
-    iam: &dyn IamApi,
-    slots: &Semaphore,
-    parallelism: usize,
-) -> Result<RoleState, RefreshError> {
-    let (details, listings) = futures_util::try_join!(
-        limited(slots, async { iam.account_roles().await.map_err(reading("the account's roles (GetAccountAuthorizationDetails)")) }),
-        limited(slots, async { iam.list_roles("/").await.map_err(reading("the account's roles (ListRoles)")) }),
-    )?;
-    // IAM role names are case-insensitive: a file's `Team-A` is IAM's `team-a`.
-    let details: HashMap<String, RoleDetail> = details.into_iter().map(|d| (d.name.to_ascii_lowercase(), d)).collect();
-    let listings: HashMap<String, RoleListing> = listings.into_iter().map(|l| (l.name.to_ascii_lowercase(), l)).collect();
-
-    let mut managed: Vec<Role> = details
-        .values()
-        .filter(|d| tags::is_managed_role(&d.tags, cluster))
-        .filter_map(|d| listings.get(&d.name.to_ascii_lowercase()).map(|l| joined(d, l)))
-        .collect();
-    managed.sort_by(|a, b| a.name.cmp(&b.name));
-    let reads = with_managed(wanted, &managed);
-
-    let mut state = RoleState::default();
-    // Roles in one answer only changed between the two: read them whole.
-    let mut unsettled = BTreeSet::new();
-    for (role_name, policy) in &reads {
-        let key = role_name.to_ascii_lowercase();
-        match (details.get(&key), listings.get(&key)) {
-            (Some(detail), Some(listing)) => {
-                state.roles.insert(role_name.clone(), joined(detail, listing));
-                if let Some(p) = detail.inline_policies.iter().find(|p| p.policy_name == *policy) {
-                    state.policies.insert((role_name.clone(), policy.clone()), p.document.clone());
-                }
-            }
-            (None, None) => {}
-            _ => {
-                unsettled.insert((role_name.clone(), policy.clone()));
-            }
-        }
-    }
-    if !unsettled.is_empty() {
-        tracing::debug!(roles = unsettled.len(), "roles changed between the two listings are read one by one");
-        let reread = read_each(&unsettled, &BTreeMap::new(), iam, slots, parallelism).await?;
-        state.roles.extend(reread.roles);
-        state.policies.extend(reread.policies);
-    }
-    // A managed role that left one of the answers is in `managed` only if
-    // its per-role read found it, as ListRoles + GetRole would have.
-    state.managed = managed;
-    Ok(state)
 }
 
 /// The whole role from its two halves.
