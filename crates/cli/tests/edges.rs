@@ -210,20 +210,32 @@ async fn ctrl_c_mid_apply_finishes_what_runs_releases_the_lock_and_a_rerun_conve
     let dir = scratch("sigint", &server);
     let body: String = (0..60).map(|i| format!("  - namespace: team-{i:02}\n    owner: o{i}@example.com\n")).collect();
     let tenants = file(&dir, "t.yaml", &tenants("edge-sigint", &body));
-    let child = command(&dir, &["apply", "-f", &tenants, "--auto-approve", "--wait", "--parallelism", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+    // Output goes to files: 60 tenants' plan is more than a pipe holds, and
+    // nobody reads the pipe while the run goes on.
+    let (out_path, err_path) = (Path::new(&dir).join("sigint.out"), Path::new(&dir).join("sigint.err"));
+    let mut child = command(&dir, &["apply", "-f", &tenants, "--auto-approve", "--wait", "--parallelism", "1"])
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Interrupt once the first Profile is written: by then changes have been
+    // made and many have not started, however loaded the machine is.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.object("profiles", "", "team-00").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the apply wrote no Profile in 20 s: {}", std::fs::read_to_string(&err_path).unwrap_or_default());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(server.object("leases", "kubeflow", "kfp-tenant-lock").is_some(), "the run holds the lock");
     let interrupted = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(interrupted.success());
     let started = Instant::now();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let status = child.wait().unwrap();
+    let stderr = std::fs::read_to_string(&err_path).unwrap();
     assert!(started.elapsed() < Duration::from_secs(8), "in-flight changes get 5 s: {:?}", started.elapsed());
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("Interrupt received: starting no new changes"), "{stderr}");
     assert!(stderr.contains("Interrupted: ") && stderr.contains(": not started"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
