@@ -196,7 +196,7 @@ impl Kube {
         let deadline = now + timeout;
         let watches = self.watches.get_or_init(|| async { Watches::start(&self.client) }).await;
         // A first list takes milliseconds; waiting for it spares a GET per tenant.
-        watches.until_listed(FIRST_LIST.min(timeout)).await;
+        watches.until_listed(FIRST_LIST, timeout).await;
         let mut changes = watches.changes.clone();
         let mut resync = now + self.options.resync;
         loop {

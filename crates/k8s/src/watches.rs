@@ -32,6 +32,10 @@ pub(crate) struct Watches {
     pub changes: tokio::sync::watch::Receiver<u64>,
     /// Stores that have had their first complete list.
     listed: Arc<AtomicUsize>,
+    /// When the watches started: the first list is waited for only so long
+    /// after this, not again by every wait (where RBAC forbids `watch`, each
+    /// wait would otherwise pay the whole delay).
+    started: tokio::time::Instant,
     _tasks: Vec<AbortOnDrop>,
 }
 
@@ -48,7 +52,7 @@ impl Watches {
         let editors = follow(Api::all(client.clone()), by_name("default-editor"), &notify, &listed, &mut tasks);
         let viewers = follow(Api::all(client.clone()), by_name("default-viewer"), &notify, &listed, &mut tasks);
         let profiles = follow(Api::all(client.clone()), watcher::Config::default(), &notify, &listed, &mut tasks);
-        Watches { namespaces, editors, viewers, profiles, changes, listed, _tasks: tasks }
+        Watches { namespaces, editors, viewers, profiles, changes, listed, started: tokio::time::Instant::now(), _tasks: tasks }
     }
 
     /// Whether every store has had its first complete list.
@@ -56,10 +60,12 @@ impl Watches {
         self.listed.load(Ordering::SeqCst) >= STORES
     }
 
-    /// Returns once every store has listed, or after `within`.
-    pub async fn until_listed(&self, within: std::time::Duration) {
+    /// Returns once every store has listed, or `within` after the watches
+    /// started, or after `at_most` from now, whichever comes first.
+    pub async fn until_listed(&self, within: std::time::Duration, at_most: std::time::Duration) {
         let mut changes = self.changes.clone();
-        let _ = tokio::time::timeout(within, async {
+        let deadline = (self.started + within).min(tokio::time::Instant::now() + at_most);
+        let _ = tokio::time::timeout_at(deadline, async {
             while !self.listed() {
                 if changes.changed().await.is_err() {
                     return;
