@@ -166,15 +166,17 @@ pub struct Resilient<P> {
     inner: P,
     policy: RetryPolicy,
     limiter: Option<Arc<AdaptiveRate>>,
+    /// Roles this wrapper created, and when.
+    created: Mutex<HashMap<String, Instant>>,
     /// Roles this wrapper created or gave a new trust policy, when, and
     /// whether that trust admits EKS Pod Identity.
-    created: Mutex<HashMap<String, (Instant, bool)>>,
+    trusted: Mutex<HashMap<String, (Instant, bool)>>,
     retries: Mutex<BTreeMap<ErrorKind, u64>>,
 }
 
 impl<P> Resilient<P> {
     pub fn new(inner: P, policy: RetryPolicy) -> Self {
-        Resilient { inner, policy, limiter: None, created: Mutex::default(), retries: Mutex::default() }
+        Resilient { inner, policy, limiter: None, created: Mutex::default(), trusted: Mutex::default(), retries: Mutex::default() }
     }
 
     /// Paces every call through `limiter`.
@@ -190,14 +192,14 @@ impl<P> Resilient<P> {
 
     fn recently_created(&self, role: Option<&str>) -> bool {
         let Some(role) = role else { return false };
-        lock(&self.created).get(&role.to_ascii_lowercase()).is_some_and(|(t, _)| t.elapsed() < self.policy.consistency_window)
+        lock(&self.created).get(&role.to_ascii_lowercase()).is_some_and(|t| t.elapsed() < self.policy.consistency_window)
     }
 
     /// Whether this wrapper recently gave `role` a trust that admits Pod
     /// Identity: then EKS calling it invalid is IAM lagging, not the trust.
     fn recently_trusted_pods(&self, role: Option<&str>) -> bool {
         let Some(role) = role else { return false };
-        lock(&self.created).get(&role.to_ascii_lowercase()).is_some_and(|(t, pods)| *pods && t.elapsed() < self.policy.consistency_window)
+        lock(&self.trusted).get(&role.to_ascii_lowercase()).is_some_and(|(t, pods)| *pods && t.elapsed() < self.policy.consistency_window)
     }
 
     /// Runs `call` until it succeeds, fails for good, or runs out of attempts.
@@ -277,8 +279,9 @@ impl<I: IamApi> IamApi for Resilient<I> {
             Err(e) if e.kind == ErrorKind::AlreadyExists => self.earlier_attempt(role).await.ok_or(e)?,
             other => other?,
         };
-        let pods = crate::policy::admits_pod_identity(&role.trust_policy);
-        lock(&self.created).insert(role.name.to_ascii_lowercase(), (Instant::now(), pods));
+        let key = role.name.to_ascii_lowercase();
+        lock(&self.created).insert(key.clone(), Instant::now());
+        lock(&self.trusted).insert(key, (Instant::now(), crate::policy::admits_pod_identity(&role.trust_policy)));
         Ok(created)
     }
 
@@ -286,7 +289,7 @@ impl<I: IamApi> IamApi for Resilient<I> {
         self.run(Some(name), || self.inner.update_trust_policy(name, document)).await?;
         // EKS reads the new trust as eventually as a new role.
         let pods = crate::policy::admits_pod_identity(document);
-        lock(&self.created).insert(name.to_ascii_lowercase(), (Instant::now(), pods));
+        lock(&self.trusted).insert(name.to_ascii_lowercase(), (Instant::now(), pods));
         Ok(())
     }
 
