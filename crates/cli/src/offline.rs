@@ -156,31 +156,25 @@ fn render_dir(desired: &Desired, cluster: &ClusterContext, dir: &std::path::Path
 
 /// What an earlier render wrote for tenants the file no longer has: left
 /// there, a GitOps tool would keep applying a removed tenant's Profile. Only
-/// kfp-tenant's own files go (a manifest that starts with its header, the
-/// two policy files); anything else in the directory stays.
+/// kfp-tenant's own files go: a manifest that starts with its header, and
+/// the two policy files of a tenant whose manifest that was; anything else
+/// in the directory stays.
 fn remove_stale(dir: &std::path::Path, desired: &Desired) -> Result<()> {
     let current: std::collections::BTreeSet<&str> = desired.tenants.iter().map(|t| t.namespace.as_str()).collect();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Some(ns) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".yaml")) else { continue };
-            let ours = std::fs::read_to_string(&path).is_ok_and(|t| t.starts_with(&format!("# tenant {ns}: ")));
-            if ours && !current.contains(ns) {
-                std::fs::remove_file(&path)?;
-            }
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(ns) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".yaml")) else { continue };
+        let ours = std::fs::read_to_string(&path).is_ok_and(|t| t.starts_with(&format!("# tenant {ns}: ")));
+        if !ours || current.contains(ns) {
+            continue;
         }
-    }
-    if let Ok(entries) = std::fs::read_dir(dir.join("iam")) {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if current.contains(name.as_str()) || !entry.path().is_dir() {
-                continue;
-            }
-            for file in ["trust-policy.json", "inline-policy.json"] {
-                let _ = std::fs::remove_file(entry.path().join(file));
-            }
-            let _ = std::fs::remove_dir(entry.path()); // only if nothing else is left
+        std::fs::remove_file(&path)?;
+        let iam = dir.join("iam").join(ns);
+        for file in ["trust-policy.json", "inline-policy.json"] {
+            let _ = std::fs::remove_file(iam.join(file));
         }
+        let _ = std::fs::remove_dir(&iam); // only if nothing else is left
     }
     Ok(())
 }

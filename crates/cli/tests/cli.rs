@@ -369,12 +369,16 @@ async fn a_rendered_directory_is_what_kubectl_applies(backend: kfp_tenant_testki
         assert!(stdout.contains(&expected), "{expected} in {stdout}");
     }
 
-    // team-b leaves the file: its files go, the foreign file stays.
+    // team-b leaves the file: its files go, the foreign files stay, even
+    // policy files of a tenant kfp-tenant never rendered.
+    std::fs::create_dir_all(out.join("iam/someone-else")).unwrap();
+    std::fs::write(out.join("iam/someone-else/trust-policy.json"), "{}").unwrap();
     file(false);
     let again = kfp_with(&["render", "-f", path(&tenants), "--out", path(&out)], kube.kubeconfig());
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert!(!out.join(format!("{b}.yaml")).exists() && !out.join(format!("iam/{b}")).exists());
     assert!(out.join(format!("{a}.yaml")).is_file() && out.join("NOTES.txt").is_file());
+    assert!(out.join("iam/someone-else/trust-policy.json").is_file());
 }
 
 /// Every command's help has one layout (help beside each option, not on the
