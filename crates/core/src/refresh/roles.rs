@@ -12,8 +12,10 @@
 //!   answers (created or deleted between them) is read per role.
 //!
 //! [`RefreshMode::Auto`] asks GetAccountSummary how many roles the account
-//! has and takes the cheaper way. Both give the same [`RoleState`]; a
-//! property test holds them to it.
+//! has and takes the cheaper way. Both give the same [`RoleState`] (a
+//! property test holds them to it), but for one case: per role, a
+//! kfp-tenant role that is not in the file and whose description someone
+//! changed is not found, since ListRoles has no tags; bulk finds it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
