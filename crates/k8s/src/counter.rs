@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::hook::{Hooked, OnRequest};
+
 /// Requests sent, per `METHOD resource` (e.g. `PATCH profiles`).
 #[derive(Clone, Debug, Default)]
 pub struct RequestCounter(std::sync::Arc<std::sync::Mutex<BTreeMap<String, u64>>>);
@@ -41,34 +43,18 @@ impl<S> tower::Layer<S> for RequestCounter {
     type Service = Counted<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Counted { inner, counter: self.clone() }
+        Hooked { inner, hook: self.clone() }
     }
 }
 
 /// A service that counts the requests passing through it.
-#[derive(Clone, Debug)]
-pub struct Counted<S> {
-    inner: S,
-    counter: RequestCounter,
-}
+pub type Counted<S> = Hooked<S, RequestCounter>;
 
-impl<S, B> tower::Service<http::Request<B>> for Counted<S>
-where
-    S: tower::Service<http::Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        if let Ok(mut m) = self.counter.0.lock() {
+impl OnRequest for RequestCounter {
+    fn on_request<B>(&self, request: &mut http::Request<B>) {
+        if let Ok(mut m) = self.0.lock() {
             *m.entry(operation(request.method(), request.uri())).or_default() += 1;
         }
-        self.inner.call(request)
     }
 }
 

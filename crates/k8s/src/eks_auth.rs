@@ -11,6 +11,7 @@ use kfp_tenant_core::identity::base64_decode;
 use kfp_tenant_core::ports::{KubeEndpoint, TokenSource};
 use kube::Config;
 
+use crate::hook::{Hooked, OnRequest};
 use crate::{Kube, KubeError, KubeOptions};
 
 /// The current token, shared by the request layer and the renewing task.
@@ -37,37 +38,19 @@ impl Bearer {
 }
 
 impl<S> tower::Layer<S> for Bearer {
-    type Service = WithBearer<S>;
+    type Service = Hooked<S, Bearer>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        WithBearer { inner, bearer: self.clone() }
+        Hooked { inner, hook: self.clone() }
     }
 }
 
 /// Puts the current token on every request.
-#[derive(Clone, Debug)]
-pub struct WithBearer<S> {
-    inner: S,
-    bearer: Bearer,
-}
-
-impl<S, B> tower::Service<http::Request<B>> for WithBearer<S>
-where
-    S: tower::Service<http::Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        if let Some(value) = self.bearer.get() {
+impl OnRequest for Bearer {
+    fn on_request<B>(&self, request: &mut http::Request<B>) {
+        if let Some(value) = self.get() {
             request.headers_mut().insert(http::header::AUTHORIZATION, value);
         }
-        self.inner.call(request)
     }
 }
 

@@ -21,6 +21,7 @@ mod accounts;
 mod counter;
 mod eks_auth;
 mod errors;
+mod hook;
 pub mod lock;
 mod profile;
 mod readiness;
