@@ -187,10 +187,14 @@ async fn per_role_refresh_lists_across_pages_and_reads_only_candidates() {
     let options = kfp_tenant_aws::AwsOptions { region: Some(support::REGION.to_owned()), page_size: Some(100), ..Default::default() };
     let aws = kfp_tenant_aws::Aws::connect(&options).await.unwrap();
     let desired = validate(&tenants_file(cluster, &["t0"])).unwrap();
-    let observed =
-        refresh(&ReadSet::for_desired(&desired, true), &aws, &aws, &FakeKube::new(Calls::default(), "moto"), 10, RefreshMode::PerRole)
-            .await
-            .unwrap();
+    let observed = refresh(
+        &ReadSet::for_desired(&desired, true),
+        Providers { cluster: &aws, iam: &aws, kube: &FakeKube::new(Calls::default(), "moto"), pod_identity: &aws },
+        10,
+        RefreshMode::PerRole,
+    )
+    .await
+    .unwrap();
     assert_eq!(observed.managed_roles.len(), 110);
     assert!(observed.managed_roles.iter().all(|r| r.tags[tags::CLUSTER] == cluster));
     let calls = aws.counter().calls();
@@ -246,10 +250,14 @@ async fn bulk_and_per_role_refresh_plan_the_same_on_moto() {
     let desired = validate(&file).unwrap();
     let observe = |mode| {
         let (aws, profiles, desired) = (&aws, &profiles, &desired);
-        async move { refresh(&ReadSet::for_desired(desired, true), aws, aws, profiles, 10, mode).await.unwrap() }
+        async move {
+            refresh(&ReadSet::for_desired(desired, true), Providers { cluster: aws, iam: aws, kube: profiles, pod_identity: aws }, 10, mode)
+                .await
+                .unwrap()
+        }
     };
     let first = plan::plan(&desired, &observe(RefreshMode::Bulk).await, PlanOptions::default()).unwrap();
-    let providers = Providers { cluster: &aws, iam: &aws, kube: &profiles };
+    let providers = Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws };
     assert!(apply::apply(&first, providers, &ApplyOptions::default(), &Quiet).await.is_success());
 
     // Drift: description and session (ListRoles only), a boundary (the
@@ -330,10 +338,19 @@ async fn engine_life_cycle_on_moto() {
     let mut file = tenants_file(cluster, &["team-a", "team-b"]);
     file.tenants[1].s3_access = Some(S3AccessMode::Full);
     let desired = validate(&file).unwrap();
-    let providers = Providers { cluster: &aws, iam: &aws, kube: &profiles };
+    let providers = Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws };
     let observe = |_prune: bool| {
         let (aws, profiles, desired) = (&aws, &profiles, &desired);
-        async move { refresh(&ReadSet::for_desired(desired, true), aws, aws, profiles, 10, RefreshMode::PerRole).await.unwrap() }
+        async move {
+            refresh(
+                &ReadSet::for_desired(desired, true),
+                Providers { cluster: aws, iam: aws, kube: profiles, pod_identity: aws },
+                10,
+                RefreshMode::PerRole,
+            )
+            .await
+            .unwrap()
+        }
     };
 
     aws.counter().reset();
@@ -399,9 +416,16 @@ async fn prune_finds_removed_tenants_through_list_roles() {
     let cluster = "prune";
     cluster_with_provider(&aws, cluster).await;
     let profiles = FakeKube::new(Calls::default(), "moto");
-    let providers = Providers { cluster: &aws, iam: &aws, kube: &profiles };
+    let providers = Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws };
     let all = validate(&tenants_file(cluster, &["keep", "drop"])).unwrap();
-    let observed = refresh(&ReadSet::for_desired(&all, true), &aws, &aws, &profiles, 10, RefreshMode::PerRole).await.unwrap();
+    let observed = refresh(
+        &ReadSet::for_desired(&all, true),
+        Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws },
+        10,
+        RefreshMode::PerRole,
+    )
+    .await
+    .unwrap();
     assert!(
         apply::apply(&plan::plan(&all, &observed, PlanOptions::default()).unwrap(), providers, &ApplyOptions::default(), &Quiet)
             .await
@@ -409,7 +433,14 @@ async fn prune_finds_removed_tenants_through_list_roles() {
     );
 
     let kept = validate(&tenants_file(cluster, &["keep"])).unwrap();
-    let observed = refresh(&ReadSet::for_desired(&kept, true), &aws, &aws, &profiles, 10, RefreshMode::PerRole).await.unwrap();
+    let observed = refresh(
+        &ReadSet::for_desired(&kept, true),
+        Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws },
+        10,
+        RefreshMode::PerRole,
+    )
+    .await
+    .unwrap();
     let prune = plan::plan(&kept, &observed, PlanOptions { prune: true, ..Default::default() }).unwrap();
     let deleted: Vec<String> = prune.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.address.to_string()).collect();
     assert_eq!(deleted, [r#"tenant["drop"].iam_role"#, r#"tenant["drop"].s3_policy"#, r#"tenant["drop"].profile"#]);
@@ -429,14 +460,30 @@ async fn the_oidc_provider_is_created_on_request_and_roles_trust_it() {
     }
     let profiles = FakeKube::new(Calls::default(), "moto");
     let desired = validate(&tenants_file(cluster, &["team-a"])).unwrap();
-    let observed = refresh(&ReadSet::for_desired(&desired, true), &aws, &aws, &profiles, 10, RefreshMode::PerRole).await.unwrap();
+    let observed = refresh(
+        &ReadSet::for_desired(&desired, true),
+        Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws },
+        10,
+        RefreshMode::PerRole,
+    )
+    .await
+    .unwrap();
     assert!(plan::plan(&desired, &observed, PlanOptions::default()).is_err(), "without the option a missing provider stops the plan");
     let plan = plan::plan(&desired, &observed, PlanOptions { create_oidc_provider: true, ..Default::default() }).unwrap();
-    let report = apply::apply(&plan, Providers { cluster: &aws, iam: &aws, kube: &profiles }, &ApplyOptions::default(), &Quiet).await;
+    let report =
+        apply::apply(&plan, Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws }, &ApplyOptions::default(), &Quiet)
+            .await;
     assert!(report.is_success(), "{report:#?}");
     let provider = aws.describe_cluster(cluster).await.unwrap().oidc.provider_arn.expect("created");
     let role = aws.get_role("team-a-create-provider-role").await.unwrap().unwrap();
     assert_eq!(role.trust_policy.as_json()["Statement"][0]["Principal"]["Federated"], provider.as_str());
-    let observed = refresh(&ReadSet::for_desired(&desired, true), &aws, &aws, &profiles, 10, RefreshMode::PerRole).await.unwrap();
+    let observed = refresh(
+        &ReadSet::for_desired(&desired, true),
+        Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws },
+        10,
+        RefreshMode::PerRole,
+    )
+    .await
+    .unwrap();
     assert!(!plan::plan(&desired, &observed, PlanOptions::default()).unwrap().has_changes());
 }

@@ -50,11 +50,15 @@ async fn plan_apply_plan_destroy(backend: Backend) {
     file.tenants[2].service_accounts = Some(vec!["default-editor".into(), "pipeline-runner".into()]);
     let desired = validate(&file).unwrap();
     let reads = ReadSet::for_desired(&desired, false);
-    let providers = Providers { cluster: &aws, iam: &aws, kube: &provider };
+    let providers = Providers { cluster: &aws, iam: &aws, kube: &provider, pod_identity: &aws };
     let options = ApplyOptions { wait: true, timeout: Duration::from_secs(60), ..Default::default() };
 
-    let first = plan::plan(&desired, &refresh(&reads, &aws, &aws, &provider, 10, RefreshMode::Auto).await.unwrap(), PlanOptions::default())
-        .unwrap();
+    let first = plan::plan(
+        &desired,
+        &refresh(&reads, Providers { cluster: &aws, iam: &aws, kube: &provider, pod_identity: &aws }, 10, RefreshMode::Auto).await.unwrap(),
+        PlanOptions::default(),
+    )
+    .unwrap();
     assert_eq!(first.summary().add, 10, "per tenant role, policy and Profile, and one service account");
     let report = apply::apply(&first, providers, &options, &Quiet).await;
     assert!(report.is_success(), "{report:#?}");
@@ -70,8 +74,12 @@ async fn plan_apply_plan_destroy(backend: Backend) {
     );
 
     let before = provider.counter().calls();
-    let again = plan::plan(&desired, &refresh(&reads, &aws, &aws, &provider, 10, RefreshMode::Auto).await.unwrap(), PlanOptions::default())
-        .unwrap();
+    let again = plan::plan(
+        &desired,
+        &refresh(&reads, Providers { cluster: &aws, iam: &aws, kube: &provider, pod_identity: &aws }, 10, RefreshMode::Auto).await.unwrap(),
+        PlanOptions::default(),
+    )
+    .unwrap();
     assert!(!again.has_changes());
     let after = provider.counter().calls();
     let k8s_calls: u64 = after.iter().map(|(k, n)| n - before.get(k).unwrap_or(&0)).sum();
@@ -80,7 +88,11 @@ async fn plan_apply_plan_destroy(backend: Backend) {
         "a no-op plan reads the identity record and lists Profiles, kfp-tenant's service accounts and the default-editors, writes nothing: {after:?}"
     );
 
-    let destroy = plan::plan_destroy(&desired, &refresh(&reads, &aws, &aws, &provider, 10, RefreshMode::Auto).await.unwrap()).unwrap();
+    let destroy = plan::plan_destroy(
+        &desired,
+        &refresh(&reads, Providers { cluster: &aws, iam: &aws, kube: &provider, pod_identity: &aws }, 10, RefreshMode::Auto).await.unwrap(),
+    )
+    .unwrap();
     assert_eq!(destroy.summary().destroy, 9);
     assert!(apply::apply(&destroy, providers, &options, &Quiet).await.is_success());
     for ns in &names {
@@ -117,14 +129,26 @@ async fn real_account_life_cycle() {
             .unwrap();
     let kube = Kube::connect(KubeOptions::default()).await.unwrap();
     let reads = ReadSet::for_desired(&desired, false);
-    let providers = Providers { cluster: &aws, iam: &aws, kube: &kube };
+    let providers = Providers { cluster: &aws, iam: &aws, kube: &kube, pod_identity: &aws };
     let options = ApplyOptions { wait: true, timeout: Duration::from_secs(120), ..Default::default() };
 
-    let first =
-        plan::plan(&desired, &refresh(&reads, &aws, &aws, &kube, 10, RefreshMode::Auto).await.unwrap(), PlanOptions::default()).unwrap();
+    let first = plan::plan(
+        &desired,
+        &refresh(&reads, Providers { cluster: &aws, iam: &aws, kube: &kube, pod_identity: &aws }, 10, RefreshMode::Auto).await.unwrap(),
+        PlanOptions::default(),
+    )
+    .unwrap();
     let report = apply::apply(&first, providers, &options, &Quiet).await;
-    let again = plan::plan(&desired, &refresh(&reads, &aws, &aws, &kube, 10, RefreshMode::Auto).await.unwrap(), PlanOptions::default());
-    let destroy = plan::plan_destroy(&desired, &refresh(&reads, &aws, &aws, &kube, 10, RefreshMode::Auto).await.unwrap()).unwrap();
+    let again = plan::plan(
+        &desired,
+        &refresh(&reads, Providers { cluster: &aws, iam: &aws, kube: &kube, pod_identity: &aws }, 10, RefreshMode::Auto).await.unwrap(),
+        PlanOptions::default(),
+    );
+    let destroy = plan::plan_destroy(
+        &desired,
+        &refresh(&reads, Providers { cluster: &aws, iam: &aws, kube: &kube, pod_identity: &aws }, 10, RefreshMode::Auto).await.unwrap(),
+    )
+    .unwrap();
     let cleanup = apply::apply(&destroy, providers, &options, &Quiet).await;
     assert!(report.is_success(), "{report:#?}");
     assert!(!again.unwrap().has_changes());

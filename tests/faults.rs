@@ -34,15 +34,25 @@ impl Guarded {
 
     /// Reads per role: the most IAM calls, so the most throttling.
     async fn plan(&self, world: &FakeWorld, desired: &Desired) -> Plan {
-        let observed = refresh(&ReadSet::for_desired(desired, false), &world.cluster, &self.iam, &self.profiles, 10, RefreshMode::PerRole)
-            .await
-            .unwrap();
+        let observed = refresh(
+            &ReadSet::for_desired(desired, false),
+            Providers { cluster: &world.cluster, iam: &self.iam, kube: &self.profiles, pod_identity: &self.iam },
+            10,
+            RefreshMode::PerRole,
+        )
+        .await
+        .unwrap();
         plan::plan(desired, &observed, PlanOptions::default()).unwrap()
     }
 
     async fn apply(&self, plan: &Plan) -> Report {
-        apply::apply(plan, Providers { cluster: &self.cluster, iam: &self.iam, kube: &self.profiles }, &ApplyOptions::default(), &Quiet)
-            .await
+        apply::apply(
+            plan,
+            Providers { cluster: &self.cluster, iam: &self.iam, kube: &self.profiles, pod_identity: &self.iam },
+            &ApplyOptions::default(),
+            &Quiet,
+        )
+        .await
     }
 }
 

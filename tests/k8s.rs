@@ -167,24 +167,18 @@ async fn drift_in_owner_plugin_and_quota_is_planned(backend: Backend) {
     let names: Vec<String> = file.tenants.iter().map(|t| t.namespace.clone()).collect();
     let desired = validate(&file).unwrap();
     let reads = ReadSet::for_desired(&desired, false);
-    let first =
-        plan::plan(&desired, &refresh(&reads, &cluster, &iam, &provider, 10, RefreshMode::Auto).await.unwrap(), PlanOptions::default())
-            .unwrap();
-    let providers = kfp_tenant_core::apply::Providers { cluster: &cluster, iam: &iam, kube: &provider };
+    let providers = kfp_tenant_core::apply::Providers { cluster: &cluster, iam: &iam, kube: &provider, pod_identity: &iam };
+    let first = plan::plan(&desired, &refresh(&reads, providers, 10, RefreshMode::Auto).await.unwrap(), PlanOptions::default()).unwrap();
     let options = kfp_tenant_core::apply::ApplyOptions { wait: true, timeout: WAIT, ..Default::default() };
     let report = kfp_tenant_core::apply::apply(&first, providers, &options, &kfp_tenant_core::apply::Quiet).await;
     assert!(report.is_success(), "{report:?}");
-    let again =
-        plan::plan(&desired, &refresh(&reads, &cluster, &iam, &provider, 10, RefreshMode::Auto).await.unwrap(), PlanOptions::default())
-            .unwrap();
+    let again = plan::plan(&desired, &refresh(&reads, providers, 10, RefreshMode::Auto).await.unwrap(), PlanOptions::default()).unwrap();
     assert!(!again.has_changes());
 
     kube.edit_object("profiles", "", &names[0], |p| p["spec"]["owner"]["name"] = json!("mallory@example.com")).await;
     kube.edit_object("profiles", "", &names[1], |p| p["spec"]["plugins"][0]["spec"]["annotateOnly"] = json!(false)).await;
     kube.edit_object("profiles", "", &names[2], |p| p["spec"]["resourceQuotaSpec"]["hard"]["cpu"] = json!("64")).await;
-    let drift =
-        plan::plan(&desired, &refresh(&reads, &cluster, &iam, &provider, 10, RefreshMode::Auto).await.unwrap(), PlanOptions::default())
-            .unwrap();
+    let drift = plan::plan(&desired, &refresh(&reads, providers, 10, RefreshMode::Auto).await.unwrap(), PlanOptions::default()).unwrap();
     let changes: Vec<(String, Action)> =
         drift.changes.iter().filter(|c| c.action != Action::NoOp).map(|c| (c.address.to_string(), c.action)).collect();
     assert_eq!(

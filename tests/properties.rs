@@ -133,9 +133,15 @@ async fn plan_with(world: &FakeWorld, desired: &Desired, resilient: bool, destro
     let observed = if resilient {
         let (iam, profiles) =
             (Resilient::new(world.iam.clone(), RetryPolicy::default()), Resilient::new(world.kube.clone(), RetryPolicy::default()));
-        refresh(&reads, &world.cluster, &iam, &profiles, 10, RefreshMode::Auto).await
+        refresh(&reads, Providers { cluster: &world.cluster, iam: &iam, kube: &profiles, pod_identity: &iam }, 10, RefreshMode::Auto).await
     } else {
-        refresh(&reads, &world.cluster, &world.iam, &world.kube, 10, RefreshMode::Auto).await
+        refresh(
+            &reads,
+            Providers { cluster: &world.cluster, iam: &world.iam, kube: &world.kube, pod_identity: &world.iam },
+            10,
+            RefreshMode::Auto,
+        )
+        .await
     }
     .map_err(|e| e.to_string())?;
     if destroy { plan::plan_destroy(desired, &observed) } else { plan::plan(desired, &observed, PlanOptions::default()) }
@@ -164,7 +170,13 @@ async fn apply_plan(world: &FakeWorld, plan: &Plan, resilient: bool) {
         if resilient {
             let (iam, profiles) =
                 (Resilient::new(world.iam.clone(), RetryPolicy::default()), Resilient::new(world.kube.clone(), RetryPolicy::default()));
-            apply::apply(plan, Providers { cluster: &world.cluster, iam: &iam, kube: &profiles }, &ApplyOptions::default(), &Quiet).await
+            apply::apply(
+                plan,
+                Providers { cluster: &world.cluster, iam: &iam, kube: &profiles, pod_identity: &iam },
+                &ApplyOptions::default(),
+                &Quiet,
+            )
+            .await
         } else {
             world.apply(plan).await
         }

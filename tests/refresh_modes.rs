@@ -131,7 +131,7 @@ async fn build(account: &Account, world: &FakeWorld, desired: &Desired) {
 }
 
 async fn plan_in(world: &FakeWorld, desired: &Desired, mode: RefreshMode, options: PlanOptions, destroy: bool) -> Result<Plan, String> {
-    let observed = refresh(&ReadSet::for_desired(desired, false), &world.cluster, &world.iam, &world.kube, 10, mode)
+    let observed = refresh(&ReadSet::for_desired(desired, false), world.providers(), 10, mode)
         .await
         .map_err(|e| kfp_tenant_core::ports::error_chain(&e))?;
     if destroy { plan::plan_destroy(desired, &observed) } else { plan::plan(desired, &observed, options) }.map_err(|e| e.to_string())

@@ -48,7 +48,10 @@ impl Live {
     }
 
     pub fn providers(&self) -> Providers<'_> {
-        Providers { cluster: &self.cluster, iam: &self.iam, kube: &self.kubernetes }
+        // Pod Identity goes through IAM's wrapper: EKS's "role does not exist"
+        // and "trust policy invalid" are retried only for roles that this
+        // wrapper saw created or given a new trust policy.
+        Providers { cluster: &self.cluster, iam: &self.iam, kube: &self.kubernetes, pod_identity: &self.iam }
     }
 
     pub fn verify_ports(&self) -> kfp_tenant_core::verify::Ports<'_> {
@@ -62,7 +65,7 @@ impl Live {
     }
 
     pub async fn observe(&self, reads: &ReadSet, run: &RunFlags) -> Result<Observed> {
-        Ok(refresh(reads, &self.cluster, &self.iam, &self.kubernetes, run.parallelism, run.refresh_mode).await?)
+        Ok(refresh(reads, self.providers(), run.parallelism, run.refresh_mode).await?)
     }
 
     pub async fn lock(&self, namespace: &str, verb: &str) -> Result<LeaseGuard> {

@@ -9,7 +9,7 @@ use clap::CommandFactory;
 use kfp_tenant_core::address::{Address, Kind, resource_graph};
 use kfp_tenant_core::plan::{self, ClusterContext};
 use kfp_tenant_core::render;
-use kfp_tenant_core::spec::Desired;
+use kfp_tenant_core::spec::{Desired, Identity};
 
 use crate::commands::{print_plan, read_plan};
 use crate::flags::{Cli, RenderArgs};
@@ -34,6 +34,9 @@ fn addresses(desired: &Desired) -> Vec<Address> {
     for tenant in &desired.tenants {
         addresses.extend(Kind::PER_TENANT.into_iter().map(|k| Address::tenant(&tenant.namespace, k)));
         addresses.extend(tenant.service_accounts.iter().map(|sa| Address::service_account(&tenant.namespace, sa)));
+        if tenant.identity == Identity::PodIdentity {
+            addresses.extend(tenant.service_accounts.iter().map(|sa| Address::pod_identity(&tenant.namespace, sa)));
+        }
     }
     addresses
 }
@@ -89,7 +92,7 @@ fn render_stream(desired: &Desired, cluster: &ClusterContext) -> Result<ExitCode
         let role = plan::desired_role(tenant, cluster);
         let s3 = plan::desired_s3_policy(tenant, cluster);
         let profile = kfp_tenant_k8s::to_resource(&plan::desired_profile(tenant, &role.arn, &cluster.name));
-        say!("# tenant {}: IAM role {} (path {})", tenant.namespace, role.name, role.path)?;
+        say!("# tenant {}: IAM role {} (path {}), identity {}", tenant.namespace, role.name, role.path, tenant.identity.as_str())?;
         say!("# trust policy ({} characters of {})", role.trust_policy.minified_len(), desired.cluster.trust_policy_quota)?;
         say!("{}", serde_json::to_string_pretty(role.trust_policy.as_json())?)?;
         say!("# inline policy {} ({} characters)", s3.policy_name, s3.document.minified_len())?;
@@ -113,7 +116,7 @@ fn render_dir(desired: &Desired, cluster: &ClusterContext, dir: &std::path::Path
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
     };
     let mut summary = format!(
-        "# kfp-tenant render: cluster {} ({}), bucket {}\n\n| tenant | IAM role | trust policy | inline policy | service accounts |\n|---|---|---|---|---|\n",
+        "# kfp-tenant render: cluster {} ({}), bucket {}\n\n| tenant | identity | IAM role | trust policy | inline policy | service accounts |\n|---|---|---|---|---|---|\n",
         desired.cluster.name, desired.cluster.region, desired.cluster.bucket
     );
     for tenant in &desired.tenants {
@@ -121,10 +124,17 @@ fn render_dir(desired: &Desired, cluster: &ClusterContext, dir: &std::path::Path
         let role = plan::desired_role(tenant, cluster);
         let s3 = plan::desired_s3_policy(tenant, cluster);
         let profile = kfp_tenant_k8s::to_resource(&plan::desired_profile(tenant, &role.arn, &cluster.name));
-        let mut yaml = format!("# tenant {ns}: the Profile, and the service accounts kfp-tenant makes and annotates\n---\n");
+        let mut yaml = match tenant.identity {
+            Identity::Irsa => format!("# tenant {ns}: the Profile, and the service accounts kfp-tenant makes and annotates\n---\n"),
+            Identity::PodIdentity => format!(
+                "# tenant {ns}: the Profile, and the service accounts kfp-tenant makes (EKS Pod Identity: no annotation;\n# the associations are EKS API objects, one per service account: {})\n---\n",
+                tenant.service_accounts.join(", ")
+            ),
+        };
+        let annotation = (tenant.identity == Identity::Irsa).then_some(role.arn.as_str());
         yaml.push_str(&serde_yaml_ng::to_string(&profile)?);
         for sa in tenant.extra_service_accounts() {
-            let account = plan::desired_service_account(ns, sa, &role.arn, &cluster.name, None);
+            let account = plan::desired_service_account(ns, sa, annotation, &cluster.name, None);
             yaml.push_str("---\n");
             yaml.push_str(&serde_yaml_ng::to_string(&kfp_tenant_k8s::account_manifest(&account))?);
         }
@@ -133,7 +143,8 @@ fn render_dir(desired: &Desired, cluster: &ClusterContext, dir: &std::path::Path
         write(iam.join("trust-policy.json"), format!("{}\n", serde_json::to_string_pretty(role.trust_policy.as_json())?))?;
         write(iam.join("inline-policy.json"), format!("{}\n", serde_json::to_string_pretty(s3.document.as_json())?))?;
         summary.push_str(&format!(
-            "| {ns} | `{}{}` | {} of {} characters | `{}`, {} characters | {} |\n",
+            "| {ns} | {} | `{}{}` | {} of {} characters | `{}`, {} characters | {} |\n",
+            tenant.identity.as_str(),
             role.path,
             role.name,
             role.trust_policy.minified_len(),

@@ -26,6 +26,13 @@ pub enum Kind {
     /// kfp-tenant when it drifts), or another that kfp-tenant creates or
     /// adopts and annotates itself.
     ServiceAccount,
+    /// An EKS Pod Identity association binding one of the tenant's service
+    /// accounts to its role, one per service account (Pod Identity tenants).
+    PodIdentity,
+    /// The statement of the road a tenant leaves (`irsa` or `podIdentity`),
+    /// still in its role's trust policy so that no pod is left without a
+    /// road during the move: removed once nothing uses that road any more.
+    TrustStatement,
     /// A role kfp-tenant made for the tenant under an earlier name or path:
     /// deleted, with its inline policy, once nothing points at it.
     DeposedRole,
@@ -43,6 +50,8 @@ impl Kind {
             Kind::S3Policy => "s3_policy",
             Kind::Profile => "profile",
             Kind::ServiceAccount => "service_account",
+            Kind::PodIdentity => "pod_identity",
+            Kind::TrustStatement => "trust_statement",
             Kind::DeposedRole => "deposed_role",
         }
     }
@@ -79,6 +88,15 @@ impl Address {
         Address::Tenant { namespace: namespace.to_owned(), kind: Kind::DeposedRole, name: Some(name.to_owned()) }
     }
 
+    pub fn pod_identity(namespace: &str, service_account: &str) -> Self {
+        Address::Tenant { namespace: namespace.to_owned(), kind: Kind::PodIdentity, name: Some(service_account.to_owned()) }
+    }
+
+    /// The trust statement of `road` in the tenant's role.
+    pub fn trust_statement(namespace: &str, road: crate::spec::Identity) -> Self {
+        Address::Tenant { namespace: namespace.to_owned(), kind: Kind::TrustStatement, name: Some(road.as_str().to_owned()) }
+    }
+
     pub fn namespace(&self) -> Option<&str> {
         match self {
             Address::Tenant { namespace, .. } => Some(namespace),
@@ -97,10 +115,13 @@ impl Address {
     /// graph: the trust policy from the account and the cluster's issuer, the
     /// role from its trust policy, the inline policy and the Profile from the
     /// role (the Profile names its ARN), a service account from the role
-    /// (its annotation) and the Profile (its namespace). A deposed role comes
-    /// after the Profile that stops naming it; apply also puts it after every
-    /// service account of its tenant ([`crate::apply::graph`]), since their
-    /// names are not known here.
+    /// (its annotation) and the Profile (its namespace), a Pod Identity
+    /// association from the role and the Profile (the namespace), the trust
+    /// statement of a road being left from the role. A deposed role comes
+    /// after the Profile that stops naming it; apply also puts it, and a
+    /// trust statement, after every other change of its tenant, and a road's
+    /// grants before the other road's revocations ([`crate::apply::graph`]),
+    /// since those names and directions are not known here.
     pub fn dependencies(&self) -> Vec<Address> {
         match self {
             Address::CallerIdentity | Address::ClusterOidc | Address::ClusterIdentity => Vec::new(),
@@ -109,7 +130,10 @@ impl Address {
                 Kind::TrustPolicy => vec![Address::CallerIdentity, Address::ClusterOidc, Address::OidcProvider],
                 Kind::IamRole => vec![Address::tenant(namespace, Kind::TrustPolicy)],
                 Kind::S3Policy | Kind::Profile => vec![Address::tenant(namespace, Kind::IamRole)],
-                Kind::ServiceAccount => vec![Address::tenant(namespace, Kind::IamRole), Address::tenant(namespace, Kind::Profile)],
+                Kind::ServiceAccount | Kind::PodIdentity => {
+                    vec![Address::tenant(namespace, Kind::IamRole), Address::tenant(namespace, Kind::Profile)]
+                }
+                Kind::TrustStatement => vec![Address::tenant(namespace, Kind::IamRole)],
                 Kind::DeposedRole => vec![Address::tenant(namespace, Kind::Profile)],
             },
         }
@@ -148,6 +172,16 @@ impl FromStr for Address {
         }
         if let Some(name) = kind.strip_prefix("deposed_role[\"").and_then(|n| n.strip_suffix("\"]")) {
             return Ok(Address::deposed_role(namespace, name));
+        }
+        if let Some(name) = kind.strip_prefix("pod_identity[\"").and_then(|n| n.strip_suffix("\"]")) {
+            return Ok(Address::pod_identity(namespace, name));
+        }
+        if let Some(road) = kind.strip_prefix("trust_statement[\"").and_then(|n| n.strip_suffix("\"]")) {
+            let road = [crate::spec::Identity::Irsa, crate::spec::Identity::PodIdentity]
+                .into_iter()
+                .find(|r| r.as_str() == road)
+                .ok_or_else(bad)?;
+            return Ok(Address::trust_statement(namespace, road));
         }
         let kind = Kind::PER_TENANT.into_iter().find(|k| k.as_str() == kind).ok_or_else(bad)?;
         Ok(Address::tenant(namespace, kind))
@@ -203,6 +237,8 @@ mod tests {
             Address::tenant("team-a", Kind::S3Policy),
             Address::service_account("team-a", "runner"),
             Address::deposed_role("team-a", "old-role"),
+            Address::pod_identity("team-a", "runner"),
+            Address::trust_statement("team-a", crate::spec::Identity::Irsa),
             Address::ClusterIdentity,
         ] {
             assert_eq!(a.to_string().parse::<Address>(), Ok(a));

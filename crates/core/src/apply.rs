@@ -22,7 +22,9 @@ use tokio::time::Instant;
 use crate::address::{Address, Kind};
 use crate::graph::{Dag, Slots, Stop, Visit};
 use crate::plan::{Action, Plan, ResourceChange, State, role_drift};
-use crate::ports::{ClusterApi, ErrorKind, IamApi, KubernetesApi, ProviderError, Role};
+pub use crate::ports::Providers;
+use crate::ports::{ErrorKind, IamApi, PodIdentityApi, PodIdentityAssociation, ProviderError, Role};
+use crate::tags;
 
 pub const DEFAULT_PARALLELISM: usize = 10;
 
@@ -114,45 +116,61 @@ pub struct Quiet;
 
 impl Progress for Quiet {}
 
-/// The providers apply writes through.
-#[derive(Clone, Copy)]
-pub struct Providers<'a> {
-    /// Only for creating the cluster's IAM OIDC provider when the plan says so.
-    pub cluster: &'a dyn ClusterApi,
-    pub iam: &'a dyn IamApi,
-    pub kube: &'a dyn KubernetesApi,
-}
-
-impl std::fmt::Debug for Providers<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Providers")
-    }
-}
-
 /// The graph of a plan's changes, edges in the order apply must respect:
-/// [`Address::dependencies`], reversed where the dependent is deleted. A
-/// deposed role is deleted after every other change of its tenant: the
-/// Profile and the service accounts stop pointing at it first.
+/// [`Address::dependencies`], reversed where the dependent is deleted. Three
+/// orders are not in those edges, because they depend on names or on the
+/// direction of a change:
+/// - a deposed role, and a road's retired trust statement, come after every
+///   other change of their tenant (the Profile, the service accounts and the
+///   associations stop using them first); the deposed role last;
+/// - a road's grants come before the other road's revocations in the same
+///   tenant ([`road_change`]), so that a tenant moving between IRSA and Pod
+///   Identity always has one that admits its service accounts;
+/// - an association waits for its Profile only when the Profile is created
+///   (its namespace is made then); otherwise it is a grant that the
+///   Profile's change may have to wait for.
 pub fn graph(plan: &Plan) -> Dag<&ResourceChange> {
     let mut dag = Dag::default();
     let mut ids = BTreeMap::new();
     for change in &plan.changes {
         ids.insert(&change.address, dag.add_node(change));
     }
+    let last = |kind: Option<Kind>| match kind {
+        Some(Kind::TrustStatement) => 1,
+        Some(Kind::DeposedRole) => 2,
+        _ => 0,
+    };
     for change in &plan.changes {
         let me = ids[&change.address];
-        if change.address.kind() == Some(Kind::DeposedRole) {
-            let ns = change.address.namespace();
+        let ns = change.address.namespace();
+        let rank = last(change.address.kind());
+        if rank > 0 {
             for (other, &them) in &ids {
-                if other.namespace() == ns && other.kind() != Some(Kind::DeposedRole) {
+                if other.namespace() == ns && last(other.kind()) < rank {
                     dag.add_edge(them, me);
                 }
             }
             continue;
         }
+        if road_change(change) == Some(RoadChange::Revoke) {
+            for other in plan.changes.iter().filter(|c| c.address.namespace() == ns && road_change(c) == Some(RoadChange::Grant)) {
+                dag.add_edge(ids[&other.address], me);
+            }
+        }
         for dependency in planned_dependencies(&change.address, &ids) {
             let them = ids[&dependency];
-            if change.action == Action::Delete {
+            let theirs = dag.node(them).action;
+            if change.address.kind() == Some(Kind::PodIdentity)
+                && change.action != Action::Delete
+                && dependency.kind() == Some(Kind::Profile)
+                && !matches!(theirs, Action::Create | Action::Replace)
+            {
+                continue;
+            }
+            // A deletion goes before what it depends on only when that goes
+            // too; otherwise after it, like any change (an association
+            // deleted while its role gains IRSA's statement comes after it).
+            if change.action == Action::Delete && theirs == Action::Delete {
                 dag.add_edge(me, them);
             } else {
                 dag.add_edge(them, me);
@@ -160,6 +178,38 @@ pub fn graph(plan: &Plan) -> Dag<&ResourceChange> {
         }
     }
     dag
+}
+
+/// Whether a change gives a road to AWS to the tenant's pods or takes one away.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RoadChange {
+    Grant,
+    Revoke,
+}
+
+/// Grants: an association made or repointed, a Profile gaining IRSA's
+/// plugin, a service account gaining the role annotation. Revocations: an
+/// association deleted, a Profile losing the plugin, a service account
+/// losing the annotation. A Profile replaced recreates its namespace (and
+/// its pods) and counts as neither.
+fn road_change(change: &ResourceChange) -> Option<RoadChange> {
+    let irsa = |state: Option<&State>| match state {
+        Some(State::Profile(p)) => p.role_arn().is_some(),
+        Some(State::ServiceAccount(sa)) => sa.role_arn.is_some(),
+        _ => false,
+    };
+    match (change.address.kind()?, change.action) {
+        (Kind::PodIdentity, Action::Create | Action::Update | Action::Replace) => Some(RoadChange::Grant),
+        (Kind::PodIdentity, Action::Delete) => Some(RoadChange::Revoke),
+        (Kind::Profile | Kind::ServiceAccount, Action::Create | Action::Update) => {
+            match (irsa(change.before.as_ref()), irsa(change.after.as_ref())) {
+                (false, true) => Some(RoadChange::Grant),
+                (true, false) => Some(RoadChange::Revoke),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
 }
 
 /// The planned resources `address` depends on, looking through those that
@@ -278,12 +328,14 @@ async fn execute(plan: &Plan, change: &ResourceChange, p: Providers<'_>, deadlin
         (Action::Create | Action::Update, _, Some(State::ServiceAccount(want))) if want.managed => {
             p.kube.apply_service_account(want, remaining(deadline)).await
         }
-        // Another's account (default-editor): only the role annotation.
-        (Action::Create | Action::Update, _, Some(State::ServiceAccount(want))) if want.role_arn.is_some() => {
+        // An adopted account the tenant no longer names: given back.
+        (Action::Update, Some(State::ServiceAccount(live)), Some(State::ServiceAccount(want))) if live.managed => {
+            p.kube.release_service_account(&want.namespace, &want.name).await
+        }
+        // Another's account (default-editor): only the role annotation, set or removed.
+        (Action::Create | Action::Update, _, Some(State::ServiceAccount(want))) => {
             p.kube.annotate_service_account(&want.namespace, &want.name, want.role_arn.as_deref()).await
         }
-        // An adopted account the tenant no longer names: given back.
-        (Action::Update, _, Some(State::ServiceAccount(want))) => p.kube.release_service_account(&want.namespace, &want.name).await,
         (Action::Delete, Some(State::ServiceAccount(live)), _) => {
             ignore_missing(p.kube.delete_service_account(&live.namespace, &live.name).await)
         }
@@ -292,12 +344,61 @@ async fn execute(plan: &Plan, change: &ResourceChange, p: Providers<'_>, deadlin
             other => other.map(drop),
         },
         (Action::Create, _, Some(State::ClusterRecord(record))) => p.kube.write_cluster_record(record).await,
+        (Action::Create, _, Some(State::PodIdentity(want))) => create_association(p.pod_identity, &plan.cluster.name, want).await,
+        (Action::Update, Some(State::PodIdentity(live)), Some(State::PodIdentity(want))) => {
+            let role = want.role_arn.as_deref().unwrap_or_default();
+            p.pod_identity.update_pod_identity_association(&plan.cluster.name, &live.id, role).await
+        }
+        (Action::Replace, Some(State::PodIdentity(live)), Some(State::PodIdentity(want))) => {
+            ignore_missing(p.pod_identity.delete_pod_identity_association(&plan.cluster.name, &live.id).await)?;
+            create_association(p.pod_identity, &plan.cluster.name, want).await
+        }
+        (Action::Delete, Some(State::PodIdentity(live)), _) => {
+            ignore_missing(p.pod_identity.delete_pod_identity_association(&plan.cluster.name, &live.id).await)
+        }
+        (Action::Delete, Some(State::TrustStatement(retired)), _) => {
+            ignore_missing(p.iam.update_trust_policy(&retired.role_name, &retired.remaining).await)
+        }
         (action, _, _) => Err(ProviderError::new(
             ErrorKind::InvalidInput,
             "apply",
             change.address.to_string(),
             format!("the plan holds a {action:?} without the states it needs; make a new plan"),
         )),
+    }
+}
+
+/// Creates an association. EKS refuses a second one for the same service
+/// account; if the one found carries kfp-tenant's markers for this cluster
+/// (made by a run cut off before its answer came back), it is adopted and
+/// pointed at the role, else the refusal stands with the fix.
+async fn create_association(pods: &dyn PodIdentityApi, cluster: &str, want: &PodIdentityAssociation) -> Result<(), ProviderError> {
+    let error = match pods.create_pod_identity_association(cluster, want).await {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind == ErrorKind::AlreadyExists => e,
+        Err(e) => return Err(e),
+    };
+    let listed = pods.list_pod_identity_associations(cluster).await?;
+    let Some(found) = listed.iter().find(|a| a.namespace == want.namespace && a.service_account == want.service_account) else {
+        return Err(error);
+    };
+    let Some(found) = pods.describe_pod_identity_association(cluster, &found.id).await? else {
+        return Err(error);
+    };
+    if !tags::is_managed_role(&found.tags, cluster) {
+        return Err(ProviderError::new(
+            ErrorKind::AlreadyExists,
+            "CreatePodIdentityAssociation",
+            format!("{}/{}", want.namespace, want.service_account),
+            format!(
+                "service account {}/{} got EKS Pod Identity association {} from someone else since the plan was made; run plan again (it names the fix)",
+                want.namespace, want.service_account, found.id
+            ),
+        ));
+    }
+    match want.role_arn.as_deref() {
+        Some(role) if found.role_arn.as_deref() != Some(role) => pods.update_pod_identity_association(cluster, &found.id, role).await,
+        _ => Ok(()),
     }
 }
 

@@ -439,6 +439,25 @@ pub trait PodIdentityApi: Send + Sync {
     async fn delete_pod_identity_association(&self, cluster: &str, id: &str) -> ProviderResult<()>;
 }
 
+/// The providers refresh reads through and apply writes through.
+#[derive(Clone, Copy)]
+pub struct Providers<'a> {
+    /// STS and EKS; apply uses it only to create the cluster's IAM OIDC
+    /// provider when the plan says so.
+    pub cluster: &'a dyn ClusterApi,
+    pub iam: &'a dyn IamApi,
+    pub kube: &'a dyn KubernetesApi,
+    /// EKS Pod Identity associations: refresh reads them only when a tenant
+    /// uses Pod Identity or a role trusts it.
+    pub pod_identity: &'a dyn PodIdentityApi,
+}
+
+impl std::fmt::Debug for Providers<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Providers")
+    }
+}
+
 /// Objects in S3, with the credentials of an assumed role (`verify`'s probe).
 #[async_trait]
 pub trait ObjectStoreApi: Send + Sync {

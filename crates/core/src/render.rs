@@ -87,6 +87,8 @@ fn block(out: &mut String, change: &ResourceChange, color: Color) {
         State::OidcProvider(p) => ("iam_openid_connect_provider", p.issuer_url.trim_start_matches("https://").to_owned()),
         State::ClusterRecord(_) => ("config_map", "kube-system/kfp-tenant-cluster".to_owned()),
         State::DeposedRole(d) => ("iam_role", d.role.name.clone()),
+        State::PodIdentity(a) => ("eks_pod_identity_association", format!("{}/{}", a.namespace, a.service_account)),
+        State::TrustStatement(t) => ("iam_role_trust_statement", format!("{}/{}", t.role_name, t.road.as_str())),
     };
     let symbol = paint(change.action.symbol(), change.action, color);
     let _ = writeln!(out, "{symbol:>3} {kind} {name:?} {{");
@@ -182,6 +184,21 @@ fn attributes(state: &State) -> Vec<(&'static str, Attr)> {
             v
         }
         State::ClusterRecord(r) => vec![("cluster_arn", text(&r.cluster_arn))],
+        State::PodIdentity(a) => {
+            let mut v = vec![
+                ("namespace", text(&a.namespace)),
+                ("service_account", text(&a.service_account)),
+                ("role_arn", Attr::Json(json!(a.role_arn))),
+                ("tags", Attr::Json(json!(a.tags))),
+            ];
+            if !a.id.is_empty() {
+                v.insert(0, ("association_id", text(&a.id)));
+            }
+            v
+        }
+        State::TrustStatement(t) => {
+            vec![("role", text(&t.role_name)), ("road", text(t.road.as_str())), ("statement", Attr::Document(t.statement.clone()))]
+        }
         State::DeposedRole(d) => {
             let mut v = attributes(&State::Role(d.role.clone()));
             if let Some(p) = &d.policy {

@@ -35,6 +35,9 @@ pub struct TenantsFile {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TenantDefaults {
+    /// How the tenants' pods get their role: `irsa` (the default) or `podIdentity`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3_access: Option<S3AccessMode>,
     /// The key prefix of tenants with `s3Access: prefix` that set none, as a
@@ -52,6 +55,40 @@ pub struct TenantDefaults {
     pub permissions_boundary: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_session_duration: Option<u32>,
+}
+
+/// How a tenant's pods get its role: the road from a service account to AWS.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Identity {
+    /// IAM roles for service accounts (the page's way): the role trusts the
+    /// cluster's IAM OIDC provider, and the service accounts carry the
+    /// `eks.amazonaws.com/role-arn` annotation (the Profile's
+    /// `AwsIamForServiceAccount` plugin writes it on `default-editor`).
+    #[default]
+    Irsa,
+    /// EKS Pod Identity: the role trusts `pods.eks.amazonaws.com`, and an
+    /// EKS association binds each service account to it; no OIDC provider,
+    /// no annotation. Needs the eks-pod-identity-agent add-on.
+    PodIdentity,
+}
+
+impl Identity {
+    /// The other road: where a tenant comes from when it moves.
+    pub fn other(self) -> Identity {
+        match self {
+            Identity::Irsa => Identity::PodIdentity,
+            Identity::PodIdentity => Identity::Irsa,
+        }
+    }
+
+    /// As in the tenants file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Identity::Irsa => "irsa",
+            Identity::PodIdentity => "podIdentity",
+        }
+    }
 }
 
 /// What the tenant's role may do on the bucket, as the file says it: the
@@ -80,6 +117,10 @@ pub struct TenantInput {
     pub role_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_path: Option<String>,
+    /// Overrides `defaults.identity`. Changing it moves the tenant from one
+    /// road to the other as a plan, without a moment where neither works.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_accounts: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -133,6 +174,7 @@ pub struct Tenant {
     pub role_name: String,
     pub role_path: String,
     pub policy_name: String,
+    pub identity: Identity,
     /// Sorted, unique, always non-empty.
     pub service_accounts: Vec<String>,
     pub s3_access: S3Access,
@@ -149,6 +191,9 @@ pub const DEFAULT_TRUST_POLICY_QUOTA: usize = 2048;
 pub const ROLE_ARN_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 pub const DEFAULT_SERVICE_ACCOUNT: &str = "default-editor";
 pub const DEFAULT_MAX_SESSION_DURATION: u32 = 3600;
+/// EKS Pod Identity associations per cluster: 5,000, not adjustable (the
+/// EKS user guide's service quotas; older pages said 1,000).
+pub const MAX_POD_IDENTITY_ASSOCIATIONS: usize = 5000;
 
 impl Tenant {
     /// The service accounts kfp-tenant must annotate itself: all but

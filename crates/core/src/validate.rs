@@ -10,8 +10,8 @@ use std::fmt;
 
 use crate::policy::{self, S3Access};
 use crate::spec::{
-    ClusterSpec, DEFAULT_SERVICE_ACCOUNT, DEFAULT_TRUST_POLICY_QUOTA, Desired, S3AccessMode, Tenant, TenantsFile, default_role_name,
-    policy_name,
+    ClusterSpec, DEFAULT_SERVICE_ACCOUNT, DEFAULT_TRUST_POLICY_QUOTA, Desired, Identity, MAX_POD_IDENTITY_ASSOCIATIONS, S3AccessMode,
+    Tenant, TenantsFile, default_role_name, policy_name,
 };
 use crate::tags;
 
@@ -126,6 +126,7 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
     let mut namespaces: BTreeMap<&str, usize> = BTreeMap::new();
     let mut role_names: BTreeMap<String, usize> = BTreeMap::new();
     let mut tenants = Vec::with_capacity(file.tenants.len());
+    let mut associations = 0;
     for (i, t) in file.tenants.iter().enumerate() {
         let at = |field: &str| format!("tenants[{i}].{field}");
         let errors_before = v.problems.len();
@@ -181,6 +182,10 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
         };
         service_accounts.sort();
         service_accounts.dedup();
+        let identity = t.identity.or(d.identity).unwrap_or_default();
+        if identity == Identity::PodIdentity {
+            associations += service_accounts.len();
+        }
 
         let mode = t.s3_access.or(d.s3_access).unwrap_or(S3AccessMode::Scoped);
         // A tenant's own prefix, else the defaults' template for prefix tenants.
@@ -246,7 +251,13 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
             // Sizes are only meaningful once the names are valid. The issuer is
             // not known before IO, but its length is: EKS issuers have one shape.
             let issuer = example_issuer_host(&file.region);
-            let trust = policy::trust_policy(partition, "123456789012", &issuer, &t.namespace, &service_accounts);
+            let trust = match identity {
+                Identity::Irsa => policy::trust_policy(partition, "123456789012", &issuer, &t.namespace, &service_accounts),
+                Identity::PodIdentity => {
+                    let arn = format!("arn:{partition}:eks:{}:123456789012:cluster/{}", file.region, file.cluster);
+                    policy::pod_identity_trust("123456789012", &arn, &t.namespace, &service_accounts)
+                }
+            };
             if trust.minified_len() > quota {
                 v.problem(
                     at("serviceAccounts"),
@@ -270,6 +281,7 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
             role_name,
             role_path,
             policy_name: policy,
+            identity,
             service_accounts,
             s3_access,
             resource_quota: t.resource_quota.clone(),
@@ -280,6 +292,15 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
     }
 
     overlapping_prefixes(&mut v, &tenants);
+    if associations > MAX_POD_IDENTITY_ASSOCIATIONS {
+        v.problem(
+            "tenants".to_owned(),
+            format!(
+                "the Pod Identity tenants grant {associations} service accounts, and EKS allows {MAX_POD_IDENTITY_ASSOCIATIONS} Pod Identity associations per cluster (not adjustable)"
+            ),
+            "move some tenants to identity: irsa, or grant fewer service accounts",
+        );
+    }
     if !v.problems.is_empty() {
         return Err(InvalidInput { problems: v.problems });
     }

@@ -414,14 +414,28 @@ impl KubernetesApi for Kube {
             .map_err(|e| provider_error("ApplyServiceAccount", &target, e))
     }
 
+    /// Setting is a forced apply. Removing is a merge patch: the controller
+    /// wrote the annotation with an update of its own, and an apply that
+    /// stops naming a field removes it only from the fields its own manager
+    /// owns (the real API server keeps the controller's).
     async fn annotate_service_account(&self, namespace: &str, name: &str, role_arn: Option<&str>) -> ProviderResult<()> {
-        let annotations = role_arn.map(|arn| BTreeMap::from([(ROLE_ARN_ANNOTATION.to_owned(), arn.to_owned())])).unwrap_or_default();
+        let what = format!("service account {namespace}/{name}");
+        let Some(arn) = role_arn else {
+            let patch = serde_json::json!({"metadata": {"annotations": {ROLE_ARN_ANNOTATION: null}}});
+            return self
+                .accounts(namespace)
+                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map(drop)
+                .map_err(|e| provider_error("RemoveRoleAnnotation", &what, e));
+        };
+        let annotations = BTreeMap::from([(ROLE_ARN_ANNOTATION.to_owned(), arn.to_owned())]);
         let config = account_config(namespace, name, None, annotations);
         self.accounts(namespace)
             .patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&config))
             .await
             .map(drop)
-            .map_err(|e| provider_error("AnnotateServiceAccount", &format!("service account {namespace}/{name}"), e))
+            .map_err(|e| provider_error("AnnotateServiceAccount", &what, e))
     }
 
     /// An apply that names nothing gives up every field kfp-tenant applied.

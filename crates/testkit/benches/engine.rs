@@ -163,9 +163,13 @@ fn b5() {
             let iam = Resilient::new(world.iam.clone(), RetryPolicy::default()).with_limiter(limiter);
             world.calls.reset();
             let start = tokio::time::Instant::now();
-            let report =
-                apply::apply(&plan, Providers { cluster: &world.cluster, iam: &iam, kube: &world.kube }, &ApplyOptions::default(), &Quiet)
-                    .await;
+            let report = apply::apply(
+                &plan,
+                Providers { cluster: &world.cluster, iam: &iam, kube: &world.kube, pod_identity: &iam },
+                &ApplyOptions::default(),
+                &Quiet,
+            )
+            .await;
             let elapsed = start.elapsed().as_secs_f64();
             let calls = world.calls.snapshot();
             let attempts: u64 = ["CreateRole", "PutRolePolicy"].iter().map(|op| calls.get(op).copied().unwrap_or(0)).sum();
@@ -190,8 +194,14 @@ fn b5() {
             let iam = Resilient::new(world.iam.clone(), RetryPolicy::default()).with_limiter(Arc::new(AdaptiveRate::new(1.0, 500.0)));
             world.calls.reset();
             let start = tokio::time::Instant::now();
-            let observed =
-                refresh(&ReadSet::for_desired(&desired, false), &world.cluster, &iam, &world.kube, 10, mode).await.expect("refresh");
+            let observed = refresh(
+                &ReadSet::for_desired(&desired, false),
+                Providers { cluster: &world.cluster, iam: &iam, kube: &world.kube, pod_identity: &iam },
+                10,
+                mode,
+            )
+            .await
+            .expect("refresh");
             let plan = kfp_tenant_core::plan::plan(&desired, &observed, PlanOptions::default()).expect("plan");
             let elapsed = start.elapsed().as_secs_f64();
             assert!(!plan.has_changes());

@@ -46,11 +46,11 @@ impl FakeWorld {
     }
 
     pub fn providers(&self) -> Providers<'_> {
-        Providers { cluster: &self.cluster, iam: &self.iam, kube: &self.kube }
+        Providers { cluster: &self.cluster, iam: &self.iam, kube: &self.kube, pod_identity: &self.iam }
     }
 
     pub async fn observe(&self, reads: &ReadSet) -> Result<Observed, String> {
-        refresh::refresh(reads, &self.cluster, &self.iam, &self.kube, 10, self.refresh_mode).await.map_err(|e| error_chain(&e))
+        refresh::refresh(reads, self.providers(), 10, self.refresh_mode).await.map_err(|e| error_chain(&e))
     }
 
     pub async fn plan(&self, desired: &Desired, options: PlanOptions) -> Result<Plan, String> {

@@ -32,6 +32,14 @@ pub fn reads_of(plan: &Plan) -> ReadSet {
             Some(State::ServiceAccount(sa)) => {
                 reads.service_accounts.insert((sa.namespace.clone(), sa.name.clone()));
             }
+            Some(State::PodIdentity(a)) => {
+                reads.pod_identity = true;
+                reads.namespaces.insert(a.namespace.clone());
+            }
+            Some(State::TrustStatement(t)) => {
+                let ns = change.address.namespace().unwrap_or_default();
+                reads.roles.insert((t.role_name.clone(), policy_name(ns)));
+            }
             // Listed, always.
             Some(State::DeposedRole(_)) => {}
             // Read with the cluster, always.
@@ -59,6 +67,11 @@ fn current(change: &ResourceChange, observed: &Observed) -> Option<State> {
             .clone()
             .map(|arn| State::OidcProvider(OidcProvider { issuer_url: p.issuer_url.clone(), arn })),
         State::ClusterRecord(_) => observed.record.clone().map(State::ClusterRecord),
+        State::PodIdentity(a) => {
+            observed.associations.get(&(a.namespace.clone(), a.service_account.clone())).cloned().map(State::PodIdentity)
+        }
+        // No state of its own: the role's change carries its trust policy's fingerprint.
+        State::TrustStatement(t) => observed.roles.get(&t.role_name).map(|_| State::TrustStatement(t.clone())),
         State::DeposedRole(d) => observed.roles.get(&d.role.name).map(|role| {
             let policy = d.policy.as_ref().and_then(|p| {
                 let document = observed.policies.get(&(p.role_name.clone(), p.policy_name.clone()))?;

@@ -20,11 +20,13 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::address::Address;
-use crate::ports::{ClusterRecord, InlinePolicy, OidcProvider, Profile, Role, ServiceAccount};
+use crate::policy::PolicyDocument;
+use crate::ports::{ClusterRecord, InlinePolicy, OidcProvider, PodIdentityAssociation, Profile, Role, ServiceAccount};
+use crate::spec::Identity;
 
 pub use self::desired::{
-    desired_profile, desired_role, desired_s3_policy, desired_service_account, profile_drift, role_description, role_description_marker,
-    role_drift, service_account_drift,
+    association_tags, bridge_trust, desired_profile, desired_role, desired_s3_policy, desired_service_account, profile_drift, road_trust,
+    role_description, role_description_marker, role_drift, service_account_drift,
 };
 pub use self::fresh::{StalePlan, check_fresh, fingerprint, reads_of};
 pub use self::planner::{plan, plan_destroy, target};
@@ -128,6 +130,9 @@ pub enum Reason {
     TakeOverNamespace,
     /// The cluster has no identity record yet; how the run was bound to it.
     Bind { proof: crate::identity::Proof },
+    /// The tenant no longer uses this road to AWS (`identity` changed);
+    /// it goes once the other road is in place.
+    RoadLeft { road: Identity },
 }
 
 impl fmt::Display for Reason {
@@ -155,7 +160,21 @@ impl fmt::Display for Reason {
                 f.write_str("it does not exist, and its namespace does, with this owner: the profile controller takes the namespace over")
             }
             Reason::Bind { proof } => write!(f, "the cluster has no kfp-tenant identity record yet, and {proof}"),
+            Reason::RoadLeft { road } => write!(
+                f,
+                "the tenant no longer uses {}; this goes only after the tenant's {} grants are in place",
+                road_name(*road),
+                road_name(road.other())
+            ),
         }
+    }
+}
+
+/// How a plan names a road to AWS.
+pub fn road_name(road: Identity) -> &'static str {
+    match road {
+        Identity::Irsa => "IRSA",
+        Identity::PodIdentity => "EKS Pod Identity",
     }
 }
 
@@ -171,6 +190,22 @@ pub enum State {
     ClusterRecord(ClusterRecord),
     /// A deposed role with the inline policy kfp-tenant put on it.
     DeposedRole(DeposedRole),
+    /// An EKS Pod Identity association (its `id` is EKS's, empty until created).
+    PodIdentity(PodIdentityAssociation),
+    /// The statement of a road the tenant leaves, in its role's trust policy.
+    TrustStatement(TrustStatement),
+}
+
+/// One road's statement in a role's trust policy. Deleting it writes
+/// `remaining` as the role's whole trust policy: the plan fixes the document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustStatement {
+    pub role_name: String,
+    pub road: Identity,
+    /// The statement(s) that go.
+    pub statement: PolicyDocument,
+    /// The trust policy once they are gone: the other road's alone.
+    pub remaining: PolicyDocument,
 }
 
 /// A role kfp-tenant made for a tenant under an earlier name or path.

@@ -10,12 +10,17 @@ use crate::plan::fresh::fingerprint;
 use crate::plan::{Action, ClusterContext, FORMAT_VERSION, Mode, Plan, PlanError, PlanOptions, PlanProblem, Reason, ResourceChange, State};
 use crate::ports::{ClusterRecord, OidcProvider};
 use crate::refresh::Observed;
-use crate::spec::{Desired, policy_name};
+use crate::spec::{Desired, Identity, MAX_POD_IDENTITY_ASSOCIATIONS, policy_name};
 use crate::tags::{self, Ownership};
 
 /// Plans the changes that make the live state match `desired`.
 pub fn plan(desired: &Desired, observed: &Observed, options: PlanOptions) -> Result<Plan, PlanError> {
-    let need = if options.create_oidc_provider { ProviderNeed::CreateIfMissing } else { ProviderNeed::Require };
+    // Only IRSA tenants need the OIDC provider; Pod Identity does without.
+    let need = match (desired.tenants.iter().any(|t| t.identity == Identity::Irsa), options.create_oidc_provider) {
+        (false, _) => ProviderNeed::NotNeeded,
+        (true, true) => ProviderNeed::CreateIfMissing,
+        (true, false) => ProviderNeed::Require,
+    };
     let mut planner = Planner::new(desired, observed, need)?;
     if observed.record.is_none() {
         let record = ClusterRecord { cluster_arn: planner.cluster.arn.clone() };
@@ -30,6 +35,7 @@ pub fn plan(desired: &Desired, observed: &Observed, options: PlanOptions) -> Res
     } else {
         planner.warn_not_in_file();
     }
+    planner.association_quota();
     planner.finish(Mode::Apply)
 }
 
@@ -258,6 +264,11 @@ impl<'a> Planner<'a> {
                 ),
             }
         }
+        let associations: Vec<_> = self.our_associations(ns).cloned().collect();
+        for association in associations {
+            let address = Address::pod_identity(ns, &association.service_account);
+            self.push(address, Action::Delete, Some(reason.clone()), Some(State::PodIdentity(association)), None);
+        }
         let policy = policy_name(ns);
         if let Some(role_name) = role_name
             && let Some(role) = self.observed.roles.get(role_name)
@@ -282,6 +293,30 @@ impl<'a> Planner<'a> {
             }
         }
         self.deposed_roles(ns, role_name.unwrap_or_default(), reason);
+    }
+
+    /// EKS's associations per cluster, counted as the plan leaves them:
+    /// every association of the cluster, plus those created, minus those deleted.
+    fn association_quota(&mut self) {
+        let existing = self.observed.association_count;
+        let (mut created, mut deleted) = (0, 0);
+        for change in self.changes.values().filter(|c| c.address.kind() == Some(Kind::PodIdentity)) {
+            match change.action {
+                Action::Create => created += 1,
+                Action::Delete => deleted += 1,
+                _ => {}
+            }
+        }
+        let after = (existing + created).saturating_sub(deleted);
+        if created > 0 && after > MAX_POD_IDENTITY_ASSOCIATIONS {
+            self.problems.push(PlanProblem {
+                address: None,
+                message: format!(
+                    "the cluster would have {after} EKS Pod Identity associations ({existing} now, {created} to create, {deleted} to delete), over EKS's {MAX_POD_IDENTITY_ASSOCIATIONS} per cluster (not adjustable)"
+                ),
+                fix: "move some tenants to identity: irsa, grant fewer service accounts, or remove associations the cluster no longer needs".to_owned(),
+            });
+        }
     }
 
     pub(super) fn finish(self, mode: Mode) -> Result<Plan, PlanError> {

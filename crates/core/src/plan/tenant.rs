@@ -1,31 +1,169 @@
-//! One tenant's resources in the planner: its role, inline policy, Profile
-//! and service accounts, the service accounts it no longer grants, and the
-//! roles it had under earlier names.
+//! One tenant's resources in the planner: its role, inline policy, Profile,
+//! service accounts and Pod Identity associations, what it no longer grants,
+//! the road to AWS it leaves, and the roles it had under earlier names.
 
 use crate::address::{Address, Kind};
 use crate::plan::desired::{
-    desired_profile, desired_role, desired_s3_policy, desired_service_account, profile_drift, role_drift, service_account_drift,
+    association_tags, bridge_trust, desired_profile, desired_role, desired_s3_policy, desired_service_account, profile_drift, road_trust,
+    role_drift, service_account_drift,
 };
 use crate::plan::planner::Planner;
-use crate::plan::{Action, DeposedRole, Reason, State};
-use crate::ports::{InlinePolicy, ServiceAccount};
-use crate::spec::{DEFAULT_SERVICE_ACCOUNT, Tenant, policy_name};
+use crate::plan::{Action, DeposedRole, Reason, State, TrustStatement};
+use crate::ports::{InlinePolicy, PodIdentityAssociation, ServiceAccount};
+use crate::spec::{DEFAULT_SERVICE_ACCOUNT, Identity, Tenant, policy_name};
 use crate::tags::{self, Ownership};
 
 impl Planner<'_> {
+    /// A tenant moving from one road to the other keeps the old road's
+    /// trust statement while the new road's grants are made and the old
+    /// road's are revoked; the statement goes last (`trust_statement`).
+    /// Apply orders the grants before the revocations, so at every step one
+    /// road admits the tenant's service accounts, and a rerun after a
+    /// failure plans the rest of the move from what it finds.
     pub(super) fn tenant(&mut self, tenant: &Tenant, adopt: bool) {
         let ns = tenant.namespace.as_str();
-        let want_role = desired_role(tenant, &self.cluster);
+        let road = tenant.identity;
+        let mut want_role = desired_role(tenant, &self.cluster);
+        let only_road = want_role.trust_policy.clone();
+        let leaving = Some(road.other()).filter(|old| self.road_in_use(tenant, *old));
+        let old_statement = leaving.map(|old| road_trust(old, tenant, &self.cluster));
+        if let Some(old) = &old_statement {
+            want_role.trust_policy = bridge_trust(&only_road, old);
+        }
         let role_action = self.role(tenant, &want_role, adopt);
         self.s3_policy(tenant, role_action);
-        let profile_action = self.profile(tenant, &want_role.arn, adopt);
+        let arn = want_role.arn.clone();
+        let profile_action = self.profile(tenant, &arn, adopt);
 
+        let annotation = (road == Identity::Irsa).then_some(arn.as_str());
         for name in tenant.extra_service_accounts() {
-            self.service_account(ns, name, &want_role.arn, profile_action, adopt);
+            self.service_account(ns, name, annotation, profile_action, adopt);
         }
-        self.default_editor(ns, &want_role.arn, profile_action);
+        self.default_editor(ns, annotation, profile_action, leaving.is_some());
+        if road == Identity::PodIdentity {
+            self.pod_identities(tenant, &arn, adopt);
+        }
+        self.dropped_associations(ns, tenant.service_accounts.as_slice(), road);
         self.dropped_service_accounts(tenant);
+        if let (Some(old), Some(statement)) = (leaving, old_statement) {
+            let retired = TrustStatement { role_name: tenant.role_name.clone(), road: old, statement, remaining: only_road };
+            let reason = Reason::RoadLeft { road: old };
+            self.push(Address::trust_statement(ns, old), Action::Delete, Some(reason), Some(State::TrustStatement(retired)), None);
+        }
         self.deposed_roles(ns, &tenant.role_name, Reason::Deposed { by: want_role.name.clone() });
+    }
+
+    /// Whether `road` still carries the tenant's pods: for IRSA, the
+    /// Profile's plugin or a role annotation on `default-editor` or on one
+    /// of kfp-tenant's service accounts in the namespace (and the account
+    /// has the OIDC provider its statement names); for Pod Identity, an
+    /// association kfp-tenant made in the namespace.
+    fn road_in_use(&self, tenant: &Tenant, road: Identity) -> bool {
+        let ns = tenant.namespace.as_str();
+        match road {
+            Identity::Irsa => {
+                let plugin = self.observed.profiles.get(ns).is_some_and(|p| p.role_arn().is_some());
+                let annotated = self.namespace_accounts(ns).any(|sa| {
+                    sa.role_arn.is_some()
+                        && (sa.name == DEFAULT_SERVICE_ACCOUNT
+                            || matches!(
+                                tags::ownership(sa.managed, sa.cluster.as_deref(), &self.cluster.name),
+                                Ownership::Ours | Ownership::Legacy
+                            ))
+                });
+                (plugin || annotated) && !self.cluster.oidc_provider_arn.is_empty()
+            }
+            Identity::PodIdentity => self.our_associations(ns).next().is_some(),
+        }
+    }
+
+    /// The observed service accounts of namespace `ns` (keyed by
+    /// (namespace, name), so they are one range).
+    fn namespace_accounts<'s>(&'s self, ns: &'s str) -> impl Iterator<Item = &'s ServiceAccount> + 's {
+        self.observed
+            .service_accounts
+            .range((ns.to_owned(), String::new())..)
+            .take_while(move |((namespace, _), _)| namespace == ns)
+            .map(|(_, sa)| sa)
+    }
+
+    /// The associations in namespace `ns` that carry kfp-tenant's markers for this cluster.
+    pub(super) fn our_associations<'s>(&'s self, ns: &'s str) -> impl Iterator<Item = &'s PodIdentityAssociation> + 's {
+        self.observed
+            .associations
+            .range((ns.to_owned(), String::new())..)
+            .take_while(move |((namespace, _), _)| namespace == ns)
+            .map(|(_, a)| a)
+            .filter(|a| tags::is_managed_role(&a.tags, &self.cluster.name))
+    }
+
+    /// One association per service account the tenant grants. EKS allows
+    /// one per service account, so another's is refused unless adopted;
+    /// adopting recreates it with kfp-tenant's tags (EKS's update cannot
+    /// set tags).
+    fn pod_identities(&mut self, tenant: &Tenant, role_arn: &str, adopt: bool) {
+        let ns = tenant.namespace.as_str();
+        for sa in &tenant.service_accounts {
+            let address = Address::pod_identity(ns, sa);
+            let mut want = PodIdentityAssociation {
+                id: String::new(),
+                namespace: ns.to_owned(),
+                service_account: sa.clone(),
+                role_arn: Some(role_arn.to_owned()),
+                tags: association_tags(&self.cluster.name, ns),
+            };
+            let Some(live) = self.observed.associations.get(&(ns.to_owned(), sa.clone())) else {
+                self.push(address, Action::Create, Some(Reason::Missing), None, Some(State::PodIdentity(want)));
+                continue;
+            };
+            if !tags::is_managed_role(&live.tags, &self.cluster.name) {
+                if !adopt {
+                    self.refuse(
+                        address.clone(),
+                        format!(
+                            "service account {ns}/{sa} already has EKS Pod Identity association {} (role {}), not made by kfp-tenant for cluster {}, and EKS allows one per service account",
+                            live.id,
+                            live.role_arn.as_deref().unwrap_or("unknown"),
+                            self.cluster.name
+                        ),
+                        format!(
+                            "delete it (aws eks delete-pod-identity-association --cluster-name {} --association-id {}), or take it over with --adopt",
+                            self.cluster.name, live.id
+                        ),
+                    );
+                }
+                self.push(
+                    address,
+                    Action::Replace,
+                    Some(Reason::Adopt),
+                    Some(State::PodIdentity(live.clone())),
+                    Some(State::PodIdentity(want)),
+                );
+                continue;
+            }
+            want.id = live.id.clone();
+            let (action, reason) = if live.role_arn == want.role_arn {
+                (Action::NoOp, None)
+            } else {
+                (Action::Update, Some(Reason::Drift { attributes: vec!["role_arn".to_owned()] }))
+            };
+            self.push(address, action, reason, Some(State::PodIdentity(live.clone())), Some(State::PodIdentity(want)));
+        }
+    }
+
+    /// kfp-tenant's associations in the namespace for service accounts the
+    /// tenant no longer grants, or all of them when it left Pod Identity.
+    fn dropped_associations(&mut self, ns: &str, granted: &[String], road: Identity) {
+        let dropped: Vec<PodIdentityAssociation> =
+            self.our_associations(ns).filter(|a| road != Identity::PodIdentity || !granted.contains(&a.service_account)).cloned().collect();
+        let reason = match road {
+            Identity::PodIdentity => Reason::Dropped,
+            Identity::Irsa => Reason::RoadLeft { road: Identity::PodIdentity },
+        };
+        for association in dropped {
+            let address = Address::pod_identity(ns, &association.service_account);
+            self.push(address, Action::Delete, Some(reason.clone()), Some(State::PodIdentity(association)), None);
+        }
     }
 
     fn role(&mut self, tenant: &Tenant, want: &crate::ports::Role, adopt: bool) -> Action {
@@ -178,7 +316,7 @@ impl Planner<'_> {
         action
     }
 
-    fn service_account(&mut self, ns: &str, name: &str, role_arn: &str, profile_action: Action, adopt: bool) {
+    fn service_account(&mut self, ns: &str, name: &str, role_arn: Option<&str>, profile_action: Action, adopt: bool) {
         let address = Address::service_account(ns, name);
         let live = self.observed.service_accounts.get(&(ns.to_owned(), name.to_owned()));
         let want = desired_service_account(ns, name, role_arn, &self.cluster.name, live);
@@ -229,22 +367,34 @@ impl Planner<'_> {
     /// and writes its role annotation. Its annotation is still observed
     /// state: when the Profile stands as it is and the annotation differs,
     /// kfp-tenant restores it (the controller would write the same value).
-    /// When the Profile changes, the controller does it.
-    fn default_editor(&mut self, ns: &str, role_arn: &str, profile_action: Action) {
-        if profile_action != Action::NoOp {
+    /// When the Profile changes, the controller does it, except on a move
+    /// between roads: then kfp-tenant writes it itself, so that it is in
+    /// place before the associations go, or removes it (the controller
+    /// leaves it when its plugin goes, and in the AWS SDKs' credential
+    /// chain IRSA wins over Pod Identity).
+    fn default_editor(&mut self, ns: &str, role_arn: Option<&str>, profile_action: Action, moving: bool) {
+        let exists = matches!(profile_action, Action::NoOp | Action::Update);
+        if !(profile_action == Action::NoOp || (exists && (moving || role_arn.is_none()))) {
             return;
         }
         let live = self.observed.service_accounts.get(&(ns.to_owned(), DEFAULT_SERVICE_ACCOUNT.to_owned()));
+        if live.is_none() && role_arn.is_none() {
+            return;
+        }
         let want = ServiceAccount {
             namespace: ns.to_owned(),
             name: DEFAULT_SERVICE_ACCOUNT.to_owned(),
-            role_arn: Some(role_arn.to_owned()),
+            role_arn: role_arn.map(str::to_owned),
             managed: false,
             cluster: None,
             created: false,
         };
         let (action, reason) = match live {
             Some(live) if live.role_arn == want.role_arn => (Action::NoOp, None),
+            Some(_) if role_arn.is_none() => (Action::Update, Some(Reason::RoadLeft { road: Identity::Irsa })),
+            Some(_) if profile_action == Action::Update => {
+                (Action::Update, Some(Reason::Drift { attributes: vec!["role_arn".to_owned()] }))
+            }
             Some(_) => (Action::Update, Some(Reason::AnnotationDrift)),
             None => (Action::Create, Some(Reason::AnnotationDrift)),
         };
@@ -258,13 +408,8 @@ impl Planner<'_> {
     /// (labels and role annotation removed) when it adopted them.
     fn dropped_service_accounts(&mut self, tenant: &Tenant) {
         let ns = tenant.namespace.as_str();
-        // Keyed by (namespace, name): this namespace's accounts are one range.
         let dropped: Vec<ServiceAccount> = self
-            .observed
-            .service_accounts
-            .range((ns.to_owned(), String::new())..)
-            .take_while(|((namespace, _), _)| namespace == ns)
-            .map(|(_, sa)| sa)
+            .namespace_accounts(ns)
             .filter(|sa| sa.name != DEFAULT_SERVICE_ACCOUNT && !tenant.service_accounts.contains(&sa.name))
             .filter(|sa| {
                 matches!(tags::ownership(sa.managed, sa.cluster.as_deref(), &self.cluster.name), Ownership::Ours | Ownership::Legacy)

@@ -30,10 +30,11 @@ use tokio::sync::Semaphore;
 use crate::identity::{self, Proof, WrongCluster};
 use crate::policy::PolicyDocument;
 use crate::ports::{
-    AccountQuery, CallerIdentity, ClusterApi, ClusterRecord, EksCluster, IamApi, KubernetesApi, Namespace, Profile, ProviderError, Role,
-    ServiceAccount,
+    AccountQuery, CallerIdentity, ClusterApi, ClusterRecord, EksCluster, KubernetesApi, Namespace, PodIdentityApi, PodIdentityAssociation,
+    Profile, ProviderError, Providers, Role, ServiceAccount,
 };
-use crate::spec::{DEFAULT_SERVICE_ACCOUNT, Desired};
+use crate::spec::{DEFAULT_SERVICE_ACCOUNT, Desired, Identity};
+use crate::tags;
 
 /// What one refresh reads.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -50,6 +51,10 @@ pub struct ReadSet {
     /// The operator vouches that the Kubernetes API is the file's cluster
     /// (`--bind-cluster`).
     pub vouched: bool,
+    /// A tenant uses EKS Pod Identity: the cluster's associations are read.
+    /// They are also read, whatever this says, when a role read trusts Pod
+    /// Identity (a tenant that left it may have associations left).
+    pub pod_identity: bool,
 }
 
 impl ReadSet {
@@ -64,6 +69,7 @@ impl ReadSet {
                 .flat_map(|t| t.extra_service_accounts().map(|sa| (t.namespace.clone(), sa.to_owned())))
                 .collect(),
             vouched,
+            pod_identity: desired.tenants.iter().any(|t| t.identity == Identity::PodIdentity),
         }
     }
 }
@@ -90,6 +96,12 @@ pub struct Observed {
     pub service_accounts: BTreeMap<(String, String), ServiceAccount>,
     /// The roles tagged as kfp-tenant's for this cluster.
     pub managed_roles: Vec<Role>,
+    /// EKS Pod Identity associations, described (role and tags), by
+    /// (namespace, service account): those in the namespaces of the file's
+    /// tenants and of kfp-tenant's roles. Empty when none was read.
+    pub associations: BTreeMap<(String, String), PodIdentityAssociation>,
+    /// How many associations the cluster has in all (EKS's per-cluster quota).
+    pub association_count: usize,
 }
 
 /// Refresh stopped; nothing was written.
@@ -143,29 +155,82 @@ pub async fn refresh_cluster(
         bare_namespaces: BTreeMap::new(),
         service_accounts: BTreeMap::new(),
         managed_roles: Vec::new(),
+        associations: BTreeMap::new(),
+        association_count: 0,
     })
 }
 
 /// Reads everything in `reads`, at most `parallelism` calls at a time,
 /// the roles the way `mode` says ([`roles`]).
-pub async fn refresh(
-    reads: &ReadSet,
-    cluster: &dyn ClusterApi,
-    iam: &dyn IamApi,
-    kube: &dyn KubernetesApi,
-    parallelism: usize,
-    mode: RefreshMode,
-) -> Result<Observed, RefreshError> {
+pub async fn refresh(reads: &ReadSet, ports: Providers<'_>, parallelism: usize, mode: RefreshMode) -> Result<Observed, RefreshError> {
     let slots = Semaphore::new(parallelism.max(1));
     let slots = &slots;
     let name = reads.cluster.as_str();
     // Nothing is listed before the Kubernetes API is shown to be this cluster.
-    let facts = refresh_cluster(name, reads.vouched, cluster, kube).await?;
-    let (roles, kubernetes) = futures_util::try_join!(
-        roles::read(&reads.roles, name, iam, slots, parallelism, mode),
-        read_kubernetes(reads, kube, slots, parallelism),
+    let facts = refresh_cluster(name, reads.vouched, ports.cluster, ports.kube).await?;
+    let ((roles, associations), kubernetes) = futures_util::try_join!(
+        async {
+            let roles = roles::read(&reads.roles, name, ports.iam, slots, parallelism, mode).await?;
+            let associations = read_associations(reads, &roles, ports.pod_identity, slots, parallelism).await?;
+            Ok((roles, associations))
+        },
+        read_kubernetes(reads, ports.kube, slots, parallelism),
     )?;
-    Ok(Observed { roles: roles.roles, policies: roles.policies, managed_roles: roles.managed, ..kubernetes.into_observed(facts) })
+    Ok(Observed {
+        roles: roles.roles,
+        policies: roles.policies,
+        managed_roles: roles.managed,
+        association_count: associations.count,
+        associations: associations.described,
+        ..kubernetes.into_observed(facts)
+    })
+}
+
+struct Associations {
+    count: usize,
+    described: BTreeMap<(String, String), PodIdentityAssociation>,
+}
+
+/// The cluster's Pod Identity associations, when a tenant uses Pod
+/// Identity or a role read trusts it: one listing (summaries, paged), then
+/// a Describe (role, tags) for each one in a namespace the plan concerns.
+/// A file of IRSA tenants whose roles trust nothing else makes no EKS call
+/// (and needs no EKS permission).
+async fn read_associations(
+    reads: &ReadSet,
+    roles: &roles::RoleState,
+    pods: &dyn PodIdentityApi,
+    slots: &Semaphore,
+    parallelism: usize,
+) -> Result<Associations, RefreshError> {
+    let trusted = roles.roles.values().chain(&roles.managed).any(|r| crate::policy::admits_pod_identity(&r.trust_policy));
+    if !reads.pod_identity && !trusted {
+        return Ok(Associations { count: 0, described: BTreeMap::new() });
+    }
+    let cluster = reads.cluster.as_str();
+    let listed = limited(slots, pods.list_pod_identity_associations(cluster))
+        .await
+        .map_err(reading(format!("the EKS Pod Identity associations of cluster {cluster}")))?;
+    let concerned: BTreeSet<&str> = reads
+        .namespaces
+        .iter()
+        .map(String::as_str)
+        .chain(roles.managed.iter().filter_map(|r| r.tags.get(tags::NAMESPACE).map(String::as_str)))
+        .collect();
+    let described = stream::iter(listed.iter().filter(|a| concerned.contains(a.namespace.as_str())).map(|a| {
+        limited(slots, async move {
+            pods.describe_pod_identity_association(cluster, &a.id)
+                .await
+                .map_err(reading(format!("EKS Pod Identity association {} ({}/{})", a.id, a.namespace, a.service_account)))
+        })
+    }))
+    .buffer_unordered(parallelism.max(1))
+    .try_collect::<Vec<_>>()
+    .await?;
+    Ok(Associations {
+        count: listed.len(),
+        described: described.into_iter().flatten().map(|a| ((a.namespace.clone(), a.service_account.clone()), a)).collect(),
+    })
 }
 
 /// What refresh reads in the Kubernetes API.
