@@ -12,14 +12,14 @@ use kfp_tenant_core::apply::{self, ApplyOptions, Providers, Quiet};
 use kfp_tenant_core::plan::{self, PlanOptions};
 use kfp_tenant_core::ports::IamApi;
 use kfp_tenant_core::refresh::{ReadSet, RefreshMode, refresh};
-use kfp_tenant_core::spec::{TenantInput, TenantsFile};
+use kfp_tenant_core::spec::{Desired, Identity, TenantInput, TenantsFile};
 use kfp_tenant_core::validate;
 use kfp_tenant_k8s::{Kube, KubeOptions};
 use kfp_tenant_testkit::backend::{Backend, TestKube, TestKubeOptions};
 use kfp_tenant_testkit::controller::ROLE_ARN_ANNOTATION;
 use kfp_tenant_testkit::on_both_backends;
 
-on_both_backends!(plan_apply_plan_destroy);
+on_both_backends!(plan_apply_plan_destroy, pod_identity_tenants_live_move_and_go);
 
 async fn plan_apply_plan_destroy(backend: Backend) {
     let aws = support::aws().await;
@@ -153,4 +153,122 @@ async fn real_account_life_cycle() {
     assert!(report.is_success(), "{report:#?}");
     assert!(!again.unwrap().has_changes());
     assert!(cleanup.is_success(), "{cleanup:#?}");
+}
+
+/// Plans and applies `desired` until nothing is left to do; returns what the first plan did.
+async fn converge(desired: &Desired, providers: Providers<'_>, summary: (usize, usize, usize)) {
+    let reads = ReadSet::for_desired(desired, false);
+    let plan = plan::plan(desired, &refresh(&reads, providers, 10, RefreshMode::Auto).await.unwrap(), PlanOptions::default()).unwrap();
+    let s = plan.summary();
+    assert_eq!(
+        (s.add, s.change, s.destroy),
+        summary,
+        "{}",
+        kfp_tenant_core::render::plan_text(&plan, kfp_tenant_core::render::Color::Never)
+    );
+    let options = ApplyOptions { wait: true, timeout: Duration::from_secs(60), ..Default::default() };
+    let report = apply::apply(&plan, providers, &options, &Quiet).await;
+    assert!(report.is_success(), "{report:#?}");
+    let again = plan::plan(desired, &refresh(&reads, providers, 10, RefreshMode::Auto).await.unwrap(), PlanOptions::default()).unwrap();
+    assert!(!again.has_changes(), "{}", kfp_tenant_core::render::plan_text(&again, kfp_tenant_core::render::Color::Never));
+}
+
+/// A file with an IRSA and a Pod Identity tenant on the real SDK (moto, and
+/// the Pod Identity emulator in front of it for EKS) and the real kube
+/// client: one run makes both; an association deleted by hand comes back;
+/// the Pod Identity tenant moves to IRSA and back; destroy leaves nothing.
+async fn pod_identity_tenants_live_move_and_go(backend: Backend) {
+    use kfp_tenant_core::ports::PodIdentityApi;
+    use kfp_tenant_testkit::pod_identity::{PodIdentityOptions, PodIdentityServer};
+    let server = PodIdentityServer::start(&support::moto_endpoint(), PodIdentityOptions::default()).await.unwrap();
+    let options =
+        kfp_tenant_aws::AwsOptions { region: Some(support::REGION.into()), eks_endpoint: Some(server.url().into()), ..Default::default() };
+    let aws = kfp_tenant_aws::Aws::connect(&options).await.unwrap();
+    let kube = TestKube::start(backend, TestKubeOptions { reconcile_delay: Duration::from_millis(100), ..Default::default() }).await;
+    let cluster = kube.cluster("e2e-pods");
+    let cluster = cluster.as_str();
+    support::cluster_with_provider(&aws, cluster).await;
+    kube.bind(cluster).await;
+    let provider = Kube::connect(KubeOptions {
+        kubeconfig: Some(kube.kubeconfig().to_owned()),
+        poll: Duration::from_millis(20),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let providers = Providers { cluster: &aws, iam: &aws, kube: &provider, pod_identity: &aws };
+    let (irsa, pods) = (kube.name("team-i"), kube.name("team-p"));
+    let file = |road: Identity| TenantsFile {
+        cluster: cluster.into(),
+        region: support::REGION.into(),
+        bucket: "kfp-artifacts".into(),
+        tenants: vec![
+            TenantInput { namespace: irsa.clone(), owner: "i@example.com".into(), ..Default::default() },
+            TenantInput {
+                namespace: pods.clone(),
+                owner: "p@example.com".into(),
+                identity: Some(road),
+                service_accounts: Some(vec!["default-editor".into(), "pipeline-runner".into()]),
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    let on_pods = validate(&file(Identity::PodIdentity)).unwrap();
+    let on_irsa = validate(&file(Identity::Irsa)).unwrap();
+    let role_arn = format!("arn:aws:iam::123456789012:role/{pods}-{cluster}-role");
+    let associations = || {
+        let mut found: Vec<(String, String)> =
+            server.associations().into_iter().filter(|(ns, _, _)| *ns == pods).map(|(_, sa, role)| (sa, role)).collect();
+        found.sort();
+        found
+    };
+    let annotation = |sa: &'static str| {
+        let kube = &kube;
+        let pods = pods.clone();
+        async move {
+            let account = kube.object("serviceaccounts", &pods, sa).await.unwrap();
+            account["metadata"]["annotations"][ROLE_ARN_ANNOTATION].as_str().map(str::to_owned)
+        }
+    };
+    let both = vec![("default-editor".to_owned(), role_arn.clone()), ("pipeline-runner".to_owned(), role_arn.clone())];
+
+    // Two roles, policies and Profiles, the runner, two associations (the
+    // identity record is written by `bind`).
+    converge(&on_pods, providers, (9, 0, 0)).await;
+    assert_eq!(associations(), both);
+    assert_eq!(annotation("default-editor").await, None, "a Pod Identity tenant's default-editor carries no IRSA annotation");
+    assert_eq!(annotation("pipeline-runner").await, None);
+    let profile = kube.object("profiles", "", &pods).await.unwrap();
+    assert_eq!(profile["spec"]["plugins"], serde_json::json!([]), "{profile}");
+
+    // An association deleted by hand is planned and made again.
+    let listed = aws.list_pod_identity_associations(cluster).await.unwrap();
+    let runner = listed.iter().find(|a| a.namespace == pods && a.service_account == "pipeline-runner").unwrap();
+    aws.delete_pod_identity_association(cluster, &runner.id).await.unwrap();
+    converge(&on_pods, providers, (1, 0, 0)).await;
+    assert_eq!(associations(), both);
+
+    // To IRSA: the role trusts both, the Profile gets the plugin and the
+    // accounts the annotation, the associations go, then Pod Identity's statement.
+    converge(&on_irsa, providers, (0, 4, 3)).await;
+    assert_eq!(associations(), vec![]);
+    assert_eq!(annotation("default-editor").await.as_deref(), Some(role_arn.as_str()));
+    assert_eq!(annotation("pipeline-runner").await.as_deref(), Some(role_arn.as_str()));
+    let role = aws.get_role(&format!("{pods}-{cluster}-role")).await.unwrap().unwrap();
+    assert!(!kfp_tenant_core::policy::admits_pod_identity(&role.trust_policy), "{:?}", role.trust_policy);
+
+    // And back: default-editor's annotation, which the controller wrote,
+    // is removed although the controller owns the field.
+    converge(&on_pods, providers, (2, 4, 1)).await;
+    assert_eq!(associations(), both);
+    assert_eq!(annotation("default-editor").await, None);
+    assert_eq!(annotation("pipeline-runner").await, None);
+
+    let reads = ReadSet::for_desired(&on_pods, false);
+    let destroy = plan::plan_destroy(&on_pods, &refresh(&reads, providers, 10, RefreshMode::Auto).await.unwrap()).unwrap();
+    let options = ApplyOptions { wait: true, timeout: Duration::from_secs(60), ..Default::default() };
+    assert!(apply::apply(&destroy, providers, &options, &Quiet).await.is_success());
+    assert_eq!(associations(), vec![]);
+    assert_eq!(aws.get_role(&format!("{pods}-{cluster}-role")).await.unwrap(), None);
 }

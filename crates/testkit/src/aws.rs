@@ -240,6 +240,26 @@ impl FakeIam {
         lock(&self.state).policies.keys().cloned().collect()
     }
 
+    /// Every Pod Identity association of `cluster`, described (role, tags).
+    pub fn associations(&self, cluster: &str) -> Vec<PodIdentityAssociation> {
+        lock(&self.state).associations.values().filter(|(c, _)| c == cluster).map(|(_, a)| a.clone()).collect()
+    }
+
+    /// Makes a Pod Identity association behind the tool's back (no call
+    /// counted, no check of the role); returns its id.
+    pub fn insert_association(&self, cluster: &str, association: PodIdentityAssociation) -> String {
+        let mut state = lock(&self.state);
+        state.next_association += 1;
+        let id = format!("a-{:017x}", state.next_association);
+        state.associations.insert(id.clone(), (cluster.to_owned(), PodIdentityAssociation { id: id.clone(), ..association }));
+        id
+    }
+
+    /// Changes, or with `false` from `edit` deletes, every association behind the tool's back.
+    pub fn edit_associations(&self, mut edit: impl FnMut(&mut PodIdentityAssociation) -> bool) {
+        lock(&self.state).associations.retain(|_, (_, a)| edit(a));
+    }
+
     fn no_role(op: &str, name: &str) -> ProviderError {
         ProviderError::new(ErrorKind::NotFound, op, format!("role {name}"), format!("The role with name {name} cannot be found."))
     }

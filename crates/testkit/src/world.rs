@@ -2,9 +2,12 @@
 //! so a test reads as the operator's steps: plan, apply, plan again.
 
 use kfp_tenant_core::apply::{self, Providers, Quiet, Report};
+use kfp_tenant_core::plan::ClusterContext;
 use kfp_tenant_core::plan::{self, Plan, PlanOptions};
+use kfp_tenant_core::policy::admits_pod_identity;
 use kfp_tenant_core::refresh::{self, Observed, ReadSet, RefreshMode};
-use kfp_tenant_core::spec::{Desired, TenantInput, TenantsFile};
+use kfp_tenant_core::spec::{Desired, Identity, Tenant, TenantInput, TenantsFile};
+use kfp_tenant_core::trust;
 
 use crate::{Calls, FakeCluster, FakeIam, FakeKube};
 
@@ -65,6 +68,43 @@ impl FakeWorld {
 
     pub async fn apply(&self, plan: &Plan) -> Report {
         apply::apply(plan, self.providers(), &apply::ApplyOptions::default(), &Quiet).await
+    }
+}
+
+impl FakeWorld {
+    /// The road by which a pod of service account `sa` of `tenant`,
+    /// started now, gets the tenant's role, or `None` when it gets none.
+    /// The role annotation decides first (IRSA wins in the AWS SDKs'
+    /// credential chain): with it, only the role's trust of the pod's web
+    /// identity counts (IAM's evaluation, [`trust::evaluate`]); without it,
+    /// an association of the pair to the role, and a trust that admits Pod
+    /// Identity with the pair's session tags.
+    pub fn road_of(&self, cluster: &ClusterContext, tenant: &Tenant, sa: &str) -> Option<Identity> {
+        let ns = tenant.namespace.as_str();
+        let role = self.iam.role(&tenant.role_name)?;
+        let annotation = self.kube.service_accounts().get(&(ns.to_owned(), sa.to_owned())).and_then(|a| a.role_arn.clone());
+        if let Some(arn) = annotation {
+            let issuer = cluster.oidc_issuer.trim_start_matches("https://");
+            let request = trust::Request::web_identity(
+                &cluster.oidc_provider_arn,
+                issuer,
+                &format!("system:serviceaccount:{ns}:{sa}"),
+                &["sts.amazonaws.com".to_owned()],
+            );
+            let admitted = matches!(trust::evaluate(&role.trust_policy, &request), trust::Decision::Allowed { .. });
+            return (arn == role.arn && admitted).then_some(Identity::Irsa);
+        }
+        let associated = self
+            .iam
+            .associations(CLUSTER)
+            .iter()
+            .any(|a| a.namespace == ns && a.service_account == sa && a.role_arn.as_deref() == Some(&role.arn));
+        let tagged = role.trust_policy.statements().iter().any(|s| {
+            let tags = &s["Condition"]["StringEquals"];
+            let has = |v: &serde_json::Value, want: &str| v == want || v.as_array().is_some_and(|a| a.iter().any(|x| x == want));
+            has(&tags["aws:RequestTag/kubernetes-namespace"], ns) && has(&tags["aws:RequestTag/kubernetes-service-account"], sa)
+        });
+        (associated && tagged && admits_pod_identity(&role.trust_policy)).then_some(Identity::PodIdentity)
     }
 }
 

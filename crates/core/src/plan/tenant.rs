@@ -327,6 +327,9 @@ impl Planner<'_> {
                 let drift = service_account_drift(live, &want);
                 match tags::ownership(live.managed, live.cluster.as_deref(), &self.cluster.name) {
                     _ if drift.is_empty() => (Action::NoOp, None),
+                    Ownership::Ours if drift == ["role_arn"] && want.role_arn.is_none() => {
+                        (Action::Update, Some(Reason::RoadLeft { road: Identity::Irsa }))
+                    }
                     Ownership::Ours => (Action::Update, Some(Reason::Drift { attributes: drift })),
                     Ownership::Legacy if drift == ["labels"] => (Action::Update, Some(Reason::RecordCluster)),
                     Ownership::Legacy => (Action::Update, Some(Reason::Drift { attributes: drift })),

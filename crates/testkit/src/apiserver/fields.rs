@@ -140,6 +140,13 @@ pub fn apply(object: &mut Value, owners: &mut Owners, config: &Value, manager: &
         }
     }
     for (pointer, value) in applied {
+        // Applying the value a field already has shares it with its owners
+        // (an apply that later drops it leaves it to them); another value
+        // takes it over.
+        if current.get(&pointer) == Some(&value) {
+            owners.entry(pointer).or_default().insert(manager.to_owned());
+            continue;
+        }
         take_over(owners, &pointer);
         set(object, &pointer, value);
         owners.insert(pointer, BTreeSet::from([manager.to_owned()]));
@@ -197,6 +204,22 @@ mod tests {
         apply(&mut object, &mut owners, &json!({"spec": {"owner": {"name": "x"}}}), "b", false, ATOMIC).unwrap();
         apply(&mut object, &mut owners, &json!({"spec": {"owner": {"name": "y"}}}), "b", true, ATOMIC).unwrap();
         assert_eq!(owners["/spec/owner"], BTreeSet::from(["b".to_owned()]));
+    }
+
+    #[test]
+    fn applying_a_value_another_manager_set_shares_it_and_dropping_it_leaves_it() {
+        let mut object = json!({"metadata": {"annotations": {"role": "a"}}});
+        let mut owners = Owners::new();
+        update(&json!({}), &object.clone(), &mut owners, "controller", &[]);
+        let config = json!({"metadata": {"annotations": {"role": "a"}}});
+        apply(&mut object, &mut owners, &config, "kfp-tenant", true, &[]).unwrap();
+        assert_eq!(owners["/metadata/annotations/role"], BTreeSet::from(["controller".to_owned(), "kfp-tenant".to_owned()]));
+        apply(&mut object, &mut owners, &json!({"metadata": {"name": "x"}}), "kfp-tenant", true, &[]).unwrap();
+        assert_eq!(object["metadata"]["annotations"]["role"], "a", "the controller still owns it, as on kube-apiserver");
+        // A different value takes it over; dropping it then removes it.
+        apply(&mut object, &mut owners, &json!({"metadata": {"annotations": {"role": "b"}}}), "kfp-tenant", true, &[]).unwrap();
+        apply(&mut object, &mut owners, &json!({"metadata": {"name": "x"}}), "kfp-tenant", true, &[]).unwrap();
+        assert!(object["metadata"]["annotations"].get("role").is_none(), "{object}");
     }
 
     #[test]

@@ -1,0 +1,265 @@
+//! The two roads from a tenant's service accounts to its role, on the
+//! testkit fakes: IRSA (the OIDC provider and the role annotation) and EKS
+//! Pod Identity (an association per service account); tenants of both in
+//! one file, drift of associations, destroy, and moving a tenant from one
+//! road to the other with a crash after every write of the move.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+use std::time::Duration;
+
+use kfp_tenant_core::address::{Address, Kind};
+use kfp_tenant_core::apply::{self, ApplyOptions, Outcome, Progress};
+use kfp_tenant_core::plan::{Action, Plan, PlanOptions, plan_destroy};
+use kfp_tenant_core::ports::PodIdentityAssociation;
+use kfp_tenant_core::refresh::ReadSet;
+use kfp_tenant_core::render::{self, Color};
+use kfp_tenant_core::spec::{Desired, Identity, TenantInput, TenantsFile};
+use kfp_tenant_core::validate;
+use kfp_tenant_testkit::Faults;
+use kfp_tenant_testkit::world::{CLUSTER, FakeWorld, sample_file};
+
+/// team-a on IRSA, team-b on `road` with a second service account.
+fn file(road: Identity) -> TenantsFile {
+    let mut file = sample_file(1);
+    file.tenants[0].namespace = "team-a".into();
+    file.tenants[0].owner = "alice@example.com".into();
+    file.tenants.push(TenantInput {
+        namespace: "team-b".into(),
+        owner: "bob@example.com".into(),
+        identity: Some(road),
+        service_accounts: Some(vec!["default-editor".into(), "pipeline-runner".into()]),
+        ..Default::default()
+    });
+    file
+}
+
+fn desired(road: Identity) -> Desired {
+    validate(&file(road)).expect("valid")
+}
+
+fn actions(plan: &Plan) -> Vec<(String, Action)> {
+    plan.changes.iter().filter(|c| c.action != Action::NoOp).map(|c| (c.address.to_string(), c.action)).collect()
+}
+
+async fn converge(world: &FakeWorld, d: &Desired) -> Plan {
+    let plan = world.plan(d, PlanOptions::default()).await.expect("plan");
+    let report = world.apply(&plan).await;
+    assert!(report.is_success(), "{report:?}");
+    let again = world.plan(d, PlanOptions::default()).await.expect("plan");
+    assert_eq!(actions(&again), vec![], "apply then plan is a no-op");
+    plan
+}
+
+/// Every service account of every tenant, with the road that serves it now.
+fn roads(world: &FakeWorld, plan: &Plan, d: &Desired) -> Vec<(String, Option<Identity>)> {
+    d.tenants
+        .iter()
+        .flat_map(|t| t.service_accounts.iter().map(move |sa| (t, sa)))
+        .map(|(t, sa)| (format!("{}/{sa}", t.namespace), world.road_of(&plan.cluster, t, sa)))
+        .collect()
+}
+
+fn all_on(d: &Desired, road_b: Identity) -> Vec<(String, Option<Identity>)> {
+    let all: Vec<(String, Option<Identity>)> = vec![
+        ("team-a/default-editor".into(), Some(Identity::Irsa)),
+        ("team-b/default-editor".into(), Some(road_b)),
+        ("team-b/pipeline-runner".into(), Some(road_b)),
+    ];
+    all.into_iter().filter(|(k, _)| d.tenants.iter().any(|t| k.starts_with(&format!("{}/", t.namespace)))).collect()
+}
+
+#[tokio::test]
+async fn a_file_with_tenants_on_both_roads_plans_and_applies_in_one_run() {
+    let world = FakeWorld::new();
+    let d = desired(Identity::PodIdentity);
+    let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
+    insta::assert_snapshot!("create_pod_identity.txt", render::plan_text(&plan, Color::Never));
+    insta::assert_json_snapshot!("create_pod_identity.json", render::plan_json(&plan));
+    assert_eq!(world.calls.writes(), 0);
+    converge(&world, &d).await;
+
+    assert_eq!(roads(&world, &plan, &d), all_on(&d, Identity::PodIdentity));
+    let b = world.kube.profile("team-b").unwrap();
+    assert!(b.plugins.is_empty(), "a Pod Identity tenant's Profile has no IRSA plugin: {b:?}");
+    let accounts = world.kube.service_accounts();
+    let runner = &accounts[&("team-b".to_owned(), "pipeline-runner".to_owned())];
+    assert!(runner.managed && runner.role_arn.is_none(), "made and labelled, not annotated: {runner:?}");
+    let associations = world.iam.associations(CLUSTER);
+    assert_eq!(associations.len(), 2, "{associations:?}");
+    assert!(associations.iter().all(|a| a.tags.get("kfp-tenant/cluster").map(String::as_str) == Some(CLUSTER)));
+    let role_b = world.iam.role("team-b-kf-prod-role").unwrap();
+    assert!(!role_b.trust_policy.to_compact_json().contains("oidc-provider"), "no IRSA statement: {:?}", role_b.trust_policy);
+
+    // The next plan reads the associations: one listing, one Describe each.
+    world.calls.reset();
+    world.plan(&d, PlanOptions::default()).await.unwrap();
+    assert_eq!(world.calls.get("ListPodIdentityAssociations"), 1);
+    assert_eq!(world.calls.get("DescribePodIdentityAssociation"), 2);
+}
+
+#[tokio::test]
+async fn a_file_of_irsa_tenants_makes_no_eks_pod_identity_call() {
+    let world = FakeWorld::new();
+    let d = desired(Identity::Irsa);
+    converge(&world, &d).await;
+    world.calls.reset();
+    world.plan(&d, PlanOptions::default()).await.unwrap();
+    assert_eq!(world.calls.get("ListPodIdentityAssociations"), 0, "no permission needed for a file without Pod Identity");
+}
+
+#[tokio::test]
+async fn associations_that_drift_are_repaired_and_foreign_ones_refused() {
+    let world = FakeWorld::new();
+    let d = desired(Identity::PodIdentity);
+    converge(&world, &d).await;
+
+    // By hand: runner's association points elsewhere, default-editor's is
+    // gone, and one of kfp-tenant's for an account the file does not name.
+    let elsewhere = "arn:aws:iam::123456789012:role/elsewhere".to_owned();
+    world.iam.edit_associations(|a| {
+        if a.service_account == "pipeline-runner" {
+            a.role_arn = Some(elsewhere.clone());
+        }
+        a.service_account != "default-editor"
+    });
+    let ours = world.iam.associations(CLUSTER)[0].tags.clone();
+    world.iam.insert_association(
+        CLUSTER,
+        PodIdentityAssociation {
+            id: String::new(),
+            namespace: "team-b".into(),
+            service_account: "old-runner".into(),
+            role_arn: Some("arn:aws:iam::123456789012:role/team-b-kf-prod-role".into()),
+            tags: ours,
+        },
+    );
+    let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
+    assert_eq!(
+        actions(&plan),
+        vec![
+            (r#"tenant["team-b"].pod_identity["default-editor"]"#.to_owned(), Action::Create),
+            (r#"tenant["team-b"].pod_identity["old-runner"]"#.to_owned(), Action::Delete),
+            (r#"tenant["team-b"].pod_identity["pipeline-runner"]"#.to_owned(), Action::Update),
+        ]
+    );
+    insta::assert_snapshot!("drift_pod_identity.txt", render::plan_text(&plan, Color::Never));
+    world.calls.reset();
+    converge(&world, &d).await;
+    assert_eq!(world.calls.get("CreatePodIdentityAssociation"), 1);
+    assert_eq!(world.calls.get("UpdatePodIdentityAssociation"), 1);
+    assert_eq!(world.calls.get("DeletePodIdentityAssociation"), 1);
+
+    // Someone else's association for a granted account: refused, with the fix.
+    world.iam.edit_associations(|a| a.service_account != "pipeline-runner");
+    let theirs = world.iam.insert_association(
+        CLUSTER,
+        PodIdentityAssociation {
+            id: String::new(),
+            namespace: "team-b".into(),
+            service_account: "pipeline-runner".into(),
+            role_arn: Some(elsewhere.clone()),
+            tags: Default::default(),
+        },
+    );
+    let refused = world.plan(&d, PlanOptions::default()).await.unwrap_err();
+    assert!(refused.contains(&theirs) && refused.contains("--adopt") && refused.contains("delete-pod-identity-association"), "{refused}");
+    assert_eq!(world.iam.associations(CLUSTER).iter().find(|a| a.id == theirs).unwrap().role_arn.as_deref(), Some(elsewhere.as_str()));
+    // Adopted: recreated with kfp-tenant's tags (EKS's update cannot tag).
+    let adopt = PlanOptions { adopt: true, ..Default::default() };
+    let plan = world.plan(&d, adopt).await.unwrap();
+    assert_eq!(plan.change(&Address::pod_identity("team-b", "pipeline-runner")).unwrap().action, Action::Replace);
+    assert!(world.apply(&plan).await.is_success());
+    assert!(!world.plan(&d, PlanOptions::default()).await.unwrap().has_changes());
+}
+
+/// Records the order in which changes finish.
+#[derive(Default)]
+struct Order(std::sync::Mutex<Vec<Address>>);
+
+impl Progress for Order {
+    fn finished(&self, address: &Address, _action: Action, _outcome: &Outcome, _elapsed: Duration) {
+        self.0.lock().unwrap().push(address.clone());
+    }
+}
+
+#[tokio::test]
+async fn destroy_deletes_the_associations_before_the_role() {
+    let world = FakeWorld::new();
+    let d = desired(Identity::PodIdentity);
+    converge(&world, &d).await;
+    let observed = world.observe(&ReadSet::for_desired(&d, false)).await.unwrap();
+    let plan = plan_destroy(&d, &observed).unwrap();
+    insta::assert_snapshot!("destroy_pod_identity.txt", render::plan_text(&plan, Color::Never));
+    let order = Order::default();
+    // One at a time: the order is the graph's alone.
+    let options = ApplyOptions { parallelism: 1, ..Default::default() };
+    assert!(apply::apply(&plan, world.providers(), &options, &order).await.is_success());
+    let order = order.0.into_inner().unwrap();
+    let at = |a: &Address| order.iter().position(|x| x == a).unwrap();
+    let role = at(&Address::tenant("team-b", Kind::IamRole));
+    assert!(at(&Address::pod_identity("team-b", "default-editor")) < role, "{order:?}");
+    assert!(at(&Address::pod_identity("team-b", "pipeline-runner")) < role, "{order:?}");
+    assert!(world.iam.associations(CLUSTER).is_empty());
+    assert!(world.iam.role_names().is_empty());
+}
+
+/// Moves team-b from `from` to `to`: first uninterrupted, counting its
+/// writes; then once per write, crashed right after it, checking that every
+/// service account still has a road, and that a rerun finishes the move.
+async fn move_with_a_crash_after_every_write(from: Identity, to: Identity, snapshot: &str) {
+    let start = || async {
+        let world = FakeWorld::new();
+        converge(&world, &desired(from)).await;
+        world
+    };
+    let target = desired(to);
+    let world = start().await;
+    let plan = world.plan(&target, PlanOptions::default()).await.unwrap();
+    insta::assert_snapshot!(snapshot, render::plan_text(&plan, Color::Never));
+    let before = world.calls.writes();
+    let moved = converge(&world, &target).await;
+    let writes = world.calls.writes() - before;
+    assert!(writes >= 6, "the move makes its writes: {writes}");
+    assert_eq!(roads(&world, &moved, &target), all_on(&target, to));
+    let role = world.iam.role("team-b-kf-prod-role").unwrap();
+    let has_irsa = role.trust_policy.to_compact_json().contains("oidc-provider");
+    assert_eq!(has_irsa, to == Identity::Irsa, "the road left leaves the trust policy: {:?}", role.trust_policy);
+
+    // One change at a time the walker takes ready changes in address order
+    // (a tenant's service accounts before its associations), so only the
+    // graph's edges keep a revocation after the grants; ten at a time, the
+    // fakes answer in the order the calls start.
+    for parallelism in [1, 10] {
+        for crash_after in 0..writes {
+            let world = start().await;
+            let already = world.calls.writes();
+            world.set_faults(Faults { crash_after_writes: Some(already + crash_after), ..Default::default() });
+            let plan = world.plan(&target, PlanOptions::default()).await.unwrap();
+            // A crash is a write that never returns; the run is dropped, as a killed process is.
+            let options = ApplyOptions { parallelism, ..Default::default() };
+            let run = apply::apply(&plan, world.providers(), &options, &apply::Quiet);
+            let cut = tokio::time::timeout(Duration::from_secs(600), run).await;
+            assert!(cut.is_err(), "the apply crashed after {crash_after} writes");
+            world.set_faults(Faults::default());
+            for (account, road) in roads(&world, &plan, &target) {
+                assert!(
+                    road.is_some(),
+                    "{parallelism} at a time, after {crash_after} of {writes} writes, {account} has no road to its role"
+                );
+            }
+            let rerun = converge(&world, &target).await;
+            assert_eq!(roads(&world, &rerun, &target), all_on(&target, to), "after a crash at write {crash_after}");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn moving_from_irsa_to_pod_identity_keeps_a_road_at_every_write() {
+    move_with_a_crash_after_every_write(Identity::Irsa, Identity::PodIdentity, "move_to_pod_identity.txt").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn moving_from_pod_identity_back_to_irsa_keeps_a_road_at_every_write() {
+    move_with_a_crash_after_every_write(Identity::PodIdentity, Identity::Irsa, "move_to_irsa.txt").await;
+}
