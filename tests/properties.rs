@@ -3,7 +3,10 @@
 //!
 //! Each case applies under faults (a crash after the Nth write, throttling,
 //! 5xx, new roles invisible for a while), with or without the resilience
-//! layer, and then either applies again without faults or destroys. Afterwards
+//! layer, and then either applies again without faults or destroys. Tenants
+//! are on IRSA or EKS Pod Identity, and some move from one to the other:
+//! those start applied on their old road, and after the faults every one of
+//! their service accounts must still have a road to its role. Afterwards
 //! the live state must be exactly the desired state (or nothing), with the
 //! unmanaged resources next to it untouched. proptest keeps shrunk failures in
 //! `proptest-regressions/properties.txt` (committed), replayed before new cases.
@@ -19,7 +22,7 @@ use kfp_tenant_core::policy::PolicyDocument;
 use kfp_tenant_core::ports::{Profile, Role};
 use kfp_tenant_core::refresh::{ReadSet, RefreshMode, refresh};
 use kfp_tenant_core::resilience::{Resilient, RetryPolicy};
-use kfp_tenant_core::spec::{Desired, ResourceQuota, S3AccessMode, TenantInput, TenantsFile};
+use kfp_tenant_core::spec::{Desired, Identity, ResourceQuota, S3AccessMode, TenantInput, TenantsFile};
 use kfp_tenant_core::validate;
 use kfp_tenant_testkit::Faults;
 use kfp_tenant_testkit::world::{CLUSTER, FakeWorld};
@@ -33,6 +36,17 @@ struct TenantCase {
     extra_accounts: u8,
     quota: bool,
     tags: u8,
+    /// 0: IRSA, 1: Pod Identity, 2: moves from IRSA to Pod Identity, 3: back.
+    road: u8,
+}
+
+impl TenantCase {
+    fn road(&self, moved: bool) -> Identity {
+        match (self.road, moved) {
+            (0, _) | (2, false) | (3, true) => Identity::Irsa,
+            _ => Identity::PodIdentity,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -47,12 +61,8 @@ struct FaultCase {
 }
 
 fn tenant_case() -> impl Strategy<Value = TenantCase> {
-    (any::<bool>(), 0u8..3, 0u8..3, any::<bool>(), 0u8..3).prop_map(|(custom_role, access, extra_accounts, quota, tags)| TenantCase {
-        custom_role,
-        access,
-        extra_accounts,
-        quota,
-        tags,
+    (any::<bool>(), 0u8..3, 0u8..3, any::<bool>(), 0u8..3, 0u8..4).prop_map(|(custom_role, access, extra_accounts, quota, tags, road)| {
+        TenantCase { custom_role, access, extra_accounts, quota, tags, road }
     })
 }
 
@@ -70,7 +80,8 @@ fn fault_case() -> impl Strategy<Value = FaultCase> {
     )
 }
 
-fn tenants_file(cases: &[TenantCase]) -> TenantsFile {
+/// The file as it ends (`moved`), or as it was before the moving tenants moved.
+fn tenants_file(cases: &[TenantCase], moved: bool) -> TenantsFile {
     let tenants = cases
         .iter()
         .enumerate()
@@ -92,6 +103,7 @@ fn tenants_file(cases: &[TenantCase]) -> TenantsFile {
                 service_accounts: Some(accounts),
                 resource_quota: c.quota.then(|| ResourceQuota { hard: [("cpu".to_owned(), "4".to_owned())].into() }),
                 tags: (0..c.tags).map(|k| (format!("k{k}"), format!("v{k}"))).collect(),
+                identity: Some(c.road(moved)),
                 ..Default::default()
             }
         })
@@ -197,9 +209,24 @@ fn outsiders_untouched(world: &FakeWorld) -> Result<(), TestCaseError> {
 async fn check(cases: Vec<TenantCase>, faults: FaultCase) -> Result<(), TestCaseError> {
     let world = FakeWorld::new();
     seed_outsiders(&world);
-    let desired = validate(&tenants_file(&cases)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let desired = validate(&tenants_file(&cases, true)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let moving = cases.iter().any(|c| c.road >= 2);
+    if moving {
+        let before = validate(&tenants_file(&cases, false)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let plan = plan_with(&world, &before, false, false).await.map_err(TestCaseError::fail)?;
+        prop_assert!(world.apply(&plan).await.is_success());
+    }
     apply_under_faults(&world, &desired, &faults).await;
     tokio::time::sleep(Duration::from_secs(5)).await; // past any invisibility window
+    if moving && !faults.destroy_after {
+        // Every tenant was applied before the faults: none may be left without a road.
+        let cluster = plan_with(&world, &desired, false, false).await.map_err(TestCaseError::fail)?.cluster;
+        for t in &desired.tenants {
+            for sa in &t.service_accounts {
+                prop_assert!(world.road_of(&cluster, t, sa).is_some(), "{}/{} has no road to its role after the faults", t.namespace, sa);
+            }
+        }
+    }
 
     let ours_roles: BTreeSet<String> = desired.tenants.iter().map(|t| t.role_name.clone()).collect();
     if faults.destroy_after {
@@ -211,6 +238,7 @@ async fn check(cases: Vec<TenantCase>, faults: FaultCase) -> Result<(), TestCase
         prop_assert_eq!(world.kube.profile_names(), vec!["outsider".to_owned()]);
         let left: Vec<(String, String)> = world.kube.service_accounts().into_keys().filter(|(ns, _)| ns != "outsider").collect();
         prop_assert!(left.is_empty(), "service accounts left behind: {:?}", left);
+        prop_assert_eq!(world.iam.associations(CLUSTER), vec![], "associations left behind");
         return outsiders_untouched(&world);
     }
 
@@ -237,9 +265,29 @@ async fn check(cases: Vec<TenantCase>, faults: FaultCase) -> Result<(), TestCase
     // kfp-tenant's own service accounts are exactly the extra ones asked for;
     // every default-editor carries its tenant's role.
     let all = world.kube.service_accounts();
+    // every IRSA tenant's default-editor carries its role; every Pod
+    // Identity tenant's none, and each of its accounts has an association.
+    let associations = world.iam.associations(CLUSTER);
+    let cluster = again.cluster.clone();
     for t in &desired.tenants {
+        let arn = format!("arn:aws:iam::123456789012:role{}{}", t.role_path, t.role_name);
         let editor = all.get(&(t.namespace.clone(), "default-editor".to_owned())).map(|sa| sa.role_arn.clone());
-        prop_assert_eq!(editor, Some(Some(format!("arn:aws:iam::123456789012:role{}{}", t.role_path, t.role_name))));
+        let mut associated: Vec<String> =
+            associations.iter().filter(|a| a.namespace == t.namespace).map(|a| a.service_account.clone()).collect();
+        associated.sort();
+        match t.identity {
+            Identity::Irsa => {
+                prop_assert_eq!(editor, Some(Some(arn)));
+                prop_assert!(associated.is_empty(), "{} is on IRSA but has associations {:?}", t.namespace, associated);
+            }
+            Identity::PodIdentity => {
+                prop_assert_eq!(editor, Some(None));
+                prop_assert_eq!(&associated, &t.service_accounts);
+            }
+        }
+        for sa in &t.service_accounts {
+            prop_assert_eq!(world.road_of(&cluster, t, sa), Some(t.identity), "{}/{}", t.namespace, sa);
+        }
     }
     let accounts: BTreeSet<(String, String)> = all.into_iter().filter(|(_, sa)| sa.managed).map(|(k, _)| k).collect();
     let wanted: BTreeSet<(String, String)> = desired

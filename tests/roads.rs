@@ -263,3 +263,82 @@ async fn moving_from_irsa_to_pod_identity_keeps_a_road_at_every_write() {
 async fn moving_from_pod_identity_back_to_irsa_keeps_a_road_at_every_write() {
     move_with_a_crash_after_every_write(Identity::PodIdentity, Identity::Irsa, "move_to_irsa.txt").await;
 }
+
+#[tokio::test]
+async fn an_association_made_between_plan_and_apply_is_adopted_when_ours_and_refused_when_not() {
+    let world = FakeWorld::new();
+    let d = desired(Identity::PodIdentity);
+    let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
+    // A run cut off after EKS made the association but before its answer came back.
+    let ours = kfp_tenant_core::plan::association_tags(CLUSTER, "team-b");
+    let association = |sa: &str, tags| PodIdentityAssociation {
+        id: String::new(),
+        namespace: "team-b".into(),
+        service_account: sa.into(),
+        role_arn: Some("arn:aws:iam::123456789012:role/elsewhere".into()),
+        tags,
+    };
+    world.iam.insert_association(CLUSTER, association("default-editor", ours));
+    // Someone else's, made since the plan.
+    let theirs = world.iam.insert_association(CLUSTER, association("pipeline-runner", Default::default()));
+    let report = world.apply(&plan).await;
+    let outcome = |sa: &str| report.outcomes[&Address::pod_identity("team-b", sa)].1.clone();
+    assert_eq!(outcome("default-editor"), Outcome::Done);
+    let Outcome::Failed { error } = outcome("pipeline-runner") else { panic!("{report:?}") };
+    assert!(error.contains(&theirs) && error.contains("run plan again"), "{error}");
+    let associations = world.iam.associations(CLUSTER);
+    let editor = associations.iter().find(|a| a.service_account == "default-editor").unwrap();
+    assert_eq!(editor.role_arn.as_deref(), Some("arn:aws:iam::123456789012:role/team-b-kf-prod-role"), "adopted and pointed at the role");
+    assert_eq!(associations.len(), 2, "{associations:?}");
+    let runner = associations.iter().find(|a| a.service_account == "pipeline-runner").unwrap();
+    assert_eq!(runner.role_arn.as_deref(), Some("arn:aws:iam::123456789012:role/elsewhere"), "someone else's is not touched");
+}
+
+#[tokio::test]
+async fn the_cluster_quota_of_associations_is_checked_at_plan_time() {
+    let world = FakeWorld::new();
+    let d = desired(Identity::PodIdentity);
+    let fill = |n: usize| {
+        for i in 0..n {
+            world.iam.insert_association(
+                CLUSTER,
+                PodIdentityAssociation {
+                    id: String::new(),
+                    namespace: "addons".into(),
+                    service_account: format!("sa-{i}"),
+                    role_arn: Some("arn:aws:iam::123456789012:role/addon".into()),
+                    tags: Default::default(),
+                },
+            );
+        }
+    };
+    fill(4998);
+    assert!(world.plan(&d, PlanOptions::default()).await.is_ok(), "4,998 and 2 more is EKS's 5,000");
+    fill(1);
+    let refused = world.plan(&d, PlanOptions::default()).await.unwrap_err();
+    assert!(refused.contains("5001 EKS Pod Identity associations") && refused.contains("5000"), "{refused}");
+    assert_eq!(world.calls.writes(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn eks_refusing_a_role_iam_has_not_yet_shown_it_is_retried_within_the_window() {
+    use kfp_tenant_core::resilience::{Resilient, RetryPolicy};
+    let world = FakeWorld::new();
+    let d = desired(Identity::PodIdentity);
+    let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
+    // New roles stay invisible to EKS for 8 s, as IAM's replication can keep them.
+    world.set_faults(Faults { invisible_for: Duration::from_secs(8), ..Default::default() });
+    let iam = Resilient::new(world.iam.clone(), RetryPolicy::default());
+    let providers = apply::Providers { cluster: &world.cluster, iam: &iam, kube: &world.kube, pod_identity: &iam };
+    let report = apply::apply(&plan, providers, &ApplyOptions::default(), &apply::Quiet).await;
+    assert!(report.is_success(), "{report:?}");
+    assert!(world.calls.get("CreatePodIdentityAssociation") > 2, "refused while invisible, then made");
+    assert_eq!(world.iam.associations(CLUSTER).len(), 2);
+    // Without the resilience layer the same refusal fails the change, and names EKS's words.
+    let world = FakeWorld::new();
+    let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
+    world.set_faults(Faults { invisible_for: Duration::from_secs(8), ..Default::default() });
+    let report = world.apply(&plan).await;
+    let Outcome::Failed { error } = &report.outcomes[&Address::pod_identity("team-b", "default-editor")].1 else { panic!("{report:?}") };
+    assert!(error.contains("Role provided in the request does not exist"), "{error}");
+}
