@@ -11,7 +11,7 @@ use std::time::Duration;
 use kfp_tenant_core::address::{Address, Kind};
 use kfp_tenant_core::apply::{self, ApplyOptions, Outcome, Progress};
 use kfp_tenant_core::plan::{Action, Plan, PlanOptions, plan_destroy};
-use kfp_tenant_core::ports::PodIdentityAssociation;
+use kfp_tenant_core::ports::{PodIdentityAssociation, ProviderResult, TemporaryCredentials};
 use kfp_tenant_core::refresh::ReadSet;
 use kfp_tenant_core::render::{self, Color};
 use kfp_tenant_core::spec::{Desired, Identity, TenantInput, TenantsFile};
@@ -341,4 +341,39 @@ async fn eks_refusing_a_role_iam_has_not_yet_shown_it_is_retried_within_the_wind
     let report = world.apply(&plan).await;
     let Outcome::Failed { error } = &report.outcomes[&Address::pod_identity("team-b", "default-editor")].1 else { panic!("{report:?}") };
     assert!(error.contains("Role provided in the request does not exist"), "{error}");
+}
+
+/// S3 as verify's probe sees it: whatever is put is there.
+#[derive(Default)]
+struct Bucket(std::sync::Mutex<std::collections::BTreeMap<String, Vec<u8>>>);
+
+#[async_trait::async_trait]
+impl kfp_tenant_core::ports::ObjectStoreApi for Bucket {
+    async fn put_object(&self, _: &TemporaryCredentials, bucket: &str, key: &str, body: &[u8]) -> ProviderResult<()> {
+        self.0.lock().unwrap().insert(format!("{bucket}/{key}"), body.to_vec());
+        Ok(())
+    }
+    async fn get_object(&self, _: &TemporaryCredentials, bucket: &str, key: &str) -> ProviderResult<Vec<u8>> {
+        Ok(self.0.lock().unwrap().get(&format!("{bucket}/{key}")).cloned().unwrap_or_default())
+    }
+    async fn delete_object(&self, _: &TemporaryCredentials, bucket: &str, key: &str) -> ProviderResult<()> {
+        self.0.lock().unwrap().remove(&format!("{bucket}/{key}"));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn verify_checks_the_irsa_tenants_and_says_plainly_that_it_does_not_check_pod_identity_yet() {
+    let world = FakeWorld::new();
+    let d = desired(Identity::PodIdentity);
+    converge(&world, &d).await;
+    let observed = world.observe(&ReadSet::for_desired(&d, false)).await.unwrap();
+    let bucket = Bucket::default();
+    let ports = kfp_tenant_core::verify::Ports { cluster: &world.cluster, iam: &world.iam, kube: &world.kube, s3: &bucket };
+    let report = kfp_tenant_core::verify::verify(&d, &observed, ports, 4, &Default::default()).await;
+    let checked: Vec<&str> = report.checks.iter().map(|c| c.namespace.as_str()).collect();
+    assert_eq!(checked, ["team-a"], "{report}");
+    assert!(report.passed(), "{report}");
+    assert_eq!(report.pod_identity_not_verified, ["team-b"]);
+    assert!(report.to_string().contains("Not verified: team-b uses EKS Pod Identity"), "{report}");
 }

@@ -627,6 +627,42 @@ mod tests {
     }
 
     #[test]
+    fn identity_is_irsa_unless_the_defaults_or_the_tenant_say_otherwise() {
+        let mut f = file();
+        f.tenants.push(TenantInput { namespace: "team-b".into(), owner: "bob@example.com".into(), ..Default::default() });
+        assert!(validate(&f).unwrap().tenants.iter().all(|t| t.identity == Identity::Irsa));
+        f.defaults.identity = Some(Identity::PodIdentity);
+        f.tenants[1].identity = Some(Identity::Irsa);
+        let roads: Vec<Identity> = validate(&f).unwrap().tenants.iter().map(|t| t.identity).collect();
+        assert_eq!(roads, [Identity::PodIdentity, Identity::Irsa]);
+    }
+
+    #[test]
+    fn more_pod_identity_associations_than_eks_allows_per_cluster_are_refused() {
+        let accounts = |n: usize| (0..n).map(|i| format!("runner-{i}")).collect::<Vec<_>>();
+        // 100 tenants of 50 service accounts: exactly the quota.
+        let at = |per_tenant: usize| {
+            let mut f = file();
+            f.defaults.identity = Some(Identity::PodIdentity);
+            f.trust_policy_quota = Some(4096);
+            f.tenants = (0..100)
+                .map(|i| TenantInput {
+                    namespace: format!("t{i}"),
+                    owner: "o@example.com".into(),
+                    service_accounts: Some(accounts(per_tenant)),
+                    ..Default::default()
+                })
+                .collect();
+            f
+        };
+        assert!(validate(&at(50)).is_ok());
+        let e = validate(&at(51)).unwrap_err();
+        let fields: Vec<&str> = e.problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["tenants"], "{e}");
+        assert!(e.to_string().contains("5100 service accounts") && e.to_string().contains("identity: irsa"), "{e}");
+    }
+
+    #[test]
     fn the_defaults_prefix_template_gives_each_prefix_tenant_its_namespace() {
         let mut f = file();
         f.defaults.s3_prefix = Some("private-artifacts/{namespace}/".into());
