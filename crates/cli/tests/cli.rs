@@ -125,6 +125,67 @@ async fn plan_exits_2_before_apply_and_0_after() {
     assert!(destroy.stdout.contains("Destroy complete! Resources: 3 destroyed."), "{}", destroy.stdout);
 }
 
+/// A Pod Identity tenant through the binary, with EKS's Pod Identity API at
+/// its own endpoint (`AWS_ENDPOINT_URL_EKS`, as the SDK reads it; the
+/// emulator passes every other EKS call through to moto): apply, a no-op
+/// plan, the move to IRSA as a plan, destroy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_identity_tenant_through_the_binary() {
+    use kfp_tenant_testkit::pod_identity::{PodIdentityOptions, PodIdentityServer};
+    let s = Setup::new("cli-pods").await;
+    let eks = PodIdentityServer::start(&support::moto_endpoint(), PodIdentityOptions::default()).await.unwrap();
+    let write = |road: &str| {
+        let text = format!(
+            "cluster: {}\nregion: us-west-2\nbucket: kfp-artifacts\ntenants:\n  - namespace: team-p\n    owner: p@example.com\n    identity: {road}\n",
+            s.cluster
+        );
+        let path = s.dir.join(format!("{road}.yaml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let (pods, irsa) = (write("podIdentity"), write("irsa"));
+    let kfp = |args: &[&str]| {
+        let Output { status, stdout, stderr } = Command::new(env!("CARGO_BIN_EXE_kfp-tenant"))
+            .args(args)
+            .env("KUBECONFIG", s.dir.join("kubeconfig"))
+            .env("AWS_ENDPOINT_URL_EKS", eks.url())
+            .env("NO_COLOR", "1")
+            .env_remove("AWS_PROFILE")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into(),
+            stderr: String::from_utf8_lossy(&stderr).into(),
+        }
+    };
+
+    let apply = kfp(&["apply", "-f", path(&pods), "--auto-approve", "--wait", "--timeout", "20s", "--stats"]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    assert!(apply.stdout.contains("Apply complete! Resources: 4 added, 0 changed, 0 destroyed."), "{}", apply.stdout);
+    assert!(apply.stderr.contains("CreatePodIdentityAssociation=1"), "{}", apply.stderr);
+    let role = format!("arn:aws:iam::123456789012:role/team-p-{}-role", s.cluster);
+    assert_eq!(eks.associations(), vec![("team-p".to_owned(), "default-editor".to_owned(), role.clone())]);
+
+    let again = kfp(&["plan", "-f", path(&pods), "--detailed-exitcode", "--stats"]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert!(
+        again.stderr.contains("ListPodIdentityAssociations=1") && again.stderr.contains("DescribePodIdentityAssociation=1"),
+        "{}",
+        again.stderr
+    );
+
+    let moved = kfp(&["apply", "-f", path(&irsa), "--auto-approve", "--wait", "--timeout", "20s"]);
+    assert_eq!(moved.code, 0, "{}{}", moved.stdout, moved.stderr);
+    assert!(moved.stdout.contains(r#"tenant["team-p"].trust_statement["podIdentity"]"#), "{}", moved.stdout);
+    assert_eq!(eks.associations(), vec![]);
+    assert_eq!(kfp(&["plan", "-f", path(&irsa), "--detailed-exitcode"]).code, 0);
+
+    let destroy = kfp(&["destroy", "-f", path(&irsa), "--auto-approve"]);
+    assert_eq!(destroy.code, 0, "{}", destroy.stderr);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_saved_plan_applies_and_a_stale_one_is_refused() {
     let s = Setup::new("cli-saved").await;
