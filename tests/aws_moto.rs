@@ -189,7 +189,7 @@ async fn per_role_refresh_lists_across_pages_and_reads_only_candidates() {
     let desired = validate(&tenants_file(cluster, &["t0"])).unwrap();
     let observed = refresh(
         &ReadSet::for_desired(&desired, true),
-        Providers { cluster: &aws, iam: &aws, kube: &FakeKube::new(Calls::default(), "moto"), pod_identity: &aws },
+        Providers { cluster: &aws, iam: &aws, kube: &FakeKube::new(Calls::default(), "moto"), pod_identity: &aws, directory: &aws },
         10,
         RefreshMode::PerRole,
     )
@@ -251,13 +251,18 @@ async fn bulk_and_per_role_refresh_plan_the_same_on_moto() {
     let observe = |mode| {
         let (aws, profiles, desired) = (&aws, &profiles, &desired);
         async move {
-            refresh(&ReadSet::for_desired(desired, true), Providers { cluster: aws, iam: aws, kube: profiles, pod_identity: aws }, 10, mode)
-                .await
-                .unwrap()
+            refresh(
+                &ReadSet::for_desired(desired, true),
+                Providers { cluster: aws, iam: aws, kube: profiles, pod_identity: aws, directory: aws },
+                10,
+                mode,
+            )
+            .await
+            .unwrap()
         }
     };
     let first = plan::plan(&desired, &observe(RefreshMode::Bulk).await, PlanOptions::default()).unwrap();
-    let providers = Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws };
+    let providers = Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws, directory: &aws };
     assert!(apply::apply(&first, providers, &ApplyOptions::default(), &Quiet).await.is_success());
 
     // Drift: description and session (ListRoles only), a boundary (the
@@ -338,13 +343,13 @@ async fn engine_life_cycle_on_moto() {
     let mut file = tenants_file(cluster, &["team-a", "team-b"]);
     file.tenants[1].s3_access = Some(S3AccessMode::Full);
     let desired = validate(&file).unwrap();
-    let providers = Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws };
+    let providers = Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws, directory: &aws };
     let observe = |_prune: bool| {
         let (aws, profiles, desired) = (&aws, &profiles, &desired);
         async move {
             refresh(
                 &ReadSet::for_desired(desired, true),
-                Providers { cluster: aws, iam: aws, kube: profiles, pod_identity: aws },
+                Providers { cluster: aws, iam: aws, kube: profiles, pod_identity: aws, directory: aws },
                 10,
                 RefreshMode::PerRole,
             )
@@ -416,11 +421,11 @@ async fn prune_finds_removed_tenants_through_list_roles() {
     let cluster = "prune";
     cluster_with_provider(&aws, cluster).await;
     let profiles = FakeKube::new(Calls::default(), "moto");
-    let providers = Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws };
+    let providers = Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws, directory: &aws };
     let all = validate(&tenants_file(cluster, &["keep", "drop"])).unwrap();
     let observed = refresh(
         &ReadSet::for_desired(&all, true),
-        Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws },
+        Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws, directory: &aws },
         10,
         RefreshMode::PerRole,
     )
@@ -435,7 +440,7 @@ async fn prune_finds_removed_tenants_through_list_roles() {
     let kept = validate(&tenants_file(cluster, &["keep"])).unwrap();
     let observed = refresh(
         &ReadSet::for_desired(&kept, true),
-        Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws },
+        Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws, directory: &aws },
         10,
         RefreshMode::PerRole,
     )
@@ -462,7 +467,7 @@ async fn the_oidc_provider_is_created_on_request_and_roles_trust_it() {
     let desired = validate(&tenants_file(cluster, &["team-a"])).unwrap();
     let observed = refresh(
         &ReadSet::for_desired(&desired, true),
-        Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws },
+        Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws, directory: &aws },
         10,
         RefreshMode::PerRole,
     )
@@ -470,16 +475,20 @@ async fn the_oidc_provider_is_created_on_request_and_roles_trust_it() {
     .unwrap();
     assert!(plan::plan(&desired, &observed, PlanOptions::default()).is_err(), "without the option a missing provider stops the plan");
     let plan = plan::plan(&desired, &observed, PlanOptions { create_oidc_provider: true, ..Default::default() }).unwrap();
-    let report =
-        apply::apply(&plan, Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws }, &ApplyOptions::default(), &Quiet)
-            .await;
+    let report = apply::apply(
+        &plan,
+        Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws, directory: &aws },
+        &ApplyOptions::default(),
+        &Quiet,
+    )
+    .await;
     assert!(report.is_success(), "{report:#?}");
     let provider = aws.describe_cluster(cluster).await.unwrap().oidc.provider_arn.expect("created");
     let role = aws.get_role("team-a-create-provider-role").await.unwrap().unwrap();
     assert_eq!(role.trust_policy.as_json()["Statement"][0]["Principal"]["Federated"], provider.as_str());
     let observed = refresh(
         &ReadSet::for_desired(&desired, true),
-        Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws },
+        Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws, directory: &aws },
         10,
         RefreshMode::PerRole,
     )

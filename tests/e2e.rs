@@ -50,12 +50,19 @@ async fn plan_apply_plan_destroy(backend: Backend) {
     file.tenants[2].service_accounts = Some(vec!["default-editor".into(), "pipeline-runner".into()]);
     let desired = validate(&file).unwrap();
     let reads = ReadSet::for_desired(&desired, false);
-    let providers = Providers { cluster: &aws, iam: &aws, kube: &provider, pod_identity: &aws };
+    let providers = Providers { cluster: &aws, iam: &aws, kube: &provider, pod_identity: &aws, directory: &aws };
     let options = ApplyOptions { wait: true, timeout: Duration::from_secs(60), ..Default::default() };
 
     let first = plan::plan(
         &desired,
-        &refresh(&reads, Providers { cluster: &aws, iam: &aws, kube: &provider, pod_identity: &aws }, 10, RefreshMode::Auto).await.unwrap(),
+        &refresh(
+            &reads,
+            Providers { cluster: &aws, iam: &aws, kube: &provider, pod_identity: &aws, directory: &aws },
+            10,
+            RefreshMode::Auto,
+        )
+        .await
+        .unwrap(),
         PlanOptions::default(),
     )
     .unwrap();
@@ -76,7 +83,14 @@ async fn plan_apply_plan_destroy(backend: Backend) {
     let before = provider.counter().calls();
     let again = plan::plan(
         &desired,
-        &refresh(&reads, Providers { cluster: &aws, iam: &aws, kube: &provider, pod_identity: &aws }, 10, RefreshMode::Auto).await.unwrap(),
+        &refresh(
+            &reads,
+            Providers { cluster: &aws, iam: &aws, kube: &provider, pod_identity: &aws, directory: &aws },
+            10,
+            RefreshMode::Auto,
+        )
+        .await
+        .unwrap(),
         PlanOptions::default(),
     )
     .unwrap();
@@ -90,7 +104,14 @@ async fn plan_apply_plan_destroy(backend: Backend) {
 
     let destroy = plan::plan_destroy(
         &desired,
-        &refresh(&reads, Providers { cluster: &aws, iam: &aws, kube: &provider, pod_identity: &aws }, 10, RefreshMode::Auto).await.unwrap(),
+        &refresh(
+            &reads,
+            Providers { cluster: &aws, iam: &aws, kube: &provider, pod_identity: &aws, directory: &aws },
+            10,
+            RefreshMode::Auto,
+        )
+        .await
+        .unwrap(),
     )
     .unwrap();
     assert_eq!(destroy.summary().destroy, 9);
@@ -129,24 +150,30 @@ async fn real_account_life_cycle() {
             .unwrap();
     let kube = Kube::connect(KubeOptions::default()).await.unwrap();
     let reads = ReadSet::for_desired(&desired, false);
-    let providers = Providers { cluster: &aws, iam: &aws, kube: &kube, pod_identity: &aws };
+    let providers = Providers { cluster: &aws, iam: &aws, kube: &kube, pod_identity: &aws, directory: &aws };
     let options = ApplyOptions { wait: true, timeout: Duration::from_secs(120), ..Default::default() };
 
     let first = plan::plan(
         &desired,
-        &refresh(&reads, Providers { cluster: &aws, iam: &aws, kube: &kube, pod_identity: &aws }, 10, RefreshMode::Auto).await.unwrap(),
+        &refresh(&reads, Providers { cluster: &aws, iam: &aws, kube: &kube, pod_identity: &aws, directory: &aws }, 10, RefreshMode::Auto)
+            .await
+            .unwrap(),
         PlanOptions::default(),
     )
     .unwrap();
     let report = apply::apply(&first, providers, &options, &Quiet).await;
     let again = plan::plan(
         &desired,
-        &refresh(&reads, Providers { cluster: &aws, iam: &aws, kube: &kube, pod_identity: &aws }, 10, RefreshMode::Auto).await.unwrap(),
+        &refresh(&reads, Providers { cluster: &aws, iam: &aws, kube: &kube, pod_identity: &aws, directory: &aws }, 10, RefreshMode::Auto)
+            .await
+            .unwrap(),
         PlanOptions::default(),
     );
     let destroy = plan::plan_destroy(
         &desired,
-        &refresh(&reads, Providers { cluster: &aws, iam: &aws, kube: &kube, pod_identity: &aws }, 10, RefreshMode::Auto).await.unwrap(),
+        &refresh(&reads, Providers { cluster: &aws, iam: &aws, kube: &kube, pod_identity: &aws, directory: &aws }, 10, RefreshMode::Auto)
+            .await
+            .unwrap(),
     )
     .unwrap();
     let cleanup = apply::apply(&destroy, providers, &options, &Quiet).await;
@@ -196,7 +223,7 @@ async fn pod_identity_tenants_live_move_and_go(backend: Backend) {
     })
     .await
     .unwrap();
-    let providers = Providers { cluster: &aws, iam: &aws, kube: &provider, pod_identity: &aws };
+    let providers = Providers { cluster: &aws, iam: &aws, kube: &provider, pod_identity: &aws, directory: &aws };
     let (irsa, pods) = (kube.name("team-i"), kube.name("team-p"));
     let file = |road: Identity| TenantsFile {
         cluster: cluster.into(),

@@ -36,7 +36,7 @@ impl Guarded {
     async fn plan(&self, world: &FakeWorld, desired: &Desired) -> Plan {
         let observed = refresh(
             &ReadSet::for_desired(desired, false),
-            Providers { cluster: &world.cluster, iam: &self.iam, kube: &self.profiles, pod_identity: &self.iam },
+            Providers { cluster: &world.cluster, iam: &self.iam, kube: &self.profiles, pod_identity: &self.iam, directory: &world.cluster },
             10,
             RefreshMode::PerRole,
         )
@@ -48,7 +48,7 @@ impl Guarded {
     async fn apply(&self, plan: &Plan) -> Report {
         apply::apply(
             plan,
-            Providers { cluster: &self.cluster, iam: &self.iam, kube: &self.profiles, pod_identity: &self.iam },
+            Providers { cluster: &self.cluster, iam: &self.iam, kube: &self.profiles, pod_identity: &self.iam, directory: &self.cluster },
             &ApplyOptions::default(),
             &Quiet,
         )

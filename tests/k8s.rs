@@ -167,7 +167,8 @@ async fn drift_in_owner_plugin_and_quota_is_planned(backend: Backend) {
     let names: Vec<String> = file.tenants.iter().map(|t| t.namespace.clone()).collect();
     let desired = validate(&file).unwrap();
     let reads = ReadSet::for_desired(&desired, false);
-    let providers = kfp_tenant_core::apply::Providers { cluster: &cluster, iam: &iam, kube: &provider, pod_identity: &iam };
+    let providers =
+        kfp_tenant_core::apply::Providers { cluster: &cluster, iam: &iam, kube: &provider, pod_identity: &iam, directory: &cluster };
     let first = plan::plan(&desired, &refresh(&reads, providers, 10, RefreshMode::Auto).await.unwrap(), PlanOptions::default()).unwrap();
     let options = kfp_tenant_core::apply::ApplyOptions { wait: true, timeout: WAIT, ..Default::default() };
     let report = kfp_tenant_core::apply::apply(&first, providers, &options, &kfp_tenant_core::apply::Quiet).await;
@@ -449,9 +450,9 @@ async fn the_identity_record_and_the_cluster_wide_listings(backend: Backend) {
     let cluster = kube.cluster("records");
     kube.bind(&cluster).await;
     let arn = format!("arn:aws:eks:us-west-2:123456789012:cluster/{cluster}");
-    assert_eq!(provider.cluster_record().await.unwrap(), Some(ClusterRecord { cluster_arn: arn.clone() }));
-    provider.write_cluster_record(&ClusterRecord { cluster_arn: arn.clone() }).await.unwrap();
-    assert_eq!(provider.cluster_record().await.unwrap(), Some(ClusterRecord { cluster_arn: arn }));
+    assert_eq!(provider.cluster_record().await.unwrap(), Some(ClusterRecord { cluster_arn: arn.clone(), ..Default::default() }));
+    provider.write_cluster_record(&ClusterRecord { cluster_arn: arn.clone(), ..Default::default() }).await.unwrap();
+    assert_eq!(provider.cluster_record().await.unwrap(), Some(ClusterRecord { cluster_arn: arn, ..Default::default() }));
 
     let (a, b) = (profile(&kube.name("team-r")), profile(&kube.name("team-s")));
     for p in [&a, &b] {

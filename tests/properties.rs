@@ -145,11 +145,17 @@ async fn plan_with(world: &FakeWorld, desired: &Desired, resilient: bool, destro
     let observed = if resilient {
         let (iam, profiles) =
             (Resilient::new(world.iam.clone(), RetryPolicy::default()), Resilient::new(world.kube.clone(), RetryPolicy::default()));
-        refresh(&reads, Providers { cluster: &world.cluster, iam: &iam, kube: &profiles, pod_identity: &iam }, 10, RefreshMode::Auto).await
+        refresh(
+            &reads,
+            Providers { cluster: &world.cluster, iam: &iam, kube: &profiles, pod_identity: &iam, directory: &world.cluster },
+            10,
+            RefreshMode::Auto,
+        )
+        .await
     } else {
         refresh(
             &reads,
-            Providers { cluster: &world.cluster, iam: &world.iam, kube: &world.kube, pod_identity: &world.iam },
+            Providers { cluster: &world.cluster, iam: &world.iam, kube: &world.kube, pod_identity: &world.iam, directory: &world.cluster },
             10,
             RefreshMode::Auto,
         )
@@ -184,7 +190,7 @@ async fn apply_plan(world: &FakeWorld, plan: &Plan, resilient: bool) {
                 (Resilient::new(world.iam.clone(), RetryPolicy::default()), Resilient::new(world.kube.clone(), RetryPolicy::default()));
             apply::apply(
                 plan,
-                Providers { cluster: &world.cluster, iam: &iam, kube: &profiles, pod_identity: &iam },
+                Providers { cluster: &world.cluster, iam: &iam, kube: &profiles, pod_identity: &iam, directory: &world.cluster },
                 &ApplyOptions::default(),
                 &Quiet,
             )

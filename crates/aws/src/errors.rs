@@ -34,11 +34,11 @@ where
     ProviderError::new(kind, operation, target, message)
 }
 
-/// The kind of an AWS error code (IAM, EKS and STS codes share one space here).
+/// The kind of an AWS error code (IAM, EKS, STS and Cognito codes share one space here).
 pub fn kind_of(code: &str, status: u16) -> ErrorKind {
     match code {
-        "NoSuchEntity" | "ResourceNotFoundException" => ErrorKind::NotFound,
-        "EntityAlreadyExists" | "ResourceInUseException" => ErrorKind::AlreadyExists,
+        "NoSuchEntity" | "ResourceNotFoundException" | "UserNotFoundException" => ErrorKind::NotFound,
+        "EntityAlreadyExists" | "ResourceInUseException" | "UsernameExistsException" => ErrorKind::AlreadyExists,
         "DeleteConflict" | "ConcurrentModification" => ErrorKind::Conflict,
         "MalformedPolicyDocument" | "InvalidInput" | "ValidationError" | "InvalidParameterException" | "UnmodifiableEntity" => {
             ErrorKind::InvalidInput
@@ -47,11 +47,12 @@ pub fn kind_of(code: &str, status: u16) -> ErrorKind {
         "AccessDenied"
         | "AccessDeniedException"
         | "UnauthorizedOperation"
+        | "NotAuthorizedException"
         | "InvalidClientTokenId"
         | "ExpiredToken"
         | "SignatureDoesNotMatch" => ErrorKind::AccessDenied,
         "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequestsException" => ErrorKind::Throttled,
-        "ServiceFailure" | "ServiceUnavailable" | "InternalFailure" | "ServerException" => ErrorKind::Transient,
+        "ServiceFailure" | "ServiceUnavailable" | "InternalFailure" | "ServerException" | "InternalErrorException" => ErrorKind::Transient,
         _ if status >= 500 => ErrorKind::Transient,
         _ if status == 429 => ErrorKind::Throttled,
         _ => ErrorKind::Other,

@@ -18,6 +18,7 @@
 
 mod account;
 mod cluster;
+mod cognito;
 mod errors;
 mod iam;
 mod pod_identity;

@@ -51,7 +51,7 @@ impl Live {
         // Pod Identity goes through IAM's wrapper: EKS's "role does not exist"
         // and "trust policy invalid" are retried only for roles that this
         // wrapper saw created or given a new trust policy.
-        Providers { cluster: &self.cluster, iam: &self.iam, kube: &self.kubernetes, pod_identity: &self.iam }
+        Providers { cluster: &self.cluster, iam: &self.iam, kube: &self.kubernetes, pod_identity: &self.iam, directory: &self.cluster }
     }
 
     pub fn verify_ports(&self) -> kfp_tenant_core::verify::Ports<'_> {

@@ -70,6 +70,10 @@ pub enum Address {
     /// `cluster_identity`: kfp-tenant's identity record in the cluster,
     /// written by the first apply. Cluster-level: destroy never deletes it.
     ClusterIdentity,
+    /// `cognito_user["alice@example.com"]`: the Cognito user who owns the
+    /// Profiles of that e-mail, one per owner however many tenants they
+    /// own. Their Profiles wait for it ([`crate::apply::graph`]).
+    CognitoUser { email: String },
     /// `tenant["ns"].<kind>`, or `tenant["ns"].<kind>["name"]` for service
     /// accounts and deposed roles.
     Tenant { namespace: String, kind: Kind, name: Option<String> },
@@ -125,6 +129,8 @@ impl Address {
     pub fn dependencies(&self) -> Vec<Address> {
         match self {
             Address::CallerIdentity | Address::ClusterOidc | Address::ClusterIdentity => Vec::new(),
+            // kfp-tenant records the users it creates in the identity record.
+            Address::CognitoUser { .. } => vec![Address::ClusterIdentity],
             Address::OidcProvider => vec![Address::ClusterOidc],
             Address::Tenant { namespace, kind, .. } => match kind {
                 Kind::TrustPolicy => vec![Address::CallerIdentity, Address::ClusterOidc, Address::OidcProvider],
@@ -147,6 +153,7 @@ impl fmt::Display for Address {
             Address::ClusterOidc => f.write_str("data.cluster_oidc"),
             Address::OidcProvider => f.write_str("oidc_provider"),
             Address::ClusterIdentity => f.write_str("cluster_identity"),
+            Address::CognitoUser { email } => write!(f, "cognito_user[{email:?}]"),
             Address::Tenant { namespace, kind, name: None } => write!(f, "tenant[{namespace:?}].{}", kind.as_str()),
             Address::Tenant { namespace, kind, name: Some(name) } => write!(f, "tenant[{namespace:?}].{}[{name:?}]", kind.as_str()),
         }
@@ -165,6 +172,9 @@ impl FromStr for Address {
             _ => {}
         }
         let bad = || format!("{s:?} is not a resource address");
+        if let Some(email) = s.strip_prefix("cognito_user[\"").and_then(|e| e.strip_suffix("\"]")) {
+            return Ok(Address::CognitoUser { email: email.to_owned() });
+        }
         let rest = s.strip_prefix("tenant[\"").ok_or_else(bad)?;
         let (namespace, kind) = rest.split_once("\"].").ok_or_else(bad)?;
         if let Some(name) = kind.strip_prefix("service_account[\"").and_then(|n| n.strip_suffix("\"]")) {
@@ -240,6 +250,7 @@ mod tests {
             Address::pod_identity("team-a", "runner"),
             Address::trust_statement("team-a", crate::spec::Identity::Irsa),
             Address::ClusterIdentity,
+            Address::CognitoUser { email: "alice@example.com".into() },
         ] {
             assert_eq!(a.to_string().parse::<Address>(), Ok(a));
         }

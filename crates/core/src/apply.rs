@@ -152,6 +152,16 @@ pub fn graph(plan: &Plan) -> Dag<&ResourceChange> {
             }
             continue;
         }
+        // A Profile waits for its owner's Cognito user; a user deleted goes after its Profiles.
+        if let Some(State::Profile(p)) = change.after.as_ref().or(change.before.as_ref())
+            && let Some(&user) = ids.get(&Address::CognitoUser { email: p.owner.clone() })
+        {
+            if dag.node(user).action == Action::Delete {
+                dag.add_edge(me, user);
+            } else {
+                dag.add_edge(user, me);
+            }
+        }
         if road_change(change) == Some(RoadChange::Revoke) {
             for other in plan.changes.iter().filter(|c| c.address.namespace() == ns && road_change(c) == Some(RoadChange::Grant)) {
                 dag.add_edge(ids[&other.address], me);
@@ -355,6 +365,20 @@ async fn execute(plan: &Plan, change: &ResourceChange, p: Providers<'_>, deadlin
         }
         (Action::Delete, Some(State::PodIdentity(live)), _) => {
             ignore_missing(p.pod_identity.delete_pod_identity_association(&plan.cluster.name, &live.id).await)
+        }
+        (Action::Create, _, Some(State::CognitoUser(want))) => {
+            match p.directory.create_user(&want.user_pool_id, &want.email, want.invite).await {
+                // Made since the plan, by someone else: used as it is, and not recorded as kfp-tenant's.
+                Err(e) if e.kind == ErrorKind::AlreadyExists => Ok(()),
+                Err(e) => Err(e),
+                Ok(_) => p.kube.record_cognito_user(&want.user_pool_id, &want.email, true).await,
+            }
+        }
+        (Action::Delete, Some(State::CognitoUser(live)), _) => {
+            if let Some(username) = &live.username {
+                ignore_missing(p.directory.delete_user(&live.user_pool_id, username).await)?;
+            }
+            p.kube.record_cognito_user(&live.user_pool_id, &live.email, false).await
         }
         (Action::Delete, Some(State::TrustStatement(retired)), _) => {
             ignore_missing(p.iam.update_trust_policy(&retired.role_name, &retired.remaining).await)

@@ -194,7 +194,7 @@ mod tests {
 
     /// One line per case: what the run sees, and the verdict.
     fn check(kube: KubeEndpoint, record: Option<&str>, vouched: bool, expected: Result<Proof, &str>) {
-        let record = record.map(|arn| ClusterRecord { cluster_arn: arn.into() });
+        let record = record.map(|arn| ClusterRecord { cluster_arn: arn.into(), ..Default::default() });
         let got = prove(&eks(), &kube, record.as_ref(), vouched).map_err(|e| match *e {
             WrongCluster::RecordNamesAnother { .. } => "record names another",
             WrongCluster::Unproven { .. } => "unproven",
@@ -228,7 +228,7 @@ mod tests {
 
     #[test]
     fn a_refusal_names_both_clusters_and_the_fix() {
-        let record = ClusterRecord { cluster_arn: "arn:aws:eks:us-west-2:123456789012:cluster/other".into() };
+        let record = ClusterRecord { cluster_arn: "arn:aws:eks:us-west-2:123456789012:cluster/other".into(), ..Default::default() };
         let err = prove(&eks(), &kube("https://127.0.0.1:6443", None), Some(&record), false).unwrap_err().to_string();
         assert!(err.contains("is not EKS cluster demo (arn:aws:eks:us-west-2:123456789012:cluster/demo)"), "{err}");
         assert!(err.contains("names arn:aws:eks:us-west-2:123456789012:cluster/other") && err.contains("--context"), "{err}");

@@ -3,7 +3,7 @@
 //! real clients, `kfp-tenant-testkit` in memory. No SDK or kube type crosses
 //! this boundary.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -129,10 +129,43 @@ pub struct OidcProviderDetails {
 }
 
 /// The identity record kfp-tenant keeps in a cluster: which EKS cluster this
-/// Kubernetes API is (ConfigMap `kube-system/kfp-tenant-cluster`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Kubernetes API is (ConfigMap `kube-system/kfp-tenant-cluster`), and which
+/// Cognito users kfp-tenant created for the cluster's Profiles.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterRecord {
     pub cluster_arn: String,
+    /// (user pool id, e-mail) of each Cognito user kfp-tenant created: the
+    /// only users `deleteUsers` may delete.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub cognito_users: BTreeSet<(String, String)>,
+}
+
+/// A user of an Amazon Cognito user pool, as a Profile's owner.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryUser {
+    /// Cognito's username: the e-mail in a pool with separate usernames
+    /// (kfp-tenant creates users under their e-mail), a UUID in a pool whose
+    /// usernames are e-mails (`UsernameAttributes=[email]`).
+    pub username: String,
+    pub email: String,
+    /// `UserStatus`, e.g. `FORCE_CHANGE_PASSWORD` until the first sign-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+/// The users of Cognito user pools (the pool id names its region).
+#[async_trait]
+pub trait UserDirectoryApi: Send + Sync {
+    /// The users of `pool` whose `email` attribute is exactly `email`
+    /// (ListUsers with the filter `email = "..."`, paged): whatever the pool
+    /// uses as usernames.
+    async fn find_users(&self, pool: &str, email: &str) -> ProviderResult<Vec<DirectoryUser>>;
+    /// AdminCreateUser under `email`, with the attributes `email` and
+    /// `email_verified=true`; Cognito e-mails its invitation (with a
+    /// temporary password of its own) unless `invite` is false. Fails with
+    /// [`ErrorKind::AlreadyExists`] when the username is taken.
+    async fn create_user(&self, pool: &str, email: &str, invite: bool) -> ProviderResult<DirectoryUser>;
+    async fn delete_user(&self, pool: &str, username: &str) -> ProviderResult<()>;
 }
 
 /// A namespace, as far as a tenant cares.
@@ -450,6 +483,8 @@ pub struct Providers<'a> {
     /// EKS Pod Identity associations: refresh reads them only when a tenant
     /// uses Pod Identity or a role trusts it.
     pub pod_identity: &'a dyn PodIdentityApi,
+    /// Cognito user pools: read only when the file names one.
+    pub directory: &'a dyn UserDirectoryApi,
 }
 
 impl std::fmt::Debug for Providers<'_> {
@@ -475,6 +510,10 @@ pub trait KubernetesApi: Send + Sync {
     /// kfp-tenant's identity record in the cluster, if there is one.
     async fn cluster_record(&self) -> ProviderResult<Option<ClusterRecord>>;
     async fn write_cluster_record(&self, record: &ClusterRecord) -> ProviderResult<()>;
+    /// Records in the identity record that kfp-tenant created (`created`)
+    /// Cognito user `email` of `pool`, or takes that back after deleting it;
+    /// each user is its own entry, so concurrent records do not collide.
+    async fn record_cognito_user(&self, pool: &str, email: &str, created: bool) -> ProviderResult<()>;
     /// Every Profile of the cluster, managed or not: one call for all tenants.
     async fn list_profiles(&self) -> ProviderResult<Vec<Profile>>;
     /// `None` when there is no such namespace (asked only for Profiles to create).

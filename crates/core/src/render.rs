@@ -89,6 +89,7 @@ fn block(out: &mut String, change: &ResourceChange, color: Color) {
         State::DeposedRole(d) => ("iam_role", d.role.name.clone()),
         State::PodIdentity(a) => ("eks_pod_identity_association", format!("{}/{}", a.namespace, a.service_account)),
         State::TrustStatement(t) => ("iam_role_trust_statement", format!("{}/{}", t.role_name, t.road.as_str())),
+        State::CognitoUser(u) => ("cognito_user", format!("{}/{}", u.user_pool_id, u.email)),
     };
     let symbol = paint(change.action.symbol(), change.action, color);
     let _ = writeln!(out, "{symbol:>3} {kind} {name:?} {{");
@@ -193,6 +194,19 @@ fn attributes(state: &State) -> Vec<(&'static str, Attr)> {
             ];
             if !a.id.is_empty() {
                 v.insert(0, ("association_id", text(&a.id)));
+            }
+            v
+        }
+        State::CognitoUser(u) => {
+            let mut v = vec![
+                ("user_pool_id", text(&u.user_pool_id)),
+                ("email", text(&u.email)),
+                ("email_verified", Attr::Json(json!(true))),
+                ("created_by_kfp_tenant", Attr::Json(json!(u.created_by_kfp_tenant))),
+            ];
+            match &u.username {
+                Some(name) => v.insert(1, ("username", text(name))),
+                None => v.push(("invitation", text(if u.invite { "e-mailed by Cognito" } else { "suppressed" }))),
             }
             v
         }

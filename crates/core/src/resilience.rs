@@ -21,9 +21,9 @@ use tokio::time::Instant;
 
 use crate::policy::PolicyDocument;
 use crate::ports::{
-    AccountQuery, AssumedRole, BearerToken, CallerIdentity, ClusterApi, ClusterRecord, EksCluster, ErrorKind, IamApi, KubeEndpoint,
-    KubernetesApi, Namespace, OidcProviderDetails, PodIdentityApi, PodIdentityAssociation, Profile, ProviderResult, Role, RoleDetail,
-    RoleListing, ServiceAccount,
+    AccountQuery, AssumedRole, BearerToken, CallerIdentity, ClusterApi, ClusterRecord, DirectoryUser, EksCluster, ErrorKind, IamApi,
+    KubeEndpoint, KubernetesApi, Namespace, OidcProviderDetails, PodIdentityApi, PodIdentityAssociation, Profile, ProviderResult, Role,
+    RoleDetail, RoleListing, ServiceAccount, UserDirectoryApi,
 };
 
 /// How long and how often to retry.
@@ -385,6 +385,10 @@ impl<K: KubernetesApi> KubernetesApi for Resilient<K> {
         self.run(None, || self.inner.write_cluster_record(record)).await
     }
 
+    async fn record_cognito_user(&self, pool: &str, email: &str, created: bool) -> ProviderResult<()> {
+        self.run(None, || self.inner.record_cognito_user(pool, email, created)).await
+    }
+
     async fn list_profiles(&self) -> ProviderResult<Vec<Profile>> {
         self.run(None, || self.inner.list_profiles()).await
     }
@@ -447,6 +451,21 @@ impl<K: KubernetesApi> KubernetesApi for Resilient<K> {
 /// The role an ARN names (`arn:aws:iam::1:role/path/name` → `name`).
 fn role_of(arn: Option<&str>) -> Option<&str> {
     arn.and_then(|a| a.rsplit('/').next())
+}
+
+#[async_trait]
+impl<P: UserDirectoryApi> UserDirectoryApi for Resilient<P> {
+    async fn find_users(&self, pool: &str, email: &str) -> ProviderResult<Vec<DirectoryUser>> {
+        self.run(None, || self.inner.find_users(pool, email)).await
+    }
+
+    async fn create_user(&self, pool: &str, email: &str, invite: bool) -> ProviderResult<DirectoryUser> {
+        self.run(None, || self.inner.create_user(pool, email, invite)).await
+    }
+
+    async fn delete_user(&self, pool: &str, username: &str) -> ProviderResult<()> {
+        self.run(None, || self.inner.delete_user(pool, username)).await
+    }
 }
 
 #[async_trait]

@@ -28,8 +28,41 @@ pub struct TenantsFile {
     /// (2,048 unless the quota was raised).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust_policy_quota: Option<usize>,
+    /// Where the owners sign in: with `cognito`, each tenant's owner is a
+    /// user of that pool, made if missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_provider: Option<IdentityProvider>,
     #[serde(default)]
     pub tenants: Vec<TenantInput>,
+}
+
+/// The auth provider the Profiles' owners sign in with (the page's step 6).
+/// Only Cognito: Dex keeps its users in a ConfigMap of static passwords,
+/// which is not kfp-tenant's to write.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IdentityProvider {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cognito: Option<CognitoInput>,
+}
+
+/// An Amazon Cognito user pool.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CognitoInput {
+    /// The pool's id, `<region>_<id>`, e.g. `us-west-2_aBcDeFgHi`.
+    pub user_pool_id: String,
+    /// The pool's region; default the cluster's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Cognito e-mails its invitation to a user kfp-tenant creates (default
+    /// true); `false` creates the user silently (`MessageAction=SUPPRESS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite: Option<bool>,
+    /// Destroy and prune delete the users kfp-tenant created and that own
+    /// no tenant left in the file (default false: people outlive tenants).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_users: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -156,6 +189,20 @@ pub struct Desired {
     /// Tenants of the file left out by `--target`: not planned, and not
     /// taken for tenants the file dropped.
     pub untargeted: BTreeSet<String>,
+    /// The Cognito pool whose users own the Profiles, when the file names one.
+    pub cognito: Option<Cognito>,
+    /// The owners of the tenants left out by `--target`: a user who owns
+    /// one of them is never deleted.
+    pub untargeted_owners: BTreeSet<String>,
+}
+
+/// A validated [`CognitoInput`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cognito {
+    pub user_pool_id: String,
+    pub region: String,
+    pub invite: bool,
+    pub delete_users: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -10,8 +10,8 @@ use std::fmt;
 
 use crate::policy::{self, S3Access};
 use crate::spec::{
-    ClusterSpec, DEFAULT_SERVICE_ACCOUNT, DEFAULT_TRUST_POLICY_QUOTA, Desired, Identity, MAX_POD_IDENTITY_ASSOCIATIONS, S3AccessMode,
-    Tenant, TenantsFile, default_role_name, policy_name,
+    ClusterSpec, Cognito, DEFAULT_SERVICE_ACCOUNT, DEFAULT_TRUST_POLICY_QUOTA, Desired, Identity, IdentityProvider,
+    MAX_POD_IDENTITY_ASSOCIATIONS, S3AccessMode, Tenant, TenantsFile, default_role_name, policy_name,
 };
 use crate::tags;
 
@@ -55,6 +55,8 @@ pub const MAX_POLICY_NAME: usize = 128;
 pub const MAX_ROLE_PATH: usize = 512;
 pub const MAX_INLINE_POLICIES: usize = 10_240;
 pub const MAX_TAGS: usize = 50;
+/// Cognito's `UserPoolId`: `[\w-]+_[0-9a-zA-Z]+`, at most 55 characters.
+pub const MAX_USER_POOL_ID: usize = 55;
 /// S3 object keys, and so prefixes, are at most 1,024 bytes.
 pub const MAX_S3_KEY: usize = 1024;
 
@@ -301,6 +303,7 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
             "move some tenants to identity: irsa, or grant fewer service accounts",
         );
     }
+    let cognito = file.identity_provider.as_ref().and_then(|idp| v.identity_provider(idp, &file.region));
     if !v.problems.is_empty() {
         return Err(InvalidInput { problems: v.problems });
     }
@@ -314,6 +317,8 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
         },
         tenants,
         untargeted: BTreeSet::new(),
+        cognito,
+        untargeted_owners: BTreeSet::new(),
     })
 }
 
@@ -360,6 +365,56 @@ impl Validator {
                 "use 1-100 letters, digits, '-' or '_', starting with a letter or digit (CLUSTER_NAME)",
             );
         }
+    }
+
+    /// The `identityProvider` block: a Cognito pool whose id has Cognito's
+    /// shape and names the region it is looked for in.
+    fn identity_provider(&mut self, idp: &IdentityProvider, cluster_region: &str) -> Option<Cognito> {
+        let Some(c) = &idp.cognito else {
+            self.problem(
+                "identityProvider",
+                "names no provider",
+                "add cognito: {userPoolId: ...}, or remove the block (Dex users are kept by hand, see the README)",
+            );
+            return None;
+        };
+        let field = "identityProvider.cognito.userPoolId";
+        let id = c.user_pool_id.as_str();
+        let shaped = match id.split_once('_') {
+            Some((region, rest)) => {
+                !region.is_empty()
+                    && region.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+                    && !rest.is_empty()
+                    && rest.chars().all(|ch| ch.is_ascii_alphanumeric())
+            }
+            None => false,
+        };
+        if !shaped || id.len() > MAX_USER_POOL_ID {
+            self.problem(
+                field,
+                format!("{} is not a Cognito user pool id", shown(id)),
+                "use the pool's id as the console or `aws cognito-idp list-user-pools --max-results 60` shows it, e.g. us-west-2_aBcDeFgHi",
+            );
+            return None;
+        }
+        let region = c.region.clone().unwrap_or_else(|| cluster_region.to_owned());
+        if let Some(r) = &c.region {
+            self.region("identityProvider.cognito.region", r);
+        }
+        let pool_region = id.split_once('_').map(|(r, _)| r).unwrap_or_default();
+        if pool_region != region {
+            self.problem(
+                field,
+                format!("user pool {id} is in region {pool_region}, and the pool is looked for in {region}"),
+                format!("set identityProvider.cognito.region: {pool_region}"),
+            );
+        }
+        Some(Cognito {
+            user_pool_id: id.to_owned(),
+            region,
+            invite: c.invite.unwrap_or(true),
+            delete_users: c.delete_users.unwrap_or(false),
+        })
     }
 
     fn region(&mut self, field: &str, region: &str) {

@@ -61,6 +61,13 @@ pub use kfp_tenant_core::spec::ROLE_ARN_ANNOTATION;
 /// kfp-tenant's identity record: a ConfigMap in `kube-system`.
 pub const RECORD_NAMESPACE: &str = "kube-system";
 pub const RECORD_NAME: &str = "kfp-tenant-cluster";
+const COGNITO_KEY_PREFIX: &str = "cognito-user.";
+
+/// A ConfigMap data key for a user (keys allow `[-._a-zA-Z0-9]`, e-mails more).
+fn cognito_key(pool: &str, email: &str) -> String {
+    let hash = format!("{pool} {email}").bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{COGNITO_KEY_PREFIX}{hash:016x}")
+}
 
 /// Where the cluster is; everything left `None` comes from the standard chain
 /// (KUBECONFIG, ~/.kube/config, in-cluster).
@@ -254,7 +261,28 @@ impl KubernetesApi for Kube {
             .get_opt(RECORD_NAME)
             .await
             .map_err(|e| provider_error("GetConfigMap", &format!("config map {RECORD_NAMESPACE}/{RECORD_NAME}"), e))?;
-        Ok(found.and_then(|cm| cm.data?.get("clusterArn").cloned()).map(|cluster_arn| ClusterRecord { cluster_arn }))
+        let Some(data) = found.and_then(|cm| cm.data) else { return Ok(None) };
+        let Some(cluster_arn) = data.get("clusterArn").cloned() else { return Ok(None) };
+        let cognito_users = data
+            .iter()
+            .filter(|(k, _)| k.starts_with(COGNITO_KEY_PREFIX))
+            .filter_map(|(_, v)| v.split_once(' ').map(|(pool, email)| (pool.to_owned(), email.to_owned())))
+            .collect();
+        Ok(Some(ClusterRecord { cluster_arn, cognito_users }))
+    }
+
+    /// One data key per user (`cognito-user.<hash of pool and e-mail>`, the
+    /// value `<pool> <e-mail>`), set or removed by a merge patch: users
+    /// recorded side by side never overwrite each other, and the identity
+    /// record's own apply (another field manager's fields) leaves them.
+    async fn record_cognito_user(&self, pool: &str, email: &str, created: bool) -> ProviderResult<()> {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), RECORD_NAMESPACE);
+        let key = cognito_key(pool, email);
+        let value = if created { json!(format!("{pool} {email}")) } else { serde_json::Value::Null };
+        api.patch(RECORD_NAME, &PatchParams::default(), &Patch::Merge(&json!({"data": {key: value}})))
+            .await
+            .map(drop)
+            .map_err(|e| provider_error("RecordCognitoUser", &format!("config map {RECORD_NAMESPACE}/{RECORD_NAME}"), e))
     }
 
     async fn write_cluster_record(&self, record: &ClusterRecord) -> ProviderResult<()> {

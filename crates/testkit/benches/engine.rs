@@ -165,7 +165,7 @@ fn b5() {
             let start = tokio::time::Instant::now();
             let report = apply::apply(
                 &plan,
-                Providers { cluster: &world.cluster, iam: &iam, kube: &world.kube, pod_identity: &iam },
+                Providers { cluster: &world.cluster, iam: &iam, kube: &world.kube, pod_identity: &iam, directory: &world.cluster },
                 &ApplyOptions::default(),
                 &Quiet,
             )
@@ -196,7 +196,7 @@ fn b5() {
             let start = tokio::time::Instant::now();
             let observed = refresh(
                 &ReadSet::for_desired(&desired, false),
-                Providers { cluster: &world.cluster, iam: &iam, kube: &world.kube, pod_identity: &iam },
+                Providers { cluster: &world.cluster, iam: &iam, kube: &world.kube, pod_identity: &iam, directory: &world.cluster },
                 10,
                 mode,
             )

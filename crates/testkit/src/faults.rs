@@ -39,6 +39,9 @@ pub const WRITES: &[&str] = &[
     "CreatePodIdentityAssociation",
     "UpdatePodIdentityAssociation",
     "DeletePodIdentityAssociation",
+    "AdminCreateUser",
+    "AdminDeleteUser",
+    "RecordCognitoUser",
 ];
 
 impl Calls {

@@ -157,9 +157,27 @@ impl KubernetesApi for FakeKube {
         Ok(lock(&self.state).record.clone())
     }
 
+    /// Like the real one, an apply of the ARN that keeps the users recorded beside it.
     async fn write_cluster_record(&self, record: &ClusterRecord) -> ProviderResult<()> {
         self.meter.enter("WriteClusterRecord", "kube-system/kfp-tenant-cluster").await?;
-        lock(&self.state).record = Some(record.clone());
+        let mut state = lock(&self.state);
+        let users = state.record.take().map(|r| r.cognito_users).unwrap_or_default();
+        state.record = Some(ClusterRecord { cognito_users: users, ..record.clone() });
+        Ok(())
+    }
+
+    async fn record_cognito_user(&self, pool: &str, email: &str, created: bool) -> ProviderResult<()> {
+        self.meter.enter("RecordCognitoUser", email).await?;
+        let mut state = lock(&self.state);
+        let Some(record) = state.record.as_mut() else {
+            return Err(Self::missing("RecordCognitoUser", "configmaps \"kfp-tenant-cluster\"".to_owned()));
+        };
+        let key = (pool.to_owned(), email.to_owned());
+        if created {
+            record.cognito_users.insert(key);
+        } else {
+            record.cognito_users.remove(&key);
+        }
         Ok(())
     }
 

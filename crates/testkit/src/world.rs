@@ -49,7 +49,7 @@ impl FakeWorld {
     }
 
     pub fn providers(&self) -> Providers<'_> {
-        Providers { cluster: &self.cluster, iam: &self.iam, kube: &self.kube, pod_identity: &self.iam }
+        Providers { cluster: &self.cluster, iam: &self.iam, kube: &self.kube, pod_identity: &self.iam, directory: &self.cluster }
     }
 
     pub async fn observe(&self, reads: &ReadSet) -> Result<Observed, String> {

@@ -5,11 +5,11 @@ use std::fmt;
 
 use crate::address::Address;
 use crate::identity::Proof;
-use crate::plan::planner::{ProviderNeed, context};
+use crate::plan::planner::{ProviderNeed, context, observed_user};
 use crate::plan::{DeposedRole, Mode, Plan, Reason, ResourceChange, State};
 use crate::policy;
 use crate::ports::{InlinePolicy, OidcProvider};
-use crate::refresh::{Observed, ReadSet};
+use crate::refresh::{Observed, ReadSet, UserReads};
 use crate::spec::policy_name;
 
 /// Everything a plan's changes were computed from.
@@ -40,6 +40,11 @@ pub fn reads_of(plan: &Plan) -> ReadSet {
                 let ns = change.address.namespace().unwrap_or_default();
                 reads.roles.insert((t.role_name.clone(), policy_name(ns)));
             }
+            Some(State::CognitoUser(u)) => {
+                let users = reads.cognito.get_or_insert_with(|| UserReads { user_pool_id: u.user_pool_id.clone(), ..Default::default() });
+                users.emails.insert(u.email.clone());
+                users.delete_users |= change.action == crate::plan::Action::Delete;
+            }
             // Listed, always.
             Some(State::DeposedRole(_)) => {}
             // Read with the cluster, always.
@@ -67,6 +72,7 @@ fn current(change: &ResourceChange, observed: &Observed) -> Option<State> {
             .clone()
             .map(|arn| State::OidcProvider(OidcProvider { issuer_url: p.issuer_url.clone(), arn })),
         State::ClusterRecord(_) => observed.record.clone().map(State::ClusterRecord),
+        State::CognitoUser(u) => observed_user(observed, &u.user_pool_id, &u.email).map(State::CognitoUser),
         State::PodIdentity(a) => {
             observed.associations.get(&(a.namespace.clone(), a.service_account.clone())).cloned().map(State::PodIdentity)
         }

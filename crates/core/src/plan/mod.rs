@@ -133,6 +133,9 @@ pub enum Reason {
     /// The tenant no longer uses this road to AWS (`identity` changed);
     /// it goes once the other road is in place.
     RoadLeft { road: Identity },
+    /// A Cognito user kfp-tenant created owns no tenant left in the file,
+    /// and the file says `deleteUsers: true`.
+    UserLeft,
 }
 
 impl fmt::Display for Reason {
@@ -160,6 +163,9 @@ impl fmt::Display for Reason {
                 f.write_str("it does not exist, and its namespace does, with this owner: the profile controller takes the namespace over")
             }
             Reason::Bind { proof } => write!(f, "the cluster has no kfp-tenant identity record yet, and {proof}"),
+            Reason::UserLeft => f.write_str(
+                "kfp-tenant created this user, it owns no tenant left in the tenants file, and identityProvider.cognito.deleteUsers is true",
+            ),
             Reason::RoadLeft { road } => write!(
                 f,
                 "the tenant no longer uses {}; this goes only after the tenant's {} grants are in place",
@@ -194,6 +200,23 @@ pub enum State {
     PodIdentity(PodIdentityAssociation),
     /// The statement of a road the tenant leaves, in its role's trust policy.
     TrustStatement(TrustStatement),
+    /// A Cognito user who owns Profiles.
+    CognitoUser(CognitoUser),
+}
+
+/// A Profile owner's user in a Cognito user pool.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CognitoUser {
+    pub user_pool_id: String,
+    pub email: String,
+    /// Cognito's username; unknown until Cognito makes the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// kfp-tenant created it (the cluster's identity record says so).
+    pub created_by_kfp_tenant: bool,
+    /// When it is created: Cognito e-mails its invitation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub invite: bool,
 }
 
 /// One road's statement in a role's trust policy. Deleting it writes

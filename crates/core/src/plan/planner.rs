@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::address::{Address, Kind};
 use crate::plan::fresh::fingerprint;
-use crate::plan::{Action, ClusterContext, FORMAT_VERSION, Mode, Plan, PlanError, PlanOptions, PlanProblem, Reason, ResourceChange, State};
+use crate::plan::{
+    Action, ClusterContext, CognitoUser, FORMAT_VERSION, Mode, Plan, PlanError, PlanOptions, PlanProblem, Reason, ResourceChange, State,
+};
 use crate::ports::{ClusterRecord, OidcProvider};
 use crate::refresh::Observed;
 use crate::spec::{Desired, Identity, MAX_POD_IDENTITY_ASSOCIATIONS, policy_name};
@@ -23,15 +25,19 @@ pub fn plan(desired: &Desired, observed: &Observed, options: PlanOptions) -> Res
     };
     let mut planner = Planner::new(desired, observed, need)?;
     if observed.record.is_none() {
-        let record = ClusterRecord { cluster_arn: planner.cluster.arn.clone() };
+        let record = ClusterRecord { cluster_arn: planner.cluster.arn.clone(), ..Default::default() };
         let reason = Reason::Bind { proof: observed.proof };
         planner.push(Address::ClusterIdentity, Action::Create, Some(reason), None, Some(State::ClusterRecord(record)));
     }
     for tenant in &desired.tenants {
         planner.tenant(tenant, options.adopt);
     }
+    planner.owners();
     if options.prune {
         planner.prune();
+        let file: BTreeSet<&str> =
+            desired.tenants.iter().map(|t| t.owner.as_str()).chain(desired.untargeted_owners.iter().map(String::as_str)).collect();
+        planner.users_left(|email| !file.contains(email));
     } else {
         planner.warn_not_in_file();
     }
@@ -47,6 +53,8 @@ pub fn plan_destroy(desired: &Desired, observed: &Observed) -> Result<Plan, Plan
     for tenant in &desired.tenants {
         planner.delete_tenant(&tenant.namespace, Some(&tenant.role_name), Reason::Destroy);
     }
+    let destroyed: BTreeSet<&str> = desired.tenants.iter().map(|t| t.owner.as_str()).collect();
+    planner.users_left(|email| destroyed.contains(email) && !desired.untargeted_owners.contains(email));
     planner.finish(Mode::Destroy)
 }
 
@@ -58,9 +66,25 @@ pub fn target(desired: &Desired, targets: &[String]) -> Desired {
     if !targets.is_empty() {
         let (kept, others): (Vec<_>, Vec<_>) = d.tenants.into_iter().partition(|t| targets.contains(&t.namespace));
         d.tenants = kept;
+        d.untargeted_owners.extend(others.iter().map(|t| t.owner.clone()));
         d.untargeted.extend(others.into_iter().map(|t| t.namespace));
     }
     d
+}
+
+/// The Cognito user of `email` in `pool` as refresh found it (the first, if
+/// the pool has several with that e-mail), and whether the identity record
+/// says kfp-tenant created it.
+pub(crate) fn observed_user(observed: &Observed, pool: &str, email: &str) -> Option<CognitoUser> {
+    let user = observed.users.get(email)?.first()?;
+    let key = (pool.to_owned(), email.to_owned());
+    Some(CognitoUser {
+        user_pool_id: pool.to_owned(),
+        email: email.to_owned(),
+        username: Some(user.username.clone()),
+        created_by_kfp_tenant: observed.record.as_ref().is_some_and(|r| r.cognito_users.contains(&key)),
+        invite: false,
+    })
 }
 
 /// What a plan needs of the account's IAM OIDC provider.
@@ -293,6 +317,53 @@ impl<'a> Planner<'a> {
             }
         }
         self.deposed_roles(ns, role_name.unwrap_or_default(), reason);
+    }
+
+    /// The Cognito user of each owner of the planned tenants: used as it
+    /// is when the pool has one with that e-mail (never modified), created
+    /// when it has none.
+    fn owners(&mut self) {
+        let Some(cognito) = &self.desired.cognito else { return };
+        let owners: BTreeSet<&str> = self.desired.tenants.iter().map(|t| t.owner.as_str()).collect();
+        for email in owners {
+            let address = Address::CognitoUser { email: email.to_owned() };
+            match observed_user(self.observed, &cognito.user_pool_id, email) {
+                Some(user) => {
+                    let found = self.observed.users.get(email).map_or(0, Vec::len);
+                    if found > 1 {
+                        self.warn(format!(
+                            "Cognito user pool {} has {found} users with e-mail {email}; kfp-tenant uses them as they are, and the Profiles name the e-mail",
+                            cognito.user_pool_id
+                        ));
+                    }
+                    self.push(address, Action::NoOp, None, Some(State::CognitoUser(user.clone())), Some(State::CognitoUser(user)));
+                }
+                None => {
+                    let user = CognitoUser {
+                        user_pool_id: cognito.user_pool_id.clone(),
+                        email: email.to_owned(),
+                        username: None,
+                        created_by_kfp_tenant: true,
+                        invite: cognito.invite,
+                    };
+                    self.push(address, Action::Create, Some(Reason::Missing), None, Some(State::CognitoUser(user)));
+                }
+            }
+        }
+    }
+
+    /// With `deleteUsers`, the users kfp-tenant created (by the identity
+    /// record) that `left` says own no tenant any more are deleted; without
+    /// it, nothing (people outlive tenants).
+    fn users_left(&mut self, left: impl Fn(&str) -> bool) {
+        let Some(cognito) = self.desired.cognito.as_ref().filter(|c| c.delete_users) else { return };
+        let created = self.observed.record.iter().flat_map(|r| &r.cognito_users).filter(|(pool, _)| *pool == cognito.user_pool_id);
+        let gone: Vec<CognitoUser> =
+            created.filter(|(_, email)| left(email)).filter_map(|(pool, email)| observed_user(self.observed, pool, email)).collect();
+        for user in gone {
+            let address = Address::CognitoUser { email: user.email.clone() };
+            self.push(address, Action::Delete, Some(Reason::UserLeft), Some(State::CognitoUser(user)), None);
+        }
     }
 
     /// EKS's associations per cluster, counted as the plan leaves them:

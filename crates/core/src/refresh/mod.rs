@@ -30,8 +30,8 @@ use tokio::sync::Semaphore;
 use crate::identity::{self, Proof, WrongCluster};
 use crate::policy::PolicyDocument;
 use crate::ports::{
-    AccountQuery, CallerIdentity, ClusterApi, ClusterRecord, EksCluster, KubernetesApi, Namespace, PodIdentityApi, PodIdentityAssociation,
-    Profile, ProviderError, Providers, Role, ServiceAccount,
+    AccountQuery, CallerIdentity, ClusterApi, ClusterRecord, DirectoryUser, EksCluster, KubernetesApi, Namespace, PodIdentityApi,
+    PodIdentityAssociation, Profile, ProviderError, Providers, Role, ServiceAccount, UserDirectoryApi,
 };
 use crate::spec::{DEFAULT_SERVICE_ACCOUNT, Desired, Identity};
 use crate::tags;
@@ -55,6 +55,18 @@ pub struct ReadSet {
     /// They are also read, whatever this says, when a role read trusts Pod
     /// Identity (a tenant that left it may have associations left).
     pub pod_identity: bool,
+    /// The file's Cognito pool, and the owners to look up in it.
+    pub cognito: Option<UserReads>,
+}
+
+/// The Cognito users a plan needs: the owners of its tenants, and, when
+/// users may be deleted, every user the identity record says kfp-tenant
+/// created in the pool.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserReads {
+    pub user_pool_id: String,
+    pub emails: BTreeSet<String>,
+    pub delete_users: bool,
 }
 
 impl ReadSet {
@@ -70,6 +82,11 @@ impl ReadSet {
                 .collect(),
             vouched,
             pod_identity: desired.tenants.iter().any(|t| t.identity == Identity::PodIdentity),
+            cognito: desired.cognito.as_ref().map(|c| UserReads {
+                user_pool_id: c.user_pool_id.clone(),
+                emails: desired.tenants.iter().map(|t| t.owner.clone()).collect(),
+                delete_users: c.delete_users,
+            }),
         }
     }
 }
@@ -102,6 +119,9 @@ pub struct Observed {
     pub associations: BTreeMap<(String, String), PodIdentityAssociation>,
     /// How many associations the cluster has in all (EKS's per-cluster quota).
     pub association_count: usize,
+    /// The users of the file's Cognito pool, by the e-mail looked up (an
+    /// e-mail with none maps to an empty list). Empty without a pool.
+    pub users: BTreeMap<String, Vec<DirectoryUser>>,
 }
 
 /// Refresh stopped; nothing was written.
@@ -157,6 +177,7 @@ pub async fn refresh_cluster(
         managed_roles: Vec::new(),
         associations: BTreeMap::new(),
         association_count: 0,
+        users: BTreeMap::new(),
     })
 }
 
@@ -168,13 +189,17 @@ pub async fn refresh(reads: &ReadSet, ports: Providers<'_>, parallelism: usize, 
     let name = reads.cluster.as_str();
     // Nothing is listed before the Kubernetes API is shown to be this cluster.
     let facts = refresh_cluster(name, reads.vouched, ports.cluster, ports.kube).await?;
-    let ((roles, associations), kubernetes) = futures_util::try_join!(
+    let ((roles, associations), (kubernetes, users)) = futures_util::try_join!(
         async {
             let roles = roles::read(&reads.roles, name, ports.iam, slots, parallelism, mode).await?;
             let associations = read_associations(reads, &roles, ports.pod_identity, slots, parallelism).await?;
-            Ok((roles, associations))
+            Ok::<_, RefreshError>((roles, associations))
         },
-        read_kubernetes(reads, ports.kube, slots, parallelism),
+        async {
+            let kubernetes = read_kubernetes(reads, ports.kube, slots, parallelism).await?;
+            let users = read_users(reads, facts.record.as_ref(), ports.directory, slots, parallelism).await?;
+            Ok::<_, RefreshError>((kubernetes, users))
+        },
     )?;
     Ok(Observed {
         roles: roles.roles,
@@ -182,8 +207,46 @@ pub async fn refresh(reads: &ReadSet, ports: Providers<'_>, parallelism: usize, 
         managed_roles: roles.managed,
         association_count: associations.count,
         associations: associations.described,
+        users,
         ..kubernetes.into_observed(facts)
     })
+}
+
+/// The owners' users in the file's Cognito pool: one lookup by e-mail per
+/// owner (ListUsers with an `email` filter), so pools whose usernames are
+/// e-mails and pools with separate usernames are read alike.
+async fn read_users(
+    reads: &ReadSet,
+    record: Option<&ClusterRecord>,
+    directory: &dyn UserDirectoryApi,
+    slots: &Semaphore,
+    parallelism: usize,
+) -> Result<BTreeMap<String, Vec<DirectoryUser>>, RefreshError> {
+    let Some(wanted) = &reads.cognito else {
+        return Ok(BTreeMap::new());
+    };
+    let mut emails = wanted.emails.clone();
+    if wanted.delete_users {
+        // The users kfp-tenant created: a prune or destroy may delete those that own no tenant left.
+        let created = record.into_iter().flat_map(|r| &r.cognito_users);
+        emails.extend(created.filter(|(pool, _)| *pool == wanted.user_pool_id).map(|(_, email)| email.clone()));
+    }
+    let pool = wanted.user_pool_id.as_str();
+    let found = stream::iter(emails.into_iter().map(|email| {
+        limited(slots, async move {
+            let users = directory.find_users(pool, &email).await.map_err(|source| RefreshError::Read {
+                what: format!(
+                    "the users of Cognito user pool {pool} (identityProvider.cognito.userPoolId): check the pool id and region, and that the caller may cognito-idp:ListUsers on it"
+                ),
+                source,
+            })?;
+            Ok::<_, RefreshError>((email, users))
+        })
+    }))
+    .buffer_unordered(parallelism.max(1))
+    .try_collect::<Vec<_>>()
+    .await?;
+    Ok(found.into_iter().collect())
 }
 
 struct Associations {
