@@ -452,7 +452,23 @@ async fn the_identity_record_and_the_cluster_wide_listings(backend: Backend) {
     let arn = format!("arn:aws:eks:us-west-2:123456789012:cluster/{cluster}");
     assert_eq!(provider.cluster_record().await.unwrap(), Some(ClusterRecord { cluster_arn: arn.clone(), ..Default::default() }));
     provider.write_cluster_record(&ClusterRecord { cluster_arn: arn.clone(), ..Default::default() }).await.unwrap();
-    assert_eq!(provider.cluster_record().await.unwrap(), Some(ClusterRecord { cluster_arn: arn, ..Default::default() }));
+    assert_eq!(provider.cluster_record().await.unwrap(), Some(ClusterRecord { cluster_arn: arn.clone(), ..Default::default() }));
+
+    // Cognito users recorded side by side (one merge patch each) survive each
+    // other and the record's own apply, and are taken back one by one.
+    let pool = "us-west-2_aBcDeFgHi".to_owned();
+    let (erin, frank) = ("erin+kfp@example.com".to_owned(), "frank@example.com".to_owned());
+    let (one, two) =
+        futures_util::join!(provider.record_cognito_user(&pool, &erin, true), provider.record_cognito_user(&pool, &frank, true));
+    one.unwrap();
+    two.unwrap();
+    provider.write_cluster_record(&ClusterRecord { cluster_arn: arn.clone(), ..Default::default() }).await.unwrap();
+    let both = [(pool.clone(), erin.clone()), (pool.clone(), frank.clone())].into();
+    assert_eq!(provider.cluster_record().await.unwrap(), Some(ClusterRecord { cluster_arn: arn.clone(), cognito_users: both }));
+    provider.record_cognito_user(&pool, &erin, false).await.unwrap();
+    let left = [(pool.clone(), frank.clone())].into();
+    assert_eq!(provider.cluster_record().await.unwrap(), Some(ClusterRecord { cluster_arn: arn.clone(), cognito_users: left }));
+    provider.record_cognito_user(&pool, &frank, false).await.unwrap();
 
     let (a, b) = (profile(&kube.name("team-r")), profile(&kube.name("team-s")));
     for p in [&a, &b] {
