@@ -16,7 +16,28 @@ use kfp_tenant_core::refresh::{ReadSet, RefreshMode, refresh};
 use kfp_tenant_core::spec::{CognitoInput, Desired, IdentityProvider, TenantInput, TenantsFile};
 use kfp_tenant_core::validate;
 use kfp_tenant_testkit::{Calls, FakeKube};
-use support::{aws, cluster_with_provider, user_pool};
+use support::{aws, cluster_with_provider};
+
+/// Creates a Cognito user pool in moto and returns its id; with
+/// `email_usernames`, the pool's usernames are e-mails
+/// (`UsernameAttributes=[email]`, Cognito names the users by a UUID).
+async fn user_pool(name: &str, email_usernames: bool) -> String {
+    use aws_sdk_cognitoidentityprovider::types::UsernameAttributeType;
+    let client = aws_sdk_cognitoidentityprovider::Client::from_conf(
+        aws_sdk_cognitoidentityprovider::config::Builder::new()
+            .behavior_version(aws_sdk_cognitoidentityprovider::config::BehaviorVersion::latest())
+            .region(aws_sdk_cognitoidentityprovider::config::Region::new(support::REGION))
+            .endpoint_url(support::moto_endpoint())
+            .credentials_provider(aws_sdk_cognitoidentityprovider::config::Credentials::new("testing", "testing", None, None, "test"))
+            .build(),
+    );
+    let mut request = client.create_user_pool().pool_name(name);
+    if email_usernames {
+        request = request.username_attributes(UsernameAttributeType::Email);
+    }
+    let out = request.send().await.expect("create user pool");
+    out.user_pool.and_then(|p| p.id).expect("a pool id")
+}
 
 #[tokio::test]
 async fn users_are_found_by_email_made_and_deleted_in_both_kinds_of_pool() {

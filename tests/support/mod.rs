@@ -124,24 +124,3 @@ pub async fn ensure_bucket(endpoint: &str, bucket: &str) {
         assert!(text.contains("BucketAlreadyOwnedByYou") || text.contains("BucketAlreadyExists"), "create bucket {bucket}: {text}");
     }
 }
-
-/// Creates a Cognito user pool in moto and returns its id; with
-/// `email_usernames`, the pool's usernames are e-mails
-/// (`UsernameAttributes=[email]`, Cognito names the users by a UUID).
-pub async fn user_pool(name: &str, email_usernames: bool) -> String {
-    use aws_sdk_cognitoidentityprovider::types::UsernameAttributeType;
-    let client = aws_sdk_cognitoidentityprovider::Client::from_conf(
-        aws_sdk_cognitoidentityprovider::config::Builder::new()
-            .behavior_version(aws_sdk_cognitoidentityprovider::config::BehaviorVersion::latest())
-            .region(aws_sdk_cognitoidentityprovider::config::Region::new(REGION))
-            .endpoint_url(moto_endpoint())
-            .credentials_provider(aws_sdk_cognitoidentityprovider::config::Credentials::new("testing", "testing", None, None, "test"))
-            .build(),
-    );
-    let mut request = client.create_user_pool().pool_name(name);
-    if email_usernames {
-        request = request.username_attributes(UsernameAttributeType::Email);
-    }
-    let out = request.send().await.expect("create user pool");
-    out.user_pool.and_then(|p| p.id).expect("a pool id")
-}

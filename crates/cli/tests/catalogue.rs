@@ -35,6 +35,9 @@ const WRITES: &[&str] = &[
     "PATCH profiles",
     "DELETE profiles",
     "PATCH serviceaccounts",
+    "AdminCreateUser",
+    "AdminDeleteUser",
+    "CreatePodIdentityAssociation",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -360,6 +363,38 @@ fn cases() -> Vec<Case> {
                 "wait for it to finish",
                 "kfp-tenant force-unlock ",
             ],
+        ),
+        c(
+            "malformed Cognito pool id",
+            "identityProvider:\n  cognito: {userPoolId: aBcDeFgHi}\ntenants:\n  - namespace: team-a\n    owner: alice@example.com\n",
+            &["plan"],
+            Offline,
+            Nothing,
+            &["identityProvider.cognito.userPoolId", "is not a Cognito user pool id", "list-user-pools"],
+        ),
+        c(
+            "Cognito pool of another region",
+            "identityProvider:\n  cognito: {userPoolId: eu-west-1_aBcDeFgHi}\ntenants:\n  - namespace: team-a\n    owner: alice@example.com\n",
+            &["plan"],
+            Offline,
+            Nothing,
+            &["identityProvider.cognito.userPoolId", "is in region eu-west-1", "set identityProvider.cognito.region: eu-west-1"],
+        ),
+        c(
+            "Cognito pool that does not exist",
+            "identityProvider:\n  cognito: {userPoolId: us-west-2_NoSuchPool1}\ntenants:\n  - namespace: team-a\n    owner: alice@example.com\n",
+            &["plan"],
+            Emulators,
+            Nothing,
+            &["identityProvider.cognito.userPoolId", "us-west-2_NoSuchPool1", "check the pool id and region"],
+        ),
+        c(
+            "misspelt identity",
+            "defaults: {identity: podIdentity}\ntenants:\n  - namespace: team-a\n    owner: alice@example.com\n    identity: pod-identity\n",
+            &["plan"],
+            Offline,
+            Nothing,
+            &["tenants[0].identity", "unknown variant `pod-identity`", "podIdentity"],
         ),
     ]
 }

@@ -682,6 +682,36 @@ mod tests {
     }
 
     #[test]
+    fn a_cognito_pool_id_must_have_cognitos_shape_and_be_in_the_region_looked_in() {
+        fn with(id: &str, region: Option<&str>) -> impl FnOnce(&mut TenantsFile) {
+            let (id, region) = (id.to_owned(), region.map(str::to_owned));
+            move |f: &mut TenantsFile| {
+                f.identity_provider =
+                    Some(IdentityProvider { cognito: Some(crate::spec::CognitoInput { user_pool_id: id, region, ..Default::default() }) })
+            }
+        }
+        check(with("us-west-2_aBcDeFgHi", None), &[]);
+        check(with("aBcDeFgHi", None), &["identityProvider.cognito.userPoolId"]);
+        check(with("us-west-2_", None), &["identityProvider.cognito.userPoolId"]);
+        check(with("us-west-2_ab/cd", None), &["identityProvider.cognito.userPoolId"]);
+        check(with(&format!("us-west-2_{}", "a".repeat(50)), None), &["identityProvider.cognito.userPoolId"]);
+        check(with("eu-west-1_aBcDeFgHi", None), &["identityProvider.cognito.userPoolId"]);
+        check(with("eu-west-1_aBcDeFgHi", Some("eu-west-1")), &[]);
+        check(|f: &mut TenantsFile| f.identity_provider = Some(IdentityProvider::default()), &["identityProvider"]);
+        let mut f = file();
+        with("eu-west-1_aBcDeFgHi", None)(&mut f);
+        let e = validate(&f).unwrap_err();
+        assert!(e.to_string().contains("set identityProvider.cognito.region: eu-west-1"), "{e}");
+        with("us-west-2_aBcDeFgHi", None)(&mut f);
+        let cognito = validate(&f).unwrap().cognito.unwrap();
+        assert_eq!(
+            (cognito.region.as_str(), cognito.invite, cognito.delete_users),
+            ("us-west-2", true, false),
+            "invites by default, deletes nothing"
+        );
+    }
+
+    #[test]
     fn identity_is_irsa_unless_the_defaults_or_the_tenant_say_otherwise() {
         let mut f = file();
         f.tenants.push(TenantInput { namespace: "team-b".into(), owner: "bob@example.com".into(), ..Default::default() });
