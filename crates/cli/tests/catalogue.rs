@@ -553,3 +553,105 @@ async fn every_bad_input_exits_1_naming_the_field_and_the_fix_without_writing() 
     }
     assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }
+
+/// The cases a JSON Schema can say: a field's shape, range, enum or length,
+/// an unknown field. The others need two fields (duplicates, a prefix mode
+/// without a prefix unless `defaults.s3Prefix`), a derived value (the default
+/// role name's length, the trust policy's size), the YAML parser, or the
+/// account and the cluster.
+const SCHEMA_EXPRESSIBLE: &[&str] = &[
+    "uppercase namespace",
+    "namespace of 64 characters",
+    "owner without @",
+    "owner with spaces",
+    "explicit role name over 64",
+    "role name with a slash",
+    "role path without slashes",
+    "wildcard service account",
+    "reserved tag key",
+    "session too short",
+    "unknown top-level field",
+    "misspelt tenant field",
+    "misspelt defaults field",
+    "unknown access mode",
+    "bad bucket name",
+    "reserved namespace",
+    "prefix of 5000 characters",
+    "malformed Cognito pool id",
+    "misspelt identity",
+];
+
+/// `kfp-tenant schema`, as editors load it.
+fn schema() -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_kfp-tenant")).arg("schema").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn as_json(yaml: &str) -> serde_json::Value {
+    serde_yaml_ng::from_str(yaml).unwrap()
+}
+
+#[test]
+fn the_schema_rejects_every_case_it_can_express_and_accepts_the_good_examples() {
+    let schema = schema();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let cases = cases();
+    for name in SCHEMA_EXPRESSIBLE {
+        let case = cases.iter().find(|c| c.name == *name).unwrap_or_else(|| panic!("no catalogue case {name:?}"));
+        let file = as_json(&format!("{}{}", header(case), case.file));
+        assert!(!validator.is_valid(&file), "the schema accepts the catalogue case {name:?}:\n{}", case.file);
+    }
+
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tenants.yaml");
+    let mut good = vec![std::fs::read_to_string(examples).unwrap()];
+    // The README's annotated example.
+    let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
+    let start = readme.find("```yaml\ncluster: my-cluster").expect("the README's tenants file") + "```yaml\n".len();
+    good.push(readme[start..][..readme[start..].find("```").unwrap()].to_owned());
+    good.push(format!("cluster: c\nregion: us-west-2\nbucket: kfp-artifacts\n{OK_TENANT}"));
+    good.push("cluster: c\nregion: us-west-2\nbucket: kfp-artifacts\ntenants: []\n".to_owned());
+    for text in &good {
+        let file = as_json(text);
+        let errors: Vec<String> = validator.iter_errors(&file).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        assert!(errors.is_empty(), "the schema refuses a good file: {errors:?}\n{text}");
+        let parsed: kfp_tenant_core::spec::TenantsFile = serde_yaml_ng::from_str(text).unwrap();
+        kfp_tenant_core::validate(&parsed).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    }
+}
+
+/// Every property of the schema has a description and examples, and each
+/// example is valid where it stands.
+#[test]
+fn every_field_of_the_schema_is_described_with_an_example_it_accepts() {
+    let schema = schema();
+    let defs = schema["$defs"].clone();
+    let mut objects = vec![("file".to_owned(), schema.clone())];
+    objects.extend(defs.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())));
+    let mut seen = 0;
+    for (owner, object) in objects {
+        assert_eq!(object.get("additionalProperties").and_then(|a| a.as_bool()), object.get("properties").map(|_| false), "{owner}");
+        for (name, property) in object.get("properties").and_then(|p| p.as_object()).into_iter().flatten() {
+            seen += 1;
+            let described = property.get("description").and_then(|d| d.as_str()).is_some_and(|d| d.len() > 10);
+            assert!(described, "{owner}.{name} has no description");
+            let examples = property.get("examples").and_then(|e| e.as_array()).unwrap_or_else(|| panic!("{owner}.{name} has no example"));
+            let mut standalone = property.clone();
+            standalone["$defs"] = defs.clone();
+            let validator = jsonschema::validator_for(&standalone).unwrap();
+            for example in examples {
+                assert!(validator.is_valid(example), "{owner}.{name}'s example {example} is refused by its own schema");
+            }
+        }
+    }
+    assert!(seen >= 30, "{seen} properties");
+}
+
+/// The copy the example file's `yaml-language-server` line points at is the
+/// binary's schema (regenerate with `kfp-tenant schema > examples/tenants.schema.json`).
+#[test]
+fn the_committed_schema_is_the_binarys() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tenants.schema.json");
+    let committed: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert!(committed == schema(), "examples/tenants.schema.json is stale: run kfp-tenant schema > examples/tenants.schema.json");
+}

@@ -11,28 +11,96 @@ use serde::{Deserialize, Serialize};
 
 use crate::policy::S3Access;
 
+/// The JSON Schema's patterns (`kfp-tenant schema`): what editors check as
+/// you type. Each says as much of [`crate::validate`]'s rule as a regular
+/// expression can; validation stays the authority (lengths of derived names,
+/// sizes of documents, duplicates and everything that needs two fields).
+mod pattern {
+    pub const CLUSTER: &str = r"^[A-Za-z0-9][A-Za-z0-9_-]*$";
+    pub const REGION: &str = r"^[a-z0-9]+-[a-z0-9]+(-[a-z0-9]+)*-[0-9]+$";
+    pub const BUCKET: &str = r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$";
+    pub const DNS_LABEL: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+    pub const DNS_SUBDOMAIN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+    pub const EMAIL: &str = r"^[^@\s]+@[^@\s.]([^@\s]*[^@\s.])?$";
+    pub const EMAIL_DOMAIN_DOT: &str = r"@.*\.";
+    pub const IAM_NAME: &str = r"^[A-Za-z0-9+=,.@_-]+$";
+    pub const ROLE_PATH: &str = r"^/([!-.0-~]+/)*$";
+    pub const KEY_PREFIX: &str = r"^[^/*?][^*?]*$";
+    pub const PREFIX_TEMPLATE: &str = r"^(\{namespace\}|[^/*?{}][^*?{}]*\{namespace\})([^*?{}]|\{namespace\})*$";
+    pub const POLICY_ARN: &str = r"^arn:[^:]*:iam:[^:]*:[^:]*:policy/";
+    pub const USER_POOL_ID: &str = r"^[\w-]+_[0-9a-zA-Z]+$";
+    pub const NOT_BLANK: &str = r"\S";
+}
+
+/// `tags`: IAM's tag keys (not `aws:`, not kfp-tenant's own markers) and values.
+fn tag_map(schema: &mut schemars::Schema) {
+    let chars = r"^[\p{L}\p{N} _.:/=+\-@]*$";
+    schema.insert(
+        "propertyNames".into(),
+        serde_json::json!({
+            "minLength": 1, "maxLength": 128, "pattern": chars,
+            "not": {"anyOf": [{"pattern": "^[aA][wW][sS]:"}, {"pattern": "^kfp-tenant/"}]}
+        }),
+    );
+    schema.insert("additionalProperties".into(), serde_json::json!({"type": "string", "maxLength": 256, "pattern": chars}));
+    schema.insert("maxProperties".into(), serde_json::json!(crate::validate::MAX_TAGS - crate::tags::MARKER_COUNT));
+}
+
+/// A namespace that can be a tenant's: a DNS-1123 label, not the cluster's own.
+fn tenant_namespace(schema: &mut schemars::Schema) {
+    schema.insert("not".into(), serde_json::json!({"enum": crate::validate::RESERVED_NAMESPACES}));
+}
+
+/// `serviceAccounts`: at least one, each a DNS-1123 subdomain (no wildcards).
+fn service_account_list(schema: &mut schemars::Schema) {
+    schema.insert("minItems".into(), serde_json::json!(1));
+    schema
+        .insert("items".into(), serde_json::json!({"type": "string", "minLength": 1, "maxLength": 253, "pattern": pattern::DNS_SUBDOMAIN}));
+}
+
+/// `resourceQuota.hard`: resource names and quantities, neither blank.
+fn quantities(schema: &mut schemars::Schema) {
+    schema.insert("propertyNames".into(), serde_json::json!({"pattern": pattern::NOT_BLANK}));
+    schema.insert("additionalProperties".into(), serde_json::json!({"type": "string", "pattern": pattern::NOT_BLANK}));
+}
+
+/// An e-mail as validation takes one: something, `@`, a dotted domain.
+fn email(schema: &mut schemars::Schema) {
+    schema.insert("allOf".into(), serde_json::json!([{"pattern": pattern::EMAIL}, {"pattern": pattern::EMAIL_DOMAIN_DOT}]));
+}
+
 /// The tenants file (YAML or JSON), field for field. Unknown fields are errors.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(title = "kfp-tenant tenants file")]
 pub struct TenantsFile {
     /// EKS cluster name (the page's CLUSTER_NAME).
+    #[schemars(length(min = 1, max = 100), pattern(pattern::CLUSTER), example = &"kubeflow-prod")]
     pub cluster: String,
     /// AWS region of the cluster (CLUSTER_REGION).
+    #[schemars(pattern(pattern::REGION), example = &"us-west-2")]
     pub region: String,
     /// The S3 bucket Kubeflow Pipelines uses (S3_BUCKET).
+    #[schemars(length(min = 3, max = 63), pattern(pattern::BUCKET), example = &"my-kfp-artifacts")]
     pub bucket: String,
     /// Applied to every tenant that does not say otherwise.
     #[serde(default)]
+    #[schemars(example = serde_json::json!({"s3Access": "scoped", "tags": {"team": "ml"}}))]
     pub defaults: TenantDefaults,
     /// Largest trust policy IAM accepts in this account, in characters
     /// (2,048 unless the quota was raised).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 2048), example = 4096)]
     pub trust_policy_quota: Option<usize>,
     /// Where the owners sign in: with `cognito`, each tenant's owner is a
     /// user of that pool, made if missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = serde_json::json!({"cognito": {"userPoolId": "us-west-2_aBcDeFgHi"}}))]
     pub identity_provider: Option<IdentityProvider>,
+    /// The tenants: one Kubeflow Profile each. An empty list is valid (with
+    /// `--prune` it removes every tenant of the cluster).
     #[serde(default)]
+    #[schemars(example = serde_json::json!([{"namespace": "team-a", "owner": "alice@example.com"}]))]
     pub tenants: Vec<TenantInput>,
 }
 
@@ -42,7 +110,9 @@ pub struct TenantsFile {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IdentityProvider {
+    /// The Cognito user pool the owners sign in with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = serde_json::json!({"userPoolId": "us-west-2_aBcDeFgHi", "invite": true}))]
     pub cognito: Option<CognitoInput>,
 }
 
@@ -51,17 +121,21 @@ pub struct IdentityProvider {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CognitoInput {
     /// The pool's id, `<region>_<id>`, e.g. `us-west-2_aBcDeFgHi`.
+    #[schemars(length(min = 1, max = 55), pattern(pattern::USER_POOL_ID), example = &"us-west-2_aBcDeFgHi")]
     pub user_pool_id: String,
     /// The pool's region; default the cluster's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(pattern::REGION), example = &"us-west-2")]
     pub region: Option<String>,
     /// Cognito e-mails its invitation to a user kfp-tenant creates (default
     /// true); `false` creates the user silently (`MessageAction=SUPPRESS`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = true)]
     pub invite: Option<bool>,
     /// Destroy and prune delete the users kfp-tenant created and that own
     /// no tenant left in the file (default false: people outlive tenants).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = false)]
     pub delete_users: Option<bool>,
 }
 
@@ -70,23 +144,37 @@ pub struct CognitoInput {
 pub struct TenantDefaults {
     /// How the tenants' pods get their role: `irsa` (the default) or `podIdentity`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = Identity::Irsa)]
     pub identity: Option<Identity>,
+    /// What the tenants' roles may do on the bucket (default `scoped`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = S3AccessMode::Scoped)]
     pub s3_access: Option<S3AccessMode>,
     /// The key prefix of tenants with `s3Access: prefix` that set none, as a
     /// template: `{namespace}` becomes the tenant's namespace, e.g.
     /// `private-artifacts/{namespace}/` (upstream multi-user KFP's layout).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024), pattern(pattern::PREFIX_TEMPLATE), example = &"private-artifacts/{namespace}/")]
     pub s3_prefix: Option<String>,
+    /// The service accounts every tenant's role is granted to (default `[default-editor]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = service_account_list, example = ["default-editor", "pipeline-runner"])]
     pub service_accounts: Option<Vec<String>>,
+    /// The IAM path of the tenants' roles (default `/`); changing it replaces the roles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512), pattern(pattern::ROLE_PATH), example = &"/kubeflow/")]
     pub role_path: Option<String>,
+    /// Tags on every tenant's role, beside kfp-tenant's three ownership tags.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(transform = tag_map, example = BTreeMap::from([("team", "ml")]))]
     pub tags: BTreeMap<String, String>,
+    /// A managed policy ARN set as every tenant role's permissions boundary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(pattern::POLICY_ARN), example = &"arn:aws:iam::123456789012:policy/kubeflow-boundary")]
     pub permissions_boundary: Option<String>,
+    /// The roles' maximum session, in seconds (IAM: 3600-43200; default 3600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 3600, max = 43200), example = 3600)]
     pub max_session_duration: Option<u32>,
 }
 
@@ -142,32 +230,52 @@ pub enum S3AccessMode {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TenantInput {
-    /// Profile name and namespace (PROFILE_NAMESPACE).
+    /// Profile name and namespace (PROFILE_NAMESPACE): a DNS-1123 label, not one of the cluster's own namespaces.
+    #[schemars(length(min = 1, max = 63), pattern(pattern::DNS_LABEL), transform = tenant_namespace, example = &"team-a")]
     pub namespace: String,
     /// Owner's e-mail as the auth provider knows it (PROFILE_USER).
+    #[schemars(transform = email, example = &"alice@example.com")]
     pub owner: String,
+    /// The IAM role's name (default `<namespace>-<cluster>-role`, the page's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64), pattern(pattern::IAM_NAME), example = &"team-a-pipelines")]
     pub role_name: Option<String>,
+    /// Overrides `defaults.rolePath`; changing it replaces the role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512), pattern(pattern::ROLE_PATH), example = &"/kubeflow/")]
     pub role_path: Option<String>,
     /// Overrides `defaults.identity`. Changing it moves the tenant from one
     /// road to the other as a plan, without a moment where neither works.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = Identity::PodIdentity)]
     pub identity: Option<Identity>,
+    /// The service accounts granted the role, exactly (overrides `defaults.serviceAccounts`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = service_account_list, example = ["default-editor", "pipeline-runner"])]
     pub service_accounts: Option<Vec<String>>,
+    /// What the role may do on the bucket (overrides `defaults.s3Access`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = S3AccessMode::Prefix)]
     pub s3_access: Option<S3AccessMode>,
+    /// With `s3Access: prefix`: the key prefix the role may use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024), pattern(pattern::KEY_PREFIX), example = &"private-artifacts/team-a/")]
     pub s3_prefix: Option<String>,
+    /// The Profile's `spec.resourceQuotaSpec`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = serde_json::json!({"hard": {"cpu": "8", "memory": "16Gi"}}))]
     pub resource_quota: Option<ResourceQuota>,
     /// Merged over `defaults.tags`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(transform = tag_map, example = BTreeMap::from([("cost-center", "ml-1234")]))]
     pub tags: BTreeMap<String, String>,
+    /// Overrides `defaults.permissionsBoundary`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(pattern::POLICY_ARN), example = &"arn:aws:iam::123456789012:policy/kubeflow-boundary")]
     pub permissions_boundary: Option<String>,
+    /// Overrides `defaults.maxSessionDuration` (seconds, 3600-43200).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 3600, max = 43200), example = 7200)]
     pub max_session_duration: Option<u32>,
 }
 
@@ -176,7 +284,9 @@ pub struct TenantInput {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResourceQuota {
+    /// Resource names and quantities, e.g. `cpu: "8"`, `memory: 16Gi`.
     #[serde(default)]
+    #[schemars(transform = quantities, example = BTreeMap::from([("cpu", "8"), ("memory", "16Gi")]))]
     pub hard: BTreeMap<String, String>,
 }
 
