@@ -111,13 +111,38 @@ pub fn read_file(path: &Path) -> Result<TenantsFile> {
 }
 
 /// YAML (JSON is YAML too); unknown fields are errors that name their path.
+/// A file of nothing but comments and blank lines says so, rather than
+/// that `cluster` is missing.
 pub fn parse(text: &str) -> Result<TenantsFile> {
-    Ok(serde_yaml_ng::from_str(text)?)
+    let empty = text.lines().map(str::trim).all(|l| l.is_empty() || l.starts_with('#') || l == "---" || l == "...");
+    if empty {
+        bail!(
+            "the file is empty; a tenants file names cluster, region and bucket, and lists tenants (examples/tenants.yaml is one, `kfp-tenant schema` describes every field)"
+        );
+    }
+    let file: TenantsFile = serde_yaml_ng::from_str(text).map_err(|e| {
+        let text = e.to_string();
+        match text.starts_with("missing field") {
+            true => anyhow::anyhow!("{text}: a tenants file names cluster, region and bucket (`kfp-tenant schema` describes every field)"),
+            false => e.into(),
+        }
+    })?;
+    Ok(file)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_file_says_it_is_empty_and_a_missing_field_what_a_file_needs() {
+        for empty in ["", "\n\n", "# nothing yet\n", "---\n# tenants\n"] {
+            let err = parse(empty).unwrap_err().to_string();
+            assert!(err.starts_with("the file is empty; a tenants file names cluster, region and bucket"), "{empty:?}: {err}");
+        }
+        let err = parse("region: us-west-2\nbucket: b\n").unwrap_err().to_string();
+        assert!(err.starts_with("missing field `cluster`") && err.contains("names cluster, region and bucket"), "{err}");
+    }
 
     #[test]
     fn unknown_fields_name_their_path() {
