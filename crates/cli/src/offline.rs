@@ -86,18 +86,38 @@ pub fn render(args: &RenderArgs) -> Result<ExitCode> {
     }
 }
 
-/// One stream, each document introduced by a comment saying what it is.
+/// One YAML stream (JSON documents are YAML too): every document after
+/// `---` and a `# Source:` line naming the file `render --out` writes it to
+/// and what it is, as `helm template` does; `yq` and the like can split it.
 fn render_stream(desired: &Desired, cluster: &ClusterContext) -> Result<ExitCode> {
     for tenant in &desired.tenants {
+        let ns = &tenant.namespace;
         let role = plan::desired_role(tenant, cluster);
         let s3 = plan::desired_s3_policy(tenant, cluster);
         let profile = kfp_tenant_k8s::to_resource(&plan::desired_profile(tenant, &role.arn, &cluster.name));
-        say!("# tenant {}: IAM role {} (path {}), identity {}", tenant.namespace, role.name, role.path, tenant.identity.as_str())?;
-        say!("# trust policy ({} characters of {})", role.trust_policy.minified_len(), desired.cluster.trust_policy_quota)?;
-        say!("{}", serde_json::to_string_pretty(role.trust_policy.as_json())?)?;
-        say!("# inline policy {} ({} characters)", s3.policy_name, s3.document.minified_len())?;
-        say!("{}", serde_json::to_string_pretty(s3.document.as_json())?)?;
-        say!("# Profile\n---\n{}", serde_yaml_ng::to_string(&profile)?)?;
+        let quota = desired.cluster.trust_policy_quota;
+        say!(
+            "---\n# Source: iam/{ns}/trust-policy.json (trust policy of IAM role {}{}, identity {}, {} of {quota} characters)\n{}",
+            role.path,
+            role.name,
+            tenant.identity.as_str(),
+            role.trust_policy.minified_len(),
+            serde_json::to_string_pretty(role.trust_policy.as_json())?
+        )?;
+        say!(
+            "---\n# Source: iam/{ns}/inline-policy.json (inline policy {} of IAM role {}, {} characters)\n{}",
+            s3.policy_name,
+            role.name,
+            s3.document.minified_len(),
+            serde_json::to_string_pretty(s3.document.as_json())?
+        )?;
+        say!("---\n# Source: {ns}.yaml (Profile {ns})\n{}", serde_yaml_ng::to_string(&profile)?.trim_end())?;
+        let annotation = (tenant.identity == Identity::Irsa).then_some(role.arn.as_str());
+        for sa in tenant.extra_service_accounts() {
+            let account = plan::desired_service_account(ns, sa, annotation, &cluster.name, None);
+            let manifest = serde_yaml_ng::to_string(&kfp_tenant_k8s::account_manifest(&account))?;
+            say!("---\n# Source: {ns}.yaml (ServiceAccount {ns}/{sa})\n{}", manifest.trim_end())?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

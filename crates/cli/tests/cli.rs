@@ -483,6 +483,16 @@ fn offline_commands() {
     );
     assert_eq!(render.code, 0, "{}", render.stderr);
     insta::assert_snapshot!("render", render.stdout);
+    // One YAML stream; each document says where `render --out` puts it.
+    let documents: Vec<serde_json::Value> =
+        render.stdout.split("---\n").filter(|d| !d.trim().is_empty()).map(|d| serde_yaml_ng::from_str(d).unwrap()).collect();
+    let sources: Vec<&str> = render.stdout.lines().filter_map(|l| l.strip_prefix("# Source: ")).collect();
+    assert_eq!(documents.len(), sources.len(), "a Source line per document");
+    for (document, source) in documents.iter().zip(&sources) {
+        let kubernetes = source.split(' ').next().is_some_and(|f| f.ends_with(".yaml"));
+        assert_eq!(document.get("kind").is_some(), kubernetes, "{source}: {document}");
+        assert_eq!(document.get("Statement").is_some(), !kubernetes, "{source}: {document}");
+    }
     let graph = kfp_with(&["graph", "-f", example], &none);
     assert_eq!(graph.code, 0, "{}", graph.stderr);
     insta::assert_snapshot!("graph.dot", graph.stdout);
