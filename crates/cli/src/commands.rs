@@ -16,7 +16,7 @@ use kfp_tenant_k8s::LeaseGuard;
 use crate::flags::{ApplyArgs, DestroyArgs, ForceUnlockArgs, Lifecycle, PlanArgs, ReportArgs, RunFlags};
 use crate::interrupt;
 use crate::live::{Live, connect_kube};
-use crate::output::{self, StderrProgress, note, say};
+use crate::output::{self, ApplyProgress, note, say};
 
 /// How long changes in flight may still finish after Ctrl-C.
 const GRACE: Duration = Duration::from_secs(5);
@@ -245,7 +245,10 @@ async fn confirm_and_apply(
 async fn carry_out(live: &Live, plan: &Plan, run: &RunFlags, lifecycle: &Lifecycle, wait: bool, stop: Stop) -> bool {
     note!();
     let options = ApplyOptions { parallelism: run.parallelism, wait, timeout: lifecycle.timeout, stop, grace: GRACE };
-    let report = apply::apply(plan, live.providers(), &options, &StderrProgress).await;
+    let total = plan.changes.iter().filter(|c| c.action != plan::Action::NoOp).count();
+    let progress = ApplyProgress::new(lifecycle.progress, total);
+    let report = apply::apply(plan, live.providers(), &options, &progress).await;
+    progress.finish();
     output::summarize(&report, plan.mode == plan::Mode::Destroy)
 }
 

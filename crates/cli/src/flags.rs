@@ -224,6 +224,19 @@ pub struct Lifecycle {
     /// Namespace of the Lease that keeps two applies off one cluster.
     #[arg(long, value_name = "NAMESPACE", default_value = "kubeflow")]
     pub lock_namespace: String,
+    /// How changes are reported on stderr: `auto` draws a live line with
+    /// done/total, failures and an ETA on a terminal and writes plain lines
+    /// otherwise; `plain` never draws; `json` writes one JSON event per line.
+    #[arg(long, value_name = "STYLE", value_enum, default_value_t = ProgressStyle::Auto)]
+    pub progress: ProgressStyle,
+}
+
+/// `--progress`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressStyle {
+    Auto,
+    Plain,
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -73,9 +73,50 @@ pub fn init_logging(verbose: u8) {
         .try_init();
 }
 
-/// Per-resource progress lines on stderr, Terraform's wording.
+/// Apply's progress on stderr: a line per resource in Terraform's wording,
+/// under a live line (done/total, failures, ETA) on a terminal; plain lines
+/// without one (no control characters); or one JSON event per line.
 #[derive(Debug)]
-pub struct StderrProgress;
+pub struct ApplyProgress {
+    bar: Option<indicatif::ProgressBar>,
+    json: bool,
+    failed: std::sync::atomic::AtomicUsize,
+}
+
+impl ApplyProgress {
+    /// For `total` changes, in `style`.
+    pub fn new(style: crate::flags::ProgressStyle, total: usize) -> Self {
+        use crate::flags::ProgressStyle;
+        let bar = (style == ProgressStyle::Auto && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            let style = indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} changes, {msg}, {elapsed} elapsed, ETA {eta}")
+                .expect("invariant: the template is valid");
+            bar.set_style(style);
+            bar.set_message("0 failed");
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        ApplyProgress { bar, json: style == ProgressStyle::Json, failed: Default::default() }
+    }
+
+    fn line(&self, text: fmt::Arguments<'_>) {
+        match &self.bar {
+            Some(bar) => bar.println(text.to_string()),
+            None => note_line(text),
+        }
+    }
+
+    fn event(&self, event: serde_json::Value) {
+        note!("{event}");
+    }
+
+    /// Takes the live line away, leaving the per-resource lines.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
 
 fn verbs(action: Action) -> (&'static str, &'static str) {
     match action {
@@ -87,16 +128,36 @@ fn verbs(action: Action) -> (&'static str, &'static str) {
     }
 }
 
-impl Progress for StderrProgress {
+impl Progress for ApplyProgress {
     fn started(&self, address: &Address, action: Action) {
-        note!("{address}: {}", verbs(action).0);
+        if self.json {
+            return self.event(serde_json::json!({"event": "started", "address": address, "action": action}));
+        }
+        self.line(format_args!("{address}: {}", verbs(action).0));
     }
 
     fn finished(&self, address: &Address, action: Action, outcome: &Outcome, elapsed: Duration) {
+        if matches!(outcome, Outcome::Failed { .. } | Outcome::Skipped { .. }) {
+            let failed = self.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if let Some(bar) = &self.bar {
+                bar.set_message(format!("{failed} failed or skipped"));
+            }
+        }
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+        if self.json {
+            let mut event =
+                serde_json::json!({"event": "finished", "address": address, "action": action, "elapsed_seconds": elapsed.as_secs_f64()});
+            if let (Some(map), Ok(serde_json::Value::Object(o))) = (event.as_object_mut(), serde_json::to_value(outcome)) {
+                map.extend(o);
+            }
+            return self.event(event);
+        }
         match outcome {
-            Outcome::Done => note!("{address}: {} after {:.1}s", verbs(action).1, elapsed.as_secs_f64()),
-            Outcome::Failed { error } => note!("{address}: failed after {:.1}s: {error}", elapsed.as_secs_f64()),
-            Outcome::Skipped { because } => note!("{address}: skipped, because {because} failed"),
+            Outcome::Done => self.line(format_args!("{address}: {} after {:.1}s", verbs(action).1, elapsed.as_secs_f64())),
+            Outcome::Failed { error } => self.line(format_args!("{address}: failed after {:.1}s: {error}", elapsed.as_secs_f64())),
+            Outcome::Skipped { because } => self.line(format_args!("{address}: skipped, because {because} failed")),
             Outcome::NotStarted | Outcome::Interrupted => {}
         }
     }

@@ -186,6 +186,50 @@ async fn a_pod_identity_tenant_through_the_binary() {
     assert_eq!(destroy.code, 0, "{}", destroy.stderr);
 }
 
+/// On a terminal (a pty, through `script`), apply draws a live line with
+/// done/total above which the per-resource lines scroll; without one its
+/// lines carry no control characters; `--progress json` is one event a line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_is_a_live_line_on_a_terminal_and_plain_or_json_otherwise() {
+    let s = Setup::new("cli-progress").await;
+    let file = s.tenants("tenants.yaml", &["team-a", "team-b", "team-c"]);
+    let command = format!("{} apply -f {} --auto-approve", env!("CARGO_BIN_EXE_kfp-tenant"), path(&file));
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("KUBECONFIG", s.dir.join("kubeconfig"))
+        .env("NO_COLOR", "1")
+        .env_remove("AWS_PROFILE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("script(1) runs the binary on a pty");
+    let terminal = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{terminal}");
+    assert!(terminal.contains("/9 changes, 0 failed"), "the live line: {terminal:?}");
+    assert!(terminal.contains('\r') && terminal.contains("\x1b["), "drawn in place: {terminal:?}");
+    assert!(terminal.contains(r#"tenant["team-b"].profile: Creation complete"#), "{terminal}");
+
+    let destroy = s.kfp(&["destroy", "-f", path(&file), "--auto-approve"]);
+    assert_eq!(destroy.code, 0, "{}", destroy.stderr);
+    assert!(
+        !destroy.stderr.contains('\x1b') && !destroy.stderr.contains('\r'),
+        "no control characters off a terminal: {:?}",
+        destroy.stderr
+    );
+    assert!(destroy.stderr.contains(r#"tenant["team-c"].iam_role: Destruction complete"#), "{}", destroy.stderr);
+
+    let json = s.kfp(&["apply", "-f", path(&file), "--auto-approve", "--progress", "json"]);
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let events: Vec<serde_json::Value> =
+        json.stderr.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let finished: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "finished").collect();
+    assert_eq!(finished.len(), 9, "{}", json.stderr);
+    assert_eq!(events.len(), 18, "a started and a finished event per change: {}", json.stderr);
+    assert!(
+        finished.iter().all(|e| e["outcome"] == "done" && e["address"].is_string() && e["elapsed_seconds"].is_number()),
+        "{finished:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_saved_plan_applies_and_a_stale_one_is_refused() {
     let s = Setup::new("cli-saved").await;
