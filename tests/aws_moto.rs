@@ -423,14 +423,7 @@ async fn prune_finds_removed_tenants_through_list_roles() {
     let profiles = FakeKube::new(Calls::default(), "moto");
     let providers = Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws, directory: &aws };
     let all = validate(&tenants_file(cluster, &["keep", "drop"])).unwrap();
-    let observed = refresh(
-        &ReadSet::for_desired(&all, true),
-        Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws, directory: &aws },
-        10,
-        RefreshMode::PerRole,
-    )
-    .await
-    .unwrap();
+    let observed = refresh(&ReadSet::for_desired(&all, true), providers, 10, RefreshMode::PerRole).await.unwrap();
     assert!(
         apply::apply(&plan::plan(&all, &observed, PlanOptions::default()).unwrap(), providers, &ApplyOptions::default(), &Quiet)
             .await
@@ -438,14 +431,7 @@ async fn prune_finds_removed_tenants_through_list_roles() {
     );
 
     let kept = validate(&tenants_file(cluster, &["keep"])).unwrap();
-    let observed = refresh(
-        &ReadSet::for_desired(&kept, true),
-        Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws, directory: &aws },
-        10,
-        RefreshMode::PerRole,
-    )
-    .await
-    .unwrap();
+    let observed = refresh(&ReadSet::for_desired(&kept, true), providers, 10, RefreshMode::PerRole).await.unwrap();
     let prune = plan::plan(&kept, &observed, PlanOptions { prune: true, ..Default::default() }).unwrap();
     let deleted: Vec<String> = prune.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.address.to_string()).collect();
     assert_eq!(deleted, [r#"tenant["drop"].iam_role"#, r#"tenant["drop"].s3_policy"#, r#"tenant["drop"].profile"#]);
@@ -464,35 +450,16 @@ async fn the_oidc_provider_is_created_on_request_and_roles_trust_it() {
         aws.iam_client().delete_open_id_connect_provider().open_id_connect_provider_arn(arn).send().await.unwrap();
     }
     let profiles = FakeKube::new(Calls::default(), "moto");
+    let providers = Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws, directory: &aws };
     let desired = validate(&tenants_file(cluster, &["team-a"])).unwrap();
-    let observed = refresh(
-        &ReadSet::for_desired(&desired, true),
-        Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws, directory: &aws },
-        10,
-        RefreshMode::PerRole,
-    )
-    .await
-    .unwrap();
+    let observed = refresh(&ReadSet::for_desired(&desired, true), providers, 10, RefreshMode::PerRole).await.unwrap();
     assert!(plan::plan(&desired, &observed, PlanOptions::default()).is_err(), "without the option a missing provider stops the plan");
     let plan = plan::plan(&desired, &observed, PlanOptions { create_oidc_provider: true, ..Default::default() }).unwrap();
-    let report = apply::apply(
-        &plan,
-        Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws, directory: &aws },
-        &ApplyOptions::default(),
-        &Quiet,
-    )
-    .await;
+    let report = apply::apply(&plan, providers, &ApplyOptions::default(), &Quiet).await;
     assert!(report.is_success(), "{report:#?}");
     let provider = aws.describe_cluster(cluster).await.unwrap().oidc.provider_arn.expect("created");
     let role = aws.get_role("team-a-create-provider-role").await.unwrap().unwrap();
     assert_eq!(role.trust_policy.as_json()["Statement"][0]["Principal"]["Federated"], provider.as_str());
-    let observed = refresh(
-        &ReadSet::for_desired(&desired, true),
-        Providers { cluster: &aws, iam: &aws, kube: &profiles, pod_identity: &aws, directory: &aws },
-        10,
-        RefreshMode::PerRole,
-    )
-    .await
-    .unwrap();
+    let observed = refresh(&ReadSet::for_desired(&desired, true), providers, 10, RefreshMode::PerRole).await.unwrap();
     assert!(!plan::plan(&desired, &observed, PlanOptions::default()).unwrap().has_changes());
 }

@@ -21,20 +21,22 @@ use kfp_tenant_testkit::on_both_backends;
 
 on_both_backends!(plan_apply_plan_destroy, pod_identity_tenants_live_move_and_go);
 
+/// A Kubernetes backend with the profile controller, bound to a moto EKS
+/// cluster (with its OIDC provider) named after `name`, and a kube client of it.
+async fn start(backend: Backend, aws: &kfp_tenant_aws::Aws, name: &str) -> (TestKube, String, Kube) {
+    let kube = TestKube::start(backend, TestKubeOptions { reconcile_delay: Duration::from_millis(100), ..Default::default() }).await;
+    let cluster = kube.cluster(name);
+    support::cluster_with_provider(aws, &cluster).await;
+    kube.bind(&cluster).await;
+    let options = KubeOptions { kubeconfig: Some(kube.kubeconfig().to_owned()), poll: Duration::from_millis(20), ..Default::default() };
+    let provider = Kube::connect(options).await.unwrap();
+    (kube, cluster, provider)
+}
+
 async fn plan_apply_plan_destroy(backend: Backend) {
     let aws = support::aws().await;
-    let kube = TestKube::start(backend, TestKubeOptions { reconcile_delay: Duration::from_millis(100), ..Default::default() }).await;
-    let cluster = kube.cluster("e2e");
+    let (kube, cluster, provider) = start(backend, &aws, "e2e").await;
     let cluster = cluster.as_str();
-    support::cluster_with_provider(&aws, cluster).await;
-    kube.bind(cluster).await;
-    let provider = Kube::connect(KubeOptions {
-        kubeconfig: Some(kube.kubeconfig().to_owned()),
-        poll: Duration::from_millis(20),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
     let names: Vec<String> = ["team-a", "team-b", "team-c"].iter().map(|ns| kube.name(ns)).collect();
 
     let mut file = TenantsFile {
@@ -53,19 +55,7 @@ async fn plan_apply_plan_destroy(backend: Backend) {
     let providers = Providers { cluster: &aws, iam: &aws, kube: &provider, pod_identity: &aws, directory: &aws };
     let options = ApplyOptions { wait: true, timeout: Duration::from_secs(60), ..Default::default() };
 
-    let first = plan::plan(
-        &desired,
-        &refresh(
-            &reads,
-            Providers { cluster: &aws, iam: &aws, kube: &provider, pod_identity: &aws, directory: &aws },
-            10,
-            RefreshMode::Auto,
-        )
-        .await
-        .unwrap(),
-        PlanOptions::default(),
-    )
-    .unwrap();
+    let first = plan::plan(&desired, &refresh(&reads, providers, 10, RefreshMode::Auto).await.unwrap(), PlanOptions::default()).unwrap();
     assert_eq!(first.summary().add, 10, "per tenant role, policy and Profile, and one service account");
     let report = apply::apply(&first, providers, &options, &Quiet).await;
     assert!(report.is_success(), "{report:#?}");
@@ -81,19 +71,7 @@ async fn plan_apply_plan_destroy(backend: Backend) {
     );
 
     let before = provider.counter().calls();
-    let again = plan::plan(
-        &desired,
-        &refresh(
-            &reads,
-            Providers { cluster: &aws, iam: &aws, kube: &provider, pod_identity: &aws, directory: &aws },
-            10,
-            RefreshMode::Auto,
-        )
-        .await
-        .unwrap(),
-        PlanOptions::default(),
-    )
-    .unwrap();
+    let again = plan::plan(&desired, &refresh(&reads, providers, 10, RefreshMode::Auto).await.unwrap(), PlanOptions::default()).unwrap();
     assert!(!again.has_changes());
     let after = provider.counter().calls();
     let k8s_calls: u64 = after.iter().map(|(k, n)| n - before.get(k).unwrap_or(&0)).sum();
@@ -102,18 +80,7 @@ async fn plan_apply_plan_destroy(backend: Backend) {
         "a no-op plan reads the identity record and lists Profiles, kfp-tenant's service accounts and the default-editors, writes nothing: {after:?}"
     );
 
-    let destroy = plan::plan_destroy(
-        &desired,
-        &refresh(
-            &reads,
-            Providers { cluster: &aws, iam: &aws, kube: &provider, pod_identity: &aws, directory: &aws },
-            10,
-            RefreshMode::Auto,
-        )
-        .await
-        .unwrap(),
-    )
-    .unwrap();
+    let destroy = plan::plan_destroy(&desired, &refresh(&reads, providers, 10, RefreshMode::Auto).await.unwrap()).unwrap();
     assert_eq!(destroy.summary().destroy, 9);
     assert!(apply::apply(&destroy, providers, &options, &Quiet).await.is_success());
     for ns in &names {
@@ -153,29 +120,10 @@ async fn real_account_life_cycle() {
     let providers = Providers { cluster: &aws, iam: &aws, kube: &kube, pod_identity: &aws, directory: &aws };
     let options = ApplyOptions { wait: true, timeout: Duration::from_secs(120), ..Default::default() };
 
-    let first = plan::plan(
-        &desired,
-        &refresh(&reads, Providers { cluster: &aws, iam: &aws, kube: &kube, pod_identity: &aws, directory: &aws }, 10, RefreshMode::Auto)
-            .await
-            .unwrap(),
-        PlanOptions::default(),
-    )
-    .unwrap();
+    let first = plan::plan(&desired, &refresh(&reads, providers, 10, RefreshMode::Auto).await.unwrap(), PlanOptions::default()).unwrap();
     let report = apply::apply(&first, providers, &options, &Quiet).await;
-    let again = plan::plan(
-        &desired,
-        &refresh(&reads, Providers { cluster: &aws, iam: &aws, kube: &kube, pod_identity: &aws, directory: &aws }, 10, RefreshMode::Auto)
-            .await
-            .unwrap(),
-        PlanOptions::default(),
-    );
-    let destroy = plan::plan_destroy(
-        &desired,
-        &refresh(&reads, Providers { cluster: &aws, iam: &aws, kube: &kube, pod_identity: &aws, directory: &aws }, 10, RefreshMode::Auto)
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let again = plan::plan(&desired, &refresh(&reads, providers, 10, RefreshMode::Auto).await.unwrap(), PlanOptions::default());
+    let destroy = plan::plan_destroy(&desired, &refresh(&reads, providers, 10, RefreshMode::Auto).await.unwrap()).unwrap();
     let cleanup = apply::apply(&destroy, providers, &options, &Quiet).await;
     assert!(report.is_success(), "{report:#?}");
     assert!(!again.unwrap().has_changes());
@@ -211,18 +159,8 @@ async fn pod_identity_tenants_live_move_and_go(backend: Backend) {
     let options =
         kfp_tenant_aws::AwsOptions { region: Some(support::REGION.into()), eks_endpoint: Some(server.url().into()), ..Default::default() };
     let aws = kfp_tenant_aws::Aws::connect(&options).await.unwrap();
-    let kube = TestKube::start(backend, TestKubeOptions { reconcile_delay: Duration::from_millis(100), ..Default::default() }).await;
-    let cluster = kube.cluster("e2e-pods");
+    let (kube, cluster, provider) = start(backend, &aws, "e2e-pods").await;
     let cluster = cluster.as_str();
-    support::cluster_with_provider(&aws, cluster).await;
-    kube.bind(cluster).await;
-    let provider = Kube::connect(KubeOptions {
-        kubeconfig: Some(kube.kubeconfig().to_owned()),
-        poll: Duration::from_millis(20),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
     let providers = Providers { cluster: &aws, iam: &aws, kube: &provider, pod_identity: &aws, directory: &aws };
     let (irsa, pods) = (kube.name("team-i"), kube.name("team-p"));
     let file = |road: Identity| TenantsFile {

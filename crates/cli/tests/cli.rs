@@ -60,8 +60,14 @@ struct Run {
 }
 
 fn kfp_with(args: &[&str], kubeconfig: &Path) -> Run {
+    kfp_env(args, kubeconfig, &[])
+}
+
+/// [`kfp_with`], with more environment variables.
+fn kfp_env(args: &[&str], kubeconfig: &Path, env: &[(&str, &str)]) -> Run {
     let Output { status, stdout, stderr } = Command::new(env!("CARGO_BIN_EXE_kfp-tenant"))
         .args(args)
+        .envs(env.iter().copied())
         .env("KUBECONFIG", kubeconfig)
         .env("NO_COLOR", "1")
         .env_remove("AWS_PROFILE")
@@ -144,22 +150,8 @@ async fn a_pod_identity_tenant_through_the_binary() {
         path
     };
     let (pods, irsa) = (write("podIdentity"), write("irsa"));
-    let kfp = |args: &[&str]| {
-        let Output { status, stdout, stderr } = Command::new(env!("CARGO_BIN_EXE_kfp-tenant"))
-            .args(args)
-            .env("KUBECONFIG", s.dir.join("kubeconfig"))
-            .env("AWS_ENDPOINT_URL_EKS", eks.url())
-            .env("NO_COLOR", "1")
-            .env_remove("AWS_PROFILE")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        Run {
-            code: status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&stdout).into(),
-            stderr: String::from_utf8_lossy(&stderr).into(),
-        }
-    };
+    let kubeconfig = s.dir.join("kubeconfig");
+    let kfp = |args: &[&str]| kfp_env(args, &kubeconfig, &[("AWS_ENDPOINT_URL_EKS", eks.url())]);
 
     let apply = kfp(&["apply", "-f", path(&pods), "--auto-approve", "--wait", "--timeout", "20s", "--stats"]);
     assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
