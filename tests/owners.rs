@@ -178,3 +178,15 @@ async fn a_user_made_by_someone_else_between_plan_and_apply_is_used_and_not_reco
     destroy(&world, &d).await;
     assert_eq!(emails(&world).len(), 2);
 }
+
+#[tokio::test]
+async fn a_saved_plan_reads_the_owners_again_and_is_refused_when_a_user_appeared() {
+    let world = world();
+    let d = desired(false);
+    let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
+    let reads = kfp_tenant_core::plan::reads_of(&plan);
+    assert_eq!(kfp_tenant_core::plan::check_fresh(&plan, &world.observe(&reads).await.unwrap()), Ok(()));
+    world.cluster.add_user(POOL, "alice-by-hand", "alice@example.com");
+    let stale = kfp_tenant_core::plan::check_fresh(&plan, &world.observe(&reads).await.unwrap()).unwrap_err();
+    assert_eq!(stale.changed, [Address::CognitoUser { email: "alice@example.com".into() }]);
+}

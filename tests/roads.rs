@@ -378,3 +378,21 @@ async fn verify_checks_the_irsa_tenants_and_says_plainly_that_it_does_not_check_
     assert_eq!(report.pod_identity_not_verified, ["team-b"]);
     assert!(report.to_string().contains("Not verified: team-b uses EKS Pod Identity"), "{report}");
 }
+
+#[tokio::test]
+async fn a_saved_plan_reads_the_associations_again_and_is_refused_when_one_changed() {
+    let world = FakeWorld::new();
+    let d = desired(Identity::PodIdentity);
+    converge(&world, &d).await;
+    world.iam.edit_associations(|a| a.service_account != "pipeline-runner");
+    let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
+    let reads = kfp_tenant_core::plan::reads_of(&plan);
+    assert!(reads.pod_identity, "{reads:?}");
+    assert_eq!(kfp_tenant_core::plan::check_fresh(&plan, &world.observe(&reads).await.unwrap()), Ok(()));
+    world.iam.edit_associations(|a| {
+        a.role_arn = Some("arn:aws:iam::123456789012:role/elsewhere".into());
+        true
+    });
+    let stale = kfp_tenant_core::plan::check_fresh(&plan, &world.observe(&reads).await.unwrap()).unwrap_err();
+    assert_eq!(stale.changed, [Address::pod_identity("team-b", "default-editor")]);
+}
