@@ -396,3 +396,30 @@ async fn a_saved_plan_reads_the_associations_again_and_is_refused_when_one_chang
     let stale = kfp_tenant_core::plan::check_fresh(&plan, &world.observe(&reads).await.unwrap()).unwrap_err();
     assert_eq!(stale.changed, [Address::pod_identity("team-b", "default-editor")]);
 }
+
+#[tokio::test]
+async fn a_dropped_tenant_with_only_its_profile_and_associations_left_is_named_and_pruned_whole() {
+    let world = FakeWorld::new();
+    converge(&world, &desired(Identity::PodIdentity)).await;
+    // Its role deleted by hand: the Profile and the associations are what is left.
+    world.iam.delete_policy("team-b-kf-prod-role", "kf-team-b-pipeline-s3");
+    let role = world.iam.role("team-b-kf-prod-role").unwrap();
+    world.iam.edit_role(&role.name, |r| r.tags.clear());
+    let mut f = file(Identity::PodIdentity);
+    f.tenants.retain(|t| t.namespace != "team-b");
+    let kept = validate(&f).unwrap();
+    let warned = world.plan(&kept, PlanOptions::default()).await.unwrap();
+    assert!(warned.warnings.iter().any(|w| w.contains("tenant team-b is not in the tenants file")), "{:?}", warned.warnings);
+    let plan = world.plan(&kept, PlanOptions { prune: true, ..Default::default() }).await.unwrap();
+    let deleted: Vec<String> = plan.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.address.to_string()).collect();
+    assert_eq!(
+        deleted,
+        [
+            r#"tenant["team-b"].profile"#,
+            r#"tenant["team-b"].pod_identity["default-editor"]"#,
+            r#"tenant["team-b"].pod_identity["pipeline-runner"]"#
+        ]
+    );
+    assert!(world.apply(&plan).await.is_success());
+    assert!(world.iam.associations(CLUSTER).is_empty());
+}

@@ -206,9 +206,15 @@ impl<'a> Planner<'a> {
     }
 
     /// This cluster's tenants that the file no longer names: their roles
-    /// (by tag) and Profiles (by label), by namespace.
+    /// (by tag) and Profiles (by label), by namespace; a namespace with only
+    /// kfp-tenant's Pod Identity associations left counts too.
     fn not_in_file(&self) -> BTreeMap<String, (Vec<String>, bool)> {
         let mut found: BTreeMap<String, (Vec<String>, bool)> = BTreeMap::new();
+        for ((ns, _), association) in &self.observed.associations {
+            if !self.in_file(ns) && tags::is_managed_role(&association.tags, &self.cluster.name) {
+                found.entry(ns.clone()).or_default();
+            }
+        }
         for role in &self.observed.managed_roles {
             if let Some(ns) = role.tags.get(tags::NAMESPACE).filter(|ns| !self.in_file(ns)) {
                 found.entry(ns.clone()).or_default().0.push(role.name.clone());
@@ -229,6 +235,9 @@ impl<'a> Planner<'a> {
             let mut what: Vec<String> = roles.iter().map(|r| format!("IAM role {r}")).collect();
             if profile {
                 what.push(format!("Profile {ns}"));
+            }
+            if what.is_empty() {
+                what.push("EKS Pod Identity associations".to_owned());
             }
             self.warn(format!(
                 "tenant {ns} is not in the tenants file but is still granted ({}): run with --prune to remove it",
@@ -256,11 +265,9 @@ impl<'a> Planner<'a> {
     }
 
     fn prune(&mut self) {
-        for (ns, (roles, profile)) in self.not_in_file() {
+        for (ns, (roles, _profile)) in self.not_in_file() {
             // One of its roles stands for the tenant; the others go as deposed.
-            if !roles.is_empty() || profile {
-                self.delete_tenant(&ns, roles.first().map(String::as_str), Reason::Pruned);
-            }
+            self.delete_tenant(&ns, roles.first().map(String::as_str), Reason::Pruned);
         }
         self.warn_unrecorded_profiles();
     }

@@ -189,18 +189,14 @@ pub async fn refresh(reads: &ReadSet, ports: Providers<'_>, parallelism: usize, 
     let name = reads.cluster.as_str();
     // Nothing is listed before the Kubernetes API is shown to be this cluster.
     let facts = refresh_cluster(name, reads.vouched, ports.cluster, ports.kube).await?;
-    let ((roles, associations), (kubernetes, users)) = futures_util::try_join!(
-        async {
-            let roles = roles::read(&reads.roles, name, ports.iam, slots, parallelism, mode).await?;
-            let associations = read_associations(reads, &roles, ports.pod_identity, slots, parallelism).await?;
-            Ok::<_, RefreshError>((roles, associations))
-        },
-        async {
+    let (roles, (kubernetes, users)) =
+        futures_util::try_join!(roles::read(&reads.roles, name, ports.iam, slots, parallelism, mode), async {
             let kubernetes = read_kubernetes(reads, ports.kube, slots, parallelism).await?;
             let users = read_users(reads, facts.record.as_ref(), ports.directory, slots, parallelism).await?;
             Ok::<_, RefreshError>((kubernetes, users))
-        },
-    )?;
+        },)?;
+    // After both: a pruned tenant's associations are found by its role or its Profile.
+    let associations = read_associations(reads, &roles, &kubernetes, ports.pod_identity, slots, parallelism).await?;
     Ok(Observed {
         roles: roles.roles,
         policies: roles.policies,
@@ -255,19 +251,24 @@ struct Associations {
 }
 
 /// The cluster's Pod Identity associations, when a tenant uses Pod
-/// Identity or a role read trusts it: one listing (summaries, paged), then
-/// a Describe (role, tags) for each one in a namespace the plan concerns.
+/// Identity, a role read trusts it, or one of kfp-tenant's Profiles that
+/// the file no longer has lacks IRSA's plugin (a Pod Identity tenant's): one listing (summaries, paged), then
+/// a Describe (role, tags) for each one in a namespace the plan concerns
+/// (the file's, and those of kfp-tenant's roles and Profiles).
 /// A file of IRSA tenants whose roles trust nothing else makes no EKS call
 /// (and needs no EKS permission).
 async fn read_associations(
     reads: &ReadSet,
     roles: &roles::RoleState,
+    kubernetes: &KubernetesState,
     pods: &dyn PodIdentityApi,
     slots: &Semaphore,
     parallelism: usize,
 ) -> Result<Associations, RefreshError> {
     let trusted = roles.roles.values().chain(&roles.managed).any(|r| crate::policy::admits_pod_identity(&r.trust_policy));
-    if !reads.pod_identity && !trusted {
+    // A Pod Identity tenant that left the file: kfp-tenant's Profile without IRSA's plugin.
+    let profiled = kubernetes.profiles.values().any(|p| p.managed && p.role_arn().is_none() && !reads.namespaces.contains(&p.name));
+    if !reads.pod_identity && !trusted && !profiled {
         return Ok(Associations { count: 0, described: BTreeMap::new() });
     }
     let cluster = reads.cluster.as_str();
@@ -279,6 +280,7 @@ async fn read_associations(
         .iter()
         .map(String::as_str)
         .chain(roles.managed.iter().filter_map(|r| r.tags.get(tags::NAMESPACE).map(String::as_str)))
+        .chain(kubernetes.profiles.values().filter(|p| p.managed).map(|p| p.name.as_str()))
         .collect();
     let described = stream::iter(listed.iter().filter(|a| concerned.contains(a.namespace.as_str())).map(|a| {
         limited(slots, async move {
