@@ -1,6 +1,7 @@
-//! Who can reach the pipelines bucket through this cluster's OIDC provider:
-//! every IAM role whose trust policy names it, whoever made the role, with
-//! what is wrong about each.
+//! Who can reach the pipelines bucket through this cluster: every IAM role
+//! whose trust policy names its OIDC provider (IRSA) or lets EKS Pod Identity
+//! hand it to this cluster's pods, whoever made the role, with what is wrong
+//! about each.
 //!
 //! Findings, per role:
 //! - `sub` matched with a wildcard, with `StringLike`, or not at all (then
@@ -10,7 +11,10 @@
 //!   dangling grant, which whoever creates it inherits;
 //! - a subject in a tenant's namespace on a role that is not the one
 //!   kfp-tenant manages for that tenant;
-//! - a role kfp-tenant manages for this cluster whose tenant left the file.
+//! - a role kfp-tenant manages for this cluster whose tenant left the file;
+//! - a Pod Identity statement not narrowed by the session tags to one
+//!   cluster, namespace and service accounts (then any association of the
+//!   account's clusters, or of any namespace, may hand out the role).
 //!
 //! The account is read in pages of 1,000 roles with their tags
 //! (GetAccountAuthorizationDetails), the cluster in two listings
@@ -48,6 +52,13 @@ pub enum Finding {
     NotTheTenantRole { subject: String, tenant_role: String },
     /// kfp-tenant's role for a tenant that is no longer in the file.
     NotInFile { namespace: String },
+    /// A Pod Identity statement without `aws:RequestTag/eks-cluster-arn`:
+    /// an association in any cluster of the account may hand out the role.
+    PodsAnyCluster { statement: usize },
+    /// A Pod Identity statement without `aws:RequestTag/kubernetes-namespace`.
+    PodsAnyNamespace { statement: usize },
+    /// A Pod Identity statement without `aws:RequestTag/kubernetes-service-account`.
+    PodsAnyServiceAccount { statement: usize },
 }
 
 impl Finding {
@@ -77,6 +88,15 @@ impl Finding {
             Finding::NotInFile { namespace } => {
                 format!("kfp-tenant manages it for tenant {namespace}, which is not in the tenants file: run apply --prune to remove it")
             }
+            Finding::PodsAnyCluster { statement } => format!(
+                "statement {statement} lets EKS Pod Identity hand the role to pods of any cluster of the account; pin aws:RequestTag/eks-cluster-arn"
+            ),
+            Finding::PodsAnyNamespace { statement } => format!(
+                "statement {statement} lets EKS Pod Identity hand the role to any namespace with an association; pin aws:RequestTag/kubernetes-namespace"
+            ),
+            Finding::PodsAnyServiceAccount { statement } => format!(
+                "statement {statement} lets EKS Pod Identity hand the role to any service account with an association; pin aws:RequestTag/kubernetes-service-account"
+            ),
         }
     }
 }
@@ -113,7 +133,7 @@ impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "Audited {} IAM roles: {} trust the OIDC provider of cluster {} ({})",
+            "Audited {} IAM roles: {} trust the OIDC provider of cluster {} ({}) or EKS Pod Identity for it",
             self.roles_read,
             self.roles.len(),
             self.cluster,
@@ -199,6 +219,54 @@ fn subject_parts(subject: &str) -> Option<(&str, &str)> {
     rest.split_once(':')
 }
 
+/// The statements that let EKS Pod Identity (`pods.eks.amazonaws.com`) hand
+/// the role to this cluster's pods: those pinned to this cluster's ARN, and
+/// those pinned to none.
+fn pod_identity_statements<'s>(statements: &'s [Value], cluster_arn: &str) -> Vec<(usize, &'s Value)> {
+    statements
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| {
+            s["Effect"] == "Allow" && strings(&s["Principal"]["Service"]).iter().any(|p| p == crate::policy::POD_IDENTITY_PRINCIPAL)
+        })
+        .filter(|(_, s)| {
+            let clusters = condition_values(s, "String", "aws:RequestTag/eks-cluster-arn");
+            clusters.is_none_or(|arns| arns.iter().any(|a| a == cluster_arn || crate::trust::like(a, cluster_arn)))
+        })
+        .collect()
+}
+
+/// What is wide open in one Pod Identity statement, and whose namespaces it names.
+fn pod_identity_findings(
+    index: usize,
+    statement: &Value,
+    role: &RoleDetail,
+    tenant_roles: &BTreeMap<&str, &str>,
+    inventory: &Inventory,
+    findings: &mut BTreeSet<Finding>,
+) {
+    let tag = |name: &str| condition_values(statement, "String", &format!("aws:RequestTag/{name}"));
+    if tag("eks-cluster-arn").is_none() {
+        findings.insert(Finding::PodsAnyCluster { statement: index });
+    }
+    let namespaces = tag("kubernetes-namespace");
+    if namespaces.is_none() {
+        findings.insert(Finding::PodsAnyNamespace { statement: index });
+    }
+    if tag("kubernetes-service-account").is_none() {
+        findings.insert(Finding::PodsAnyServiceAccount { statement: index });
+    }
+    for ns in namespaces.into_iter().flatten() {
+        let subject = format!("namespace {ns} (EKS Pod Identity)");
+        if !inventory.namespaces.contains(&ns) {
+            findings.insert(Finding::DanglingNamespace { subject: subject.clone(), namespace: ns.clone() });
+        }
+        if let Some(tenant_role) = tenant_roles.get(ns.as_str()).filter(|r| !r.eq_ignore_ascii_case(&role.name)) {
+            findings.insert(Finding::NotTheTenantRole { subject, tenant_role: (*tenant_role).to_owned() });
+        }
+    }
+}
+
 /// The audit of the account against the file and the cluster.
 pub fn audit(cluster: &ClusterContext, desired: &Desired, inventory: &Inventory) -> Report {
     let host = cluster.oidc_issuer.trim_start_matches("https://");
@@ -217,10 +285,14 @@ pub fn audit(cluster: &ClusterContext, desired: &Desired, inventory: &Inventory)
             })
             .collect();
         let managed_for = tags::is_managed_role(&role.tags, &cluster.name).then(|| role.tags.get(tags::NAMESPACE).cloned()).flatten();
-        if naming.is_empty() && managed_for.is_none() {
+        let pods = pod_identity_statements(&statements, &cluster.arn);
+        if naming.is_empty() && pods.is_empty() && managed_for.is_none() {
             continue;
         }
         let mut findings = BTreeSet::new();
+        for (index, statement) in pods {
+            pod_identity_findings(index, statement, role, &tenant_roles, inventory, &mut findings);
+        }
         for (index, statement) in naming {
             let exact = condition_values(statement, "StringEquals", &format!("{host}:sub"));
             let like = condition_values(statement, "StringLike", &format!("{host}:sub"));
@@ -346,6 +418,40 @@ mod tests {
             .map(|f| serde_json::to_value(f).unwrap()["kind"].as_str().unwrap().to_owned())
             .collect();
         assert_eq!(kinds, expected, "{condition}");
+    }
+
+    #[test]
+    fn pod_identity_statements_are_audited_for_this_cluster_only() {
+        let arn = "arn:aws:eks:us-west-2:123456789012:cluster/demo";
+        let pods_role = |name: &str, condition: Value| RoleDetail {
+            trust_policy: PolicyDocument::new(json!({"Statement": [{"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
+                "Action": ["sts:AssumeRole", "sts:TagSession"], "Condition": condition}]})),
+            ..role(name, json!({}))
+        };
+        let kinds = |condition: Value| {
+            let inventory = Inventory {
+                roles: vec![pods_role("pods", condition)],
+                namespaces: ["team-a", "team-b"].map(str::to_owned).into(),
+                service_accounts: BTreeSet::new(),
+            };
+            let report = audit(&ClusterContext { arn: arn.into(), ..cluster() }, &team_a(), &inventory);
+            report
+                .roles
+                .iter()
+                .flat_map(|r| &r.findings)
+                .map(|f| serde_json::to_value(f).unwrap()["kind"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        let pinned = |ns: &str| {
+            json!({"StringEquals": {"aws:RequestTag/eks-cluster-arn": arn, "aws:RequestTag/kubernetes-namespace": ns,
+                "aws:RequestTag/kubernetes-service-account": "default-editor"}})
+        };
+        assert_eq!(kinds(pinned("team-b")), Vec::<String>::new(), "what kfp-tenant writes");
+        assert_eq!(kinds(json!({})), ["pods_any_cluster", "pods_any_namespace", "pods_any_service_account"]);
+        assert_eq!(kinds(pinned("team-a")), ["not_the_tenant_role"], "a tenant's namespace on another role");
+        assert_eq!(kinds(pinned("gone")), ["dangling_namespace"]);
+        let elsewhere = json!({"StringEquals": {"aws:RequestTag/eks-cluster-arn": "arn:aws:eks:us-west-2:123456789012:cluster/other"}});
+        assert_eq!(kinds(elsewhere), Vec::<String>::new(), "another cluster's statement is not this audit's");
     }
 
     #[test]
