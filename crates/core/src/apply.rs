@@ -140,15 +140,21 @@ pub fn graph(plan: &Plan) -> Dag<&ResourceChange> {
         Some(Kind::DeposedRole) => 2,
         _ => 0,
     };
+    // Each tenant's changes, so that the orders between them cost a
+    // tenant's changes, not the whole plan's, however many tenants move.
+    let mut by_tenant: BTreeMap<&str, Vec<&ResourceChange>> = BTreeMap::new();
+    for change in &plan.changes {
+        if let Some(ns) = change.address.namespace() {
+            by_tenant.entry(ns).or_default().push(change);
+        }
+    }
+    let tenant = |change: &ResourceChange| change.address.namespace().and_then(|ns| by_tenant.get(ns)).map_or(&[][..], Vec::as_slice);
     for change in &plan.changes {
         let me = ids[&change.address];
-        let ns = change.address.namespace();
         let rank = last(change.address.kind());
         if rank > 0 {
-            for (other, &them) in &ids {
-                if other.namespace() == ns && last(other.kind()) < rank {
-                    dag.add_edge(them, me);
-                }
+            for other in tenant(change).iter().filter(|o| last(o.address.kind()) < rank) {
+                dag.add_edge(ids[&other.address], me);
             }
             continue;
         }
@@ -163,7 +169,7 @@ pub fn graph(plan: &Plan) -> Dag<&ResourceChange> {
             }
         }
         if road_change(change) == Some(RoadChange::Revoke) {
-            for other in plan.changes.iter().filter(|c| c.address.namespace() == ns && road_change(c) == Some(RoadChange::Grant)) {
+            for other in tenant(change).iter().filter(|c| road_change(c) == Some(RoadChange::Grant)) {
                 dag.add_edge(ids[&other.address], me);
             }
         }
