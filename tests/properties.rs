@@ -25,7 +25,7 @@ use kfp_tenant_core::resilience::{Resilient, RetryPolicy};
 use kfp_tenant_core::spec::{Desired, Identity, ResourceQuota, S3AccessMode, TenantInput, TenantsFile};
 use kfp_tenant_core::validate;
 use kfp_tenant_testkit::Faults;
-use kfp_tenant_testkit::world::{CLUSTER, FakeWorld};
+use kfp_tenant_testkit::world::{CLUSTER, FakeWorld, sample_file};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -108,13 +108,7 @@ fn tenants_file(cases: &[TenantCase], moved: bool) -> TenantsFile {
             }
         })
         .collect();
-    TenantsFile {
-        cluster: CLUSTER.to_owned(),
-        region: "us-west-2".to_owned(),
-        bucket: "kfp-artifacts".to_owned(),
-        tenants,
-        ..Default::default()
-    }
+    TenantsFile { tenants, ..sample_file(0) }
 }
 
 /// Resources that are not kfp-tenant's, next to the tenants.

@@ -15,7 +15,7 @@ use kfp_tenant_core::refresh::{ReadSet, RefreshMode, refresh};
 use kfp_tenant_core::spec::{Desired, S3AccessMode, TenantInput, TenantsFile};
 use kfp_tenant_core::{tags, validate};
 use kfp_tenant_testkit::Faults;
-use kfp_tenant_testkit::world::{CLUSTER, FakeWorld};
+use kfp_tenant_testkit::world::{CLUSTER, FakeWorld, sample_file};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -65,13 +65,7 @@ fn tenants_file(account: &Account) -> TenantsFile {
             }
         })
         .collect();
-    TenantsFile {
-        cluster: CLUSTER.to_owned(),
-        region: "us-west-2".to_owned(),
-        bucket: "kfp-artifacts".to_owned(),
-        tenants,
-        ..Default::default()
-    }
+    TenantsFile { tenants, ..sample_file(0) }
 }
 
 fn document(sid: &str) -> PolicyDocument {
