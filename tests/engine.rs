@@ -178,6 +178,48 @@ async fn drift_in_profile() {
     check("drift_profile", &plan);
 }
 
+/// A plugin edited by hand, which the controller copied onto
+/// `default-editor` before it went down: one apply puts both back, without
+/// the controller.
+#[tokio::test]
+async fn a_tampered_plugin_converges_in_one_apply_with_the_controller_down() {
+    let world = FakeWorld::new();
+    let d = desired(&two_tenants());
+    applied(&world, &d).await;
+    let foreign = "arn:aws:iam::123456789012:role/someone-else";
+    world.kube.edit_profile("team-a", |p| p.plugins = vec![ProfilePlugin::aws_iam(foreign)]);
+    let mut editor = world.kube.service_account("team-a", "default-editor").unwrap();
+    editor.role_arn = Some(foreign.into());
+    world.kube.insert_service_account(editor);
+    world.kube.set_controller_running(false);
+    let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
+    assert_eq!(
+        actions(&plan),
+        [
+            ("tenant[\"team-a\"].profile".to_owned(), Action::Update),
+            ("tenant[\"team-a\"].service_account[\"default-editor\"]".to_owned(), Action::Update),
+        ]
+    );
+    assert!(world.apply(&plan).await.is_success());
+    let ours = world.kube.profile("team-a").unwrap().role_arn().unwrap().to_owned();
+    assert_eq!(world.kube.service_account("team-a", "default-editor").unwrap().role_arn.as_deref(), Some(ours.as_str()));
+    assert!(!world.plan(&d, PlanOptions::default()).await.unwrap().has_changes());
+}
+
+/// A Profile whose controller has not made its namespace yet: the plan
+/// says so and invents no service-account change (which would fail with
+/// "namespace not found").
+#[tokio::test]
+async fn a_profile_whose_namespace_is_not_there_yet_plans_no_service_account() {
+    let world = FakeWorld::new();
+    world.kube.set_controller_running(false);
+    let d = desired(&sample_file(1));
+    applied(&world, &d).await;
+    let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
+    assert!(!plan.has_changes(), "{:?}", actions(&plan));
+    assert!(plan.warnings.iter().any(|w| w.contains("default-editor does not yet") && w.contains("check the controller")), "{:?}", plan.warnings);
+}
+
 #[tokio::test]
 async fn drift_in_tags_is_repaired_with_tag_calls_only() {
     let world = FakeWorld::new();
@@ -220,6 +262,8 @@ async fn role_path_change_replaces_the_role_and_its_policy() {
             ("tenant[\"team-a\"].iam_role".to_owned(), Action::Replace),
             ("tenant[\"team-a\"].s3_policy".to_owned(), Action::Create),
             ("tenant[\"team-a\"].profile".to_owned(), Action::Update),
+            // The ARN moves with the path: kfp-tenant writes the annotation itself.
+            ("tenant[\"team-a\"].service_account[\"default-editor\"]".to_owned(), Action::Update),
         ]
     );
     check("role_path_change_replaces_role", &plan);

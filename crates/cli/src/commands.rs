@@ -51,7 +51,20 @@ pub fn read_plan(path: &Path) -> Result<Plan> {
     Ok(plan)
 }
 
+/// `--prune` asks for the whole of the cluster's tenants: one tenant from
+/// flags or the page's variables is a partial view, like `--target`, and
+/// every other tenant would look removed.
+fn refuse_partial_prune(tenants: &crate::input::TenantFlags, planning: &crate::flags::PlanFlags) -> Result<()> {
+    if planning.prune && tenants.file.is_none() {
+        bail!(
+            "--prune needs a tenants file (-f FILE) that lists every tenant of the cluster: one tenant from flags or the page's variables (PROFILE_NAMESPACE, ...) is a partial view, and every other tenant would be destroyed"
+        );
+    }
+    Ok(())
+}
+
 pub async fn plan(args: PlanArgs, no_color: bool) -> Result<ExitCode> {
+    refuse_partial_prune(&args.tenants, &args.planning)?;
     let desired = args.tenants.desired()?;
     let live = Live::connect(&args.run, &desired.cluster.name, &desired.cluster.region).await?;
     let observed = live.observe(&ReadSet::for_desired(&desired, args.run.bind_cluster), &args.run).await?;
@@ -107,7 +120,8 @@ pub async fn apply(args: ApplyArgs, no_color: bool) -> Result<ExitCode> {
         }
         let plan = read_plan(path)?;
         let live = Live::connect(&args.run, &plan.cluster.name, &plan.cluster.region).await?;
-        return locked(&live, &args.lifecycle, "apply", async |stop| {
+        let vouched = args.run.bind_cluster || plan::reads_of(&plan).vouched;
+        return locked(&live, (&plan.cluster.name, vouched), &args.lifecycle, "apply", async |stop| {
             let observed = until_stopped(&stop, live.observe(&plan::reads_of(&plan), &args.run)).await?;
             check_cluster(&plan.cluster, &observed)?;
             plan::check_fresh(&plan, &observed)?;
@@ -115,9 +129,10 @@ pub async fn apply(args: ApplyArgs, no_color: bool) -> Result<ExitCode> {
         })
         .await;
     }
+    refuse_partial_prune(&args.tenants, &args.planning)?;
     let desired = args.tenants.desired()?;
     let live = Live::connect(&args.run, &desired.cluster.name, &desired.cluster.region).await?;
-    let applied = locked(&live, &args.lifecycle, "apply", async |stop| {
+    let applied = locked(&live, (&desired.cluster.name, args.run.bind_cluster), &args.lifecycle, "apply", async |stop| {
         let reads = ReadSet::for_desired(&desired, args.run.bind_cluster);
         let observed = until_stopped(&stop, live.observe(&reads, &args.run)).await?;
         let plan = plan::plan(&desired, &observed, args.planning.options())?;
@@ -171,7 +186,7 @@ pub async fn audit(args: ReportArgs) -> Result<ExitCode> {
 pub async fn destroy(args: DestroyArgs, no_color: bool) -> Result<ExitCode> {
     let desired = args.tenants.desired()?;
     let live = Live::connect(&args.run, &desired.cluster.name, &desired.cluster.region).await?;
-    locked(&live, &args.lifecycle, "destroy", async |stop| {
+    locked(&live, (&desired.cluster.name, args.run.bind_cluster), &args.lifecycle, "destroy", async |stop| {
         let reads = ReadSet::for_desired(&desired, args.run.bind_cluster);
         let observed = until_stopped(&stop, live.observe(&reads, &args.run)).await?;
         let plan = plan::plan_destroy(&desired, &observed)?;
@@ -184,7 +199,18 @@ pub async fn destroy(args: DestroyArgs, no_color: bool) -> Result<ExitCode> {
 /// Runs `work` holding the apply lock, with Ctrl-C handled, and releases
 /// the lock whatever happened; `work` says whether every change succeeded.
 /// An interrupt before any change ends `work` at once.
-async fn locked(live: &Live, lifecycle: &Lifecycle, verb: &str, work: impl AsyncFnOnce(Stop) -> Result<bool>) -> Result<ExitCode> {
+///
+/// The Kubernetes API is shown to be `cluster` first: a run against the
+/// wrong cluster is refused before it writes anything there, the Lease
+/// included.
+async fn locked(
+    live: &Live,
+    cluster: (&str, bool),
+    lifecycle: &Lifecycle,
+    verb: &str,
+    work: impl AsyncFnOnce(Stop) -> Result<bool>,
+) -> Result<ExitCode> {
+    live.prove(cluster.0, cluster.1).await?;
     let guard = live.lock(&lifecycle.lock_namespace, verb).await?;
     let stop = interrupt::install(GRACE);
     let result = work(stop).await;

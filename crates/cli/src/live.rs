@@ -64,6 +64,14 @@ impl Live {
         Ok(kfp_tenant_core::audit::run(desired, &observed, &self.iam, &self.kubernetes).await?)
     }
 
+    /// Shows that the Kubernetes API is EKS cluster `name` (refresh's first
+    /// round alone): what a run does before it writes anything, the lock
+    /// included.
+    pub async fn prove(&self, name: &str, vouched: bool) -> Result<()> {
+        refresh_cluster(name, vouched, &self.cluster, &self.kubernetes).await?;
+        Ok(())
+    }
+
     pub async fn observe(&self, reads: &ReadSet, run: &RunFlags) -> Result<Observed> {
         Ok(refresh(reads, self.providers(), run.parallelism, run.refresh_mode).await?)
     }

@@ -557,4 +557,25 @@ fn offline_commands() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&page.stdout).trim(), "The tenants file is valid: 1 tenant on cluster kf.");
+    // One tenant from the page's variables is a partial view: --prune with it
+    // would destroy every other tenant of the cluster. Refused before any call.
+    for verb in ["plan", "apply"] {
+        let pruned = Command::new(env!("CARGO_BIN_EXE_kfp-tenant"))
+            .args([verb, "--prune", "--auto-approve"].into_iter().take(if verb == "plan" { 2 } else { 3 }))
+            .envs([
+                ("CLUSTER_NAME", "kf"),
+                ("CLUSTER_REGION", "us-west-2"),
+                ("S3_BUCKET", "bkt"),
+                ("PROFILE_NAMESPACE", "solo"),
+                ("PROFILE_USER", "a@example.com"),
+                ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+                ("KUBECONFIG", none.to_str().unwrap()),
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&pruned.stderr);
+        assert_eq!(pruned.status.code(), Some(1), "{verb}: {stderr}");
+        assert!(stderr.contains("--prune needs a tenants file (-f FILE)") && stderr.contains("partial view"), "{verb}: {stderr}");
+        assert!(!stderr.contains("127.0.0.1:9") && !stderr.contains("onnect"), "{verb} made a call: {stderr}");
+    }
 }

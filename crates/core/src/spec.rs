@@ -15,6 +15,9 @@ use crate::policy::S3Access;
 /// you type. Each says as much of [`crate::validate`]'s rule as a regular
 /// expression can; validation stays the authority (lengths of derived names,
 /// sizes of documents, duplicates and everything that needs two fields).
+/// They keep to the subset that ECMA-262 without flags, Python's `re` and
+/// Rust's regex read alike: no `\p{..}` classes, no `\w`, no look-around
+/// (a test runs them in two engines).
 mod pattern {
     pub const CLUSTER: &str = r"^[A-Za-z0-9][A-Za-z0-9_-]*$";
     pub const REGION: &str = r"^[a-z0-9]+-[a-z0-9]+(-[a-z0-9]+)*-[0-9]+$";
@@ -25,16 +28,26 @@ mod pattern {
     pub const EMAIL_DOMAIN_DOT: &str = r"@.*\.";
     pub const IAM_NAME: &str = r"^[A-Za-z0-9+=,.@_-]+$";
     pub const ROLE_PATH: &str = r"^/([!-.0-~]+/)*$";
-    pub const KEY_PREFIX: &str = r"^[^/*?][^*?]*$";
-    pub const PREFIX_TEMPLATE: &str = r"^(\{namespace\}|[^/*?{}][^*?{}]*\{namespace\})([^*?{}]|\{namespace\})*$";
+    /// Printable ASCII but `*` and `?` (IAM's wildcards), not starting with `/`.
+    pub const KEY_PREFIX: &str = r"^[!-)+-.0->@-~][!-)+->@-~]*$";
+    /// What a key prefix must not contain: `.`/`..` segments, an empty
+    /// segment, an IAM policy variable.
+    pub const KEY_PREFIX_SECOND_MEANING: &str = r"(^|/)\.\.?(/|$)|//|\$\{";
+    pub const PREFIX_TEMPLATE: &str = r"^(\{namespace\}|[!-)+-.0->@-z|~][!-)+->@-z|~]*\{namespace\})([!-)+->@-z|~]|\{namespace\})*$";
+    /// Kubernetes' quantity grammar, without a sign (quotas are never negative).
+    pub const QUANTITY: &str = r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[mkMGTPE]|[eE][-+]?[0-9]+)?$";
+    /// A resource a ResourceQuota limits: a standard name, a hugepage size, or a qualified name.
+    pub const QUOTA_RESOURCE: &str = r"^((requests\.|limits\.)?(cpu|memory|ephemeral-storage)|pods|services|replicationcontrollers|resourcequotas|secrets|configmaps|persistentvolumeclaims|services\.nodeports|services\.loadbalancers|requests\.storage|(requests\.|limits\.)?hugepages-[0-9.]+[KMGTPE]?i?|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$";
+    /// IAM's tag characters say Unicode letters and digits, which the
+    /// portable subset cannot: the ASCII characters IAM refuses are left out.
+    pub const TAG_CHARS: &str = r##"^[^\x00-\x1f\x7f!"#$%&'()*,;<>?\[\\\]^`{|}~]*$"##;
     pub const POLICY_ARN: &str = r"^arn:[^:]*:iam:[^:]*:[^:]*:policy/";
-    pub const USER_POOL_ID: &str = r"^[\w-]+_[0-9a-zA-Z]+$";
-    pub const NOT_BLANK: &str = r"\S";
+    pub const USER_POOL_ID: &str = r"^[A-Za-z0-9_-]+_[0-9a-zA-Z]+$";
 }
 
 /// `tags`: IAM's tag keys (not `aws:`, not kfp-tenant's own markers) and values.
 fn tag_map(schema: &mut schemars::Schema) {
-    let chars = r"^[\p{L}\p{N} _.:/=+\-@]*$";
+    let chars = pattern::TAG_CHARS;
     schema.insert(
         "propertyNames".into(),
         serde_json::json!({
@@ -58,10 +71,23 @@ fn service_account_list(schema: &mut schemars::Schema) {
         .insert("items".into(), serde_json::json!({"type": "string", "minLength": 1, "maxLength": 253, "pattern": pattern::DNS_SUBDOMAIN}));
 }
 
-/// `resourceQuota.hard`: resource names and quantities, neither blank.
+/// `resourceQuota.hard`: resource names and quantities as Kubernetes reads them.
 fn quantities(schema: &mut schemars::Schema) {
-    schema.insert("propertyNames".into(), serde_json::json!({"pattern": pattern::NOT_BLANK}));
-    schema.insert("additionalProperties".into(), serde_json::json!({"type": "string", "pattern": pattern::NOT_BLANK}));
+    schema.insert("propertyNames".into(), serde_json::json!({"pattern": pattern::QUOTA_RESOURCE}));
+    schema.insert("additionalProperties".into(), serde_json::json!({"type": "string", "pattern": pattern::QUANTITY}));
+}
+
+/// `s3Prefix`: printable ASCII without wildcards, and no segment or
+/// variable with a second meaning.
+fn key_prefix(schema: &mut schemars::Schema) {
+    schema.insert("pattern".into(), serde_json::json!(pattern::KEY_PREFIX));
+    schema.insert("not".into(), serde_json::json!({"pattern": pattern::KEY_PREFIX_SECOND_MEANING}));
+}
+
+/// `defaults.s3Prefix`: a prefix template, with the same exclusions.
+fn prefix_template(schema: &mut schemars::Schema) {
+    schema.insert("pattern".into(), serde_json::json!(pattern::PREFIX_TEMPLATE));
+    schema.insert("not".into(), serde_json::json!({"pattern": pattern::KEY_PREFIX_SECOND_MEANING}));
 }
 
 /// An e-mail as validation takes one: something, `@`, a dotted domain.
@@ -154,7 +180,7 @@ pub struct TenantDefaults {
     /// template: `{namespace}` becomes the tenant's namespace, e.g.
     /// `private-artifacts/{namespace}/` (upstream multi-user KFP's layout).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 1024), pattern(pattern::PREFIX_TEMPLATE), example = &"private-artifacts/{namespace}/")]
+    #[schemars(length(max = 1024), transform = prefix_template, example = &"private-artifacts/{namespace}/")]
     pub s3_prefix: Option<String>,
     /// The service accounts every tenant's role is granted to (default `[default-editor]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -259,7 +285,7 @@ pub struct TenantInput {
     pub s3_access: Option<S3AccessMode>,
     /// With `s3Access: prefix`: the key prefix the role may use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 1024), pattern(pattern::KEY_PREFIX), example = &"private-artifacts/team-a/")]
+    #[schemars(length(min = 1, max = 1024), transform = key_prefix, example = &"private-artifacts/team-a/")]
     pub s3_prefix: Option<String>,
     /// The Profile's `spec.resourceQuotaSpec`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

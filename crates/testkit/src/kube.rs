@@ -34,6 +34,8 @@ struct KubeState {
     profiles: BTreeMap<String, Profile>,
     namespaces: BTreeMap<String, Namespace>,
     accounts: BTreeMap<(String, String), ServiceAccount>,
+    /// The profile controller is down: Profiles are stored, nothing follows.
+    controller_down: bool,
 }
 
 impl KubeState {
@@ -71,7 +73,7 @@ impl FakeKube {
             context: Some(cluster.to_owned()),
             from_eks: false,
         };
-        let state = KubeState { endpoint, record: None, profiles: BTreeMap::new(), namespaces: BTreeMap::new(), accounts: BTreeMap::new() };
+        let state = KubeState { endpoint, record: None, profiles: BTreeMap::new(), namespaces: BTreeMap::new(), accounts: BTreeMap::new(), controller_down: false };
         FakeKube { meter: Meter::new(calls, Faults::default()), state: Arc::new(Mutex::new(state)) }
     }
 
@@ -134,6 +136,13 @@ impl FakeKube {
     }
 
     /// Puts a service account in place (or changes it) behind the tool's back.
+    /// Stops (`false`) or restarts the instant profile controller. Stopped,
+    /// a Profile written makes no namespace and no service account, and
+    /// `default-editor` keeps whatever annotation it has.
+    pub fn set_controller_running(&self, running: bool) {
+        lock(&self.state).controller_down = !running;
+    }
+
     pub fn insert_service_account(&self, account: ServiceAccount) {
         let mut state = lock(&self.state);
         let ns = account.namespace.clone();
@@ -199,7 +208,9 @@ impl KubernetesApi for FakeKube {
     async fn apply_profile(&self, profile: &Profile) -> ProviderResult<()> {
         self.meter.enter("ApplyProfile", &profile.name).await?;
         let mut state = lock(&self.state);
-        state.reconcile(profile);
+        if !state.controller_down {
+            state.reconcile(profile);
+        }
         state.profiles.insert(profile.name.clone(), profile.clone());
         Ok(())
     }

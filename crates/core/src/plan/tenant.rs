@@ -39,7 +39,7 @@ impl Planner<'_> {
         for name in tenant.extra_service_accounts() {
             self.service_account(ns, name, annotation, profile_action, adopt);
         }
-        self.default_editor(ns, annotation, profile_action, leaving.is_some());
+        self.default_editor(ns, annotation, profile_action);
         if road == Identity::PodIdentity {
             self.pod_identities(tenant, &arn, adopt);
         }
@@ -368,41 +368,42 @@ impl Planner<'_> {
 
     /// `default-editor` is the profile controller's: it makes the account
     /// and writes its role annotation. Its annotation is still observed
-    /// state: when the Profile stands as it is and the annotation differs,
-    /// kfp-tenant restores it (the controller would write the same value).
-    /// When the Profile changes, the controller does it, except on a move
-    /// between roads: then kfp-tenant writes it itself, so that it is in
-    /// place before the associations go, or removes it (the controller
-    /// leaves it when its plugin goes, and in the AWS SDKs' credential
-    /// chain IRSA wins over Pod Identity).
-    fn default_editor(&mut self, ns: &str, role_arn: Option<&str>, profile_action: Action, moving: bool) {
-        let exists = matches!(profile_action, Action::NoOp | Action::Update);
-        if !(profile_action == Action::NoOp || (exists && (moving || role_arn.is_none()))) {
+    /// state: whenever the Profile exists and the annotation differs,
+    /// kfp-tenant sets it itself, so one apply converges without the
+    /// controller (which would write the same value, once it runs): after a
+    /// hand-edited plugin, on a move between roads (so that it is in place
+    /// before the associations go), or when the tenant leaves IRSA (the
+    /// controller leaves the annotation when its plugin goes, and in the AWS
+    /// SDKs' credential chain IRSA wins over Pod Identity). An account the
+    /// controller has not made yet is its to make: the plan says so and
+    /// writes nothing (the namespace may not even exist yet).
+    fn default_editor(&mut self, ns: &str, role_arn: Option<&str>, profile_action: Action) {
+        if !matches!(profile_action, Action::NoOp | Action::Update) {
             return;
         }
-        let live = self.observed.service_accounts.get(&(ns.to_owned(), DEFAULT_SERVICE_ACCOUNT.to_owned()));
-        if live.is_none() && role_arn.is_none() {
+        let Some(live) = self.observed.service_accounts.get(&(ns.to_owned(), DEFAULT_SERVICE_ACCOUNT.to_owned())) else {
+            if role_arn.is_some() && profile_action == Action::NoOp {
+                self.warn(format!(
+                    "Profile {ns} exists, but its service account {DEFAULT_SERVICE_ACCOUNT} does not yet (nor, perhaps, its namespace): the Kubeflow profile controller makes it with the role annotation; if this lasts, check the controller (kubectl -n kubeflow logs deploy/profiles-deployment)"
+                ));
+            }
             return;
-        }
+        };
         let want = ServiceAccount {
             namespace: ns.to_owned(),
             name: DEFAULT_SERVICE_ACCOUNT.to_owned(),
             role_arn: role_arn.map(str::to_owned),
-            managed: false,
-            cluster: None,
+            managed: live.managed,
+            cluster: live.cluster.clone(),
             created: false,
         };
-        let (action, reason) = match live {
-            Some(live) if live.role_arn == want.role_arn => (Action::NoOp, None),
-            Some(_) if role_arn.is_none() => (Action::Update, Some(Reason::RoadLeft { road: Identity::Irsa })),
-            Some(_) if profile_action == Action::Update => {
-                (Action::Update, Some(Reason::Drift { attributes: vec!["role_arn".to_owned()] }))
-            }
-            Some(_) => (Action::Update, Some(Reason::AnnotationDrift)),
-            None => (Action::Create, Some(Reason::AnnotationDrift)),
+        let (action, reason) = match () {
+            () if live.role_arn == want.role_arn => (Action::NoOp, None),
+            () if role_arn.is_none() => (Action::Update, Some(Reason::RoadLeft { road: Identity::Irsa })),
+            () if profile_action == Action::Update => (Action::Update, Some(Reason::Drift { attributes: vec!["role_arn".to_owned()] })),
+            () => (Action::Update, Some(Reason::AnnotationDrift)),
         };
-        let want = ServiceAccount { managed: live.is_some_and(|l| l.managed), cluster: live.and_then(|l| l.cluster.clone()), ..want };
-        let before = live.cloned().map(State::ServiceAccount);
+        let before = Some(State::ServiceAccount(live.clone()));
         self.push(Address::service_account(ns, DEFAULT_SERVICE_ACCOUNT), action, reason, before, Some(State::ServiceAccount(want)));
     }
 

@@ -15,6 +15,9 @@ use crate::spec::{
 };
 use crate::tags;
 
+mod values;
+pub use values::{is_quota_quantity, is_quota_resource, key_prefix_problem};
+
 /// What `defaults.s3Prefix` replaces with each tenant's namespace.
 pub const NAMESPACE_PLACEHOLDER: &str = "{namespace}";
 
@@ -238,15 +241,7 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
             v.session(&at("maxSessionDuration"), secs);
         }
         if let Some(quota) = &t.resource_quota {
-            for (k, val) in &quota.hard {
-                if k.trim().is_empty() || val.trim().is_empty() {
-                    v.problem(
-                        at("resourceQuota.hard"),
-                        format!("entry {k:?}: {val:?} is empty"),
-                        "give every resource a name and a quantity, e.g. cpu: \"8\"",
-                    );
-                }
-            }
+            v.quota(&at("resourceQuota.hard"), &quota.hard);
         }
 
         if v.problems.len() == errors_before {
@@ -554,11 +549,11 @@ impl Validator {
                 format!("the prefix is {} characters, over S3's 1,024-character limit for an object key", prefix.len()),
                 "use a shorter prefix, e.g. \"private-artifacts/team-a/\"",
             );
-        } else if prefix.is_empty() || prefix.starts_with('/') || prefix.contains('*') || prefix.contains('?') {
+        } else if let Some(problem) = key_prefix_problem(prefix) {
             self.problem(
                 field,
-                format!("{} is not a usable key prefix", shown(prefix)),
-                "use a key prefix without leading '/' or wildcards, e.g. \"private-artifacts/team-a/\"",
+                format!("{} is not a usable key prefix: {problem}", shown(prefix)),
+                "use plain path segments of printable ASCII, ending in '/', e.g. \"private-artifacts/team-a/\"",
             );
         }
     }
@@ -579,6 +574,29 @@ impl Validator {
             }
             if val.len() > 256 || !val.chars().all(is_tag_char) {
                 self.problem(at, "tag value must be at most 256 characters: letters, digits, spaces and _.:/=+-@", "change the value");
+            }
+        }
+    }
+
+    /// A Profile's `resourceQuotaSpec.hard`: what the API server (or the
+    /// profile controller's ResourceQuota) would refuse after the role was
+    /// already made.
+    fn quota(&mut self, field: &str, hard: &BTreeMap<String, String>) {
+        for (name, quantity) in hard {
+            let at = format!("{field}.{name}");
+            if !is_quota_resource(name) {
+                self.problem(
+                    at.clone(),
+                    format!("{} is not a resource a ResourceQuota can limit", shown(name)),
+                    "use a standard name (cpu, memory, pods, requests.cpu, limits.memory, requests.storage, ...) or a qualified one (count/deployments.apps, requests.nvidia.com/gpu)",
+                );
+            }
+            if !is_quota_quantity(quantity) {
+                self.problem(
+                    at,
+                    format!("{} is not a Kubernetes quantity", shown(quantity)),
+                    "write a non-negative number with an optional suffix, e.g. \"8\", \"500m\", \"16Gi\"",
+                );
             }
         }
     }
@@ -889,7 +907,7 @@ mod tests {
         assert_eq!(err.problems[0].message, "the prefix is 5000 characters, over S3's 1,024-character limit for an object key");
         f.tenants[0].s3_prefix = Some(format!("/{}", "p".repeat(100)));
         let message = &validate(&f).unwrap_err().problems[0].message;
-        assert!(message.len() < 100 && message.contains("(101 characters)"), "{message}");
+        assert!(message.len() < 160 && message.contains("(101 characters)"), "{message}");
     }
 
     #[test]
