@@ -344,6 +344,14 @@ fn cases() -> Vec<Case> {
             &["cannot tell that the Kubernetes API", "is EKS cluster catalogue", "--bind-cluster"],
         ),
         c(
+            "lock namespace that does not exist, on a cluster not proven",
+            OK_TENANT,
+            &["apply", "--auto-approve", "--lock-namespace", "nosuchns"],
+            Emulators,
+            UnboundKubernetes,
+            &["cannot tell that the Kubernetes API", "is EKS cluster catalogue", "--bind-cluster"],
+        ),
+        c(
             "stale lock id",
             OK_TENANT,
             &["force-unlock", "fedcba9876543210", "--force"],
@@ -574,6 +582,12 @@ async fn every_bad_input_exits_1_naming_the_field_and_the_fix_without_writing() 
             let wrote: Vec<&&str> = WRITES.iter().filter(|w| stats.contains(&format!("{w}="))).collect();
             if !wrote.is_empty() {
                 problems.push(format!("wrote: {wrote:?}"));
+            }
+            // A refusal takes no lock: the cluster is proven before the Lease.
+            // (A stale plan is found by reading under the lock, which it releases.)
+            let locking = matches!(case.setup, Setup::LockHeld | Setup::LockHeldElsewhere | Setup::StalePlan);
+            if !locking && ["POST leases", "PUT leases", "DELETE leases"].iter().any(|w| stats.contains(w)) {
+                problems.push(format!("wrote a Lease: {stats}"));
             }
         } else if case.place == Where::Emulators && case.setup != Setup::NoCredentials && !stderr.contains("cannot read") {
             problems.push("no --stats line".to_owned());
