@@ -217,7 +217,11 @@ async fn a_profile_whose_namespace_is_not_there_yet_plans_no_service_account() {
     applied(&world, &d).await;
     let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
     assert!(!plan.has_changes(), "{:?}", actions(&plan));
-    assert!(plan.warnings.iter().any(|w| w.contains("default-editor does not yet") && w.contains("check the controller")), "{:?}", plan.warnings);
+    assert!(
+        plan.warnings.iter().any(|w| w.contains("default-editor does not yet") && w.contains("check the controller")),
+        "{:?}",
+        plan.warnings
+    );
 }
 
 #[tokio::test]
@@ -237,15 +241,54 @@ async fn drift_in_tags_is_repaired_with_tag_calls_only() {
     assert!(!world.plan(&d, PlanOptions::default()).await.unwrap().has_changes());
 }
 
+/// Every path by which a plan could replace a Profile, which deletes its
+/// namespace and everything in it: only the ones the operator names.
 #[tokio::test]
-async fn owner_change_replaces_the_profile() {
+async fn a_profile_is_replaced_only_when_the_operator_names_it() {
     let world = FakeWorld::new();
     let mut file = two_tenants();
     applied(&world, &desired(&file)).await;
-    file.tenants[0].owner = "carol@example.com".into();
+    let profile = || ("tenant[\"team-a\"].profile".to_owned(), Action::Update);
+
+    // The owner edited by hand: the namespace still names the file's owner,
+    // so a patch converges and nothing is deleted.
+    world.kube.edit_profile("team-a", |p| p.owner = "mallory@example.com".into());
     let plan = world.plan(&desired(&file), PlanOptions::default()).await.unwrap();
+    assert_eq!(actions(&plan), [profile()]);
+    world.calls.reset();
+    assert!(world.apply(&plan).await.is_success());
+    assert_eq!(world.calls.snapshot().get("DeleteProfile"), None, "a patch, not a replacement");
+    assert_eq!(world.kube.profile("team-a").unwrap().owner, "alice@example.com");
+    assert!(!world.plan(&desired(&file), PlanOptions::default()).await.unwrap().has_changes());
+
+    // The file gives another owner, and the namespace names the old one:
+    // only a replacement converges, and the plan refuses without --replace.
+    file.tenants[0].owner = "carol@example.com".into();
+    let refused = world.plan(&desired(&file), PlanOptions::default()).await.unwrap_err();
+    for says in [
+        "namespace team-a's owner annotation names alice@example.com",
+        "deletes the namespace and everything in it",
+        "kubectl annotate --overwrite namespace team-a owner=carol@example.com",
+        "--replace 'tenant[\"team-a\"].profile'",
+    ] {
+        assert!(refused.contains(says), "{says:?} in {refused}");
+    }
+    let named = PlanOptions { replace: [Address::tenant("team-a", Kind::Profile)].into(), ..Default::default() };
+    let plan = world.plan(&desired(&file), named.clone()).await.unwrap();
     assert_eq!(actions(&plan), [("tenant[\"team-a\"].profile".to_owned(), Action::Replace)]);
     check("owner_change_replaces_profile", &plan);
+
+    // The operator moves the namespace to the new owner first: a patch again.
+    world.kube.insert_namespace("team-a", Some("carol@example.com"));
+    let plan = world.plan(&desired(&file), PlanOptions::default()).await.unwrap();
+    assert_eq!(actions(&plan), [profile()]);
+
+    // --replace on a Profile in sync replaces it, as Terraform's -replace does.
+    file.tenants[0].owner = "alice@example.com".into();
+    world.kube.insert_namespace("team-a", Some("alice@example.com"));
+    let plan = world.plan(&desired(&file), named).await.unwrap();
+    assert_eq!(actions(&plan), [("tenant[\"team-a\"].profile".to_owned(), Action::Replace)]);
+    assert!(render::plan_text(&plan, Color::Never).contains("--replace names it"));
 }
 
 #[tokio::test]
@@ -459,9 +502,10 @@ async fn extra_service_accounts_are_created_annotated_and_kept_in_line() {
     check("drift_service_account", &drift);
     assert!(world.apply(&drift).await.is_success());
 
-    // A new owner recreates the namespace, and the service account with it.
+    // A new owner, named for replacement, recreates the namespace, and the service account with it.
     file.tenants[1].owner = "carol@example.com".into();
-    let owner = world.plan(&desired(&file), PlanOptions::default()).await.unwrap();
+    let replace = PlanOptions { replace: [Address::tenant("team-b", Kind::Profile)].into(), ..Default::default() };
+    let owner = world.plan(&desired(&file), replace).await.unwrap();
     assert_eq!(
         actions(&owner),
         [

@@ -140,7 +140,7 @@ async fn prune_deletes_a_user_it_made_once_the_owner_has_no_tenant_left() {
     let without_prune = world.plan(&kept, PlanOptions::default()).await.unwrap();
     assert!(without_prune.change(&Address::CognitoUser { email: "alice@example.com".into() }).is_none());
     let prune = PlanOptions { prune: true, ..Default::default() };
-    let plan = world.plan(&kept, prune).await.unwrap();
+    let plan = world.plan(&kept, prune.clone()).await.unwrap();
     assert_eq!(plan.change(&Address::CognitoUser { email: "alice@example.com".into() }).unwrap().action, Action::Delete);
     assert!(world.apply(&plan).await.is_success());
     assert_eq!(emails(&world), BTreeSet::from(["carol@example.com".into()]));

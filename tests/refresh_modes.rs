@@ -141,8 +141,8 @@ async fn check(account: Account) -> Result<(), TestCaseError> {
         (PlanOptions { adopt: true, ..Default::default() }, false),
         (PlanOptions::default(), true),
     ] {
-        let per_role = plan_in(&world, &desired, RefreshMode::PerRole, options, destroy).await;
-        let bulk = plan_in(&world, &desired, RefreshMode::Bulk, options, destroy).await;
+        let per_role = plan_in(&world, &desired, RefreshMode::PerRole, options.clone(), destroy).await;
+        let bulk = plan_in(&world, &desired, RefreshMode::Bulk, options.clone(), destroy).await;
         prop_assert_eq!(&per_role, &bulk, "{:?} destroy={}", options, destroy);
     }
     Ok(())

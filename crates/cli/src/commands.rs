@@ -63,9 +63,21 @@ fn refuse_partial_prune(tenants: &crate::input::TenantFlags, planning: &crate::f
     Ok(())
 }
 
+/// `--replace` names tenants of the input, like `--target`.
+fn check_replace(desired: &kfp_tenant_core::spec::Desired, planning: &crate::flags::PlanFlags) -> Result<()> {
+    for address in &planning.replace {
+        let ns = address.namespace().unwrap_or_default();
+        if !desired.tenants.iter().any(|t| t.namespace == ns) {
+            bail!("--replace {address}: no such tenant in the input (or it is outside --target)");
+        }
+    }
+    Ok(())
+}
+
 pub async fn plan(args: PlanArgs, no_color: bool) -> Result<ExitCode> {
     refuse_partial_prune(&args.tenants, &args.planning)?;
     let desired = args.tenants.desired()?;
+    check_replace(&desired, &args.planning)?;
     let live = Live::connect(&args.run, &desired.cluster.name, &desired.cluster.region).await?;
     let observed = live.observe(&ReadSet::for_desired(&desired, args.run.bind_cluster), &args.run).await?;
     let plan =
@@ -116,7 +128,9 @@ fn print_drift(plan: &Plan) -> Result<()> {
 pub async fn apply(args: ApplyArgs, no_color: bool) -> Result<ExitCode> {
     if let Some(path) = &args.plan_file {
         if args.tenants.file.is_some() || args.planning.any() {
-            bail!("a saved plan already fixes the tenants and options: give either PLANFILE or -f/--prune/--adopt/--create-oidc-provider");
+            bail!(
+                "a saved plan already fixes the tenants and options: give either PLANFILE or -f/--prune/--adopt/--create-oidc-provider/--replace"
+            );
         }
         let plan = read_plan(path)?;
         let live = Live::connect(&args.run, &plan.cluster.name, &plan.cluster.region).await?;
@@ -131,6 +145,7 @@ pub async fn apply(args: ApplyArgs, no_color: bool) -> Result<ExitCode> {
     }
     refuse_partial_prune(&args.tenants, &args.planning)?;
     let desired = args.tenants.desired()?;
+    check_replace(&desired, &args.planning)?;
     let live = Live::connect(&args.run, &desired.cluster.name, &desired.cluster.region).await?;
     let applied = locked(&live, (&desired.cluster.name, args.run.bind_cluster), &args.lifecycle, "apply", async |stop| {
         let reads = ReadSet::for_desired(&desired, args.run.bind_cluster);

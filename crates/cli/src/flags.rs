@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
+use kfp_tenant_core::address::{Address, Kind};
 use kfp_tenant_core::apply;
 use kfp_tenant_core::plan::PlanOptions;
 use kfp_tenant_core::refresh::RefreshMode;
@@ -157,15 +158,36 @@ pub struct PlanFlags {
     /// eksctl utils associate-iam-oidc-provider does); destroy never deletes it.
     #[arg(long)]
     pub create_oidc_provider: bool,
+    /// Replace this tenant's Profile (repeatable), e.g. 'tenant["team-a"].profile':
+    /// deletes its namespace and everything in it, then makes it again. No
+    /// plan does that unless named here (an owner change that the
+    /// namespace's owner annotation does not allow is refused without it).
+    #[arg(long, value_name = "ADDRESS", value_parser = parse_replace)]
+    pub replace: Vec<Address>,
 }
 
 impl PlanFlags {
     pub fn options(&self) -> PlanOptions {
-        PlanOptions { adopt: self.adopt, prune: self.prune, create_oidc_provider: self.create_oidc_provider }
+        PlanOptions {
+            adopt: self.adopt,
+            prune: self.prune,
+            create_oidc_provider: self.create_oidc_provider,
+            replace: self.replace.iter().cloned().collect(),
+        }
     }
 
     pub fn any(&self) -> bool {
-        self.prune || self.adopt || self.create_oidc_provider
+        self.prune || self.adopt || self.create_oidc_provider || !self.replace.is_empty()
+    }
+}
+
+/// `--replace`: a tenant's Profile, the one resource whose replacement
+/// deletes what users keep (a namespace).
+fn parse_replace(text: &str) -> Result<Address, String> {
+    let address: Address = text.parse()?;
+    match address.kind() {
+        Some(Kind::Profile) => Ok(address),
+        _ => Err(format!("{text} cannot be replaced on request: only a tenant's Profile can, e.g. 'tenant[\"team-a\"].profile'")),
     }
 }
 

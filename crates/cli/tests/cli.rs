@@ -541,6 +541,13 @@ fn offline_commands() {
     assert_eq!(usage.code, 1);
     assert!(usage.stderr.contains("'--prune' cannot be used with '--target <NAMESPACE>'"), "{}", usage.stderr);
     assert_eq!(kfp_with(&["plan", "--no-such-flag"], &none).code, 1);
+    // --replace names a tenant's Profile of the input, nothing else.
+    let role = kfp_with(&["plan", "-f", example, "--replace", r#"tenant["team-a"].iam_role"#], &none);
+    assert_eq!(role.code, 1);
+    assert!(role.stderr.contains("cannot be replaced on request: only a tenant's Profile can"), "{}", role.stderr);
+    let unknown = kfp_with(&["plan", "-f", example, "--replace", r#"tenant["team-z"].profile"#], &none);
+    assert_eq!(unknown.code, 1);
+    assert!(unknown.stderr.contains(r#"--replace tenant["team-z"].profile: no such tenant in the input"#), "{}", unknown.stderr);
     assert_eq!(kfp_with(&["--version"], &none).code, 0);
     let completions = kfp_with(&["completions", "bash"], &none);
     assert!(completions.stdout.contains("kfp-tenant"), "{}", completions.stderr);

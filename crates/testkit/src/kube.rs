@@ -73,7 +73,14 @@ impl FakeKube {
             context: Some(cluster.to_owned()),
             from_eks: false,
         };
-        let state = KubeState { endpoint, record: None, profiles: BTreeMap::new(), namespaces: BTreeMap::new(), accounts: BTreeMap::new(), controller_down: false };
+        let state = KubeState {
+            endpoint,
+            record: None,
+            profiles: BTreeMap::new(),
+            namespaces: BTreeMap::new(),
+            accounts: BTreeMap::new(),
+            controller_down: false,
+        };
         FakeKube { meter: Meter::new(calls, Faults::default()), state: Arc::new(Mutex::new(state)) }
     }
 

@@ -28,6 +28,9 @@ pub fn reads_of(plan: &Plan) -> ReadSet {
             }
             Some(State::Profile(p)) => {
                 reads.namespaces.insert(p.name.clone());
+                if let Some(State::Profile(want)) = &change.after {
+                    reads.owners.insert(want.name.clone(), want.owner.clone());
+                }
             }
             Some(State::ServiceAccount(sa)) => {
                 reads.service_accounts.insert((sa.namespace.clone(), sa.name.clone()));

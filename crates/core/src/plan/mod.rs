@@ -101,9 +101,12 @@ pub enum Reason {
     Drift { attributes: Vec<String> },
     /// The role's path changed; IAM cannot move a role.
     PathChanged,
-    /// The owner changed; the profile controller never changes the owner of an
-    /// existing namespace.
+    /// The owner changed, and the namespace's owner annotation names
+    /// neither: the profile controller keeps a namespace only for the owner
+    /// it names, so the Profile is replaced (only with `--replace`).
     OwnerChanged,
+    /// The operator named it with `--replace`.
+    ReplaceRequested,
     /// The role is replaced, and its inline policies go with it.
     RoleReplaced,
     /// kfp-tenant takes over a resource it did not create.
@@ -144,7 +147,8 @@ impl fmt::Display for Reason {
             Reason::Missing => f.write_str("it does not exist"),
             Reason::Drift { attributes } => write!(f, "it differs from the tenants file in {}", attributes.join(", ")),
             Reason::PathChanged => f.write_str("the role path changed, and IAM cannot move a role"),
-            Reason::OwnerChanged => f.write_str("the owner changed, and the profile controller never changes the owner of an existing namespace: the namespace and everything in it is recreated"),
+            Reason::OwnerChanged => f.write_str("the owner changed, the profile controller keeps a namespace only for the owner its annotation names, and --replace names it: the namespace and everything in it (notebooks, volumes, runs) is deleted and made again"),
+            Reason::ReplaceRequested => f.write_str("--replace names it: the namespace and everything in it (notebooks, volumes, runs) is deleted and made again"),
             Reason::RoleReplaced => f.write_str("its role is replaced"),
             Reason::Adopt => f.write_str("it exists without kfp-tenant's markers and is adopted"),
             Reason::AdoptFromCluster { cluster } => write!(f, "kfp-tenant wrote it for EKS cluster {cluster}, and it is adopted for this one"),
@@ -332,7 +336,7 @@ impl fmt::Display for PlanError {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PlanOptions {
     /// Take over same-named resources that lack kfp-tenant's markers.
     pub adopt: bool,
@@ -341,4 +345,8 @@ pub struct PlanOptions {
     /// Create the account's IAM OIDC provider for the cluster when missing,
     /// instead of stopping.
     pub create_oidc_provider: bool,
+    /// Profiles to replace (`--replace 'tenant["ns"].profile'`): deleting a
+    /// Profile deletes its namespace and everything in it, so no plan does
+    /// it unless the operator names it here.
+    pub replace: std::collections::BTreeSet<Address>,
 }

@@ -15,6 +15,8 @@ use crate::refresh::Observed;
 use crate::spec::{Desired, Identity, MAX_POD_IDENTITY_ASSOCIATIONS, policy_name};
 use crate::tags::{self, Ownership};
 
+static NO_REPLACEMENTS: BTreeSet<Address> = BTreeSet::new();
+
 /// Plans the changes that make the live state match `desired`.
 pub fn plan(desired: &Desired, observed: &Observed, options: PlanOptions) -> Result<Plan, PlanError> {
     // Only IRSA tenants need the OIDC provider; Pod Identity does without.
@@ -29,6 +31,7 @@ pub fn plan(desired: &Desired, observed: &Observed, options: PlanOptions) -> Res
         let reason = Reason::Bind { proof: observed.proof };
         planner.push(Address::ClusterIdentity, Action::Create, Some(reason), None, Some(State::ClusterRecord(record)));
     }
+    planner.replace = &options.replace;
     for tenant in &desired.tenants {
         planner.tenant(tenant, options.adopt);
     }
@@ -152,6 +155,8 @@ pub(super) struct Planner<'a> {
     in_file: BTreeSet<&'a str>,
     /// The roles kfp-tenant manages for this cluster, by their namespace tag.
     pub(super) managed_by_namespace: BTreeMap<&'a str, Vec<&'a crate::ports::Role>>,
+    /// What the operator named with `--replace`.
+    pub(super) replace: &'a BTreeSet<Address>,
 }
 
 impl<'a> Planner<'a> {
@@ -174,6 +179,7 @@ impl<'a> Planner<'a> {
             warnings: Vec::new(),
             in_file,
             managed_by_namespace,
+            replace: &NO_REPLACEMENTS,
         };
         if create {
             let provider =

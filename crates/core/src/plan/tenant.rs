@@ -254,7 +254,7 @@ impl Planner<'_> {
         let address = Address::tenant(ns, Kind::Profile);
         let want = desired_profile(tenant, role_arn, &self.cluster.name);
         let Some(live) = self.observed.profiles.get(ns) else {
-            let reason = match self.observed.bare_namespaces.get(ns) {
+            let reason = match self.observed.namespaces.get(ns) {
                 None => Reason::Missing,
                 Some(existing) if existing.terminating => {
                     self.refuse(
@@ -298,7 +298,26 @@ impl Planner<'_> {
             _ => {}
         }
         let drift = profile_drift(live, &want);
-        let (action, reason) = if live.owner != want.owner {
+        // No plan deletes a namespace that the operator did not name.
+        let owner_needs_replace = live.owner != want.owner && !self.patch_changes_owner(ns, &want.owner);
+        let (action, reason) = if self.replace.contains(&address) {
+            (Action::Replace, if owner_needs_replace { Reason::OwnerChanged } else { Reason::ReplaceRequested })
+        } else if owner_needs_replace {
+            let annotated = match self.observed.namespaces.get(ns).and_then(|n| n.owner.as_deref()) {
+                Some(owner) => format!("names {owner}"),
+                None => "names no owner".to_owned(),
+            };
+            self.refuse(
+                address.clone(),
+                format!(
+                    "the owner changes from {} to {}, and namespace {ns}'s owner annotation {annotated}: the profile controller keeps a namespace only for the owner it names, so only replacing the Profile converges, which deletes the namespace and everything in it (notebooks, volumes, runs)",
+                    live.owner, want.owner
+                ),
+                format!(
+                    "to keep the namespace, annotate it with the new owner first (kubectl annotate --overwrite namespace {ns} owner={}) and plan again; to delete and recreate it, name it: --replace '{address}'",
+                    want.owner
+                ),
+            );
             (Action::Replace, Reason::OwnerChanged)
         } else if drift.is_empty() {
             self.push(address, Action::NoOp, None, Some(State::Profile(live.clone())), Some(State::Profile(want)));
@@ -314,6 +333,15 @@ impl Planner<'_> {
         };
         self.push(address, action, Some(reason), Some(State::Profile(live.clone())), Some(State::Profile(want)));
         action
+    }
+
+    /// Whether patching the Profile's owner converges: the profile
+    /// controller serves an existing namespace only when its `owner`
+    /// annotation names the Profile's owner (and makes a missing one).
+    fn patch_changes_owner(&self, ns: &str, owner: &str) -> bool {
+        // Refresh reads the namespace of every Profile whose owner differs
+        // from the file's: not found, it does not exist.
+        self.observed.namespaces.get(ns).is_none_or(|namespace| namespace.owner.as_deref() == Some(owner))
     }
 
     fn service_account(&mut self, ns: &str, name: &str, role_arn: Option<&str>, profile_action: Action, adopt: bool) {

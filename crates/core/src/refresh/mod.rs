@@ -45,6 +45,10 @@ pub struct ReadSet {
     /// Namespaces whose Profile matters; a missing one makes refresh read
     /// the namespace itself.
     pub namespaces: BTreeSet<String>,
+    /// The owner the file gives each namespace's Profile: a live Profile
+    /// with another owner makes refresh read its namespace too (its owner
+    /// annotation decides whether a patch can change the owner).
+    pub owners: BTreeMap<String, String>,
     /// (namespace, name) of the service accounts the tenants name besides
     /// `default-editor`.
     pub service_accounts: BTreeSet<(String, String)>,
@@ -75,6 +79,7 @@ impl ReadSet {
             cluster: desired.cluster.name.clone(),
             roles: desired.tenants.iter().map(|t| (t.role_name.clone(), t.policy_name.clone())).collect(),
             namespaces: desired.tenants.iter().map(|t| t.namespace.clone()).collect(),
+            owners: desired.tenants.iter().map(|t| (t.namespace.clone(), t.owner.clone())).collect(),
             service_accounts: desired
                 .tenants
                 .iter()
@@ -106,8 +111,9 @@ pub struct Observed {
     pub policies: BTreeMap<(String, String), PolicyDocument>,
     /// Every Profile of the cluster, by name.
     pub profiles: BTreeMap<String, Profile>,
-    /// Namespaces asked for that exist without a Profile.
-    pub bare_namespaces: BTreeMap<String, Namespace>,
+    /// Namespaces read, that exist: those of the tenants without a Profile,
+    /// and those of the Profiles whose owner differs from the file's.
+    pub namespaces: BTreeMap<String, Namespace>,
     /// Service accounts by (namespace, name): kfp-tenant's, every
     /// `default-editor`, and those the tenants name.
     pub service_accounts: BTreeMap<(String, String), ServiceAccount>,
@@ -172,7 +178,7 @@ pub async fn refresh_cluster(
         roles: BTreeMap::new(),
         policies: BTreeMap::new(),
         profiles: BTreeMap::new(),
-        bare_namespaces: BTreeMap::new(),
+        namespaces: BTreeMap::new(),
         service_accounts: BTreeMap::new(),
         managed_roles: Vec::new(),
         associations: BTreeMap::new(),
@@ -301,19 +307,20 @@ async fn read_associations(
 /// What refresh reads in the Kubernetes API.
 struct KubernetesState {
     profiles: BTreeMap<String, Profile>,
-    bare_namespaces: BTreeMap<String, Namespace>,
+    namespaces: BTreeMap<String, Namespace>,
     service_accounts: BTreeMap<(String, String), ServiceAccount>,
 }
 
 impl KubernetesState {
     fn into_observed(self, facts: Observed) -> Observed {
-        Observed { profiles: self.profiles, bare_namespaces: self.bare_namespaces, service_accounts: self.service_accounts, ..facts }
+        Observed { profiles: self.profiles, namespaces: self.namespaces, service_accounts: self.service_accounts, ..facts }
     }
 }
 
 /// The listings (every Profile, kfp-tenant's service accounts, every
 /// `default-editor`), then what they did not answer: the namespaces of
-/// tenants without a Profile and the service accounts not listed.
+/// tenants without a Profile or whose Profile has another owner than the
+/// file's, and the service accounts not listed.
 async fn read_kubernetes(
     reads: &ReadSet,
     kube: &dyn KubernetesApi,
@@ -337,7 +344,7 @@ async fn read_kubernetes(
         reads
             .namespaces
             .iter()
-            .filter(|ns| !profiles.contains_key(*ns))
+            .filter(|ns| profiles.get(*ns).is_none_or(|p| reads.owners.get(*ns).is_some_and(|owner| *owner != p.owner)))
             .map(|ns| limited(slots, async move { kube.get_namespace(ns).await.map_err(reading(format!("namespace {ns}"))) })),
     )
     .buffer_unordered(parallelism.max(1))
@@ -350,7 +357,7 @@ async fn read_kubernetes(
     let (namespaces, accounts) = futures_util::try_join!(namespaces, accounts)?;
     service_accounts.extend(accounts.into_iter().flatten().map(|sa| ((sa.namespace.clone(), sa.name.clone()), sa)));
     Ok(KubernetesState {
-        bare_namespaces: namespaces.into_iter().flatten().map(|ns| (ns.name.clone(), ns)).collect(),
+        namespaces: namespaces.into_iter().flatten().map(|ns| (ns.name.clone(), ns)).collect(),
         profiles,
         service_accounts,
     })

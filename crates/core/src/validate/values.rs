@@ -117,7 +117,9 @@ pub fn is_quota_resource(name: &str) -> bool {
     match name.split_once('/') {
         None => {
             STANDARD_QUOTA_RESOURCES.contains(&name)
-                || ["hugepages-", "requests.hugepages-", "limits.hugepages-"].iter().any(|p| name.strip_prefix(p).is_some_and(is_quantity_like))
+                || ["hugepages-", "requests.hugepages-", "limits.hugepages-"]
+                    .iter()
+                    .any(|p| name.strip_prefix(p).is_some_and(is_quantity_like))
         }
         Some((prefix, rest)) => is_dns_subdomain(prefix) && is_qualified_name_part(rest),
     }
