@@ -90,8 +90,9 @@ async fn apply_makes_one_write_per_resource_then_plans_no_op() {
     assert!(again.changes.iter().all(|c| c.action == Action::NoOp));
     assert_eq!(world.calls.writes(), 0);
     // Per role: ListRoles finds kfp-tenant's by description, GetRole reads
-    // their tags, GetRolePolicy their policy.
-    assert_eq!(world.calls.total(), CLUSTER_READS + 1 + 2 * 25, "{:?}", world.calls.snapshot());
+    // their tags, ListRolePolicies and ListAttachedRolePolicies every
+    // permission they carry, GetRolePolicy their one policy.
+    assert_eq!(world.calls.total(), CLUSTER_READS + 1 + 4 * 25, "{:?}", world.calls.snapshot());
 
     world.refresh_mode = RefreshMode::Bulk;
     world.calls.reset();
@@ -162,6 +163,56 @@ async fn drift_in_inline_policy() {
     let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
     assert_eq!(actions(&plan), [("tenant[\"team-a\"].s3_policy".to_owned(), Action::Update)]);
     check("drift_inline_policy", &plan);
+}
+
+/// A tenant's role carries exactly the file's permissions: an inline policy
+/// or an attachment made by hand is planned for removal (with its
+/// document), read per role and in bulk alike; the file's `managedPolicies`
+/// are attached; destroy takes everything with the role instead of failing
+/// on DeleteConflict after the Profile is gone.
+#[tokio::test]
+async fn a_tenant_role_carries_exactly_the_files_permissions() {
+    let mut world = FakeWorld::new();
+    let mut file = two_tenants();
+    applied(&world, &desired(&file)).await;
+    let role = "team-a-kf-prod-role";
+    let everything = PolicyDocument::new(json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}));
+    world.iam.insert_policy(role, "extra", everything);
+    world.iam.insert_attachment(role, "arn:aws:iam::aws:policy/AdministratorAccess");
+    let expected = [
+        ("tenant[\"team-a\"].inline_policy[\"extra\"]".to_owned(), Action::Delete),
+        ("tenant[\"team-a\"].policy_attachment[\"arn:aws:iam::aws:policy/AdministratorAccess\"]".to_owned(), Action::Delete),
+    ];
+    world.refresh_mode = RefreshMode::PerRole;
+    let per_role = world.plan(&desired(&file), PlanOptions::default()).await.unwrap();
+    assert_eq!(actions(&per_role), expected);
+    world.refresh_mode = RefreshMode::Bulk;
+    let bulk = world.plan(&desired(&file), PlanOptions::default()).await.unwrap();
+    assert_eq!(bulk, per_role, "the same plan read either way");
+    check("exclusive_permissions", &bulk);
+    assert!(world.apply(&bulk).await.is_success());
+    assert_eq!(world.iam.policy(role, "extra"), None);
+    assert!(world.iam.attachments().is_empty());
+    assert!(!world.plan(&desired(&file), PlanOptions::default()).await.unwrap().has_changes());
+
+    // What the file lists is attached, and stays.
+    let listed = "arn:aws:iam::123456789012:policy/team-a-extra";
+    file.tenants[0].managed_policies = Some(vec![listed.into()]);
+    let attach = world.plan(&desired(&file), PlanOptions::default()).await.unwrap();
+    assert_eq!(actions(&attach), [(format!("tenant[\"team-a\"].policy_attachment[\"{listed}\"]"), Action::Create)]);
+    assert!(world.apply(&attach).await.is_success());
+    assert!(world.iam.attachments().contains(&(role.to_owned(), listed.to_owned())));
+    assert!(!world.plan(&desired(&file), PlanOptions::default()).await.unwrap().has_changes());
+
+    // Destroy removes the extras with the role, shown in its plan.
+    world.iam.insert_policy(role, "later", PolicyDocument::new(json!({"Statement": []})));
+    let destroy = world.plan_destroy(&desired(&file)).await.unwrap();
+    let shown = render::plan_text(&destroy, Color::Never);
+    assert!(shown.contains("tenant[\"team-a\"].inline_policy[\"later\"] will be destroyed"), "{shown}");
+    assert!(shown.contains(&format!("tenant[\"team-a\"].policy_attachment[\"{listed}\"] will be destroyed")), "{shown}");
+    let report = world.apply(&destroy).await;
+    assert!(report.is_success(), "{report:?}");
+    assert!(world.iam.role_names().is_empty() && world.iam.attachments().is_empty() && world.iam.policies().is_empty());
 }
 
 #[tokio::test]

@@ -26,7 +26,8 @@ struct Account {
     /// Writes of the first apply before it stops (none: no apply).
     applied_writes: Option<u64>,
     /// Drift edits, by tenant index: 0 description, 1 session, 2 boundary,
-    /// 3 trust, 4 tags, 5 policy deleted, 6 another cluster's tag.
+    /// 3 trust, 4 tags, 5 policy deleted, 6 another cluster's tag, 7 an
+    /// inline policy added by hand, 8 a managed policy attached by hand.
     drift: Vec<(usize, u8)>,
     /// Roles that are not the file's: (kind, path): 0 unmanaged, 1 another
     /// cluster's, 2 this cluster's but not in the file, 3 a file's role name
@@ -38,7 +39,7 @@ fn account() -> impl Strategy<Value = Account> {
     (
         proptest::collection::vec((any::<bool>(), 0u8..3, any::<bool>(), any::<bool>()), 1..=12),
         proptest::option::of(0u64..60),
-        proptest::collection::vec((0usize..12, 0u8..7), 0..6),
+        proptest::collection::vec((0usize..12, 0u8..9), 0..6),
         proptest::collection::vec((0u8..4, 0u8..3), 0..8),
     )
         .prop_map(|(tenants, applied_writes, drift, others)| Account { tenants, applied_writes, drift, others })
@@ -92,6 +93,9 @@ async fn build(account: &Account, world: &FakeWorld, desired: &Desired) {
                 r.tags.insert("cost-centre".into(), "42".into());
             }),
             5 => world.iam.delete_policy(name, &tenant.policy_name),
+            7 if world.iam.role(name).is_some() => world.iam.insert_policy(name, "by-hand", document("extra")),
+            8 if world.iam.role(name).is_some() => world.iam.insert_attachment(name, "arn:aws:iam::aws:policy/AdministratorAccess"),
+            7 | 8 => {}
             _ => world.iam.edit_role(name, |r| {
                 r.tags.insert(tags::CLUSTER.into(), "kf-other".into());
             }),
@@ -171,12 +175,14 @@ async fn bulk_reads_the_account_in_pages_and_per_role_reads_each_tenant() {
     plan_in(&world, &desired, RefreshMode::PerRole, PlanOptions::default(), false).await.unwrap();
     assert_eq!(world.calls.get("GetRole"), 12);
     assert_eq!(world.calls.get("GetRolePolicy"), 12);
+    assert_eq!((world.calls.get("ListRolePolicies"), world.calls.get("ListAttachedRolePolicies")), (12, 12));
     assert_eq!(world.calls.get("GetAccountAuthorizationDetails"), 0);
 
     world.calls.reset();
     plan_in(&world, &desired, RefreshMode::Bulk, PlanOptions::default(), false).await.unwrap();
     assert_eq!(world.calls.get("GetRole"), 0);
     assert_eq!(world.calls.get("GetRolePolicy"), 0);
+    assert_eq!((world.calls.get("ListRolePolicies"), world.calls.get("ListAttachedRolePolicies")), (0, 0));
     assert_eq!(world.calls.get("GetAccountAuthorizationDetails"), 1);
     assert_eq!(world.calls.get("ListRoles"), 1);
 

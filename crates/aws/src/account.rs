@@ -40,6 +40,7 @@ fn role_detail(role: SdkRoleDetail) -> ProviderResult<RoleDetail> {
         arn: role.arn.ok_or_else(|| missing(OPERATION, &target, "Arn"))?,
         tags: role.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect(),
         inline_policies,
+        attached_policies: role.attached_managed_policies.unwrap_or_default().into_iter().filter_map(|p| p.policy_arn).collect(),
         permissions_boundary: role.permissions_boundary.and_then(|b| b.permissions_boundary_arn),
         name,
     })

@@ -179,6 +179,58 @@ impl IamApi for Aws {
             .map_err(|e| provider_error("DeleteRolePolicy", &target, e))
     }
 
+    async fn list_role_policies(&self, role: &str) -> ProviderResult<Vec<String>> {
+        let target = format!("role {role}");
+        let mut pages = self.iam.list_role_policies().role_name(role).max_items(self.page_size).into_paginator().send();
+        let mut names = Vec::new();
+        while let Some(page) = pages.next().await {
+            match page.map_err(|e| provider_error("ListRolePolicies", &target, e)) {
+                Ok(page) => names.extend(page.policy_names),
+                Err(e) if e.kind == ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(names)
+    }
+
+    async fn list_attached_role_policies(&self, role: &str) -> ProviderResult<Vec<String>> {
+        let target = format!("role {role}");
+        let mut pages = self.iam.list_attached_role_policies().role_name(role).max_items(self.page_size).into_paginator().send();
+        let mut arns = Vec::new();
+        while let Some(page) = pages.next().await {
+            match page.map_err(|e| provider_error("ListAttachedRolePolicies", &target, e)) {
+                Ok(page) => arns.extend(page.attached_policies.unwrap_or_default().into_iter().filter_map(|p| p.policy_arn)),
+                Err(e) if e.kind == ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(arns)
+    }
+
+    async fn attach_role_policy(&self, role: &str, policy_arn: &str) -> ProviderResult<()> {
+        let target = format!("role {role} policy {policy_arn}");
+        self.iam
+            .attach_role_policy()
+            .role_name(role)
+            .policy_arn(policy_arn)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| provider_error("AttachRolePolicy", &target, e))
+    }
+
+    async fn detach_role_policy(&self, role: &str, policy_arn: &str) -> ProviderResult<()> {
+        let target = format!("role {role} policy {policy_arn}");
+        self.iam
+            .detach_role_policy()
+            .role_name(role)
+            .policy_arn(policy_arn)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| provider_error("DetachRolePolicy", &target, e))
+    }
+
     async fn account_roles(&self) -> ProviderResult<Vec<RoleDetail>> {
         account::roles(&self.iam, self.page_size).await
     }

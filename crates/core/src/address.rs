@@ -20,6 +20,13 @@ pub enum Kind {
     TrustPolicy,
     IamRole,
     S3Policy,
+    /// An inline policy on the tenant's role other than its S3 policy, one
+    /// per name: the file never asks for one, so the plan removes it (a
+    /// tenant's role carries exactly the file's permissions).
+    InlinePolicy,
+    /// A managed policy attached to the tenant's role, one per policy ARN:
+    /// attached when `managedPolicies` lists it, detached otherwise.
+    PolicyAttachment,
     Profile,
     /// A service account the tenant grants the role to, one per name:
     /// `default-editor` (annotated by the Kubeflow plugin, restored by
@@ -48,6 +55,8 @@ impl Kind {
             Kind::TrustPolicy => "trust_policy",
             Kind::IamRole => "iam_role",
             Kind::S3Policy => "s3_policy",
+            Kind::InlinePolicy => "inline_policy",
+            Kind::PolicyAttachment => "policy_attachment",
             Kind::Profile => "profile",
             Kind::ServiceAccount => "service_account",
             Kind::PodIdentity => "pod_identity",
@@ -90,6 +99,16 @@ impl Address {
 
     pub fn deposed_role(namespace: &str, name: &str) -> Self {
         Address::Tenant { namespace: namespace.to_owned(), kind: Kind::DeposedRole, name: Some(name.to_owned()) }
+    }
+
+    /// An inline policy `name` on the tenant's role, other than its S3 policy.
+    pub fn inline_policy(namespace: &str, name: &str) -> Self {
+        Address::Tenant { namespace: namespace.to_owned(), kind: Kind::InlinePolicy, name: Some(name.to_owned()) }
+    }
+
+    /// The attachment of managed policy `arn` to the tenant's role.
+    pub fn policy_attachment(namespace: &str, arn: &str) -> Self {
+        Address::Tenant { namespace: namespace.to_owned(), kind: Kind::PolicyAttachment, name: Some(arn.to_owned()) }
     }
 
     pub fn pod_identity(namespace: &str, service_account: &str) -> Self {
@@ -135,7 +154,9 @@ impl Address {
             Address::Tenant { namespace, kind, .. } => match kind {
                 Kind::TrustPolicy => vec![Address::CallerIdentity, Address::ClusterOidc, Address::OidcProvider],
                 Kind::IamRole => vec![Address::tenant(namespace, Kind::TrustPolicy)],
-                Kind::S3Policy | Kind::Profile => vec![Address::tenant(namespace, Kind::IamRole)],
+                Kind::S3Policy | Kind::InlinePolicy | Kind::PolicyAttachment | Kind::Profile => {
+                    vec![Address::tenant(namespace, Kind::IamRole)]
+                }
                 Kind::ServiceAccount | Kind::PodIdentity => {
                     vec![Address::tenant(namespace, Kind::IamRole), Address::tenant(namespace, Kind::Profile)]
                 }
@@ -182,6 +203,12 @@ impl FromStr for Address {
         }
         if let Some(name) = kind.strip_prefix("deposed_role[\"").and_then(|n| n.strip_suffix("\"]")) {
             return Ok(Address::deposed_role(namespace, name));
+        }
+        if let Some(name) = kind.strip_prefix("inline_policy[\"").and_then(|n| n.strip_suffix("\"]")) {
+            return Ok(Address::inline_policy(namespace, name));
+        }
+        if let Some(arn) = kind.strip_prefix("policy_attachment[\"").and_then(|n| n.strip_suffix("\"]")) {
+            return Ok(Address::policy_attachment(namespace, arn));
         }
         if let Some(name) = kind.strip_prefix("pod_identity[\"").and_then(|n| n.strip_suffix("\"]")) {
             return Ok(Address::pod_identity(namespace, name));

@@ -313,20 +313,37 @@ async fn execute(plan: &Plan, change: &ResourceChange, p: Providers<'_>, deadlin
         (Action::Create, _, Some(State::Role(want))) => p.iam.create_role(want).await.map(drop),
         (Action::Update, Some(State::Role(live)), Some(State::Role(want))) => update_role(p.iam, live, want).await,
         (Action::Replace, Some(State::Role(live)), Some(State::Role(want))) => {
-            // The inline policy goes with the old role; its own change puts it back.
-            let policy = plan.change(&Address::tenant(change.address.namespace().unwrap_or_default(), Kind::S3Policy));
-            if let Some(State::S3Policy(old)) = policy.and_then(|c| c.before.as_ref()) {
-                ignore_missing(p.iam.delete_role_policy(&live.name, &old.policy_name).await)?;
+            // The old role's policies go with it (the plan shows each; their
+            // own changes put back what the file asks for).
+            let ns = change.address.namespace().unwrap_or_default();
+            for old in plan.changes.iter().filter(|c| c.address.namespace() == Some(ns)) {
+                match old.before.as_ref() {
+                    Some(State::S3Policy(policy) | State::InlinePolicy(policy)) => {
+                        ignore_missing(p.iam.delete_role_policy(&live.name, &policy.policy_name).await)?;
+                    }
+                    Some(State::PolicyAttachment(a)) => ignore_missing(p.iam.detach_role_policy(&live.name, &a.policy_arn).await)?,
+                    _ => {}
+                }
             }
             ignore_missing(p.iam.delete_role(&live.name).await)?;
             p.iam.create_role(want).await.map(drop)
         }
         (Action::Delete, Some(State::Role(live)), _) => ignore_missing(p.iam.delete_role(&live.name).await),
         (Action::Delete, Some(State::DeposedRole(deposed)), _) => {
-            if let Some(policy) = &deposed.policy {
+            for policy in deposed.policy.iter().chain(&deposed.other_policies) {
                 ignore_missing(p.iam.delete_role_policy(&policy.role_name, &policy.policy_name).await)?;
             }
+            for arn in &deposed.attached_policies {
+                ignore_missing(p.iam.detach_role_policy(&deposed.role.name, arn).await)?;
+            }
             ignore_missing(p.iam.delete_role(&deposed.role.name).await)
+        }
+        (Action::Delete, Some(State::InlinePolicy(live)), _) => {
+            ignore_missing(p.iam.delete_role_policy(&live.role_name, &live.policy_name).await)
+        }
+        (Action::Create, _, Some(State::PolicyAttachment(want))) => p.iam.attach_role_policy(&want.role_name, &want.policy_arn).await,
+        (Action::Delete, Some(State::PolicyAttachment(live)), _) => {
+            ignore_missing(p.iam.detach_role_policy(&live.role_name, &live.policy_arn).await)
         }
         (Action::Create | Action::Update, _, Some(State::S3Policy(want))) => {
             p.iam.put_role_policy(&want.role_name, &want.policy_name, &want.document).await

@@ -14,7 +14,12 @@
 //! - a role kfp-tenant manages for this cluster whose tenant left the file;
 //! - a Pod Identity statement not narrowed by the session tags to one
 //!   cluster, namespace and service accounts (then any association of the
-//!   account's clusters, or of any namespace, may hand out the role).
+//!   account's clusters, or of any namespace, may hand out the role);
+//! - a role kfp-tenant manages that carries permissions the file does not
+//!   give (another inline policy, a managed policy not in `managedPolicies`);
+//! - a role that is not a tenant's whose inline policy allows S3 on the
+//!   pipelines bucket, or that has one of AWS's managed policies that reach
+//!   every bucket: the pods it admits reach the artifacts beyond any grant.
 //!
 //! The account is read in pages of 1,000 roles with their tags
 //! (GetAccountAuthorizationDetails), the cluster in two listings
@@ -59,6 +64,10 @@ pub enum Finding {
     PodsAnyNamespace { statement: usize },
     /// A Pod Identity statement without `aws:RequestTag/kubernetes-service-account`.
     PodsAnyServiceAccount { statement: usize },
+    /// kfp-tenant's role carries permissions the file does not give.
+    ExtraPermissions { inline: Vec<String>, attached: Vec<String> },
+    /// A role that is not a tenant's reaches the pipelines bucket.
+    ReachesBucket { policy: String },
 }
 
 impl Finding {
@@ -93,6 +102,19 @@ impl Finding {
             ),
             Finding::PodsAnyNamespace { statement } => format!(
                 "statement {statement} lets EKS Pod Identity hand the role to any namespace with an association; pin aws:RequestTag/kubernetes-namespace"
+            ),
+            Finding::ExtraPermissions { inline, attached } => {
+                let mut what = Vec::new();
+                if !inline.is_empty() {
+                    what.push(format!("inline policies {}", inline.join(", ")));
+                }
+                if !attached.is_empty() {
+                    what.push(format!("managed policies {}", attached.join(", ")));
+                }
+                format!("carries permissions the tenants file does not give ({}): kfp-tenant apply removes them", what.join("; "))
+            }
+            Finding::ReachesBucket { policy } => format!(
+                "{policy} lets it reach the pipelines bucket: the pods it admits reach the tenants' artifacts beyond any tenant's grant"
             ),
             Finding::PodsAnyServiceAccount { statement } => format!(
                 "statement {statement} lets EKS Pod Identity hand the role to any service account with an association; pin aws:RequestTag/kubernetes-service-account"
@@ -267,6 +289,36 @@ fn pod_identity_findings(
     }
 }
 
+/// AWS managed policies that allow S3 on every bucket.
+const BUCKET_WIDE_MANAGED: &[&str] = &["AdministratorAccess", "PowerUserAccess", "AmazonS3FullAccess", "AmazonS3ReadOnlyAccess"];
+
+/// What lets `role` reach `bucket`: each inline policy with an allowed S3
+/// action (or `*`) on a resource that matches the bucket or its objects
+/// (`NotResource` counts), and each of AWS's bucket-wide managed policies.
+/// Customer managed policies are not read (GetAccountAuthorizationDetails
+/// lists them by ARN only).
+fn bucket_grants(role: &RoleDetail, partition: &str, bucket: &str) -> Vec<String> {
+    let targets = [format!("arn:{partition}:s3:::{bucket}"), format!("arn:{partition}:s3:::{bucket}/any-key")];
+    let mut found = Vec::new();
+    for policy in &role.inline_policies {
+        let reaches = policy.document.statements().iter().any(|s| {
+            s["Effect"] == "Allow"
+                && strings(&s["Action"]).iter().any(|a| a == "*" || a.to_ascii_lowercase().starts_with("s3:"))
+                && (s.get("NotResource").is_some()
+                    || strings(&s["Resource"]).iter().any(|r| targets.iter().any(|t| r == t || crate::trust::like(r, t))))
+        });
+        if reaches {
+            found.push(format!("inline policy {}", policy.policy_name));
+        }
+    }
+    for arn in &role.attached_policies {
+        if BUCKET_WIDE_MANAGED.iter().any(|name| arn.ends_with(&format!(":iam::aws:policy/{name}"))) {
+            found.push(format!("managed policy {arn}"));
+        }
+    }
+    found
+}
+
 /// The audit of the account against the file and the cluster.
 pub fn audit(cluster: &ClusterContext, desired: &Desired, inventory: &Inventory) -> Report {
     let host = cluster.oidc_issuer.trim_start_matches("https://");
@@ -341,6 +393,23 @@ pub fn audit(cluster: &ClusterContext, desired: &Desired, inventory: &Inventory)
         {
             findings.insert(Finding::NotInFile { namespace: ns.clone() });
         }
+        match &managed_for {
+            Some(ns) => {
+                let own = crate::spec::policy_name(ns);
+                let listed = desired.tenants.iter().find(|t| &t.namespace == ns).map(|t| t.managed_policies.as_slice()).unwrap_or_default();
+                let inline: Vec<String> =
+                    role.inline_policies.iter().map(|p| p.policy_name.clone()).filter(|name| *name != own).collect();
+                let attached: Vec<String> = role.attached_policies.iter().filter(|arn| !listed.contains(arn)).cloned().collect();
+                if !inline.is_empty() || !attached.is_empty() {
+                    findings.insert(Finding::ExtraPermissions { inline, attached });
+                }
+            }
+            None => {
+                for policy in bucket_grants(role, &cluster.partition, &cluster.bucket) {
+                    findings.insert(Finding::ReachesBucket { policy });
+                }
+            }
+        }
         roles.push(RoleAudit { role: role.name.clone(), arn: role.arn.clone(), managed_for, findings: findings.into_iter().collect() });
     }
     roles.sort_by(|a, b| a.role.cmp(&b.role));
@@ -385,6 +454,7 @@ mod tests {
                 "Action": "sts:AssumeRoleWithWebIdentity", "Condition": condition}]})),
             tags: BTreeMap::new(),
             inline_policies: Vec::new(),
+            attached_policies: Vec::new(),
             permissions_boundary: None,
         }
     }
@@ -418,6 +488,57 @@ mod tests {
             .map(|f| serde_json::to_value(f).unwrap()["kind"].as_str().unwrap().to_owned())
             .collect();
         assert_eq!(kinds, expected, "{condition}");
+    }
+
+    /// Permissions beyond the file on kfp-tenant's roles, and roles that are
+    /// not a tenant's reaching the bucket.
+    #[test]
+    fn permissions_beyond_the_grant_are_found() {
+        let pinned = json!({"StringEquals": {format!("{HOST}:sub"): "system:serviceaccount:team-b:default-editor", format!("{HOST}:aud"): "sts.amazonaws.com"}});
+        let policy = |name: &str, statement: Value| crate::ports::InlinePolicy {
+            role_name: String::new(),
+            policy_name: name.into(),
+            document: PolicyDocument::new(json!({"Statement": [statement]})),
+        };
+        let ours = RoleDetail {
+            tags: crate::tags::role_tags(&BTreeMap::new(), "demo", "team-a"),
+            inline_policies: vec![
+                policy("kf-team-a-pipeline-s3", json!({"Effect": "Allow", "Action": "s3:*", "Resource": "*"})),
+                policy("extra", json!({"Effect": "Allow", "Action": "*", "Resource": "*"})),
+            ],
+            attached_policies: vec!["arn:aws:iam::aws:policy/ReadOnlyAccess".into()],
+            ..role("team-a-demo-role", pinned.clone())
+        };
+        let theirs = |inline: Vec<crate::ports::InlinePolicy>, attached: Vec<String>| RoleDetail {
+            inline_policies: inline,
+            attached_policies: attached,
+            ..role("hand-made", pinned.clone())
+        };
+        let kinds = |roles: Vec<RoleDetail>| {
+            let inventory = Inventory {
+                roles,
+                namespaces: ["team-a", "team-b"].map(str::to_owned).into(),
+                service_accounts: [("team-b".to_owned(), "default-editor".to_owned())].into(),
+            };
+            audit(&cluster(), &team_a(), &inventory)
+                .roles
+                .iter()
+                .flat_map(|r| r.findings.iter().map(|f| f.message()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            kinds(vec![ours]),
+            ["carries permissions the tenants file does not give (inline policies extra; managed policies arn:aws:iam::aws:policy/ReadOnlyAccess): kfp-tenant apply removes them"]
+        );
+        let on_bucket = |resource: &str| policy("p", json!({"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": resource}));
+        // The cluster's bucket is "b".
+        assert_eq!(kinds(vec![theirs(vec![on_bucket("arn:aws:s3:::b/*")], vec![])]).len(), 1);
+        assert_eq!(kinds(vec![theirs(vec![on_bucket("arn:aws:s3:::*")], vec![])]).len(), 1, "a wildcard that covers it");
+        assert!(kinds(vec![theirs(vec![on_bucket("arn:aws:s3:::bkt/*")], vec![])]).is_empty(), "another bucket");
+        let denied = policy("d", json!({"Effect": "Deny", "Action": "s3:*", "Resource": "*"}));
+        assert!(kinds(vec![theirs(vec![denied], vec![])]).is_empty());
+        let wide = kinds(vec![theirs(vec![], vec!["arn:aws:iam::aws:policy/AmazonS3FullAccess".into()])]);
+        assert!(wide[0].starts_with("managed policy arn:aws:iam::aws:policy/AmazonS3FullAccess lets it reach the pipelines bucket"), "{wide:?}");
     }
 
     #[test]

@@ -214,6 +214,9 @@ pub struct RoleDetail {
     pub tags: BTreeMap<String, String>,
     #[serde(default)]
     pub inline_policies: Vec<InlinePolicy>,
+    /// The ARNs of the managed policies attached to it.
+    #[serde(default)]
+    pub attached_policies: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permissions_boundary: Option<String>,
 }
@@ -420,9 +423,18 @@ pub trait IamApi: Send + Sync {
     async fn get_role_policy(&self, role: &str, policy: &str) -> ProviderResult<Option<PolicyDocument>>;
     async fn put_role_policy(&self, role: &str, policy: &str, document: &PolicyDocument) -> ProviderResult<()>;
     async fn delete_role_policy(&self, role: &str, policy: &str) -> ProviderResult<()>;
-    /// Every role of the account with its trust policy, tags and inline
-    /// policies (GetAccountAuthorizationDetails, Filter=Role: about one call
-    /// per 1,000 roles).
+    /// The names of the role's inline policies (ListRolePolicies, paged);
+    /// empty when there is no such role.
+    async fn list_role_policies(&self, role: &str) -> ProviderResult<Vec<String>>;
+    /// The ARNs of the managed policies attached to the role
+    /// (ListAttachedRolePolicies, paged); empty when there is no such role.
+    async fn list_attached_role_policies(&self, role: &str) -> ProviderResult<Vec<String>>;
+    async fn attach_role_policy(&self, role: &str, policy_arn: &str) -> ProviderResult<()>;
+    /// Fails with [`ErrorKind::NotFound`] when the policy is not attached.
+    async fn detach_role_policy(&self, role: &str, policy_arn: &str) -> ProviderResult<()>;
+    /// Every role of the account with its trust policy, tags, inline
+    /// policies and attached managed policies (GetAccountAuthorizationDetails,
+    /// Filter=Role: about one call per 1,000 roles).
     async fn account_roles(&self) -> ProviderResult<Vec<RoleDetail>>;
     /// Every role under `path_prefix` as ListRoles gives it (one call per
     /// 1,000 roles).

@@ -81,7 +81,8 @@ fn block(out: &mut String, change: &ResourceChange, color: Color) {
     let state = change.after.as_ref().or(change.before.as_ref()).expect("invariant: a change has a state");
     let (kind, name) = match state {
         State::Role(r) => ("iam_role", r.name.clone()),
-        State::S3Policy(p) => ("iam_role_policy", format!("{}/{}", p.role_name, p.policy_name)),
+        State::S3Policy(p) | State::InlinePolicy(p) => ("iam_role_policy", format!("{}/{}", p.role_name, p.policy_name)),
+        State::PolicyAttachment(a) => ("iam_role_policy_attachment", format!("{}/{}", a.role_name, a.policy_arn)),
         State::Profile(p) => ("profile", p.name.clone()),
         State::ServiceAccount(sa) => ("service_account", format!("{}/{}", sa.namespace, sa.name)),
         State::OidcProvider(p) => ("iam_openid_connect_provider", p.issuer_url.trim_start_matches("https://").to_owned()),
@@ -152,9 +153,10 @@ fn attributes(state: &State) -> Vec<(&'static str, Attr)> {
             }
             v
         }
-        State::S3Policy(p) => {
+        State::S3Policy(p) | State::InlinePolicy(p) => {
             vec![("role", text(&p.role_name)), ("name", text(&p.policy_name)), ("document", Attr::Document(p.document.clone()))]
         }
+        State::PolicyAttachment(a) => vec![("role", text(&a.role_name)), ("policy_arn", text(&a.policy_arn))],
         State::Profile(p) => {
             let mut v = vec![
                 ("owner", text(&p.owner)),
@@ -218,6 +220,13 @@ fn attributes(state: &State) -> Vec<(&'static str, Attr)> {
             if let Some(p) = &d.policy {
                 v.push(("inline_policy", text(&p.policy_name)));
                 v.push(("inline_policy_document", Attr::Document(p.document.clone())));
+            }
+            for p in &d.other_policies {
+                v.push(("other_inline_policy", text(&p.policy_name)));
+                v.push(("other_inline_policy_document", Attr::Document(p.document.clone())));
+            }
+            if !d.attached_policies.is_empty() {
+                v.push(("attached_policies", Attr::Json(json!(d.attached_policies))));
             }
             v
         }

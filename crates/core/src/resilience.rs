@@ -325,6 +325,22 @@ impl<I: IamApi> IamApi for Resilient<I> {
         self.run(None, || self.inner.delete_role_policy(role, policy)).await
     }
 
+    async fn list_role_policies(&self, role: &str) -> ProviderResult<Vec<String>> {
+        self.run(None, || self.inner.list_role_policies(role)).await
+    }
+
+    async fn list_attached_role_policies(&self, role: &str) -> ProviderResult<Vec<String>> {
+        self.run(None, || self.inner.list_attached_role_policies(role)).await
+    }
+
+    async fn attach_role_policy(&self, role: &str, policy_arn: &str) -> ProviderResult<()> {
+        self.run(Some(role), || self.inner.attach_role_policy(role, policy_arn)).await
+    }
+
+    async fn detach_role_policy(&self, role: &str, policy_arn: &str) -> ProviderResult<()> {
+        self.run(None, || self.inner.detach_role_policy(role, policy_arn)).await
+    }
+
     async fn account_roles(&self) -> ProviderResult<Vec<RoleDetail>> {
         self.run(None, || self.inner.account_roles()).await
     }

@@ -90,6 +90,12 @@ fn prefix_template(schema: &mut schemars::Schema) {
     schema.insert("not".into(), serde_json::json!({"pattern": pattern::KEY_PREFIX_SECOND_MEANING}));
 }
 
+/// `managedPolicies`: IAM policy ARNs, at most IAM's 20 per role.
+fn policy_arn_list(schema: &mut schemars::Schema) {
+    schema.insert("maxItems".into(), serde_json::json!(crate::validate::MAX_MANAGED_POLICIES));
+    schema.insert("items".into(), serde_json::json!({"type": "string", "pattern": pattern::POLICY_ARN}));
+}
+
 /// An e-mail as validation takes one: something, `@`, a dotted domain.
 fn email(schema: &mut schemars::Schema) {
     schema.insert("allOf".into(), serde_json::json!([{"pattern": pattern::EMAIL}, {"pattern": pattern::EMAIL_DOMAIN_DOT}]));
@@ -194,6 +200,12 @@ pub struct TenantDefaults {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(transform = tag_map, example = BTreeMap::from([("team", "ml")]))]
     pub tags: BTreeMap<String, String>,
+    /// Managed policies attached to every tenant's role (overridden, not
+    /// merged, by a tenant's own list). Nothing else is attached: a policy
+    /// attached by hand is removed by the next apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = policy_arn_list, example = ["arn:aws:iam::aws:policy/AmazonSageMakerReadOnly"])]
+    pub managed_policies: Option<Vec<String>>,
     /// A managed policy ARN set as every tenant role's permissions boundary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(pattern::POLICY_ARN), example = &"arn:aws:iam::123456789012:policy/kubeflow-boundary")]
@@ -295,6 +307,11 @@ pub struct TenantInput {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(transform = tag_map, example = BTreeMap::from([("cost-center", "ml-1234")]))]
     pub tags: BTreeMap<String, String>,
+    /// Managed policy ARNs to attach to the role, exactly (overrides
+    /// `defaults.managedPolicies`; `[]` attaches none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = policy_arn_list, example = ["arn:aws:iam::123456789012:policy/team-a-extra"])]
+    pub managed_policies: Option<Vec<String>>,
     /// Overrides `defaults.permissionsBoundary`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(pattern::POLICY_ARN), example = &"arn:aws:iam::123456789012:policy/kubeflow-boundary")]
@@ -364,6 +381,8 @@ pub struct Tenant {
     pub resource_quota: Option<ResourceQuota>,
     /// The operator's tags, without kfp-tenant's ownership markers.
     pub tags: BTreeMap<String, String>,
+    /// The managed policies attached to the role, sorted and unique: all of them.
+    pub managed_policies: Vec<String>,
     pub permissions_boundary: Option<String>,
     pub max_session_duration: Option<u32>,
 }

@@ -215,6 +215,8 @@ struct IamState {
     /// By lower-cased name: IAM role names are case-insensitive.
     roles: BTreeMap<String, (Role, Instant)>,
     policies: BTreeMap<(String, String), PolicyDocument>,
+    /// Managed policies attached, by (role, policy ARN).
+    attachments: BTreeSet<(String, String)>,
     /// OIDC providers changed by a test (`None`: deleted); the cluster's is there otherwise.
     oidc_providers: BTreeMap<String, Option<OidcProviderDetails>>,
     /// EKS Pod Identity associations by id, with their cluster. They live
@@ -270,6 +272,16 @@ impl FakeIam {
     /// Puts an inline policy behind the tool's back.
     pub fn insert_policy(&self, role: &str, policy: &str, document: PolicyDocument) {
         lock(&self.state).policies.insert((role.to_owned(), policy.to_owned()), document);
+    }
+
+    /// Attaches a managed policy behind the tool's back.
+    pub fn insert_attachment(&self, role: &str, policy_arn: &str) {
+        lock(&self.state).attachments.insert((role.to_owned(), policy_arn.to_owned()));
+    }
+
+    /// Every (role, policy ARN) attachment.
+    pub fn attachments(&self) -> BTreeSet<(String, String)> {
+        lock(&self.state).attachments.clone()
     }
 
     /// Deletes an inline policy behind the tool's back.
@@ -411,6 +423,14 @@ impl IamApi for FakeIam {
                 "Cannot delete entity, must delete policies first.",
             ));
         }
+        if state.attachments.iter().any(|(role, _)| role.eq_ignore_ascii_case(name)) {
+            return Err(ProviderError::new(
+                ErrorKind::Conflict,
+                "DeleteRole",
+                format!("role {name}"),
+                "Cannot delete entity, must detach all policies first.",
+            ));
+        }
         state.roles.remove(&name.to_ascii_lowercase());
         Ok(())
     }
@@ -448,6 +468,47 @@ impl IamApi for FakeIam {
         }
     }
 
+    async fn list_role_policies(&self, role: &str) -> ProviderResult<Vec<String>> {
+        self.meter.enter("ListRolePolicies", role).await?;
+        let state = lock(&self.state);
+        if state.visible(role, self.meter.invisible_for()).is_none() {
+            return Ok(Vec::new());
+        }
+        Ok(state.policies.keys().filter(|(r, _)| r.eq_ignore_ascii_case(role)).map(|(_, p)| p.clone()).collect())
+    }
+
+    async fn list_attached_role_policies(&self, role: &str) -> ProviderResult<Vec<String>> {
+        self.meter.enter("ListAttachedRolePolicies", role).await?;
+        let state = lock(&self.state);
+        if state.visible(role, self.meter.invisible_for()).is_none() {
+            return Ok(Vec::new());
+        }
+        Ok(state.attachments.iter().filter(|(r, _)| r.eq_ignore_ascii_case(role)).map(|(_, p)| p.clone()).collect())
+    }
+
+    async fn attach_role_policy(&self, role: &str, policy_arn: &str) -> ProviderResult<()> {
+        self.meter.enter("AttachRolePolicy", role).await?;
+        let mut state = lock(&self.state);
+        if state.visible(role, self.meter.invisible_for()).is_none() {
+            return Err(Self::no_role("AttachRolePolicy", role));
+        }
+        state.attachments.insert((role.to_owned(), policy_arn.to_owned()));
+        Ok(())
+    }
+
+    async fn detach_role_policy(&self, role: &str, policy_arn: &str) -> ProviderResult<()> {
+        self.meter.enter("DetachRolePolicy", role).await?;
+        match lock(&self.state).attachments.remove(&(role.to_owned(), policy_arn.to_owned())) {
+            true => Ok(()),
+            false => Err(ProviderError::new(
+                ErrorKind::NotFound,
+                "DetachRolePolicy",
+                format!("role {role}"),
+                format!("Policy {policy_arn} was not found."),
+            )),
+        }
+    }
+
     async fn account_roles(&self) -> ProviderResult<Vec<RoleDetail>> {
         // One call per page of 1,000, as IAM pages it.
         let roles = lock(&self.state).roles.len();
@@ -474,6 +535,7 @@ impl IamApi for FakeIam {
                         document: document.clone(),
                     })
                     .collect(),
+                attached_policies: state.attachments.iter().filter(|(role, _)| *role == r.name).map(|(_, p)| p.clone()).collect(),
                 permissions_boundary: r.permissions_boundary.clone(),
             })
             .collect())

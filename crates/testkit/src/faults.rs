@@ -28,6 +28,8 @@ pub const WRITES: &[&str] = &[
     "UntagRole",
     "PutRolePolicy",
     "DeleteRolePolicy",
+    "AttachRolePolicy",
+    "DetachRolePolicy",
     "ApplyProfile",
     "DeleteProfile",
     "ApplyServiceAccount",

@@ -26,6 +26,14 @@ pub fn reads_of(plan: &Plan) -> ReadSet {
             Some(State::S3Policy(p)) => {
                 reads.roles.insert((p.role_name.clone(), p.policy_name.clone()));
             }
+            Some(State::InlinePolicy(p)) => {
+                let ns = change.address.namespace().unwrap_or_default();
+                reads.roles.insert((p.role_name.clone(), policy_name(ns)));
+            }
+            Some(State::PolicyAttachment(a)) => {
+                let ns = change.address.namespace().unwrap_or_default();
+                reads.roles.insert((a.role_name.clone(), policy_name(ns)));
+            }
             Some(State::Profile(p)) => {
                 reads.namespaces.insert(p.name.clone());
                 if let Some(State::Profile(want)) = &change.after {
@@ -64,6 +72,12 @@ fn current(change: &ResourceChange, observed: &Observed) -> Option<State> {
         State::S3Policy(p) => observed.policies.get(&(p.role_name.clone(), p.policy_name.clone())).map(|d| {
             State::S3Policy(InlinePolicy { role_name: p.role_name.clone(), policy_name: p.policy_name.clone(), document: d.clone() })
         }),
+        State::InlinePolicy(p) => observed.policies.get(&(p.role_name.clone(), p.policy_name.clone())).map(|d| {
+            State::InlinePolicy(InlinePolicy { role_name: p.role_name.clone(), policy_name: p.policy_name.clone(), document: d.clone() })
+        }),
+        State::PolicyAttachment(a) => {
+            observed.attachments.get(&a.role_name).is_some_and(|arns| arns.contains(&a.policy_arn)).then(|| State::PolicyAttachment(a.clone()))
+        }
         State::Profile(p) => observed.profiles.get(&p.name).cloned().map(State::Profile),
         State::ServiceAccount(sa) => {
             observed.service_accounts.get(&(sa.namespace.clone(), sa.name.clone())).cloned().map(State::ServiceAccount)
@@ -86,9 +100,24 @@ fn current(change: &ResourceChange, observed: &Observed) -> Option<State> {
                 let document = observed.policies.get(&(p.role_name.clone(), p.policy_name.clone()))?;
                 Some(InlinePolicy { role_name: p.role_name.clone(), policy_name: p.policy_name.clone(), document: document.clone() })
             });
-            State::DeposedRole(DeposedRole { role: role.clone(), policy })
+            let (other_policies, attached_policies) = role_permissions(observed, &role.name, d.policy.as_ref().map(|p| p.policy_name.as_str()));
+            State::DeposedRole(DeposedRole { role: role.clone(), policy, other_policies, attached_policies })
         }),
     }
+}
+
+/// A role's inline policies other than `except`, and its attached managed
+/// policies, as refresh read them.
+pub(crate) fn role_permissions(observed: &Observed, role: &str, except: Option<&str>) -> (Vec<InlinePolicy>, Vec<String>) {
+    let inline = observed
+        .policies
+        .range((role.to_owned(), String::new())..)
+        .take_while(|((r, _), _)| r == role)
+        .filter(|((_, name), _)| Some(name.as_str()) != except)
+        .map(|((r, name), document)| InlinePolicy { role_name: r.clone(), policy_name: name.clone(), document: document.clone() })
+        .collect();
+    let attached = observed.attachments.get(role).into_iter().flatten().cloned().collect();
+    (inline, attached)
 }
 
 /// What changed since a saved plan was made.

@@ -139,6 +139,9 @@ pub enum Reason {
     /// A Cognito user kfp-tenant created owns no tenant left in the file,
     /// and the file says `deleteUsers: true`.
     UserLeft,
+    /// A permission on a tenant's role that the file does not give: the
+    /// role carries exactly the file's (its S3 policy, `managedPolicies`).
+    NotInFile,
 }
 
 impl fmt::Display for Reason {
@@ -167,6 +170,9 @@ impl fmt::Display for Reason {
                 f.write_str("it does not exist, and its namespace does, with this owner: the profile controller takes the namespace over")
             }
             Reason::Bind { proof } => write!(f, "the cluster has no kfp-tenant identity record yet, and {proof}"),
+            Reason::NotInFile => f.write_str(
+                "the tenants file does not give it, and a tenant's role carries exactly the file's permissions (its S3 policy and managedPolicies)",
+            ),
             Reason::UserLeft => f.write_str(
                 "kfp-tenant created this user, it owns no tenant left in the tenants file, and identityProvider.cognito.deleteUsers is true",
             ),
@@ -206,6 +212,17 @@ pub enum State {
     TrustStatement(TrustStatement),
     /// A Cognito user who owns Profiles.
     CognitoUser(CognitoUser),
+    /// An inline policy on a tenant's role that the file does not ask for.
+    InlinePolicy(InlinePolicy),
+    /// A managed policy attached to a tenant's role.
+    PolicyAttachment(PolicyAttachment),
+}
+
+/// A managed policy attached to a role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyAttachment {
+    pub role_name: String,
+    pub policy_arn: String,
 }
 
 /// A Profile owner's user in a Cognito user pool.
@@ -241,6 +258,12 @@ pub struct DeposedRole {
     pub role: Role,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<InlinePolicy>,
+    /// Its other inline policies, removed with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_policies: Vec<InlinePolicy>,
+    /// The managed policies attached to it, detached with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attached_policies: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

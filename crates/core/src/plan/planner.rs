@@ -330,6 +330,18 @@ impl<'a> Planner<'a> {
                     };
                     self.push(Address::tenant(ns, Kind::S3Policy), Action::Delete, Some(reason.clone()), Some(State::S3Policy(live)), None);
                 }
+                // Whatever else the role carries goes before it, shown in the plan:
+                // IAM refuses to delete a role with policies.
+                let (extra, attached) = crate::plan::fresh::role_permissions(self.observed, role_name, Some(&policy));
+                for p in extra {
+                    let address = Address::inline_policy(ns, &p.policy_name);
+                    self.push(address, Action::Delete, Some(reason.clone()), Some(State::InlinePolicy(p)), None);
+                }
+                for arn in attached {
+                    let state = crate::plan::PolicyAttachment { role_name: role_name.to_owned(), policy_arn: arn.clone() };
+                    let address = Address::policy_attachment(ns, &arn);
+                    self.push(address, Action::Delete, Some(reason.clone()), Some(State::PolicyAttachment(state)), None);
+                }
                 self.push(addr, Action::Delete, Some(reason.clone()), Some(State::Role(role.clone())), None);
             }
         }

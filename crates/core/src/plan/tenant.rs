@@ -2,13 +2,16 @@
 //! service accounts and Pod Identity associations, what it no longer grants,
 //! the road to AWS it leaves, and the roles it had under earlier names.
 
+use std::collections::BTreeSet;
+
 use crate::address::{Address, Kind};
 use crate::plan::desired::{
     association_tags, bridge_trust, desired_profile, desired_role, desired_s3_policy, desired_service_account, profile_drift, road_trust,
     role_drift, service_account_drift,
 };
 use crate::plan::planner::Planner;
-use crate::plan::{Action, DeposedRole, Reason, State, TrustStatement};
+use crate::plan::fresh::role_permissions;
+use crate::plan::{Action, DeposedRole, PolicyAttachment, Reason, State, TrustStatement};
 use crate::ports::{InlinePolicy, PodIdentityAssociation, ServiceAccount};
 use crate::spec::{DEFAULT_SERVICE_ACCOUNT, Identity, Tenant, policy_name};
 use crate::tags::{self, Ownership};
@@ -32,6 +35,7 @@ impl Planner<'_> {
         }
         let role_action = self.role(tenant, &want_role, adopt);
         self.s3_policy(tenant, role_action);
+        self.role_permissions(tenant, role_action);
         let arn = want_role.arn.clone();
         let profile_action = self.profile(tenant, &arn, adopt);
 
@@ -247,6 +251,43 @@ impl Planner<'_> {
         };
         let address = Address::tenant(&tenant.namespace, Kind::S3Policy);
         self.push(address, action, reason, live.map(State::S3Policy), Some(State::S3Policy(want)));
+    }
+
+    /// A tenant's role carries exactly the file's permissions, as
+    /// Terraform's `aws_iam_role_policies_exclusive` and
+    /// `..._attachments_exclusive` keep a role: its one S3 policy and the
+    /// managed policies `managedPolicies` lists. Any other inline policy
+    /// (shown with its document) or attachment found on the role is removed;
+    /// a listed policy not attached is attached.
+    fn role_permissions(&mut self, tenant: &Tenant, role_action: Action) {
+        let ns = tenant.namespace.as_str();
+        let role = tenant.role_name.as_str();
+        let attached: BTreeSet<String> = match role_action {
+            // A new role has nothing yet.
+            Action::Create => BTreeSet::new(),
+            _ => {
+                let (extra, attached) = role_permissions(self.observed, role, Some(&tenant.policy_name));
+                for policy in extra {
+                    let address = Address::inline_policy(ns, &policy.policy_name);
+                    self.push(address, Action::Delete, Some(Reason::NotInFile), Some(State::InlinePolicy(policy)), None);
+                }
+                attached.into_iter().collect()
+            }
+        };
+        for arn in attached.iter().filter(|arn| !tenant.managed_policies.contains(arn)) {
+            let state = PolicyAttachment { role_name: role.to_owned(), policy_arn: arn.clone() };
+            self.push(Address::policy_attachment(ns, arn), Action::Delete, Some(Reason::NotInFile), Some(State::PolicyAttachment(state)), None);
+        }
+        for arn in &tenant.managed_policies {
+            let state = PolicyAttachment { role_name: role.to_owned(), policy_arn: arn.clone() };
+            let address = Address::policy_attachment(ns, arn);
+            match (attached.contains(arn), role_action) {
+                // The old role's attachments go with it.
+                (_, Action::Replace) => self.push(address, Action::Create, Some(Reason::RoleReplaced), None, Some(State::PolicyAttachment(state))),
+                (true, _) => self.push(address, Action::NoOp, None, Some(State::PolicyAttachment(state.clone())), Some(State::PolicyAttachment(state))),
+                (false, _) => self.push(address, Action::Create, Some(Reason::Missing), None, Some(State::PolicyAttachment(state))),
+            }
+        }
     }
 
     fn profile(&mut self, tenant: &Tenant, role_arn: &str, adopt: bool) -> Action {
@@ -481,8 +522,10 @@ impl Planner<'_> {
         for role in deposed {
             let document = self.observed.policies.get(&(role.name.clone(), policy.clone()));
             let policy = document.map(|d| InlinePolicy { role_name: role.name.clone(), policy_name: policy.clone(), document: d.clone() });
+            let (other_policies, attached_policies) = role_permissions(self.observed, &role.name, policy.as_ref().map(|p| p.policy_name.as_str()));
             let address = Address::deposed_role(ns, &role.name);
-            self.push(address, Action::Delete, Some(reason.clone()), Some(State::DeposedRole(DeposedRole { role, policy })), None);
+            let deposed = DeposedRole { role, policy, other_policies, attached_policies };
+            self.push(address, Action::Delete, Some(reason.clone()), Some(State::DeposedRole(deposed)), None);
         }
     }
 }

@@ -107,8 +107,10 @@ pub struct Observed {
     pub record: Option<ClusterRecord>,
     /// Roles that exist, by name.
     pub roles: BTreeMap<String, Role>,
-    /// Inline policies that exist, by (role, policy).
+    /// Every inline policy of the roles read, by (role, policy).
     pub policies: BTreeMap<(String, String), PolicyDocument>,
+    /// The managed policies attached to the roles read, by role.
+    pub attachments: BTreeMap<String, BTreeSet<String>>,
     /// Every Profile of the cluster, by name.
     pub profiles: BTreeMap<String, Profile>,
     /// Namespaces read, that exist: those of the tenants without a Profile,
@@ -177,6 +179,7 @@ pub async fn refresh_cluster(
         record,
         roles: BTreeMap::new(),
         policies: BTreeMap::new(),
+        attachments: BTreeMap::new(),
         profiles: BTreeMap::new(),
         namespaces: BTreeMap::new(),
         service_accounts: BTreeMap::new(),
@@ -206,6 +209,7 @@ pub async fn refresh(reads: &ReadSet, ports: Providers<'_>, parallelism: usize, 
     Ok(Observed {
         roles: roles.roles,
         policies: roles.policies,
+        attachments: roles.attachments,
         managed_roles: roles.managed,
         association_count: associations.count,
         associations: associations.described,

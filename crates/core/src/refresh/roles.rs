@@ -1,12 +1,14 @@
 //! The roles and inline policies one refresh needs, read one of two ways:
 //!
 //! - **per role**: ListRoles pages (kfp-tenant's roles are found by the
-//!   description it writes, then GetRole for their tags), then GetRole and
-//!   GetRolePolicy per tenant: about `roles / 1,000 + 2 × tenants` calls,
-//!   each its own port call (retried and paced on its own).
+//!   description it writes, then GetRole for their tags), then per tenant
+//!   GetRole, ListRolePolicies, ListAttachedRolePolicies and GetRolePolicy
+//!   for each inline policy (as Terraform refreshes a role with its
+//!   exclusive policies): about `roles / 1,000 + 4 × tenants` calls, each
+//!   its own port call (retried and paced on its own).
 //! - **bulk**: GetAccountAuthorizationDetails (`Filter=Role`: trust policy,
-//!   tags, path, permissions boundary and inline policies of 1,000 roles a
-//!   page) joined by name with ListRoles (description and maximum session
+//!   tags, path, permissions boundary, inline policies and attached managed
+//!   policies of 1,000 roles a page) joined by name with ListRoles (description and maximum session
 //!   duration, which the first lacks): about `2 × roles / 1,000` calls,
 //!   whatever the number of tenants. A role present in only one of the two
 //!   answers (created or deleted between them) is read per role.
@@ -83,6 +85,10 @@ const PAGE: u64 = 1000;
 /// account and in bulk beyond. Real IAM's page time is not measured here.
 const BULK_PAGE_WEIGHT: u64 = 50;
 
+/// A tenant's role read per role: GetRole, ListRolePolicies,
+/// ListAttachedRolePolicies, and GetRolePolicy for its one inline policy.
+const CALLS_PER_ROLE: u64 = 4;
+
 fn pages(roles: u64) -> u64 {
     roles.div_ceil(PAGE).max(1)
 }
@@ -92,7 +98,7 @@ fn pages(roles: u64) -> u64 {
 pub fn choose(mode: RefreshMode, roles: u64, tenants: u64) -> RefreshMode {
     match mode {
         RefreshMode::Auto => {
-            let per_role = pages(roles) + 2 * tenants;
+            let per_role = pages(roles) + CALLS_PER_ROLE * tenants;
             let bulk = 2 * pages(roles) * BULK_PAGE_WEIGHT;
             if bulk < per_role { RefreshMode::Bulk } else { RefreshMode::PerRole }
         }
@@ -105,7 +111,10 @@ pub fn choose(mode: RefreshMode, roles: u64, tenants: u64) -> RefreshMode {
 pub(super) struct RoleState {
     /// Roles that exist, by the name they were asked for.
     pub roles: BTreeMap<String, Role>,
+    /// Every inline policy of those roles, by (role, policy).
     pub policies: BTreeMap<(String, String), PolicyDocument>,
+    /// The managed policies attached to those roles, by role.
+    pub attachments: BTreeMap<String, BTreeSet<String>>,
     /// The roles tagged as kfp-tenant's for this cluster, by name.
     pub managed: Vec<Role>,
 }
@@ -175,37 +184,57 @@ impl Reader<'_> {
         Ok(state)
     }
 
-    /// GetRole (unless `known` has the role) and GetRolePolicy for each pair.
+    /// For each role of the pairs: GetRole (unless `known` has it), then
+    /// its inline policies (ListRolePolicies, GetRolePolicy each) and its
+    /// attached managed policies (ListAttachedRolePolicies): all of them,
+    /// since a tenant's role carries exactly the file's permissions.
     async fn read_each(&self, reads: &BTreeSet<(String, String)>, known: &BTreeMap<String, Role>) -> Result<RoleState, RefreshError> {
         let (iam, slots, parallelism) = (self.iam, self.slots, self.parallelism);
-        let read = stream::iter(reads.iter().map(|(role_name, policy)| {
+        let names: BTreeSet<&String> = reads.iter().map(|(role, _)| role).collect();
+        let read = stream::iter(names.into_iter().map(|role_name| {
             let known = known.get(role_name).cloned();
-            limited(slots, async move {
+            async move {
                 let role = match known {
                     Some(role) => Some(role),
-                    None => iam.get_role(role_name).await.map_err(reading(format!("IAM role {role_name}")))?,
+                    None => limited(slots, iam.get_role(role_name)).await.map_err(reading(format!("IAM role {role_name}")))?,
                 };
-                let document = match &role {
-                    Some(_) => iam
-                        .get_role_policy(role_name, policy)
+                if role.is_none() {
+                    return Ok::<_, RefreshError>((role_name.clone(), None, Vec::new(), Vec::new()));
+                }
+                let (policy_names, attached) = futures_util::try_join!(
+                    async {
+                        limited(slots, iam.list_role_policies(role_name))
+                            .await
+                            .map_err(reading(format!("the inline policies of IAM role {role_name}")))
+                    },
+                    async {
+                        limited(slots, iam.list_attached_role_policies(role_name))
+                            .await
+                            .map_err(reading(format!("the managed policies attached to IAM role {role_name}")))
+                    },
+                )?;
+                let mut documents = Vec::new();
+                for policy in policy_names {
+                    let document = limited(slots, iam.get_role_policy(role_name, &policy))
                         .await
-                        .map_err(reading(format!("inline policy {policy} of IAM role {role_name}")))?,
-                    None => None,
-                };
-                Ok::<_, RefreshError>((role_name.clone(), policy.clone(), role, document))
-            })
+                        .map_err(reading(format!("inline policy {policy} of IAM role {role_name}")))?;
+                    // Deleted between the listing and the read: gone.
+                    documents.extend(document.map(|d| (policy, d)));
+                }
+                Ok((role_name.clone(), role, documents, attached))
+            }
         }))
         .buffer_unordered(parallelism.max(1))
         .try_collect::<Vec<_>>()
         .await?;
         let mut state = RoleState::default();
-        for (role_name, policy, role, document) in read {
-            if let Some(role) = role {
-                state.roles.insert(role_name.clone(), role);
+        for (role_name, role, documents, attached) in read {
+            let Some(role) = role else { continue };
+            state.roles.insert(role_name.clone(), role);
+            for (policy, document) in documents {
+                state.policies.insert((role_name.clone(), policy), document);
             }
-            if let Some(document) = document {
-                state.policies.insert((role_name, policy), document);
-            }
+            state.attachments.insert(role_name, attached.into_iter().collect());
         }
         Ok(state)
     }
@@ -236,9 +265,10 @@ impl Reader<'_> {
             match (details.get(&key), listings.get(&key)) {
                 (Some(detail), Some(listing)) => {
                     state.roles.insert(role_name.clone(), joined(detail, listing));
-                    if let Some(p) = detail.inline_policies.iter().find(|p| p.policy_name == *policy) {
-                        state.policies.insert((role_name.clone(), policy.clone()), p.document.clone());
+                    for p in &detail.inline_policies {
+                        state.policies.insert((role_name.clone(), p.policy_name.clone()), p.document.clone());
                     }
+                    state.attachments.insert(role_name.clone(), detail.attached_policies.iter().cloned().collect());
                 }
                 (None, None) => {}
                 _ => {
@@ -251,6 +281,7 @@ impl Reader<'_> {
             let reread = self.read_each(&unsettled, &BTreeMap::new()).await?;
             state.roles.extend(reread.roles);
             state.policies.extend(reread.policies);
+            state.attachments.extend(reread.attachments);
         }
         // A managed role that left one of the answers is in `managed` only if
         // its per-role read found it, as ListRoles + GetRole would have.
@@ -287,14 +318,14 @@ mod tests {
     #[test]
     fn auto_reads_few_tenants_one_by_one_and_many_in_bulk() {
         // Up to 1,000 roles: one page each way, 100 weighed calls against
-        // 1 + 2 per tenant.
+        // 1 + 4 per tenant.
         assert_eq!(choose(RefreshMode::Auto, 900, 1), RefreshMode::PerRole);
-        assert_eq!(choose(RefreshMode::Auto, 900, 49), RefreshMode::PerRole);
-        assert_eq!(choose(RefreshMode::Auto, 900, 50), RefreshMode::Bulk);
+        assert_eq!(choose(RefreshMode::Auto, 900, 24), RefreshMode::PerRole);
+        assert_eq!(choose(RefreshMode::Auto, 900, 25), RefreshMode::Bulk);
         assert_eq!(choose(RefreshMode::Auto, 2_000, 2_000), RefreshMode::Bulk);
-        // 5,000 roles are 5 pages each way: 500 weighed calls against 5 + 2 per tenant.
-        assert_eq!(choose(RefreshMode::Auto, 5_000, 300), RefreshMode::Bulk);
-        assert_eq!(choose(RefreshMode::Auto, 5_000, 200), RefreshMode::PerRole);
+        // 5,000 roles are 5 pages each way: 500 weighed calls against 5 + 4 per tenant.
+        assert_eq!(choose(RefreshMode::Auto, 5_000, 124), RefreshMode::Bulk);
+        assert_eq!(choose(RefreshMode::Auto, 5_000, 123), RefreshMode::PerRole);
         assert_eq!(choose(RefreshMode::PerRole, 2_000, 2_000), RefreshMode::PerRole);
         assert_eq!(choose(RefreshMode::Bulk, 10, 1), RefreshMode::Bulk);
     }

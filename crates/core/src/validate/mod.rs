@@ -58,6 +58,8 @@ pub const MAX_POLICY_NAME: usize = 128;
 pub const MAX_ROLE_PATH: usize = 512;
 pub const MAX_INLINE_POLICIES: usize = 10_240;
 pub const MAX_TAGS: usize = 50;
+/// Managed policies attached to one role: 10 unless the quota was raised, 20 at most.
+pub const MAX_MANAGED_POLICIES: usize = 20;
 /// Cognito's `UserPoolId`: `[\w-]+_[0-9a-zA-Z]+`, at most 55 characters.
 pub const MAX_USER_POOL_ID: usize = 55;
 /// S3 object keys, and so prefixes, are at most 1,024 bytes.
@@ -116,6 +118,9 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
     v.tags("defaults.tags", &d.tags);
     if let Some(arn) = &d.permissions_boundary {
         v.boundary("defaults.permissionsBoundary", arn);
+    }
+    if let Some(arns) = &d.managed_policies {
+        v.managed_policies("defaults.managedPolicies", arns);
     }
     if let Some(secs) = d.max_session_duration {
         v.session("defaults.maxSessionDuration", secs);
@@ -237,6 +242,15 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
         if let Some(arn) = &t.permissions_boundary {
             v.boundary(&at("permissionsBoundary"), arn);
         }
+        let mut managed_policies = match &t.managed_policies {
+            Some(arns) => {
+                v.managed_policies(&at("managedPolicies"), arns);
+                arns.clone()
+            }
+            None => d.managed_policies.clone().unwrap_or_default(),
+        };
+        managed_policies.sort();
+        managed_policies.dedup();
         if let Some(secs) = t.max_session_duration {
             v.session(&at("maxSessionDuration"), secs);
         }
@@ -283,6 +297,7 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
             s3_access,
             resource_quota: t.resource_quota.clone(),
             tags,
+            managed_policies,
             permissions_boundary: t.permissions_boundary.clone().or_else(|| d.permissions_boundary.clone()),
             max_session_duration: t.max_session_duration.or(d.max_session_duration),
         });
@@ -607,6 +622,33 @@ impl Validator {
             && arn.split(':').nth(5).is_some_and(|r| r.starts_with("policy/"));
         if !ok {
             self.problem(field, format!("{} is not an IAM policy ARN", shown(arn)), "use arn:<partition>:iam::<account>:policy/<name>");
+        }
+    }
+
+    /// Managed policies to attach: each an IAM policy ARN (an AWS managed
+    /// one, `arn:aws:iam::aws:policy/...`, or an account's), no more than
+    /// IAM allows on one role.
+    fn managed_policies(&mut self, field: &str, arns: &[String]) {
+        if arns.len() > MAX_MANAGED_POLICIES {
+            self.problem(
+                field,
+                format!("{} managed policies are over IAM's {MAX_MANAGED_POLICIES} per role (10 unless the quota was raised)", arns.len()),
+                "attach fewer, or combine them into one customer managed policy",
+            );
+        }
+        for (i, arn) in arns.iter().enumerate() {
+            let parts: Vec<&str> = arn.splitn(6, ':').collect();
+            let ok = matches!(parts.as_slice(), ["arn", partition, "iam", "", account, resource]
+                if !partition.is_empty()
+                    && (*account == "aws" || (account.len() == 12 && account.chars().all(|c| c.is_ascii_digit())))
+                    && resource.strip_prefix("policy/").is_some_and(|name| !name.is_empty() && !name.ends_with('/') && name.chars().all(|c| is_iam_name_char(c) || c == '/')));
+            if !ok {
+                self.problem(
+                    format!("{field}[{i}]"),
+                    format!("{} is not an IAM managed policy ARN", shown(arn)),
+                    "use arn:<partition>:iam::<account>:policy/<path><name>, or arn:aws:iam::aws:policy/<name> for an AWS managed policy",
+                );
+            }
         }
     }
 
