@@ -276,6 +276,12 @@ async fn bulk_and_per_role_refresh_plan_the_same_on_moto() {
         .await
         .unwrap();
     iam.delete_role_policy().role_name("b-three-bulk-moto-role").policy_name("kf-b-three-pipeline-s3").send().await.unwrap();
+    // Permissions the file does not give: an inline policy and a managed one.
+    let everything = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+    iam.put_role_policy().role_name("b-one-bulk-moto-role").policy_name("by-hand").policy_document(everything).send().await.unwrap();
+    let by_hand = iam.create_policy().policy_name("bulk-moto-by-hand").policy_document(everything).send().await.unwrap();
+    let by_hand = by_hand.policy.and_then(|p| p.arn).unwrap();
+    iam.attach_role_policy().role_name("b-three-bulk-moto-role").policy_arn(&by_hand).send().await.unwrap();
 
     aws.counter().reset();
     let per_role = plan::plan(&desired, &observe(RefreshMode::PerRole).await, PlanOptions::default()).unwrap();
@@ -284,13 +290,19 @@ async fn bulk_and_per_role_refresh_plan_the_same_on_moto() {
     let calls = aws.counter().calls();
     assert_eq!(bulk, per_role);
     let changed: Vec<_> = bulk.changes.iter().filter(|c| c.action != Action::NoOp).map(|c| c.address.to_string()).collect();
-    assert_eq!(changed.len(), 3, "{changed:?}");
+    assert_eq!(changed.len(), 5, "{changed:?}");
+    assert!(changed.contains(&r#"tenant["b-one"].inline_policy["by-hand"]"#.to_owned()), "{changed:?}");
+    assert!(changed.contains(&format!(r#"tenant["b-three"].policy_attachment["{by_hand}"]"#)), "{changed:?}");
     assert_eq!((calls.get("GetRole"), calls.get("GetRolePolicy")), (None, None), "bulk reads no role one by one: {calls:?}");
     assert!(calls["GetAccountAuthorizationDetails"] >= 1 && calls["ListRoles"] >= 1, "{calls:?}");
 
+    // Destroy takes them with the roles (IAM refuses to delete a role with policies).
     let destroy = plan::plan_destroy(&desired, &observe(RefreshMode::Bulk).await).unwrap();
     assert_eq!(destroy, plan::plan_destroy(&desired, &observe(RefreshMode::PerRole).await).unwrap());
-    assert!(apply::apply(&destroy, providers, &ApplyOptions::default(), &Quiet).await.is_success());
+    let report = apply::apply(&destroy, providers, &ApplyOptions::default(), &Quiet).await;
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(aws.get_role("b-one-bulk-moto-role").await.unwrap(), None);
+    assert_eq!(aws.get_role("b-three-bulk-moto-role").await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -377,10 +389,11 @@ async fn engine_life_cycle_on_moto() {
     assert!(!again.has_changes(), "{:?}", again.changes.iter().filter(|c| c.action != Action::NoOp).collect::<Vec<_>>());
     let noop_calls = aws.counter().calls();
     assert_eq!(writes(&noop_calls), 0, "{noop_calls:?}");
-    assert_eq!((noop_calls["GetRole"], noop_calls["GetRolePolicy"]), (2, 2), "2 IAM reads per tenant: {noop_calls:?}");
+    assert_eq!((noop_calls["GetRole"], noop_calls["GetRolePolicy"]), (2, 2), "{noop_calls:?}");
+    assert_eq!((noop_calls["ListRolePolicies"], noop_calls["ListAttachedRolePolicies"]), (2, 2), "4 IAM reads per tenant: {noop_calls:?}");
     assert_eq!(
         noop_calls.values().sum::<u64>(),
-        2 * 2 + 4,
+        2 * 4 + 4,
         "plus GetCallerIdentity, DescribeCluster, ListOpenIDConnectProviders, and ListRoles to find kfp-tenant's roles: {noop_calls:?}"
     );
     eprintln!("calls for a no-op plan of 2 tenants: {noop_calls:?}");

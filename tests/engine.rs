@@ -176,7 +176,8 @@ async fn a_tenant_role_carries_exactly_the_files_permissions() {
     let mut file = two_tenants();
     applied(&world, &desired(&file)).await;
     let role = "team-a-kf-prod-role";
-    let everything = PolicyDocument::new(json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}));
+    let everything =
+        PolicyDocument::new(json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}));
     world.iam.insert_policy(role, "extra", everything);
     world.iam.insert_attachment(role, "arn:aws:iam::aws:policy/AdministratorAccess");
     let expected = [

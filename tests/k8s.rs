@@ -185,11 +185,28 @@ async fn drift_in_owner_plugin_and_quota_is_planned(backend: Backend) {
     assert_eq!(
         changes,
         [
-            (format!("tenant[{:?}].profile", names[0]), Action::Replace),
+            // The namespace still names the file's owner: a patch converges, nothing is deleted.
+            (format!("tenant[{:?}].profile", names[0]), Action::Update),
             (format!("tenant[{:?}].profile", names[1]), Action::Update),
             (format!("tenant[{:?}].profile", names[2]), Action::Update),
         ]
     );
+    let report = kfp_tenant_core::apply::apply(&drift, providers, &options, &kfp_tenant_core::apply::Quiet).await;
+    assert!(report.is_success(), "{report:?}");
+    assert!(
+        !plan::plan(&desired, &refresh(&reads, providers, 10, RefreshMode::Auto).await.unwrap(), PlanOptions::default())
+            .unwrap()
+            .has_changes()
+    );
+
+    // The namespace itself names someone else: only a replacement (which
+    // deletes the namespace) would converge, and the plan refuses it unnamed.
+    kube.edit_object("namespaces", "", &names[0], |n| n["metadata"]["annotations"]["owner"] = json!("mallory@example.com")).await;
+    kube.edit_object("profiles", "", &names[0], |p| p["spec"]["owner"]["name"] = json!("mallory@example.com")).await;
+    let refused =
+        plan::plan(&desired, &refresh(&reads, providers, 10, RefreshMode::Auto).await.unwrap(), PlanOptions::default()).unwrap_err();
+    let refused = refused.to_string();
+    assert!(refused.contains("owner annotation names mallory@example.com") && refused.contains("--replace"), "{refused}");
     for name in &names {
         provider.delete_profile(name, WAIT).await.unwrap();
     }

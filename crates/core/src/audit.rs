@@ -397,8 +397,7 @@ pub fn audit(cluster: &ClusterContext, desired: &Desired, inventory: &Inventory)
             Some(ns) => {
                 let own = crate::spec::policy_name(ns);
                 let listed = desired.tenants.iter().find(|t| &t.namespace == ns).map(|t| t.managed_policies.as_slice()).unwrap_or_default();
-                let inline: Vec<String> =
-                    role.inline_policies.iter().map(|p| p.policy_name.clone()).filter(|name| *name != own).collect();
+                let inline: Vec<String> = role.inline_policies.iter().map(|p| p.policy_name.clone()).filter(|name| *name != own).collect();
                 let attached: Vec<String> = role.attached_policies.iter().filter(|arn| !listed.contains(arn)).cloned().collect();
                 if !inline.is_empty() || !attached.is_empty() {
                     findings.insert(Finding::ExtraPermissions { inline, attached });
@@ -520,15 +519,13 @@ mod tests {
                 namespaces: ["team-a", "team-b"].map(str::to_owned).into(),
                 service_accounts: [("team-b".to_owned(), "default-editor".to_owned())].into(),
             };
-            audit(&cluster(), &team_a(), &inventory)
-                .roles
-                .iter()
-                .flat_map(|r| r.findings.iter().map(|f| f.message()))
-                .collect::<Vec<_>>()
+            audit(&cluster(), &team_a(), &inventory).roles.iter().flat_map(|r| r.findings.iter().map(|f| f.message())).collect::<Vec<_>>()
         };
         assert_eq!(
             kinds(vec![ours]),
-            ["carries permissions the tenants file does not give (inline policies extra; managed policies arn:aws:iam::aws:policy/ReadOnlyAccess): kfp-tenant apply removes them"]
+            [
+                "carries permissions the tenants file does not give (inline policies extra; managed policies arn:aws:iam::aws:policy/ReadOnlyAccess): kfp-tenant apply removes them"
+            ]
         );
         let on_bucket = |resource: &str| policy("p", json!({"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": resource}));
         // The cluster's bucket is "b".
@@ -538,7 +535,10 @@ mod tests {
         let denied = policy("d", json!({"Effect": "Deny", "Action": "s3:*", "Resource": "*"}));
         assert!(kinds(vec![theirs(vec![denied], vec![])]).is_empty());
         let wide = kinds(vec![theirs(vec![], vec!["arn:aws:iam::aws:policy/AmazonS3FullAccess".into()])]);
-        assert!(wide[0].starts_with("managed policy arn:aws:iam::aws:policy/AmazonS3FullAccess lets it reach the pipelines bucket"), "{wide:?}");
+        assert!(
+            wide[0].starts_with("managed policy arn:aws:iam::aws:policy/AmazonS3FullAccess lets it reach the pipelines bucket"),
+            "{wide:?}"
+        );
     }
 
     #[test]

@@ -75,9 +75,11 @@ fn current(change: &ResourceChange, observed: &Observed) -> Option<State> {
         State::InlinePolicy(p) => observed.policies.get(&(p.role_name.clone(), p.policy_name.clone())).map(|d| {
             State::InlinePolicy(InlinePolicy { role_name: p.role_name.clone(), policy_name: p.policy_name.clone(), document: d.clone() })
         }),
-        State::PolicyAttachment(a) => {
-            observed.attachments.get(&a.role_name).is_some_and(|arns| arns.contains(&a.policy_arn)).then(|| State::PolicyAttachment(a.clone()))
-        }
+        State::PolicyAttachment(a) => observed
+            .attachments
+            .get(&a.role_name)
+            .is_some_and(|arns| arns.contains(&a.policy_arn))
+            .then(|| State::PolicyAttachment(a.clone())),
         State::Profile(p) => observed.profiles.get(&p.name).cloned().map(State::Profile),
         State::ServiceAccount(sa) => {
             observed.service_accounts.get(&(sa.namespace.clone(), sa.name.clone())).cloned().map(State::ServiceAccount)
@@ -100,7 +102,8 @@ fn current(change: &ResourceChange, observed: &Observed) -> Option<State> {
                 let document = observed.policies.get(&(p.role_name.clone(), p.policy_name.clone()))?;
                 Some(InlinePolicy { role_name: p.role_name.clone(), policy_name: p.policy_name.clone(), document: document.clone() })
             });
-            let (other_policies, attached_policies) = role_permissions(observed, &role.name, d.policy.as_ref().map(|p| p.policy_name.as_str()));
+            let (other_policies, attached_policies) =
+                role_permissions(observed, &role.name, d.policy.as_ref().map(|p| p.policy_name.as_str()));
             State::DeposedRole(DeposedRole { role: role.clone(), policy, other_policies, attached_policies })
         }),
     }

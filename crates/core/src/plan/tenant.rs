@@ -9,8 +9,8 @@ use crate::plan::desired::{
     association_tags, bridge_trust, desired_profile, desired_role, desired_s3_policy, desired_service_account, profile_drift, road_trust,
     role_drift, service_account_drift,
 };
-use crate::plan::planner::Planner;
 use crate::plan::fresh::role_permissions;
+use crate::plan::planner::Planner;
 use crate::plan::{Action, DeposedRole, PolicyAttachment, Reason, State, TrustStatement};
 use crate::ports::{InlinePolicy, PodIdentityAssociation, ServiceAccount};
 use crate::spec::{DEFAULT_SERVICE_ACCOUNT, Identity, Tenant, policy_name};
@@ -276,15 +276,29 @@ impl Planner<'_> {
         };
         for arn in attached.iter().filter(|arn| !tenant.managed_policies.contains(arn)) {
             let state = PolicyAttachment { role_name: role.to_owned(), policy_arn: arn.clone() };
-            self.push(Address::policy_attachment(ns, arn), Action::Delete, Some(Reason::NotInFile), Some(State::PolicyAttachment(state)), None);
+            self.push(
+                Address::policy_attachment(ns, arn),
+                Action::Delete,
+                Some(Reason::NotInFile),
+                Some(State::PolicyAttachment(state)),
+                None,
+            );
         }
         for arn in &tenant.managed_policies {
             let state = PolicyAttachment { role_name: role.to_owned(), policy_arn: arn.clone() };
             let address = Address::policy_attachment(ns, arn);
             match (attached.contains(arn), role_action) {
                 // The old role's attachments go with it.
-                (_, Action::Replace) => self.push(address, Action::Create, Some(Reason::RoleReplaced), None, Some(State::PolicyAttachment(state))),
-                (true, _) => self.push(address, Action::NoOp, None, Some(State::PolicyAttachment(state.clone())), Some(State::PolicyAttachment(state))),
+                (_, Action::Replace) => {
+                    self.push(address, Action::Create, Some(Reason::RoleReplaced), None, Some(State::PolicyAttachment(state)))
+                }
+                (true, _) => self.push(
+                    address,
+                    Action::NoOp,
+                    None,
+                    Some(State::PolicyAttachment(state.clone())),
+                    Some(State::PolicyAttachment(state)),
+                ),
                 (false, _) => self.push(address, Action::Create, Some(Reason::Missing), None, Some(State::PolicyAttachment(state))),
             }
         }
@@ -522,7 +536,8 @@ impl Planner<'_> {
         for role in deposed {
             let document = self.observed.policies.get(&(role.name.clone(), policy.clone()));
             let policy = document.map(|d| InlinePolicy { role_name: role.name.clone(), policy_name: policy.clone(), document: d.clone() });
-            let (other_policies, attached_policies) = role_permissions(self.observed, &role.name, policy.as_ref().map(|p| p.policy_name.as_str()));
+            let (other_policies, attached_policies) =
+                role_permissions(self.observed, &role.name, policy.as_ref().map(|p| p.policy_name.as_str()));
             let address = Address::deposed_role(ns, &role.name);
             let deposed = DeposedRole { role, policy, other_policies, attached_policies };
             self.push(address, Action::Delete, Some(reason.clone()), Some(State::DeposedRole(deposed)), None);
