@@ -1,12 +1,15 @@
 //! AWS answers in core's terms: SDK errors sorted into [`ErrorKind`]s with
 //! the service's message, and IAM's URL-encoded policy documents decoded.
 
-use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use kfp_tenant_core::policy::PolicyDocument;
 use kfp_tenant_core::ports::{ErrorKind, ProviderError, ProviderResult, error_chain};
 
-/// Sorts an SDK error into core's kinds, keeping the service's message.
+/// Sorts an SDK error into core's kinds, keeping the service's words: its
+/// code and message, or, for an answer the SDK could not parse (a proxy's
+/// page, an emulator's other wrapper), the HTTP status and what the body
+/// says. Never the SDK's `Debug` output.
 pub fn provider_error<E>(operation: &str, target: &str, err: SdkError<E, HttpResponse>) -> ProviderError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -14,9 +17,10 @@ where
     let (kind, message) = match &err {
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
-            let code = service.err().code().unwrap_or_default();
-            let message = service.err().message().map(str::to_owned).unwrap_or_else(|| DisplayErrorContext(&err).to_string());
-            (kind_of(code, status), format!("{message} ({code})"))
+            let body = service.raw().body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
+            let (code, message) = service_words(service.err().code(), service.err().message(), status, &body);
+            let text = if code.is_empty() { message } else { format!("{message} ({code})") };
+            (kind_of(&code, status), text)
         }
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             let text = error_chain(&err);
@@ -29,9 +33,38 @@ where
                 (ErrorKind::Transient, format!("{text}; is AWS reachable? check the network, the region and AWS_ENDPOINT_URL"))
             }
         }
-        _ => (ErrorKind::Other, DisplayErrorContext(&err).to_string()),
+        _ => (ErrorKind::Other, error_chain(&err)),
     };
     ProviderError::new(kind, operation, target, message)
+}
+
+/// The code and message of a refusal: the SDK's when it parsed them, else
+/// from the body (XML `<Code>`/`<Message>` in any wrapper, JSON `message`
+/// and `__type`/`code`), else `HTTP <status>: <the body's first line>`.
+fn service_words(code: Option<&str>, message: Option<&str>, status: u16, body: &str) -> (String, String) {
+    let xml = |tag: &str| {
+        let start = body.find(&format!("<{tag}>"))? + tag.len() + 2;
+        let end = body[start..].find(&format!("</{tag}>"))?;
+        Some(body[start..start + end].trim().to_owned()).filter(|s| !s.is_empty())
+    };
+    let json: Option<serde_json::Value> = serde_json::from_str(body).ok();
+    let json_field = |keys: &[&str]| {
+        let object = json.as_ref()?.as_object()?;
+        keys.iter().find_map(|k| object.get(*k)?.as_str().map(str::to_owned))
+    };
+    let code = code
+        .map(str::to_owned)
+        .or_else(|| xml("Code"))
+        .or_else(|| json_field(&["__type", "code", "Code"]).map(|t| t.rsplit('#').next().unwrap_or_default().to_owned()))
+        .unwrap_or_default();
+    let message =
+        message.map(str::to_owned).or_else(|| xml("Message")).or_else(|| json_field(&["message", "Message"])).unwrap_or_else(|| {
+            // An HTML page says what it is in its title.
+            let first =
+                xml("title").unwrap_or_else(|| body.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("(no body)").to_owned());
+            format!("HTTP {status}: {first}")
+        });
+    (code, message)
 }
 
 /// The kind of an AWS error code (IAM, EKS, STS and Cognito codes share one space here).
@@ -95,6 +128,43 @@ mod tests {
         ];
         for (code, status, kind) in cases {
             assert_eq!(kind_of(code, status), kind, "{code}");
+        }
+    }
+
+    /// A refusal is one line in the service's words, whatever wrapper it
+    /// came in; never the SDK's Debug output.
+    #[test]
+    fn refusals_the_sdk_cannot_parse_are_one_line_in_the_services_words() {
+        use aws_sdk_iam::operation::create_role::CreateRoleError;
+        use aws_smithy_types::body::SdkBody;
+        use aws_smithy_types::error::ErrorMetadata;
+        let refuse = |status: u16, body: &'static str| {
+            let raw = HttpResponse::new(status.try_into().unwrap(), SdkBody::from(body));
+            let err: SdkError<CreateRoleError, HttpResponse> =
+                SdkError::service_error(CreateRoleError::generic(ErrorMetadata::builder().build()), raw);
+            provider_error("CreateRole", "role team-a", err)
+        };
+        // moto's denial under enforcement: an <Errors> wrapper.
+        let denied = refuse(
+            403,
+            "<ErrorResponse><Errors><Error><Code>AccessDenied</Code><Message>User: arn:aws:iam::123456789012:user/x is not authorized to perform: iam:CreateRole</Message></Error></Errors></ErrorResponse>",
+        );
+        assert_eq!(denied.kind, ErrorKind::AccessDenied);
+        assert_eq!(
+            denied.to_string(),
+            "CreateRole role team-a: User: arn:aws:iam::123456789012:user/x is not authorized to perform: iam:CreateRole (AccessDenied)"
+        );
+        // A JSON service (EKS) without the SDK's shape.
+        let eks = refuse(404, r#"{"__type":"com.amazon.coral#ResourceNotFoundException","message":"No cluster found"}"#);
+        assert_eq!((eks.kind, eks.message.as_str()), (ErrorKind::NotFound, "No cluster found (ResourceNotFoundException)"));
+        // A proxy's page.
+        let page = refuse(502, "\n<html>\n<head><title>502 Bad Gateway</title></head>\n</html>");
+        assert_eq!((page.kind, page.message.as_str()), (ErrorKind::Transient, "HTTP 502: 502 Bad Gateway"));
+        let text = refuse(404, "\n  no such route\nat all");
+        assert_eq!((text.kind, text.message.as_str()), (ErrorKind::Other, "HTTP 404: no such route"));
+        for e in [denied, eks, page] {
+            let text = e.to_string();
+            assert!(!text.contains('\n') && !text.contains("SdkBody") && !text.contains("Error {"), "{text}");
         }
     }
 

@@ -445,6 +445,26 @@ fn cases() -> Vec<Case> {
             &["tenants[0].resourceQuota.hard.cpus", "not a resource a ResourceQuota can limit", "requests.cpu"],
         ),
         c(
+            "managed policy by name instead of ARN",
+            "tenants:\n  - namespace: team-a\n    owner: a@example.com\n    managedPolicies: [AdministratorAccess]\n",
+            &["apply", "--auto-approve"],
+            Offline,
+            Nothing,
+            &[
+                "tenants[0].managedPolicies[0]",
+                "\"AdministratorAccess\" is not an IAM managed policy ARN",
+                "arn:aws:iam::aws:policy/<name>",
+            ],
+        ),
+        c(
+            "EKS without the Pod Identity API",
+            "tenants:\n  - namespace: team-a\n    owner: alice@example.com\n    identity: podIdentity\n",
+            &["plan"],
+            Emulators,
+            Nothing,
+            &["the EKS Pod Identity associations of cluster catalogue", "ListPodIdentityAssociations", "HTTP 404"],
+        ),
+        c(
             "misspelt identity",
             "defaults: {identity: podIdentity}\ntenants:\n  - namespace: team-a\n    owner: alice@example.com\n    identity: pod-identity\n",
             &["plan"],
@@ -568,6 +588,9 @@ async fn every_bad_input_exits_1_naming_the_field_and_the_fix_without_writing() 
         if code != 1 {
             problems.push(format!("exit {code}"));
         }
+        if stderr.contains("SdkBody") || stderr.contains("Error {") || stderr.contains("raw: Response") {
+            problems.push("a Debug dump in the error".to_owned());
+        }
         if stderr.lines().filter(|l| l.starts_with("Error:")).count() != 1
             || stderr.lines().any(|l| l.contains(" ERROR ") || l.contains(" WARN "))
         {
@@ -647,6 +670,7 @@ const SCHEMA_EXPRESSIBLE: &[&str] = &[
     "prefix with a zero-width space",
     "quota that is not a quantity",
     "quota of a resource no quota limits",
+    "managed policy by name instead of ARN",
 ];
 
 /// `kfp-tenant schema`, as editors load it.

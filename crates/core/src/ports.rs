@@ -343,10 +343,23 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 impl ProviderError {
+    /// The message is kept to one line (an error is one line of the
+    /// service's words): runs of white space with a line break become one
+    /// space, and a message over 500 characters is cut.
     pub fn new(kind: ErrorKind, operation: impl Into<String>, target: impl Into<String>, message: impl Into<String>) -> Self {
-        ProviderError { kind, operation: operation.into(), target: target.into(), message: message.into() }
+        let mut message: String = message.into();
+        if message.contains(['\n', '\r']) {
+            message = message.split(['\n', '\r']).map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+        }
+        if message.chars().count() > MAX_MESSAGE {
+            message = format!("{}...", message.chars().take(MAX_MESSAGE).collect::<String>());
+        }
+        ProviderError { kind, operation: operation.into(), target: target.into(), message }
     }
 }
+
+/// The longest provider message kept whole.
+const MAX_MESSAGE: usize = 500;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

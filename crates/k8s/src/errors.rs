@@ -3,7 +3,12 @@
 
 use kfp_tenant_core::ports::{ErrorKind, ProviderError, error_chain};
 
-/// Sorts a kube error into core's kinds.
+/// The reason kube gives an answer that was not a Kubernetes `Status`.
+const UNPARSED: &str = "Failed to parse error data";
+
+/// Sorts a kube error into core's kinds, in one line: the API server's
+/// message and reason, or the HTTP status and the first line of a body that
+/// was not a `Status`.
 pub fn provider_error(operation: &str, target: &str, err: kube::Error) -> ProviderError {
     let kind = match &err {
         kube::Error::Api(s) if s.is_not_found() => ErrorKind::NotFound,
@@ -17,6 +22,11 @@ pub fn provider_error(operation: &str, target: &str, err: kube::Error) -> Provid
         _ => ErrorKind::Other,
     };
     let message = match &err {
+        // Not a Status (a proxy's or a load balancer's page): the status and the body's first line.
+        kube::Error::Api(s) if s.reason == UNPARSED => {
+            let first = s.message.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("(no body)");
+            format!("HTTP {}: {first}", s.code)
+        }
         kube::Error::Api(s) => format!("{} ({})", s.message, s.reason),
         other if kind == ErrorKind::Transient => {
             format!("{}; is the Kubernetes API reachable? check --kubeconfig, --context or KUBECONFIG", error_chain(other))
@@ -24,4 +34,21 @@ pub fn provider_error(operation: &str, target: &str, err: kube::Error) -> Provid
         other => error_chain(other),
     };
     ProviderError::new(kind, operation, target, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_is_one_line() {
+        let page = kube::core::Status::failure("<html>\n<head><title>502 Bad Gateway</title></head>\n</html>", UNPARSED).with_code(502);
+        let e = provider_error("PATCH", "profiles team-a", kube::Error::Api(page.boxed()));
+        assert_eq!((e.kind, e.to_string().as_str()), (ErrorKind::Transient, "PATCH profiles team-a: HTTP 502: <html>"));
+        let denied = kube::core::Status::failure("profiles.kubeflow.org \"team-a\" is forbidden: User \"ci\" cannot patch", "Forbidden")
+            .with_code(403);
+        let e = provider_error("PATCH", "profiles team-a", kube::Error::Api(denied.boxed()));
+        assert_eq!(e.kind, ErrorKind::AccessDenied);
+        assert_eq!(e.message, "profiles.kubeflow.org \"team-a\" is forbidden: User \"ci\" cannot patch (Forbidden)");
+    }
 }
