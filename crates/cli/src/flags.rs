@@ -285,11 +285,12 @@ pub struct RenderArgs {
     /// Fill in the cluster's OIDC issuer URL instead of ${OIDC_URL}.
     #[arg(long)]
     pub oidc_issuer: Option<String>,
-    /// Write a directory for GitOps and IAM review instead of one stream:
-    /// <namespace>.yaml per tenant (for kubectl apply -f DIR), iam/<namespace>/
-    /// (trust-policy.json, inline-policy.json) and SUMMARY.md. Files kfp-tenant
-    /// did not write there are left alone; its own are replaced, and those of
-    /// tenants no longer in the file removed.
+    /// Write a directory for GitOps and IAM review instead of one stream
+    /// (needs --account-id): <namespace>.yaml per tenant (for kubectl apply
+    /// -f DIR), iam/<namespace>/ (trust-policy.json, inline-policy.json) and
+    /// SUMMARY.md. A file of the same name that kfp-tenant did not write
+    /// stops the render before anything is written; its own are replaced,
+    /// and those of tenants no longer in the file removed.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }

@@ -68,6 +68,21 @@ pub fn completions(shell: clap_complete::Shell) -> Result<ExitCode> {
 
 pub fn render(args: &RenderArgs) -> Result<ExitCode> {
     let desired = args.tenants.desired()?;
+    if let Some(account) = &args.account_id
+        && !(account.len() == 12 && account.chars().all(|c| c.is_ascii_digit()))
+    {
+        anyhow::bail!(
+            "--account-id {account:?} is not an AWS account id (12 digits; aws sts get-caller-identity --query Account --output text)"
+        );
+    }
+    // Files are applied as they are (kubectl apply -f DIR, a GitOps tool):
+    // a Profile naming arn:aws:iam::${AWS_ACCOUNT_ID}:... would be taken
+    // silently and name no role.
+    if args.out.is_some() && args.account_id.is_none() {
+        anyhow::bail!(
+            "render --out writes manifests that are applied as they are, and their Profiles name each role's ARN: give --account-id (aws sts get-caller-identity --query Account --output text); the stream without --out keeps ${{AWS_ACCOUNT_ID}} for review"
+        );
+    }
     let partition = kfp_tenant_core::validate::partition_of_region(&desired.cluster.region);
     let account = args.account_id.clone().unwrap_or_else(|| "${AWS_ACCOUNT_ID}".to_owned());
     let cluster = ClusterContext {
@@ -129,6 +144,7 @@ fn render_stream(desired: &Desired, cluster: &ClusterContext) -> Result<ExitCode
 /// (not read by a non-recursive `-f`), and a summary.
 fn render_dir(desired: &Desired, cluster: &ClusterContext, dir: &std::path::Path) -> Result<ExitCode> {
     use anyhow::Context;
+    refuse_foreign_files(dir, desired)?;
     let write = |path: std::path::PathBuf, text: String| -> Result<()> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
@@ -185,6 +201,45 @@ fn render_dir(desired: &Desired, cluster: &ClusterContext, dir: &std::path::Path
     Ok(ExitCode::SUCCESS)
 }
 
+/// Whether `<dir>/<ns>.yaml` is a manifest kfp-tenant wrote (its header).
+fn our_manifest(dir: &std::path::Path, ns: &str) -> bool {
+    std::fs::read_to_string(dir.join(format!("{ns}.yaml"))).is_ok_and(|t| t.starts_with(&format!("# tenant {ns}: ")))
+}
+
+/// Before anything is written: a file of the same name that kfp-tenant did
+/// not write is never overwritten. Its manifests carry a header; the policy
+/// files of a tenant are its when the tenant's manifest is; SUMMARY.md
+/// starts with its title.
+fn refuse_foreign_files(dir: &std::path::Path, desired: &Desired) -> Result<()> {
+    let mut foreign = Vec::new();
+    for tenant in &desired.tenants {
+        let ns = &tenant.namespace;
+        let manifest = dir.join(format!("{ns}.yaml"));
+        let ours = our_manifest(dir, ns);
+        if manifest.exists() && !ours {
+            foreign.push(manifest);
+        }
+        for file in ["trust-policy.json", "inline-policy.json"] {
+            let path = dir.join("iam").join(ns).join(file);
+            if path.exists() && !ours {
+                foreign.push(path);
+            }
+        }
+    }
+    let summary = dir.join("SUMMARY.md");
+    if summary.exists() && !std::fs::read_to_string(&summary).is_ok_and(|t| t.starts_with("# kfp-tenant render:")) {
+        foreign.push(summary);
+    }
+    if !foreign.is_empty() {
+        let names: Vec<String> = foreign.iter().map(|p| p.display().to_string()).collect();
+        anyhow::bail!(
+            "render --out would overwrite files kfp-tenant did not write: {}; nothing was written. Move them, or render into another directory",
+            names.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// What an earlier render wrote for tenants the file no longer has: left
 /// there, a GitOps tool would keep applying a removed tenant's Profile. Only
 /// kfp-tenant's own files go: a manifest that starts with its header, and
@@ -196,8 +251,7 @@ fn remove_stale(dir: &std::path::Path, desired: &Desired) -> Result<()> {
     for entry in entries.flatten() {
         let path = entry.path();
         let Some(ns) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".yaml")) else { continue };
-        let ours = std::fs::read_to_string(&path).is_ok_and(|t| t.starts_with(&format!("# tenant {ns}: ")));
-        if !ours || current.contains(ns) {
+        if !our_manifest(dir, ns) || current.contains(ns) {
             continue;
         }
         std::fs::remove_file(&path)?;

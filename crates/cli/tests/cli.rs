@@ -471,11 +471,35 @@ async fn a_rendered_directory_is_what_kubectl_applies(backend: kfp_tenant_testki
     std::fs::create_dir_all(out.join("iam/someone-else")).unwrap();
     std::fs::write(out.join("iam/someone-else/trust-policy.json"), "{}").unwrap();
     file(false);
-    let again = kfp_with(&["render", "-f", path(&tenants), "--out", path(&out)], kube.kubeconfig());
+    let render_to =
+        |dir: &Path| kfp_with(&["render", "-f", path(&tenants), "--account-id", "123456789012", "--out", path(dir)], kube.kubeconfig());
+    let again = render_to(&out);
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert!(!out.join(format!("{b}.yaml")).exists() && !out.join(format!("iam/{b}")).exists());
     assert!(out.join(format!("{a}.yaml")).is_file() && out.join("NOTES.txt").is_file());
     assert!(out.join("iam/someone-else/trust-policy.json").is_file());
+
+    // Without the account id the Profiles would name arn:aws:iam::${AWS_ACCOUNT_ID}:...,
+    // which kubectl applies silently: refused, nothing written.
+    let fresh = dir.join("no-account");
+    let placeholder = kfp_with(&["render", "-f", path(&tenants), "--out", path(&fresh)], kube.kubeconfig());
+    assert_eq!(placeholder.code, 1);
+    assert!(placeholder.stderr.contains("give --account-id"), "{}", placeholder.stderr);
+    assert!(!fresh.exists(), "nothing is written");
+
+    // A hand-written file of a name kfp-tenant would write is never overwritten.
+    let hand = dir.join("hand-written");
+    std::fs::create_dir_all(&hand).unwrap();
+    std::fs::write(hand.join(format!("{a}.yaml")), "# mine\n").unwrap();
+    let refused = render_to(&hand);
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains("would overwrite files kfp-tenant did not write") && refused.stderr.contains(&format!("{a}.yaml")),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(std::fs::read_to_string(hand.join(format!("{a}.yaml"))).unwrap(), "# mine\n");
+    assert!(!hand.join("SUMMARY.md").exists() && !hand.join("iam").exists(), "nothing else was written either");
 }
 
 /// Every command's help has one layout (help beside each option, not on the
