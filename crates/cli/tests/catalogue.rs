@@ -712,6 +712,133 @@ fn the_schema_rejects_every_case_it_can_express_and_accepts_the_good_examples() 
     }
 }
 
+/// Every `pattern` of a schema, depth first.
+fn patterns(value: &serde_json::Value, found: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                match (key.as_str(), v) {
+                    ("pattern", serde_json::Value::String(p)) => found.push(p.clone()),
+                    _ => patterns(v, found),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| patterns(v, found)),
+        _ => {}
+    }
+}
+
+/// Every string of a document, keys included.
+fn strings(value: &serde_json::Value, found: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                found.push(key.clone());
+                strings(v, found);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| strings(v, found)),
+        serde_json::Value::String(s) => found.push(s.clone()),
+        _ => {}
+    }
+}
+
+/// Runs `program` with `script`, the cases on standard input; its output is
+/// one line of 0/1 per pattern, a character per string.
+fn matches_in(program: &str, args: &[&str], cases: &serde_json::Value) -> Vec<String> {
+    use std::io::Write;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} is on machines of this kind: {e}"));
+    child.stdin.take().unwrap().write_all(cases.to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{program}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect()
+}
+
+/// The schema is usable outside Rust: Python's jsonschema accepts it as a
+/// draft 2020-12 schema (its `regex` formats included), and every pattern
+/// means the same in ECMA-262 without flags (node), Python's `re` and the
+/// Rust validator, on every string of the catalogue's cases and the good
+/// examples.
+#[test]
+fn the_schemas_patterns_mean_the_same_in_three_engines() {
+    let schema = schema();
+    let mut found = Vec::new();
+    patterns(&schema, &mut found);
+    found.sort();
+    found.dedup();
+    assert!(found.len() >= 15, "{} patterns", found.len());
+    let mut texts = Vec::new();
+    for case in cases() {
+        if let Ok(file) = serde_yaml_ng::from_str::<serde_json::Value>(&format!("{}{}", header(&case), case.file)) {
+            strings(&file, &mut texts);
+        }
+    }
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tenants.yaml");
+    strings(&as_json(&std::fs::read_to_string(examples).unwrap()), &mut texts);
+    texts.extend(["team-a\u{200b}/", "équipe", "tag:value", "a\nb", "private-artifacts/../t2/", "${aws:username}/"].map(str::to_owned));
+    texts.sort();
+    texts.dedup();
+
+    // Python's `$` also matches before a final newline: pattern by pattern
+    // that differs, so the schema guards the fields where it matters (a
+    // control character is refused by a `not`), and whole files are
+    // compared below.
+    texts.retain(|t| !t.ends_with('\n'));
+    let rust: Vec<String> = found
+        .iter()
+        .map(|p| {
+            let validator = jsonschema::validator_for(&json!({"pattern": p})).unwrap();
+            texts.iter().map(|t| if validator.is_valid(&json!(t)) { '1' } else { '0' }).collect()
+        })
+        .collect();
+    let mut files: Vec<serde_json::Value> =
+        cases().iter().filter_map(|case| serde_yaml_ng::from_str(&format!("{}{}", header(case), case.file)).ok()).collect();
+    files.push(as_json(
+        &std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tenants.yaml")).unwrap(),
+    ));
+    let whole = jsonschema::validator_for(&schema).unwrap();
+    let rust_files: String = files.iter().map(|f| if whole.is_valid(f) { '1' } else { '0' }).collect();
+    let cases = json!({"patterns": found, "strings": texts, "schema": schema, "files": files});
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python3");
+    let python = if python.exists() { python.display().to_string() } else { "python3".to_owned() };
+    let py = matches_in(
+        &python,
+        &[
+            "-c",
+            "import json, re, sys, jsonschema\nc = json.load(sys.stdin)\nV = jsonschema.Draft202012Validator\nV.check_schema(c['schema'])\nv = V(c['schema'])\nprint(''.join('1' if v.is_valid(f) else '0' for f in c['files']))\nfor p in c['patterns']:\n    r = re.compile(p)\n    print(''.join('1' if r.search(s) else '0' for s in c['strings']))",
+        ],
+        &cases,
+    );
+    let node = matches_in(
+        "node",
+        &[
+            "-e",
+            "let t='';process.stdin.on('data',d=>t+=d).on('end',()=>{const c=JSON.parse(t);for(const p of c.patterns){const r=new RegExp(p);console.log(c.strings.map(s=>r.test(s)?'1':'0').join(''))}})",
+        ],
+        &cases,
+    );
+    let mut differ = Vec::new();
+    if py.first() != Some(&rust_files) {
+        differ.push(format!("Python's jsonschema judges the catalogue's files otherwise: {:?} vs Rust's {rust_files}", py.first()));
+    }
+    let py = &py[1..];
+    for (i, p) in found.iter().enumerate() {
+        for (engine, answers) in [("python re", py), ("ECMA-262 (node)", &node[..])] {
+            if answers.get(i) != Some(&rust[i]) {
+                let at = rust[i].chars().zip(answers.get(i).map(String::as_str).unwrap_or_default().chars()).position(|(a, b)| a != b);
+                differ.push(format!("{p:?}: {engine} differs from Rust on {:?}", at.map(|at| &texts[at])));
+            }
+        }
+    }
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+}
+
 /// Every property of the schema has a description and examples, and each
 /// example is valid where it stands.
 #[test]

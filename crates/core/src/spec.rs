@@ -31,8 +31,9 @@ mod pattern {
     /// Printable ASCII but `*` and `?` (IAM's wildcards), not starting with `/`.
     pub const KEY_PREFIX: &str = r"^[!-)+-.0->@-~][!-)+->@-~]*$";
     /// What a key prefix must not contain: `.`/`..` segments, an empty
-    /// segment, an IAM policy variable.
-    pub const KEY_PREFIX_SECOND_MEANING: &str = r"(^|/)\.\.?(/|$)|//|\$\{";
+    /// segment, an IAM policy variable, a control character (also for
+    /// Python, whose `$` matches before a final newline).
+    pub const KEY_PREFIX_SECOND_MEANING: &str = r"(^|/)\.\.?(/|$)|//|\$\{|[\x00-\x1f\x7f]";
     pub const PREFIX_TEMPLATE: &str = r"^(\{namespace\}|[!-)+-.0->@-z|~][!-)+->@-z|~]*\{namespace\})([!-)+->@-z|~]|\{namespace\})*$";
     /// Kubernetes' quantity grammar, without a sign (quotas are never negative).
     pub const QUANTITY: &str = r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[mkMGTPE]|[eE][-+]?[0-9]+)?$";
