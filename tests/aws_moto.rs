@@ -393,8 +393,8 @@ async fn engine_life_cycle_on_moto() {
     assert_eq!((noop_calls["ListRolePolicies"], noop_calls["ListAttachedRolePolicies"]), (2, 2), "4 IAM reads per tenant: {noop_calls:?}");
     assert_eq!(
         noop_calls.values().sum::<u64>(),
-        2 * 4 + 4,
-        "plus GetCallerIdentity, DescribeCluster, ListOpenIDConnectProviders, and ListRoles to find kfp-tenant's roles: {noop_calls:?}"
+        2 * 4 + 5,
+        "plus GetCallerIdentity, DescribeCluster, ListOpenIDConnectProviders, ListRoles to find kfp-tenant's roles, and HeadBucket: {noop_calls:?}"
     );
     eprintln!("calls for a no-op plan of 2 tenants: {noop_calls:?}");
 
@@ -475,4 +475,14 @@ async fn the_oidc_provider_is_created_on_request_and_roles_trust_it() {
     assert_eq!(role.trust_policy.as_json()["Statement"][0]["Principal"]["Federated"], provider.as_str());
     let observed = refresh(&ReadSet::for_desired(&desired, true), providers, 10, RefreshMode::PerRole).await.unwrap();
     assert!(!plan::plan(&desired, &observed, PlanOptions::default()).unwrap().has_changes());
+}
+
+/// The plan's bucket check on the real SDK: a bucket's region, and none
+/// for a bucket that does not exist.
+#[tokio::test]
+async fn the_bucket_is_found_in_its_region_or_not_at_all() {
+    let aws = aws().await;
+    support::ensure_bucket(&support::moto_endpoint(), "bucket-check-artifacts").await;
+    assert_eq!(aws.bucket_region("bucket-check-artifacts").await.unwrap().as_deref(), Some(support::REGION));
+    assert_eq!(aws.bucket_region("bucket-check-nowhere").await.unwrap(), None);
 }

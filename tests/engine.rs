@@ -80,8 +80,8 @@ async fn apply_makes_one_write_per_resource_then_plans_no_op() {
     assert_eq!(world.calls.writes(), 76, "{calls:?}");
 
     // Per cluster: identity, cluster, providers, identity record, Profiles,
-    // two service-account listings.
-    const CLUSTER_READS: u64 = 7;
+    // two service-account listings, the bucket.
+    const CLUSTER_READS: u64 = 8;
     let mut world = world;
     world.refresh_mode = RefreshMode::PerRole;
     world.calls.reset();
@@ -779,4 +779,69 @@ async fn an_interrupted_verify_finishes_what_it_started_and_starts_nothing_more(
     assert!(!report.passed());
     assert!(s3.objects.lock().unwrap().is_empty());
     assert!(report.to_string().contains("Interrupted: 2 service accounts were not checked."), "{report}");
+}
+
+/// S3 without the bucket: PutObject answers NoSuchBucket.
+#[derive(Debug, Default)]
+struct NoBucket;
+
+#[async_trait::async_trait]
+impl kfp_tenant_core::ports::ObjectStoreApi for NoBucket {
+    async fn put_object(
+        &self,
+        _: &kfp_tenant_core::ports::TemporaryCredentials,
+        bucket: &str,
+        key: &str,
+        _: &[u8],
+    ) -> kfp_tenant_core::ports::ProviderResult<()> {
+        let message = "The specified bucket does not exist (NoSuchBucket)";
+        Err(kfp_tenant_core::ports::ProviderError::new(ErrorKind::NotFound, "PutObject", format!("s3://{bucket}/{key}"), message))
+    }
+
+    async fn get_object(
+        &self,
+        _: &kfp_tenant_core::ports::TemporaryCredentials,
+        _: &str,
+        _: &str,
+    ) -> kfp_tenant_core::ports::ProviderResult<Vec<u8>> {
+        unreachable!("nothing was put")
+    }
+
+    async fn delete_object(
+        &self,
+        _: &kfp_tenant_core::ports::TemporaryCredentials,
+        _: &str,
+        _: &str,
+    ) -> kfp_tenant_core::ports::ProviderResult<()> {
+        unreachable!("nothing was put")
+    }
+}
+
+/// A bucket that is missing or elsewhere is a warning in every plan (the
+/// pipeline may make it), and verify's failure says to make it, not to
+/// check the inline policy.
+#[tokio::test]
+async fn a_missing_bucket_is_a_warning_in_plan_and_verifys_failure_names_it() {
+    let world = FakeWorld::new();
+    let d = desired(&sample_file(1));
+    let bucket = d.cluster.bucket.clone();
+    world.cluster.set_bucket(&bucket, None);
+    let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
+    assert!(
+        plan.warnings.iter().any(|w| w.contains(&format!("bucket {bucket} does not exist")) && w.contains("aws s3 mb")),
+        "{:?}",
+        plan.warnings
+    );
+    assert!(world.apply(&plan).await.is_success(), "a warning stops nothing");
+    world.calls.reset();
+    let observed = world.observe(&kfp_tenant_core::refresh::ReadSet::for_desired(&d, false)).await.unwrap();
+    assert_eq!(world.calls.get("HeadBucket"), 1, "one call per run");
+    let ports = kfp_tenant_core::verify::Ports { cluster: &world.cluster, iam: &world.iam, kube: &world.kube, s3: &NoBucket };
+    let report = kfp_tenant_core::verify::verify(&d, &observed, ports, 1, &Default::default()).await.to_string();
+    assert!(report.contains(&format!("bucket {bucket} does not exist")) && report.contains("aws s3 mb"), "{report}");
+    assert!(!report.contains("check the role's inline S3 policy"), "{report}");
+
+    world.cluster.set_bucket(&bucket, Some("eu-west-1"));
+    let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
+    assert!(plan.warnings.iter().any(|w| w.contains("is in region eu-west-1, not the file's us-west-2")), "{:?}", plan.warnings);
 }

@@ -122,6 +122,11 @@ create_eks_cluster() { # name
   log "EKS cluster $1 with OIDC issuer $issuer"
 }
 
+create_bucket() { # name
+  "$VENV/bin/aws" --endpoint-url "$AWS_ENDPOINT_URL" --region "$AWS_REGION" s3 mb "s3://$1" >/dev/null
+  log "S3 bucket $1"
+}
+
 # moto's EKS OIDC issuer (one per moto process, the same for every cluster).
 moto_issuer() {
   local aws="$VENV/bin/aws --endpoint-url $AWS_ENDPOINT_URL --region $AWS_REGION --output text"

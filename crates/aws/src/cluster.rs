@@ -79,6 +79,23 @@ impl ClusterApi for Aws {
         out.open_id_connect_provider_arn.ok_or_else(|| missing("CreateOpenIDConnectProvider", &target, "OpenIDConnectProviderArn"))
     }
 
+    async fn bucket_region(&self, bucket: &str) -> ProviderResult<Option<String>> {
+        let target = format!("s3://{bucket}");
+        match self.s3.head_bucket().bucket(bucket).send().await {
+            Ok(out) => Ok(Some(out.bucket_region.unwrap_or_else(|| self.region.clone()))),
+            Err(e) => {
+                // S3 names the region even when it refuses (403) or redirects (301).
+                let named = e.raw_response().and_then(|r| r.headers().get("x-amz-bucket-region")).map(str::to_owned);
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                match (named, status) {
+                    (Some(region), _) => Ok(Some(region)),
+                    (None, Some(404)) => Ok(None),
+                    _ => Err(provider_error("HeadBucket", &target, e)),
+                }
+            }
+        }
+    }
+
     async fn assume_role_with_web_identity(&self, role_arn: &str, session: &str, token: &BearerToken) -> ProviderResult<AssumedRole> {
         let target = format!("role {role_arn}");
         let out = self

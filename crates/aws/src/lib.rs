@@ -127,6 +127,8 @@ pub struct Aws {
     sts: aws_sdk_sts::Client,
     eks: aws_sdk_eks::Client,
     iam: aws_sdk_iam::Client,
+    /// With the caller's own credentials: only HeadBucket (the plan's check).
+    s3: aws_sdk_s3::Client,
     counter: CallCounter,
     region: String,
     page_size: i32,
@@ -166,7 +168,10 @@ impl Aws {
         }
         let eks = aws_sdk_eks::Client::from_conf(eks.build());
         let iam = aws_sdk_iam::Client::from_conf(aws_sdk_iam::config::Builder::from(&sdk).interceptor(counter.clone()).build());
-        Ok(Aws { sts, eks, iam, counter, region, page_size: options.page_size.unwrap_or(1000), sdk })
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk).force_path_style(sdk.endpoint_url().is_some()).interceptor(counter.clone()).build(),
+        );
+        Ok(Aws { sts, eks, iam, s3, counter, region, page_size: options.page_size.unwrap_or(1000), sdk })
     }
 
     /// What makes bearer tokens for `cluster`'s Kubernetes API (`--eks-auth`).

@@ -284,7 +284,9 @@ async fn confirm_and_apply(
 }
 
 async fn carry_out(live: &Live, plan: &Plan, run: &RunFlags, lifecycle: &Lifecycle, wait: bool, stop: Stop) -> bool {
-    note!();
+    if lifecycle.progress != crate::flags::ProgressStyle::Json {
+        note!();
+    }
     let options = ApplyOptions { parallelism: run.parallelism, wait, timeout: lifecycle.timeout, stop, grace: GRACE };
     let total = plan.changes.iter().filter(|c| c.action != plan::Action::NoOp).count();
     let progress = ApplyProgress::new(lifecycle.progress, total);
@@ -313,11 +315,8 @@ impl Drop for KubeStats<'_> {
 }
 
 pub async fn force_unlock(args: ForceUnlockArgs) -> Result<ExitCode> {
-    if args.run.eks_auth {
-        bail!("force-unlock reaches the cluster through a kubeconfig: give --kubeconfig or --context instead of --eks-auth");
-    }
-    let kube = connect_kube(&args.run).await?;
-    let _stats = KubeStats(&kube, args.run.stats);
+    let kube = connect_kube(args.kubeconfig.clone(), args.context.clone()).await?;
+    let _stats = KubeStats(&kube, args.stats);
     let name = kfp_tenant_k8s::LockOptions::new("").name;
     let Some(held) = kube.lock_holder(&args.lock_namespace, &name).await? else {
         bail!("{}", kfp_tenant_k8s::LockError::NotHeld(format!("{}/{name}", args.lock_namespace)));

@@ -265,8 +265,15 @@ pub enum ProgressStyle {
 pub struct ForceUnlockArgs {
     /// The lock ID, as the refused run printed it.
     pub lock_id: String,
-    #[command(flatten)]
-    pub run: RunFlags,
+    /// kubeconfig file (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// kubeconfig context.
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Print the API calls made, per operation, on stderr.
+    #[arg(long)]
+    pub stats: bool,
     /// Namespace of the Lease.
     #[arg(long, value_name = "NAMESPACE", default_value = "kubeflow")]
     pub lock_namespace: String,

@@ -37,7 +37,11 @@ impl Live {
     pub async fn connect(run: &RunFlags, cluster: &str, region: &str) -> Result<Self> {
         let options = AwsOptions { profile: run.aws_profile.clone(), region: Some(region.to_owned()), ..Default::default() };
         let aws = Aws::connect(&options).await?;
-        let kube = if run.eks_auth || no_kubeconfig(run) { connect_eks(&aws, run, cluster).await? } else { connect_kube(run).await? };
+        let kube = if run.eks_auth || no_kubeconfig(run) {
+            connect_eks(&aws, run, cluster).await?
+        } else {
+            connect_kube(run.kubeconfig.clone(), run.context.clone()).await?
+        };
         // IAM publishes no rate: pace only once it throttles.
         let limiter = Arc::new(AdaptiveRate::new(1.0, 500.0));
         let iam = Resilient::new(aws.clone(), RetryPolicy::default()).with_limiter(limiter);
@@ -109,6 +113,7 @@ async fn connect_eks(aws: &Aws, run: &RunFlags, cluster: &str) -> Result<Kube> {
     Ok(Kube::connect_eks(&server, described.certificate_authority.as_deref(), tokens, options, from_eks).await?)
 }
 
-pub async fn connect_kube(run: &RunFlags) -> Result<Kube> {
-    Ok(Kube::connect(KubeOptions { kubeconfig: run.kubeconfig.clone(), context: run.context.clone(), ..Default::default() }).await?)
+/// A kubeconfig's cluster (`--kubeconfig`, `--context`, or kubectl's chain).
+pub async fn connect_kube(kubeconfig: Option<std::path::PathBuf>, context: Option<String>) -> Result<Kube> {
+    Ok(Kube::connect(KubeOptions { kubeconfig, context, ..Default::default() }).await?)
 }

@@ -28,6 +28,17 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
+            // Terraform's single-dash spellings of our long options (-out=FILE, -replace=ADDR, ...).
+            let longs = long_options(&<Cli as clap::CommandFactory>::command());
+            let single_dash = std::env::args().skip(1).find(|a| {
+                let name = a.strip_prefix('-').filter(|n| !n.starts_with('-')).map(|n| n.split('=').next().unwrap_or_default());
+                name.is_some_and(|n| n.len() > 1 && longs.contains(n))
+            });
+            if let Some(arg) = single_dash {
+                let long = format!("-{}", arg.replacen('=', " ", 1));
+                note!("Error: {arg}: kfp-tenant's long options take two dashes (Terraform's {arg} is {long} here)");
+                return ExitCode::FAILURE;
+            }
             let _ = e.print();
             return if e.use_stderr() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
         }
@@ -48,6 +59,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Every long option of every command.
+fn long_options(command: &clap::Command) -> std::collections::BTreeSet<String> {
+    let mut found: std::collections::BTreeSet<String> = command.get_arguments().filter_map(|a| a.get_long().map(str::to_owned)).collect();
+    for sub in command.get_subcommands() {
+        found.extend(long_options(sub));
+    }
+    found
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {

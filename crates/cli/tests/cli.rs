@@ -24,6 +24,7 @@ impl Setup {
     async fn new(cluster: &str) -> Self {
         let aws = support::aws().await;
         let issuer = support::cluster_with_provider(&aws, cluster).await;
+        support::ensure_bucket(&support::moto_endpoint(), "kfp-artifacts").await;
         let server = FakeApiServer::start(FakeApiOptions::default()).await.unwrap();
         support::bind(&server, cluster);
         let dir = std::env::temp_dir().join(format!("kfp-tenant-cli-{}-{cluster}", std::process::id()));
@@ -211,6 +212,8 @@ async fn progress_is_a_live_line_on_a_terminal_and_plain_or_json_otherwise() {
 
     let json = s.kfp(&["apply", "-f", path(&file), "--auto-approve", "--progress", "json"]);
     assert_eq!(json.code, 0, "{}", json.stderr);
+    let before = &json.stderr[..json.stderr.find('{').unwrap()];
+    assert!(!before.starts_with('\n') && !before.ends_with("\n\n"), "no blank line before the events: {:?}", json.stderr);
     let events: Vec<serde_json::Value> =
         json.stderr.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
     let finished: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "finished").collect();
@@ -565,6 +568,14 @@ fn offline_commands() {
     assert_eq!(usage.code, 1);
     assert!(usage.stderr.contains("'--prune' cannot be used with '--target <NAMESPACE>'"), "{}", usage.stderr);
     assert_eq!(kfp_with(&["plan", "--no-such-flag"], &none).code, 1);
+    // Terraform's single-dash spelling gets a hint.
+    let tf = kfp_with(&["plan", "-f", example, "-out=tenants.plan"], &none);
+    assert_eq!(tf.code, 1);
+    assert!(
+        tf.stderr.contains("-out=tenants.plan: kfp-tenant's long options take two dashes") && tf.stderr.contains("--out tenants.plan"),
+        "{}",
+        tf.stderr
+    );
     // --replace names a tenant's Profile of the input, nothing else.
     let role = kfp_with(&["plan", "-f", example, "--replace", r#"tenant["team-a"].iam_role"#], &none);
     assert_eq!(role.code, 1);

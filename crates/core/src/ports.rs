@@ -413,6 +413,11 @@ pub trait ClusterApi: Send + Sync {
     /// `sts.amazonaws.com`), as `eksctl utils associate-iam-oidc-provider`
     /// does. Returns its ARN.
     async fn create_oidc_provider(&self, issuer_url: &str) -> ProviderResult<String>;
+    /// The region of `bucket` (S3's HeadBucket, with the caller's own
+    /// credentials), `None` when there is no such bucket. A bucket the
+    /// caller may not read still names its region (S3 says it in the
+    /// refusal's `x-amz-bucket-region`).
+    async fn bucket_region(&self, bucket: &str) -> ProviderResult<Option<String>>;
     /// AssumeRoleWithWebIdentity with a service account's token (`verify`).
     async fn assume_role_with_web_identity(&self, role_arn: &str, session: &str, token: &BearerToken) -> ProviderResult<AssumedRole>;
 }

@@ -382,6 +382,10 @@ impl<C: ClusterApi> ClusterApi for Resilient<C> {
         self.run(None, || self.inner.create_oidc_provider(issuer_url)).await
     }
 
+    async fn bucket_region(&self, bucket: &str) -> ProviderResult<Option<String>> {
+        self.run(None, || self.inner.bucket_region(bucket)).await
+    }
+
     async fn assume_role_with_web_identity(&self, role_arn: &str, session: &str, token: &BearerToken) -> ProviderResult<AssumedRole> {
         self.run(None, || self.inner.assume_role_with_web_identity(role_arn, session, token)).await
     }

@@ -421,6 +421,15 @@ impl Chain<'_> {
         };
         let body = format!("kfp-tenant verify {ns}/{sa}").into_bytes();
         if let Err(e) = s3.put_object(credentials, bucket, &key, &body).await {
+            if e.kind == crate::ports::ErrorKind::NotFound || e.message.contains("NoSuchBucket") {
+                let region = &self.cluster.region;
+                return fail(
+                    format!("bucket {bucket} does not exist (PutObject s3://{bucket}/{key}: {})", e.message),
+                    format!(
+                        "create it (aws s3 mb s3://{bucket} --region {region}), or set the tenants file's bucket to the one Kubeflow Pipelines uses"
+                    ),
+                );
+            }
             return fail(
                 format!("cannot put s3://{bucket}/{key} with the role's credentials: {e}"),
                 "check the role's inline S3 policy; run kfp-tenant apply",

@@ -49,6 +49,8 @@ struct ClusterState {
     providers: BTreeSet<String>,
     /// Cognito user pools: whether usernames are e-mails, and the users.
     pools: BTreeMap<String, (bool, Vec<DirectoryUser>)>,
+    /// Buckets set by a test: their region, or `None` for none.
+    buckets: BTreeMap<String, Option<String>>,
 }
 
 impl FakeCluster {
@@ -58,6 +60,7 @@ impl FakeCluster {
             clusters: BTreeMap::from([(cluster.to_owned(), ISSUER.to_owned())]),
             providers: BTreeSet::from([ISSUER.trim_start_matches("https://").to_owned()]),
             pools: BTreeMap::new(),
+            buckets: BTreeMap::new(),
         };
         FakeCluster {
             meter: Meter::new(calls, Faults::default()),
@@ -98,6 +101,11 @@ impl FakeCluster {
     }
 
     /// Removes the account's IAM OIDC provider for every issuer.
+    /// Gives `bucket` a region, or with `None` makes it not exist.
+    pub fn set_bucket(&self, bucket: &str, region: Option<&str>) {
+        lock(&self.state).buckets.insert(bucket.to_owned(), region.map(str::to_owned));
+    }
+
     pub fn remove_oidc_providers(&self) {
         lock(&self.state).providers.clear();
     }
@@ -186,6 +194,12 @@ impl ClusterApi for FakeCluster {
             ));
         }
         Ok(format!("arn:{}:iam::{}:oidc-provider/{host}", self.identity.partition, self.identity.account_id))
+    }
+
+    /// Every bucket exists, in us-west-2, unless [`FakeCluster::set_bucket`] says otherwise.
+    async fn bucket_region(&self, bucket: &str) -> ProviderResult<Option<String>> {
+        self.meter.enter("HeadBucket", bucket).await?;
+        Ok(lock(&self.state).buckets.get(bucket).cloned().unwrap_or_else(|| Some("us-west-2".to_owned())))
     }
 
     /// Like moto's STS: any token is accepted for any role of the account.

@@ -11,7 +11,7 @@ use crate::plan::{
     Action, ClusterContext, CognitoUser, FORMAT_VERSION, Mode, Plan, PlanError, PlanOptions, PlanProblem, Reason, ResourceChange, State,
 };
 use crate::ports::{ClusterRecord, OidcProvider};
-use crate::refresh::Observed;
+use crate::refresh::{BucketCheck, Observed};
 use crate::spec::{Desired, Identity, MAX_POD_IDENTITY_ASSOCIATIONS, policy_name};
 use crate::tags::{self, Ownership};
 
@@ -45,6 +45,7 @@ pub fn plan(desired: &Desired, observed: &Observed, options: PlanOptions) -> Res
         planner.warn_not_in_file();
     }
     planner.association_quota();
+    planner.bucket();
     planner.finish(Mode::Apply)
 }
 
@@ -392,6 +393,23 @@ impl<'a> Planner<'a> {
         for user in gone {
             let address = Address::CognitoUser { email: user.email.clone() };
             self.push(address, Action::Delete, Some(Reason::UserLeft), Some(State::CognitoUser(user)), None);
+        }
+    }
+
+    /// The file's bucket, as S3 answered: a warning, never a refusal (the
+    /// pipeline that applies the tenants may make the bucket too).
+    fn bucket(&mut self) {
+        let (bucket, region) = (&self.desired.cluster.bucket, &self.desired.cluster.region);
+        match &self.observed.bucket {
+            BucketCheck::NotRead => {}
+            BucketCheck::In(found) if found == region => {}
+            BucketCheck::In(found) => self.warn(format!(
+                "bucket {bucket} is in region {found}, not the file's {region}: the tenants' pipelines reach it across regions; check the tenants file's region and bucket"
+            )),
+            BucketCheck::Missing => self.warn(format!(
+                "bucket {bucket} does not exist, so the tenants' pipelines have nowhere to write: create it (aws s3 mb s3://{bucket} --region {region}) unless something else makes it"
+            )),
+            BucketCheck::Unknown(error) => self.warn(format!("could not check that bucket {bucket} exists ({error})")),
         }
     }
 

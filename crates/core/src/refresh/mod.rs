@@ -61,6 +61,21 @@ pub struct ReadSet {
     pub pod_identity: bool,
     /// The file's Cognito pool, and the owners to look up in it.
     pub cognito: Option<UserReads>,
+    /// The file's bucket, checked once (HeadBucket) for the plan's warnings.
+    pub bucket: Option<String>,
+}
+
+/// What S3 said of the file's bucket.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum BucketCheck {
+    /// Not asked (a saved plan's refresh).
+    #[default]
+    NotRead,
+    Missing,
+    /// It exists, in this region.
+    In(String),
+    /// S3 did not say (the error, in one line): a plan goes on without it.
+    Unknown(String),
 }
 
 /// The Cognito users a plan needs: the owners of its tenants, and, when
@@ -92,6 +107,7 @@ impl ReadSet {
                 emails: desired.tenants.iter().map(|t| t.owner.clone()).collect(),
                 delete_users: c.delete_users,
             }),
+            bucket: Some(desired.cluster.bucket.clone()),
         }
     }
 }
@@ -130,6 +146,8 @@ pub struct Observed {
     /// The users of the file's Cognito pool, by the e-mail looked up (an
     /// e-mail with none maps to an empty list). Empty without a pool.
     pub users: BTreeMap<String, Vec<DirectoryUser>>,
+    /// The file's bucket, as S3 answered.
+    pub bucket: BucketCheck,
 }
 
 /// Refresh stopped; nothing was written.
@@ -187,6 +205,7 @@ pub async fn refresh_cluster(
         associations: BTreeMap::new(),
         association_count: 0,
         users: BTreeMap::new(),
+        bucket: BucketCheck::NotRead,
     })
 }
 
@@ -198,12 +217,25 @@ pub async fn refresh(reads: &ReadSet, ports: Providers<'_>, parallelism: usize, 
     let name = reads.cluster.as_str();
     // Nothing is listed before the Kubernetes API is shown to be this cluster.
     let facts = refresh_cluster(name, reads.vouched, ports.cluster, ports.kube).await?;
-    let (roles, (kubernetes, users)) =
-        futures_util::try_join!(roles::read(&reads.roles, name, ports.iam, slots, parallelism, mode), async {
+    let bucket = async {
+        Ok(match &reads.bucket {
+            None => BucketCheck::NotRead,
+            Some(bucket) => match limited(slots, ports.cluster.bucket_region(bucket)).await {
+                Ok(Some(region)) => BucketCheck::In(region),
+                Ok(None) => BucketCheck::Missing,
+                Err(e) => BucketCheck::Unknown(e.to_string()),
+            },
+        })
+    };
+    let (roles, (kubernetes, users), bucket) = futures_util::try_join!(
+        roles::read(&reads.roles, name, ports.iam, slots, parallelism, mode),
+        async {
             let kubernetes = read_kubernetes(reads, ports.kube, slots, parallelism).await?;
             let users = read_users(reads, facts.record.as_ref(), ports.directory, slots, parallelism).await?;
             Ok::<_, RefreshError>((kubernetes, users))
-        },)?;
+        },
+        bucket,
+    )?;
     // After both: a pruned tenant's associations are found by its role or its Profile.
     let associations = read_associations(reads, &roles, &kubernetes, ports.pod_identity, slots, parallelism).await?;
     Ok(Observed {
@@ -214,6 +246,7 @@ pub async fn refresh(reads: &ReadSet, ports: Providers<'_>, parallelism: usize, 
         association_count: associations.count,
         associations: associations.described,
         users,
+        bucket,
         ..kubernetes.into_observed(facts)
     })
 }
