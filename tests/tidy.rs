@@ -183,6 +183,20 @@ fn unmapped_modules(architecture: &str, krate: &str, modules: &[String]) -> Vec<
         .collect()
 }
 
+/// The ports of `Providers` (its `&'a dyn X` fields) that testkit's
+/// compile-time check (`fn implements<...>`) does not name.
+fn unchecked_ports(ports: &str, testkit: &str) -> Vec<String> {
+    let providers = ports.split("pub struct Providers").nth(1).and_then(|rest| rest.split("\n}").next()).unwrap_or_default();
+    let checked = testkit.split("fn implements<").nth(1).and_then(|rest| rest.split(">()").next()).unwrap_or_default();
+    providers
+        .split("&'a dyn ")
+        .skip(1)
+        .filter_map(|rest| rest.split([',', ' ', '\n']).next())
+        .filter(|port| !checked.split(|c: char| !c.is_alphanumeric()).any(|word| word == *port))
+        .map(|port| format!("testkit: no fake of {port} is checked at compile time (fn implements in lib.rs)"))
+        .collect()
+}
+
 fn missing_header(file: &str, source: &str) -> Option<String> {
     let first = source.lines().find(|l| !l.trim().is_empty()).unwrap_or_default();
     (!first.starts_with("//!")).then(|| format!("{file}: no //! header saying what the file is for"))
@@ -211,13 +225,18 @@ fn the_architecture_holds() {
         problems.extend(unmapped_modules(&architecture, &krate, &module_names(&src, &files)));
     }
     problems.extend(dependency_violations(&manifests));
+    problems.extend(unchecked_ports(&read(&root.join("crates/core/src/ports.rs")), &read(&root.join("crates/testkit/src/lib.rs"))));
     // Unused dependencies: [dependencies] against src/, [dev-dependencies]
-    // against everything the crate compiles (the CLI's tests share tests/support).
+    // against everything the crate compiles (tests/support only where a test
+    // of the crate includes it, as the CLI's do).
     let text = |dirs: &[PathBuf]| dirs.iter().filter(|d| d.exists()).flat_map(|d| sources(d)).map(|f| read(&f)).collect::<String>();
     for (krate, manifest) in &manifests {
         let dir = root.join("crates").join(krate);
         problems.extend(unused_dependencies(krate, manifest, "dependencies", &text(&[dir.join("src")])));
-        let all = [dir.join("src"), dir.join("tests"), dir.join("benches"), root.join("tests/support")];
+        let mut all = vec![dir.join("src"), dir.join("tests"), dir.join("benches")];
+        if text(&[dir.join("tests")]).contains("tests/support/mod.rs") {
+            all.push(root.join("tests/support"));
+        }
         problems.extend(unused_dependencies(krate, manifest, "dev-dependencies", &text(&all)));
     }
     let tests_manifest = read(&root.join("tests/Cargo.toml"));
@@ -294,4 +313,12 @@ fn an_unused_dependency_is_caught() {
         unused_dependencies("aws", manifest, "dependencies", sources),
         ["aws: [dependencies] serde_json is used by no source; remove it"]
     );
+}
+
+#[test]
+fn a_port_without_a_checked_fake_is_caught() {
+    let ports = "pub struct Providers<'a> {\n    pub cluster: &'a dyn ClusterApi,\n    /// doc\n    pub iam: &'a dyn IamApi,\n    pub users: &'a dyn UserDirectoryApi,\n}\n";
+    let testkit = "const _: fn() = || {\n    fn implements<C: ClusterApi, I: IamApi>() {}\n};";
+    assert_eq!(unchecked_ports(ports, testkit), ["testkit: no fake of UserDirectoryApi is checked at compile time (fn implements in lib.rs)"]);
+    assert!(unchecked_ports(ports, "fn implements<C: ClusterApi + UserDirectoryApi, I: IamApi>() {}").is_empty());
 }

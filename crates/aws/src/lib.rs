@@ -1,11 +1,12 @@
-//! kfp-tenant's AWS provider: core's `ClusterApi` and `IamApi` on the AWS
-//! SDK for Rust.
+//! kfp-tenant's AWS provider: core's `ClusterApi`, `IamApi`,
+//! `PodIdentityApi` and `UserDirectoryApi` on the AWS SDK for Rust, and S3
+//! with an assumed role's credentials for `verify` ([`S3Probe`]).
 //!
-//! One [`Aws`] holds STS, EKS and IAM clients built from the standard chains
-//! (credentials: environment, shared profile, SSO, web identity; region;
-//! `AWS_ENDPOINT_URL`), with the SDK's adaptive retry mode so throttling backs
-//! off on the client, and an interceptor that counts every call per operation
-//! ([`Aws::calls`]).
+//! One [`Aws`] holds the STS, EKS, IAM and S3 clients built from the
+//! standard chains (credentials: environment, shared profile, SSO, web
+//! identity; region; `AWS_ENDPOINT_URL`), with the SDK's adaptive retry mode
+//! so throttling backs off on the client, and an interceptor that counts
+//! every call per operation ([`Aws::counter`]).
 //!
 //! The key decision is what is absorbed here and what is not. IAM's wire
 //! quirks are: documents arrive URL-encoded and are decoded before core sees

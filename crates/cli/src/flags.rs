@@ -1,5 +1,7 @@
 //! The command line: clap's types, and their conversion into core's request
-//! types. Nothing below `main` sees a clap type.
+//! types (`PlanOptions`, `RefreshMode`, `ApplyOptions`' values). `TenantFlags`,
+//! `RunFlags` and `Lifecycle` are still read by `input`, `live`, `commands`
+//! and `output` as they are.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -2,7 +2,8 @@
 //! on EKS.
 //!
 //! The binary is thin: clap's types ([`flags`]) are turned into core's
-//! request types and go no further; `run` builds the real providers and
+//! request types (some of them, `TenantFlags`, `RunFlags` and `Lifecycle`,
+//! still reach `input`, `live`, `commands` and `output`); `run` builds the real providers and
 //! returns the exit code (0 success, 1 error, 2 changes present under
 //! `--detailed-exitcode`). A reader that closes stdout early (a pager, `head`)
 //! ends the program quietly with 0; no output error panics.

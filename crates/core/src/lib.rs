@@ -1,11 +1,15 @@
 //! kfp-tenant's engine: tenants as a resource graph with a plan / apply /
 //! destroy life cycle.
 //!
-//! A Kubeflow tenant on EKS is five things that depend on each other: the
-//! cluster's OIDC issuer (and the account's IAM OIDC provider for it), an IRSA
-//! trust policy derived from it, an IAM role carrying that policy, the role's
-//! inline S3 policy, and a Profile whose `AwsIamForServiceAccount` plugin names
-//! the role. The engine models them as nodes of a dependency graph and keeps
+//! A Kubeflow tenant on EKS is a handful of things that depend on each
+//! other: the cluster's OIDC issuer (and the account's IAM OIDC provider for
+//! it), a trust policy derived from it (IRSA's, or EKS Pod Identity's), an
+//! IAM role carrying that policy and exactly the file's permissions (its
+//! inline S3 policy, the managed policies listed), a Profile whose
+//! `AwsIamForServiceAccount` plugin names the role, the service accounts
+//! granted the role, and with Pod Identity one association per account; the
+//! owners may be users of a Cognito pool. The engine models them as nodes of
+//! a dependency graph ([`address::Address`]) and keeps
 //! one decision central: **planning is a pure function**. [`refresh`] reads
 //! the live state through the provider ports ([`ports`]); [`plan::plan`] turns
 //! desired and observed state into a [`plan::Plan`], plain serde data that

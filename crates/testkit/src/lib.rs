@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 use kfp_tenant_core::policy::PolicyDocument;
-use kfp_tenant_core::ports::{ClusterApi, IamApi, KubernetesApi, Role};
+use kfp_tenant_core::ports::{ClusterApi, IamApi, KubernetesApi, PodIdentityApi, Role, UserDirectoryApi};
 
 pub mod apiserver;
 pub mod aws;
@@ -44,9 +44,10 @@ pub use crate::kube::FakeKube;
 pub const ACCOUNT_ID: &str = "123456789012";
 pub const ISSUER: &str = "https://oidc.eks.us-west-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
 
-// Each fake implements its port; this fails to compile if one stops doing so.
+// Each fake implements its ports (every port of `Providers`); this fails to
+// compile if one stops doing so.
 const _: fn() = || {
-    fn implements<C: ClusterApi, I: IamApi, K: KubernetesApi>() {}
+    fn implements<C: ClusterApi + UserDirectoryApi, I: IamApi + PodIdentityApi, K: KubernetesApi>() {}
     implements::<FakeCluster, FakeIam, FakeKube>();
 };
 

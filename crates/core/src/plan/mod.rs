@@ -7,7 +7,7 @@
 //!
 //! - [`planner`]: [`plan`] and [`plan_destroy`], pure functions of a
 //!   [`crate::spec::Desired`] and a [`crate::refresh::Observed`];
-//! - [`fresh`]: what a saved plan was made from ([`fresh::reads`]) and whether
+//! - [`fresh`]: what a saved plan was made from ([`reads_of`]) and whether
 //!   it still holds ([`check_fresh`]).
 
 mod desired;
