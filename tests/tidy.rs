@@ -319,6 +319,9 @@ fn an_unused_dependency_is_caught() {
 fn a_port_without_a_checked_fake_is_caught() {
     let ports = "pub struct Providers<'a> {\n    pub cluster: &'a dyn ClusterApi,\n    /// doc\n    pub iam: &'a dyn IamApi,\n    pub users: &'a dyn UserDirectoryApi,\n}\n";
     let testkit = "const _: fn() = || {\n    fn implements<C: ClusterApi, I: IamApi>() {}\n};";
-    assert_eq!(unchecked_ports(ports, testkit), ["testkit: no fake of UserDirectoryApi is checked at compile time (fn implements in lib.rs)"]);
+    assert_eq!(
+        unchecked_ports(ports, testkit),
+        ["testkit: no fake of UserDirectoryApi is checked at compile time (fn implements in lib.rs)"]
+    );
     assert!(unchecked_ports(ports, "fn implements<C: ClusterApi + UserDirectoryApi, I: IamApi>() {}").is_empty());
 }

@@ -261,8 +261,7 @@ impl<P> Resilient<P> {
 /// Between half and all of `delay`, spread by a hash of the call so that
 /// retries of many calls do not line up, yet runs repeat exactly.
 fn jitter(delay: Duration, attempt: u32, target: &str) -> Duration {
-    let hash =
-        target.bytes().fold(0xcbf2_9ce4_8422_2325_u64 ^ u64::from(attempt), |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = crate::fnv::hash_from(crate::fnv::OFFSET ^ u64::from(attempt), target.as_bytes());
     let fraction = (hash % 1000) as f64 / 1000.0;
     delay.mul_f64(0.5 + fraction / 2.0)
 }

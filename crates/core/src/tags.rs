@@ -48,7 +48,7 @@ pub fn cluster_label(cluster: &str) -> String {
     if fits {
         return cluster.to_owned();
     }
-    let hash = cluster.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = crate::fnv::hash(cluster.as_bytes());
     let head: String = cluster.chars().take(40).collect::<String>().trim_end_matches(['-', '_']).to_owned();
     format!("{head}-{hash:016x}")
 }

@@ -65,7 +65,7 @@ const COGNITO_KEY_PREFIX: &str = "cognito-user.";
 
 /// A ConfigMap data key for a user (keys allow `[-._a-zA-Z0-9]`, e-mails more).
 fn cognito_key(pool: &str, email: &str) -> String {
-    let hash = format!("{pool} {email}").bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = kfp_tenant_core::fnv::hash(format!("{pool} {email}").as_bytes());
     format!("{COGNITO_KEY_PREFIX}{hash:016x}")
 }
 

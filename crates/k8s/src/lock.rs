@@ -72,7 +72,7 @@ pub enum LockError {
 /// An ID for one acquisition: unique enough among runs (time, process, holder).
 fn new_lock_id(holder: &str) -> String {
     let seed = format!("{holder}:{}:{}", std::process::id(), Timestamp::now().as_nanosecond());
-    let hash = seed.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = kfp_tenant_core::fnv::hash(seed.as_bytes());
     format!("{hash:016x}")
 }
 

@@ -157,26 +157,11 @@ pub fn check_fresh(plan: &Plan, observed: &Observed) -> Result<(), StalePlan> {
     if changed.is_empty() { Ok(()) } else { Err(StalePlan { changed }) }
 }
 
-/// FNV-1a over the bytes written to it: the JSON text is hashed as it is
-/// written, never held.
-struct Fnv1a(u64);
-
-impl std::io::Write for Fnv1a {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0 = bytes.iter().fold(self.0, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// A stable fingerprint (FNV-1a, 64 bits) of a state's canonical JSON.
 pub fn fingerprint(state: Option<&State>) -> String {
     let Some(state) = state else { return "absent".to_owned() };
     let value = serde_json::to_value(state).expect("invariant: states serialize");
-    let mut hash = Fnv1a(0xcbf2_9ce4_8422_2325);
+    let mut hash = crate::fnv::Hasher::default();
     serde_json::to_writer(&mut hash, &policy::canonicalize(&value)).expect("invariant: hashing cannot fail");
     format!("{:016x}", hash.0)
 }
