@@ -21,10 +21,8 @@ use tokio::time::Instant;
 
 use crate::address::{Address, Kind};
 use crate::graph::{Dag, Slots, Stop, Visit};
-use crate::plan::{Action, Plan, ResourceChange, State, role_drift};
+use crate::plan::{Action, Plan, ResourceChange, State};
 pub use crate::ports::Providers;
-use crate::ports::{ErrorKind, IamApi, PodIdentityApi, PodIdentityAssociation, ProviderError, Role};
-use crate::tags;
 
 pub const DEFAULT_PARALLELISM: usize = 10;
 
@@ -259,7 +257,7 @@ pub async fn apply(plan: &Plan, providers: Providers<'_>, options: &ApplyOptions
             }
             progress.started(&change.address, change.action);
             let started = std::time::Instant::now();
-            let mut result = execute(plan, change, providers, deadline).await;
+            let mut result = crate::kinds::execute(plan, change, providers, deadline).await;
             if let (Ok(()), true, Some(State::Profile(want))) = (&result, options.wait, &change.after) {
                 // Waiting for the controller is no call: another resource may start.
                 slots.release(id);
@@ -299,181 +297,4 @@ pub async fn apply(plan: &Plan, providers: Providers<'_>, options: &ApplyOptions
 /// What is left of the run's time for a wait.
 fn remaining(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
-}
-
-fn ignore_missing(result: Result<(), ProviderError>) -> Result<(), ProviderError> {
-    match result {
-        Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
-}
-
-async fn execute(plan: &Plan, change: &ResourceChange, p: Providers<'_>, deadline: Instant) -> Result<(), ProviderError> {
-    match (change.action, change.before.as_ref(), change.after.as_ref()) {
-        (Action::Create, _, Some(State::Role(want))) => p.iam.create_role(want).await.map(drop),
-        (Action::Update, Some(State::Role(live)), Some(State::Role(want))) => update_role(p.iam, live, want).await,
-        (Action::Replace, Some(State::Role(live)), Some(State::Role(want))) => {
-            // The old role's policies go with it (the plan shows each; their
-            // own changes put back what the file asks for).
-            let ns = change.address.namespace().unwrap_or_default();
-            for old in plan.changes.iter().filter(|c| c.address.namespace() == Some(ns)) {
-                match old.before.as_ref() {
-                    Some(State::S3Policy(policy) | State::InlinePolicy(policy)) => {
-                        ignore_missing(p.iam.delete_role_policy(&live.name, &policy.policy_name).await)?;
-                    }
-                    Some(State::PolicyAttachment(a)) => ignore_missing(p.iam.detach_role_policy(&live.name, &a.policy_arn).await)?,
-                    _ => {}
-                }
-            }
-            ignore_missing(p.iam.delete_role(&live.name).await)?;
-            p.iam.create_role(want).await.map(drop)
-        }
-        (Action::Delete, Some(State::Role(live)), _) => ignore_missing(p.iam.delete_role(&live.name).await),
-        (Action::Delete, Some(State::DeposedRole(deposed)), _) => {
-            for policy in deposed.policy.iter().chain(&deposed.other_policies) {
-                ignore_missing(p.iam.delete_role_policy(&policy.role_name, &policy.policy_name).await)?;
-            }
-            for arn in &deposed.attached_policies {
-                ignore_missing(p.iam.detach_role_policy(&deposed.role.name, arn).await)?;
-            }
-            ignore_missing(p.iam.delete_role(&deposed.role.name).await)
-        }
-        (Action::Delete, Some(State::InlinePolicy(live)), _) => {
-            ignore_missing(p.iam.delete_role_policy(&live.role_name, &live.policy_name).await)
-        }
-        (Action::Create, _, Some(State::PolicyAttachment(want))) => p.iam.attach_role_policy(&want.role_name, &want.policy_arn).await,
-        (Action::Delete, Some(State::PolicyAttachment(live)), _) => {
-            ignore_missing(p.iam.detach_role_policy(&live.role_name, &live.policy_arn).await)
-        }
-        (Action::Create | Action::Update, _, Some(State::S3Policy(want))) => {
-            p.iam.put_role_policy(&want.role_name, &want.policy_name, &want.document).await
-        }
-        (Action::Delete, Some(State::S3Policy(live)), _) => {
-            ignore_missing(p.iam.delete_role_policy(&live.role_name, &live.policy_name).await)
-        }
-        (Action::Create | Action::Update, _, Some(State::Profile(want))) => p.kube.apply_profile(want).await,
-        (Action::Replace, Some(State::Profile(live)), Some(State::Profile(want))) => {
-            ignore_missing(p.kube.delete_profile(&live.name, remaining(deadline)).await)?;
-            p.kube.apply_profile(want).await
-        }
-        (Action::Delete, Some(State::Profile(live)), _) => ignore_missing(p.kube.delete_profile(&live.name, remaining(deadline)).await),
-        // kfp-tenant's own service accounts: labels and annotation, made if missing.
-        (Action::Create | Action::Update, _, Some(State::ServiceAccount(want))) if want.managed => {
-            p.kube.apply_service_account(want, remaining(deadline)).await
-        }
-        // An adopted account the tenant no longer names: given back.
-        (Action::Update, Some(State::ServiceAccount(live)), Some(State::ServiceAccount(want))) if live.managed => {
-            p.kube.release_service_account(&want.namespace, &want.name).await
-        }
-        // Another's account (default-editor): only the role annotation, set or removed.
-        (Action::Create | Action::Update, _, Some(State::ServiceAccount(want))) => {
-            p.kube.annotate_service_account(&want.namespace, &want.name, want.role_arn.as_deref()).await
-        }
-        (Action::Delete, Some(State::ServiceAccount(live)), _) => {
-            ignore_missing(p.kube.delete_service_account(&live.namespace, &live.name).await)
-        }
-        (Action::Create, _, Some(State::OidcProvider(want))) => match p.cluster.create_oidc_provider(&want.issuer_url).await {
-            Err(e) if e.kind == ErrorKind::AlreadyExists => Ok(()),
-            other => other.map(drop),
-        },
-        (Action::Create, _, Some(State::ClusterRecord(record))) => p.kube.write_cluster_record(record).await,
-        (Action::Create, _, Some(State::PodIdentity(want))) => create_association(p.pod_identity, &plan.cluster.name, want).await,
-        (Action::Update, Some(State::PodIdentity(live)), Some(State::PodIdentity(want))) => {
-            let role = want.role_arn.as_deref().unwrap_or_default();
-            p.pod_identity.update_pod_identity_association(&plan.cluster.name, &live.id, role).await
-        }
-        (Action::Replace, Some(State::PodIdentity(live)), Some(State::PodIdentity(want))) => {
-            ignore_missing(p.pod_identity.delete_pod_identity_association(&plan.cluster.name, &live.id).await)?;
-            create_association(p.pod_identity, &plan.cluster.name, want).await
-        }
-        (Action::Delete, Some(State::PodIdentity(live)), _) => {
-            ignore_missing(p.pod_identity.delete_pod_identity_association(&plan.cluster.name, &live.id).await)
-        }
-        (Action::Create, _, Some(State::CognitoUser(want))) => {
-            match p.directory.create_user(&want.user_pool_id, &want.email, want.invite).await {
-                // Made since the plan, by someone else: used as it is, and not recorded as kfp-tenant's.
-                Err(e) if e.kind == ErrorKind::AlreadyExists => Ok(()),
-                Err(e) => Err(e),
-                Ok(_) => p.kube.record_cognito_user(&want.user_pool_id, &want.email, true).await,
-            }
-        }
-        (Action::Delete, Some(State::CognitoUser(live)), _) => {
-            if let Some(username) = &live.username {
-                ignore_missing(p.directory.delete_user(&live.user_pool_id, username).await)?;
-            }
-            p.kube.record_cognito_user(&live.user_pool_id, &live.email, false).await
-        }
-        (Action::Delete, Some(State::TrustStatement(retired)), _) => {
-            ignore_missing(p.iam.update_trust_policy(&retired.role_name, &retired.remaining).await)
-        }
-        (action, _, _) => Err(ProviderError::new(
-            ErrorKind::InvalidInput,
-            "apply",
-            change.address.to_string(),
-            format!("the plan holds a {action:?} without the states it needs; make a new plan"),
-        )),
-    }
-}
-
-/// Creates an association. EKS refuses a second one for the same service
-/// account; if the one found carries kfp-tenant's markers for this cluster
-/// (made by a run cut off before its answer came back), it is adopted and
-/// pointed at the role, else the refusal stands with the fix.
-async fn create_association(pods: &dyn PodIdentityApi, cluster: &str, want: &PodIdentityAssociation) -> Result<(), ProviderError> {
-    let error = match pods.create_pod_identity_association(cluster, want).await {
-        Ok(_) => return Ok(()),
-        Err(e) if e.kind == ErrorKind::AlreadyExists => e,
-        Err(e) => return Err(e),
-    };
-    let listed = pods.list_pod_identity_associations(cluster).await?;
-    let Some(found) = listed.iter().find(|a| a.namespace == want.namespace && a.service_account == want.service_account) else {
-        return Err(error);
-    };
-    let Some(found) = pods.describe_pod_identity_association(cluster, &found.id).await? else {
-        return Err(error);
-    };
-    if !tags::is_managed_role(&found.tags, cluster) {
-        return Err(ProviderError::new(
-            ErrorKind::AlreadyExists,
-            "CreatePodIdentityAssociation",
-            format!("{}/{}", want.namespace, want.service_account),
-            format!(
-                "service account {}/{} got EKS Pod Identity association {} from someone else since the plan was made; run plan again (it names the fix)",
-                want.namespace, want.service_account, found.id
-            ),
-        ));
-    }
-    match want.role_arn.as_deref() {
-        Some(role) if found.role_arn.as_deref() != Some(role) => pods.update_pod_identity_association(cluster, &found.id, role).await,
-        _ => Ok(()),
-    }
-}
-
-/// The IAM calls that turn `live` into `want`: one per attribute that
-/// [`role_drift`] finds different.
-async fn update_role(iam: &dyn IamApi, live: &Role, want: &Role) -> Result<(), ProviderError> {
-    let name = &want.name;
-    let drift = role_drift(live, want);
-    let differs = |attribute: &str| drift.iter().any(|d| d == attribute);
-    if differs("trust_policy") {
-        iam.update_trust_policy(name, &want.trust_policy).await?;
-    }
-    if differs("description") || differs("max_session_duration") {
-        iam.update_role(name, want.description.as_deref(), want.max_session_duration).await?;
-    }
-    if differs("permissions_boundary") {
-        iam.set_permissions_boundary(name, want.permissions_boundary.as_deref()).await?;
-    }
-    if differs("tags") {
-        let stale: Vec<String> = live.tags.keys().filter(|k| !want.tags.contains_key(*k)).cloned().collect();
-        if !stale.is_empty() {
-            iam.untag_role(name, &stale).await?;
-        }
-        let changed: BTreeMap<String, String> =
-            want.tags.iter().filter(|(k, v)| live.tags.get(*k) != Some(v)).map(|(k, v)| (k.clone(), v.clone())).collect();
-        if !changed.is_empty() {
-            iam.tag_role(name, &changed).await?;
-        }
-    }
-    Ok(())
 }

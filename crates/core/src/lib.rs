@@ -26,6 +26,7 @@ pub mod audit;
 pub mod fnv;
 pub mod graph;
 pub mod identity;
+pub(crate) mod kinds;
 pub mod plan;
 pub mod policy;
 pub mod ports;

@@ -6,8 +6,9 @@ use std::fmt::Write;
 
 use serde_json::{Value, json};
 
+use crate::kinds::Attr;
 use crate::plan::{Action, Mode, Plan, ResourceChange, State};
-use crate::policy::{PolicyDocument, StatementChange, diff_statements};
+use crate::policy::{StatementChange, diff_statements};
 
 /// Optional ANSI colour for the symbols.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -79,29 +80,17 @@ fn block(out: &mut String, change: &ResourceChange, color: Color) {
         None => out.push('\n'),
     }
     let state = change.after.as_ref().or(change.before.as_ref()).expect("invariant: a change has a state");
-    let (kind, name) = match state {
-        State::Role(r) => ("iam_role", r.name.clone()),
-        State::S3Policy(p) | State::InlinePolicy(p) => ("iam_role_policy", format!("{}/{}", p.role_name, p.policy_name)),
-        State::PolicyAttachment(a) => ("iam_role_policy_attachment", format!("{}/{}", a.role_name, a.policy_arn)),
-        State::Profile(p) => ("profile", p.name.clone()),
-        State::ServiceAccount(sa) => ("service_account", format!("{}/{}", sa.namespace, sa.name)),
-        State::OidcProvider(p) => ("iam_openid_connect_provider", p.issuer_url.trim_start_matches("https://").to_owned()),
-        State::ClusterRecord(_) => ("config_map", "kube-system/kfp-tenant-cluster".to_owned()),
-        State::DeposedRole(d) => ("iam_role", d.role.name.clone()),
-        State::PodIdentity(a) => ("eks_pod_identity_association", format!("{}/{}", a.namespace, a.service_account)),
-        State::TrustStatement(t) => ("iam_role_trust_statement", format!("{}/{}", t.role_name, t.road.as_str())),
-        State::CognitoUser(u) => ("cognito_user", format!("{}/{}", u.user_pool_id, u.email)),
-    };
+    let (kind, name) = state.label();
     let symbol = paint(change.action.symbol(), change.action, color);
     let _ = writeln!(out, "{symbol:>3} {kind} {name:?} {{");
     // A create shows everything it will write, a delete everything it removes.
     let before = match change.action {
         Action::Create => Vec::new(),
-        _ => change.before.as_ref().map(attributes).unwrap_or_default(),
+        _ => change.before.as_ref().map(State::attributes).unwrap_or_default(),
     };
     let after = match change.action {
         Action::Delete => Vec::new(),
-        _ => change.after.as_ref().map(attributes).unwrap_or_default(),
+        _ => change.after.as_ref().map(State::attributes).unwrap_or_default(),
     };
     let width = before.iter().chain(&after).map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut hidden = 0;
@@ -125,112 +114,6 @@ fn block(out: &mut String, change: &ResourceChange, color: Color) {
         let _ = writeln!(out, "        # ({hidden} unchanged attribute{} hidden)", if hidden == 1 { "" } else { "s" });
     }
     let _ = writeln!(out, "    }}");
-}
-
-#[derive(Clone, Debug, PartialEq)]
-enum Attr {
-    Text(String),
-    Document(PolicyDocument),
-    Json(Value),
-}
-
-fn attributes(state: &State) -> Vec<(&'static str, Attr)> {
-    let text = |s: &str| Attr::Text(s.to_owned());
-    match state {
-        State::Role(r) => {
-            let mut v = vec![
-                ("arn", text(&r.arn)),
-                ("path", text(&r.path)),
-                ("trust_policy", Attr::Document(r.trust_policy.clone())),
-                ("max_session_duration", Attr::Json(json!(r.max_session_duration))),
-                ("tags", Attr::Json(json!(r.tags))),
-            ];
-            if let Some(d) = &r.description {
-                v.insert(2, ("description", text(d)));
-            }
-            if let Some(b) = &r.permissions_boundary {
-                v.push(("permissions_boundary", text(b)));
-            }
-            v
-        }
-        State::S3Policy(p) | State::InlinePolicy(p) => {
-            vec![("role", text(&p.role_name)), ("name", text(&p.policy_name)), ("document", Attr::Document(p.document.clone()))]
-        }
-        State::PolicyAttachment(a) => vec![("role", text(&a.role_name)), ("policy_arn", text(&a.policy_arn))],
-        State::Profile(p) => {
-            let mut v = vec![
-                ("owner", text(&p.owner)),
-                ("plugins", Attr::Json(serde_json::to_value(&p.plugins).unwrap_or(Value::Null))),
-                ("managed_label", Attr::Json(json!(p.managed))),
-            ];
-            if let Some(c) = &p.cluster {
-                v.push(("cluster_label", text(c)));
-            }
-            if let Some(q) = &p.resource_quota {
-                v.push(("resource_quota", Attr::Json(serde_json::to_value(q).unwrap_or(Value::Null))));
-            }
-            v
-        }
-        State::OidcProvider(p) => {
-            vec![("url", text(&p.issuer_url)), ("arn", text(&p.arn)), ("client_ids", Attr::Json(json!(["sts.amazonaws.com"])))]
-        }
-        State::ServiceAccount(sa) => {
-            let mut v = vec![
-                ("namespace", text(&sa.namespace)),
-                ("name", text(&sa.name)),
-                ("role_arn_annotation", Attr::Json(json!(sa.role_arn))),
-                ("managed_label", Attr::Json(json!(sa.managed))),
-            ];
-            if let Some(c) = &sa.cluster {
-                v.push(("cluster_label", text(c)));
-            }
-            v
-        }
-        State::ClusterRecord(r) => vec![("cluster_arn", text(&r.cluster_arn))],
-        State::PodIdentity(a) => {
-            let mut v = vec![
-                ("namespace", text(&a.namespace)),
-                ("service_account", text(&a.service_account)),
-                ("role_arn", Attr::Json(json!(a.role_arn))),
-                ("tags", Attr::Json(json!(a.tags))),
-            ];
-            if !a.id.is_empty() {
-                v.insert(0, ("association_id", text(&a.id)));
-            }
-            v
-        }
-        State::CognitoUser(u) => {
-            let mut v = vec![
-                ("user_pool_id", text(&u.user_pool_id)),
-                ("email", text(&u.email)),
-                ("email_verified", Attr::Json(json!(true))),
-                ("created_by_kfp_tenant", Attr::Json(json!(u.created_by_kfp_tenant))),
-            ];
-            match &u.username {
-                Some(name) => v.insert(1, ("username", text(name))),
-                None => v.push(("invitation", text(if u.invite { "e-mailed by Cognito" } else { "suppressed" }))),
-            }
-            v
-        }
-        State::TrustStatement(t) => {
-            vec![("role", text(&t.role_name)), ("road", text(t.road.as_str())), ("statement", Attr::Document(t.statement.clone()))]
-        }
-        State::DeposedRole(d) => {
-            let mut v = attributes(&State::Role(d.role.clone()));
-            if let Some(p) = &d.policy {
-                v.push(("inline_policy", text(&p.policy_name)));
-                v.push(("inline_policy_document", Attr::Document(p.document.clone())));
-            }
-            for p in &d.other_policies {
-                v.push(("other_inline_policy", text(&p.policy_name)));
-                v.push(("other_inline_policy_document", Attr::Document(p.document.clone())));
-            }
-            if !d.attached_policies.is_empty() {
-                v.push(("attached_policies", Attr::Json(json!(d.attached_policies))));
-            }
-            v
-        }
-    }
 }
 
 fn show(value: &Attr) -> String {

@@ -1,6 +1,7 @@
 //! What the tenants file asks for, resource by resource, and how a live
 //! resource differs from it. One place for each rule: apply's calls follow
-//! from the same differences ([`role_drift`] names what `apply` updates).
+//! from the same differences (a role's, [`crate::kinds::role_drift`], lives with
+//! its kind and names what apply updates).
 
 use std::collections::BTreeMap;
 
@@ -113,27 +114,6 @@ pub fn desired_service_account(
         cluster: Some(tags::cluster_label(cluster)),
         created: live.is_none_or(|sa| sa.created),
     }
-}
-
-/// The attributes of a role that differ, by name. The ARN is IAM's to assign.
-pub fn role_drift(live: &Role, want: &Role) -> Vec<String> {
-    let mut drift = Vec::new();
-    if live.trust_policy != want.trust_policy {
-        drift.push("trust_policy");
-    }
-    if live.description != want.description {
-        drift.push("description");
-    }
-    if live.max_session_duration != want.max_session_duration {
-        drift.push("max_session_duration");
-    }
-    if live.permissions_boundary != want.permissions_boundary {
-        drift.push("permissions_boundary");
-    }
-    if live.tags != want.tags {
-        drift.push("tags");
-    }
-    drift.into_iter().map(str::to_owned).collect()
 }
 
 pub fn profile_drift(live: &Profile, want: &Profile) -> Vec<String> {

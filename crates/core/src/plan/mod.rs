@@ -26,10 +26,11 @@ use crate::spec::Identity;
 
 pub use self::desired::{
     association_tags, bridge_trust, desired_profile, desired_role, desired_s3_policy, desired_service_account, profile_drift, road_trust,
-    role_description, role_description_marker, role_drift, service_account_drift,
+    role_description, role_description_marker, service_account_drift,
 };
 pub use self::fresh::{StalePlan, check_fresh, fingerprint, reads_of};
 pub use self::planner::{plan, plan_destroy, target};
+pub use crate::kinds::role_drift;
 
 /// Version of the saved plan and of `--json` output.
 pub const FORMAT_VERSION: &str = "2.0";

@@ -333,7 +333,7 @@ impl<'a> Planner<'a> {
                 }
                 // Whatever else the role carries goes before it, shown in the plan:
                 // IAM refuses to delete a role with policies.
-                let (extra, attached) = crate::plan::fresh::role_permissions(self.observed, role_name, Some(&policy));
+                let (extra, attached) = self.observed.role_permissions(role_name, Some(&policy));
                 for p in extra {
                     let address = Address::inline_policy(ns, &p.policy_name);
                     self.push(address, Action::Delete, Some(reason.clone()), Some(State::InlinePolicy(p)), None);

@@ -5,11 +5,11 @@
 use std::collections::BTreeSet;
 
 use crate::address::{Address, Kind};
+use crate::kinds::role_drift;
 use crate::plan::desired::{
     association_tags, bridge_trust, desired_profile, desired_role, desired_s3_policy, desired_service_account, profile_drift, road_trust,
-    role_drift, service_account_drift,
+    service_account_drift,
 };
-use crate::plan::fresh::role_permissions;
 use crate::plan::planner::Planner;
 use crate::plan::{Action, DeposedRole, PolicyAttachment, Reason, State, TrustStatement};
 use crate::ports::{InlinePolicy, PodIdentityAssociation, ServiceAccount};
@@ -266,7 +266,7 @@ impl Planner<'_> {
             // A new role has nothing yet.
             Action::Create => BTreeSet::new(),
             _ => {
-                let (extra, attached) = role_permissions(self.observed, role, Some(&tenant.policy_name));
+                let (extra, attached) = self.observed.role_permissions(role, Some(&tenant.policy_name));
                 for policy in extra {
                     let address = Address::inline_policy(ns, &policy.policy_name);
                     self.push(address, Action::Delete, Some(Reason::NotInFile), Some(State::InlinePolicy(policy)), None);
@@ -537,7 +537,7 @@ impl Planner<'_> {
             let document = self.observed.policies.get(&(role.name.clone(), policy.clone()));
             let policy = document.map(|d| InlinePolicy { role_name: role.name.clone(), policy_name: policy.clone(), document: d.clone() });
             let (other_policies, attached_policies) =
-                role_permissions(self.observed, &role.name, policy.as_ref().map(|p| p.policy_name.as_str()));
+                self.observed.role_permissions(&role.name, policy.as_ref().map(|p| p.policy_name.as_str()));
             let address = Address::deposed_role(ns, &role.name);
             let deposed = DeposedRole { role, policy, other_policies, attached_policies };
             self.push(address, Action::Delete, Some(reason.clone()), Some(State::DeposedRole(deposed)), None);

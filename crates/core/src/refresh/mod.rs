@@ -150,6 +150,26 @@ pub struct Observed {
     pub bucket: BucketCheck,
 }
 
+impl Observed {
+    /// A role's inline policies other than `except`, and its attached
+    /// managed policies, as refresh read them.
+    pub(crate) fn role_permissions(&self, role: &str, except: Option<&str>) -> (Vec<crate::ports::InlinePolicy>, Vec<String>) {
+        let inline = self
+            .policies
+            .range((role.to_owned(), String::new())..)
+            .take_while(|((r, _), _)| r == role)
+            .filter(|((_, name), _)| Some(name.as_str()) != except)
+            .map(|((r, name), document)| crate::ports::InlinePolicy {
+                role_name: r.clone(),
+                policy_name: name.clone(),
+                document: document.clone(),
+            })
+            .collect();
+        let attached = self.attachments.get(role).into_iter().flatten().cloned().collect();
+        (inline, attached)
+    }
+}
+
 /// Refresh stopped; nothing was written.
 #[derive(Debug, thiserror::Error)]
 pub enum RefreshError {

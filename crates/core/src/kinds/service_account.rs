@@ -1,0 +1,55 @@
+//! A service account granted a tenant's role: kfp-tenant's own (labelled,
+//! made if missing), an adopted one given back, or another's
+//! (`default-editor`), of which only the role annotation is written.
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use super::{Attr, Cx, Resource, ignore_missing, malformed, text};
+use crate::plan::{Action, ResourceChange};
+use crate::ports::{ProviderError, ServiceAccount};
+use crate::refresh::{Observed, ReadSet};
+
+#[async_trait]
+impl Resource for ServiceAccount {
+    fn label(&self) -> (&'static str, String) {
+        ("service_account", format!("{}/{}", self.namespace, self.name))
+    }
+
+    fn attributes(&self) -> Vec<(&'static str, Attr)> {
+        let mut v = vec![
+            ("namespace", text(&self.namespace)),
+            ("name", text(&self.name)),
+            ("role_arn_annotation", Attr::Json(json!(self.role_arn))),
+            ("managed_label", Attr::Json(json!(self.managed))),
+        ];
+        if let Some(c) = &self.cluster {
+            v.push(("cluster_label", text(c)));
+        }
+        v
+    }
+
+    fn add_reads(&self, _change: &ResourceChange, reads: &mut ReadSet) {
+        reads.service_accounts.insert((self.namespace.clone(), self.name.clone()));
+    }
+
+    fn current(&self, observed: &Observed) -> Option<Self> {
+        observed.service_accounts.get(&(self.namespace.clone(), self.name.clone())).cloned()
+    }
+
+    async fn execute(cx: &Cx<'_>, before: Option<&Self>, after: Option<&Self>) -> Result<(), ProviderError> {
+        let kube = cx.providers.kube;
+        match (cx.change.action, before, after) {
+            // kfp-tenant's own service accounts: labels and annotation, made if missing.
+            (Action::Create | Action::Update, _, Some(want)) if want.managed => kube.apply_service_account(want, cx.remaining()).await,
+            // An adopted account the tenant no longer names: given back.
+            (Action::Update, Some(live), Some(want)) if live.managed => kube.release_service_account(&want.namespace, &want.name).await,
+            // Another's account (default-editor): only the role annotation, set or removed.
+            (Action::Create | Action::Update, _, Some(want)) => {
+                kube.annotate_service_account(&want.namespace, &want.name, want.role_arn.as_deref()).await
+            }
+            (Action::Delete, Some(live), _) => ignore_missing(kube.delete_service_account(&live.namespace, &live.name).await),
+            _ => Err(malformed(cx.change)),
+        }
+    }
+}
