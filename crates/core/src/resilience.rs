@@ -266,95 +266,65 @@ fn jitter(delay: Duration, attempt: u32, target: &str) -> Duration {
     delay.mul_f64(0.5 + fraction / 2.0)
 }
 
-#[async_trait]
-impl<I: IamApi> IamApi for Resilient<I> {
-    async fn get_role(&self, name: &str) -> ProviderResult<Option<Role>> {
-        self.run(None, || self.inner.get_role(name)).await
-    }
+/// A port implemented for `Resilient<P>` by forwarding each listed method to
+/// the wrapped provider through [`Resilient::run`]; `[expr]` after a method
+/// names the IAM role the call writes (IAM's consistency window applies to
+/// it). Methods with more to do than forwarding come first, written out.
+macro_rules! resilient {
+    (impl $port:ident { $($special:tt)* } $($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty $([$role:expr])?;)*) => {
+        #[async_trait]
+        impl<P: $port> $port for Resilient<P> {
+            $($special)*
+            $(
+                async fn $name(&self, $($arg: $ty),*) -> ProviderResult<$ret> {
+                    self.run(resilient!(@role $($role)?), || self.inner.$name($($arg),*)).await
+                }
+            )*
+        }
+    };
+    (@role) => { None };
+    (@role $role:expr) => { $role };
+}
 
-    async fn create_role(&self, role: &Role) -> ProviderResult<Role> {
-        let created = match self.run(Some(&role.name), || self.inner.create_role(role)).await {
-            // A retry after a lost response finds its own role: that is success.
-            Err(e) if e.kind == ErrorKind::AlreadyExists => self.earlier_attempt(role).await.ok_or(e)?,
-            other => other?,
-        };
-        let key = role.name.to_ascii_lowercase();
-        lock(&self.created).insert(key.clone(), Instant::now());
-        lock(&self.trusted).insert(key, (Instant::now(), crate::policy::admits_pod_identity(&role.trust_policy)));
-        Ok(created)
-    }
+resilient! {
+    impl IamApi {
+        async fn create_role(&self, role: &Role) -> ProviderResult<Role> {
+            let created = match self.run(Some(&role.name), || self.inner.create_role(role)).await {
+                // A retry after a lost response finds its own role: that is success.
+                Err(e) if e.kind == ErrorKind::AlreadyExists => self.earlier_attempt(role).await.ok_or(e)?,
+                other => other?,
+            };
+            let key = role.name.to_ascii_lowercase();
+            lock(&self.created).insert(key.clone(), Instant::now());
+            lock(&self.trusted).insert(key, (Instant::now(), crate::policy::admits_pod_identity(&role.trust_policy)));
+            Ok(created)
+        }
 
-    async fn update_trust_policy(&self, name: &str, document: &PolicyDocument) -> ProviderResult<()> {
-        self.run(Some(name), || self.inner.update_trust_policy(name, document)).await?;
-        // EKS reads the new trust as eventually as a new role.
-        let pods = crate::policy::admits_pod_identity(document);
-        lock(&self.trusted).insert(name.to_ascii_lowercase(), (Instant::now(), pods));
-        Ok(())
+        async fn update_trust_policy(&self, name: &str, document: &PolicyDocument) -> ProviderResult<()> {
+            self.run(Some(name), || self.inner.update_trust_policy(name, document)).await?;
+            // EKS reads the new trust as eventually as a new role.
+            let pods = crate::policy::admits_pod_identity(document);
+            lock(&self.trusted).insert(name.to_ascii_lowercase(), (Instant::now(), pods));
+            Ok(())
+        }
     }
-
-    async fn update_role(&self, name: &str, description: Option<&str>, max_session_duration: u32) -> ProviderResult<()> {
-        self.run(Some(name), || self.inner.update_role(name, description, max_session_duration)).await
-    }
-
-    async fn set_permissions_boundary(&self, name: &str, arn: Option<&str>) -> ProviderResult<()> {
-        self.run(Some(name), || self.inner.set_permissions_boundary(name, arn)).await
-    }
-
-    async fn tag_role(&self, name: &str, tags: &BTreeMap<String, String>) -> ProviderResult<()> {
-        self.run(Some(name), || self.inner.tag_role(name, tags)).await
-    }
-
-    async fn untag_role(&self, name: &str, keys: &[String]) -> ProviderResult<()> {
-        self.run(Some(name), || self.inner.untag_role(name, keys)).await
-    }
-
-    async fn delete_role(&self, name: &str) -> ProviderResult<()> {
-        self.run(None, || self.inner.delete_role(name)).await
-    }
-
-    async fn get_role_policy(&self, role: &str, policy: &str) -> ProviderResult<Option<PolicyDocument>> {
-        self.run(None, || self.inner.get_role_policy(role, policy)).await
-    }
-
-    async fn put_role_policy(&self, role: &str, policy: &str, document: &PolicyDocument) -> ProviderResult<()> {
-        self.run(Some(role), || self.inner.put_role_policy(role, policy, document)).await
-    }
-
-    async fn delete_role_policy(&self, role: &str, policy: &str) -> ProviderResult<()> {
-        self.run(None, || self.inner.delete_role_policy(role, policy)).await
-    }
-
-    async fn list_role_policies(&self, role: &str) -> ProviderResult<Vec<String>> {
-        self.run(None, || self.inner.list_role_policies(role)).await
-    }
-
-    async fn list_attached_role_policies(&self, role: &str) -> ProviderResult<Vec<String>> {
-        self.run(None, || self.inner.list_attached_role_policies(role)).await
-    }
-
-    async fn attach_role_policy(&self, role: &str, policy_arn: &str) -> ProviderResult<()> {
-        self.run(Some(role), || self.inner.attach_role_policy(role, policy_arn)).await
-    }
-
-    async fn detach_role_policy(&self, role: &str, policy_arn: &str) -> ProviderResult<()> {
-        self.run(None, || self.inner.detach_role_policy(role, policy_arn)).await
-    }
-
-    async fn account_roles(&self) -> ProviderResult<Vec<RoleDetail>> {
-        self.run(None, || self.inner.account_roles()).await
-    }
-
-    async fn list_roles(&self, path_prefix: &str) -> ProviderResult<Vec<RoleListing>> {
-        self.run(None, || self.inner.list_roles(path_prefix)).await
-    }
-
-    async fn role_count(&self) -> ProviderResult<u64> {
-        self.run(None, || self.inner.role_count()).await
-    }
-
-    async fn get_oidc_provider(&self, arn: &str) -> ProviderResult<Option<OidcProviderDetails>> {
-        self.run(None, || self.inner.get_oidc_provider(arn)).await
-    }
+    get_role(name: &str) -> Option<Role>;
+    update_role(name: &str, description: Option<&str>, max_session_duration: u32) -> () [Some(name)];
+    set_permissions_boundary(name: &str, arn: Option<&str>) -> () [Some(name)];
+    tag_role(name: &str, tags: &BTreeMap<String, String>) -> () [Some(name)];
+    untag_role(name: &str, keys: &[String]) -> () [Some(name)];
+    delete_role(name: &str) -> ();
+    get_role_policy(role: &str, policy: &str) -> Option<PolicyDocument>;
+    put_role_policy(role: &str, policy: &str, document: &PolicyDocument) -> () [Some(role)];
+    delete_role_policy(role: &str, policy: &str) -> ();
+    list_role_policies(role: &str) -> Vec<String>;
+    list_attached_role_policies(role: &str) -> Vec<String>;
+    attach_role_policy(role: &str, policy_arn: &str) -> () [Some(role)];
+    detach_role_policy(role: &str, policy_arn: &str) -> ();
+    account_roles() -> Vec<RoleDetail>;
+    list_roles(path_prefix: &str) -> Vec<RoleListing>;
+    role_count() -> u64;
+    get_oidc_provider(arn: &str) -> Option<OidcProviderDetails>;
 }
 
 impl<I: IamApi> Resilient<I> {
@@ -367,104 +337,37 @@ impl<I: IamApi> Resilient<I> {
     }
 }
 
-#[async_trait]
-impl<C: ClusterApi> ClusterApi for Resilient<C> {
-    async fn caller_identity(&self) -> ProviderResult<CallerIdentity> {
-        self.run(None, || self.inner.caller_identity()).await
-    }
-
-    async fn describe_cluster(&self, cluster: &str) -> ProviderResult<EksCluster> {
-        self.run(None, || self.inner.describe_cluster(cluster)).await
-    }
-
-    async fn create_oidc_provider(&self, issuer_url: &str) -> ProviderResult<String> {
-        self.run(None, || self.inner.create_oidc_provider(issuer_url)).await
-    }
-
-    async fn bucket_region(&self, bucket: &str) -> ProviderResult<Option<String>> {
-        self.run(None, || self.inner.bucket_region(bucket)).await
-    }
-
-    async fn assume_role_with_web_identity(&self, role_arn: &str, session: &str, token: &BearerToken) -> ProviderResult<AssumedRole> {
-        self.run(None, || self.inner.assume_role_with_web_identity(role_arn, session, token)).await
-    }
+resilient! {
+    impl ClusterApi {}
+    caller_identity() -> CallerIdentity;
+    describe_cluster(cluster: &str) -> EksCluster;
+    create_oidc_provider(issuer_url: &str) -> String;
+    bucket_region(bucket: &str) -> Option<String>;
+    assume_role_with_web_identity(role_arn: &str, session: &str, token: &BearerToken) -> AssumedRole;
 }
 
-#[async_trait]
-impl<K: KubernetesApi> KubernetesApi for Resilient<K> {
-    fn endpoint(&self) -> KubeEndpoint {
-        self.inner.endpoint()
+resilient! {
+    impl KubernetesApi {
+        fn endpoint(&self) -> KubeEndpoint {
+            self.inner.endpoint()
+        }
     }
-
-    async fn cluster_record(&self) -> ProviderResult<Option<ClusterRecord>> {
-        self.run(None, || self.inner.cluster_record()).await
-    }
-
-    async fn write_cluster_record(&self, record: &ClusterRecord) -> ProviderResult<()> {
-        self.run(None, || self.inner.write_cluster_record(record)).await
-    }
-
-    async fn record_cognito_user(&self, pool: &str, email: &str, created: bool) -> ProviderResult<()> {
-        self.run(None, || self.inner.record_cognito_user(pool, email, created)).await
-    }
-
-    async fn list_profiles(&self) -> ProviderResult<Vec<Profile>> {
-        self.run(None, || self.inner.list_profiles()).await
-    }
-
-    async fn get_namespace(&self, name: &str) -> ProviderResult<Option<Namespace>> {
-        self.run(None, || self.inner.get_namespace(name)).await
-    }
-
-    async fn list_namespaces(&self) -> ProviderResult<Vec<Namespace>> {
-        self.run(None, || self.inner.list_namespaces()).await
-    }
-
-    async fn apply_profile(&self, profile: &Profile) -> ProviderResult<()> {
-        self.run(None, || self.inner.apply_profile(profile)).await
-    }
-
-    async fn delete_profile(&self, name: &str, timeout: Duration) -> ProviderResult<()> {
-        self.run(None, || self.inner.delete_profile(name, timeout)).await
-    }
-
-    async fn wait_ready(&self, profile: &Profile, timeout: Duration) -> ProviderResult<()> {
-        self.run(None, || self.inner.wait_ready(profile, timeout)).await
-    }
-
-    async fn list_service_accounts(&self, which: AccountQuery<'_>) -> ProviderResult<Vec<ServiceAccount>> {
-        self.run(None, || self.inner.list_service_accounts(which)).await
-    }
-
-    async fn get_service_account(&self, namespace: &str, name: &str) -> ProviderResult<Option<ServiceAccount>> {
-        self.run(None, || self.inner.get_service_account(namespace, name)).await
-    }
-
-    async fn apply_service_account(&self, account: &ServiceAccount, timeout: Duration) -> ProviderResult<()> {
-        self.run(None, || self.inner.apply_service_account(account, timeout)).await
-    }
-
-    async fn annotate_service_account(&self, namespace: &str, name: &str, role_arn: Option<&str>) -> ProviderResult<()> {
-        self.run(None, || self.inner.annotate_service_account(namespace, name, role_arn)).await
-    }
-
-    async fn release_service_account(&self, namespace: &str, name: &str) -> ProviderResult<()> {
-        self.run(None, || self.inner.release_service_account(namespace, name)).await
-    }
-
-    async fn delete_service_account(&self, namespace: &str, name: &str) -> ProviderResult<()> {
-        self.run(None, || self.inner.delete_service_account(namespace, name)).await
-    }
-
-    async fn request_token(
-        &self,
-        namespace: &str,
-        name: &str,
-        audience: &str,
-        expires_in: Duration,
-    ) -> ProviderResult<Option<BearerToken>> {
-        self.run(None, || self.inner.request_token(namespace, name, audience, expires_in)).await
-    }
+    cluster_record() -> Option<ClusterRecord>;
+    write_cluster_record(record: &ClusterRecord) -> ();
+    record_cognito_user(pool: &str, email: &str, created: bool) -> ();
+    list_profiles() -> Vec<Profile>;
+    get_namespace(name: &str) -> Option<Namespace>;
+    list_namespaces() -> Vec<Namespace>;
+    apply_profile(profile: &Profile) -> ();
+    delete_profile(name: &str, timeout: Duration) -> ();
+    wait_ready(profile: &Profile, timeout: Duration) -> ();
+    list_service_accounts(which: AccountQuery<'_>) -> Vec<ServiceAccount>;
+    get_service_account(namespace: &str, name: &str) -> Option<ServiceAccount>;
+    apply_service_account(account: &ServiceAccount, timeout: Duration) -> ();
+    annotate_service_account(namespace: &str, name: &str, role_arn: Option<&str>) -> ();
+    release_service_account(namespace: &str, name: &str) -> ();
+    delete_service_account(namespace: &str, name: &str) -> ();
+    request_token(namespace: &str, name: &str, audience: &str, expires_in: Duration) -> Option<BearerToken>;
 }
 
 /// The role an ARN names (`arn:aws:iam::1:role/path/name` → `name`).
@@ -472,46 +375,21 @@ fn role_of(arn: Option<&str>) -> Option<&str> {
     arn.and_then(|a| a.rsplit('/').next())
 }
 
-#[async_trait]
-impl<P: UserDirectoryApi> UserDirectoryApi for Resilient<P> {
-    async fn find_users(&self, pool: &str, email: &str) -> ProviderResult<Vec<DirectoryUser>> {
-        self.run(None, || self.inner.find_users(pool, email)).await
-    }
-
-    async fn create_user(&self, pool: &str, email: &str, invite: bool) -> ProviderResult<DirectoryUser> {
-        self.run(None, || self.inner.create_user(pool, email, invite)).await
-    }
-
-    async fn delete_user(&self, pool: &str, username: &str) -> ProviderResult<()> {
-        self.run(None, || self.inner.delete_user(pool, username)).await
-    }
+resilient! {
+    impl UserDirectoryApi {}
+    find_users(pool: &str, email: &str) -> Vec<DirectoryUser>;
+    create_user(pool: &str, email: &str, invite: bool) -> DirectoryUser;
+    delete_user(pool: &str, username: &str) -> ();
 }
 
-#[async_trait]
-impl<P: PodIdentityApi> PodIdentityApi for Resilient<P> {
-    async fn list_pod_identity_associations(&self, cluster: &str) -> ProviderResult<Vec<PodIdentityAssociation>> {
-        self.run(None, || self.inner.list_pod_identity_associations(cluster)).await
-    }
-
-    async fn describe_pod_identity_association(&self, cluster: &str, id: &str) -> ProviderResult<Option<PodIdentityAssociation>> {
-        self.run(None, || self.inner.describe_pod_identity_association(cluster, id)).await
-    }
-
-    async fn create_pod_identity_association(
-        &self,
-        cluster: &str,
-        association: &PodIdentityAssociation,
-    ) -> ProviderResult<PodIdentityAssociation> {
-        self.run(role_of(association.role_arn.as_deref()), || self.inner.create_pod_identity_association(cluster, association)).await
-    }
-
-    async fn update_pod_identity_association(&self, cluster: &str, id: &str, role_arn: &str) -> ProviderResult<()> {
-        self.run(role_of(Some(role_arn)), || self.inner.update_pod_identity_association(cluster, id, role_arn)).await
-    }
-
-    async fn delete_pod_identity_association(&self, cluster: &str, id: &str) -> ProviderResult<()> {
-        self.run(None, || self.inner.delete_pod_identity_association(cluster, id)).await
-    }
+resilient! {
+    impl PodIdentityApi {}
+    list_pod_identity_associations(cluster: &str) -> Vec<PodIdentityAssociation>;
+    describe_pod_identity_association(cluster: &str, id: &str) -> Option<PodIdentityAssociation>;
+    create_pod_identity_association(cluster: &str, association: &PodIdentityAssociation) -> PodIdentityAssociation
+        [role_of(association.role_arn.as_deref())];
+    update_pod_identity_association(cluster: &str, id: &str, role_arn: &str) -> () [role_of(Some(role_arn))];
+    delete_pod_identity_association(cluster: &str, id: &str) -> ();
 }
 
 #[cfg(test)]
