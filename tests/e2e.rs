@@ -12,7 +12,7 @@ use kfp_tenant_core::apply::{self, ApplyOptions, Providers, Quiet};
 use kfp_tenant_core::plan::{self, PlanOptions};
 use kfp_tenant_core::ports::IamApi;
 use kfp_tenant_core::refresh::{ReadSet, RefreshMode, refresh};
-use kfp_tenant_core::spec::{Desired, Identity, TenantInput, TenantsFile};
+use kfp_tenant_core::spec::{Desired, Road, TenantInput, TenantsFile};
 use kfp_tenant_core::validate;
 use kfp_tenant_k8s::{Kube, KubeOptions};
 use kfp_tenant_testkit::backend::{Backend, TestKube, TestKubeOptions};
@@ -163,7 +163,7 @@ async fn pod_identity_tenants_live_move_and_go(backend: Backend) {
     let cluster = cluster.as_str();
     let providers = Providers { cluster: &aws, iam: &aws, kube: &provider, pod_identity: &aws, directory: &aws };
     let (irsa, pods) = (kube.name("team-i"), kube.name("team-p"));
-    let file = |road: Identity| TenantsFile {
+    let file = |road: Road| TenantsFile {
         cluster: cluster.into(),
         region: support::REGION.into(),
         bucket: "kfp-artifacts".into(),
@@ -179,8 +179,8 @@ async fn pod_identity_tenants_live_move_and_go(backend: Backend) {
         ],
         ..Default::default()
     };
-    let on_pods = validate(&file(Identity::PodIdentity)).unwrap();
-    let on_irsa = validate(&file(Identity::Irsa)).unwrap();
+    let on_pods = validate(&file(Road::PodIdentity)).unwrap();
+    let on_irsa = validate(&file(Road::Irsa)).unwrap();
     let role_arn = format!("arn:aws:iam::123456789012:role/{pods}-{cluster}-role");
     let associations = || {
         let mut found: Vec<(String, String)> =

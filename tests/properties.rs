@@ -22,7 +22,7 @@ use kfp_tenant_core::policy::PolicyDocument;
 use kfp_tenant_core::ports::{Profile, Role};
 use kfp_tenant_core::refresh::{ReadSet, RefreshMode, refresh};
 use kfp_tenant_core::resilience::{Resilient, RetryPolicy};
-use kfp_tenant_core::spec::{Desired, Identity, ResourceQuota, S3AccessMode, TenantInput, TenantsFile};
+use kfp_tenant_core::spec::{Desired, ResourceQuota, Road, S3AccessMode, TenantInput, TenantsFile};
 use kfp_tenant_core::validate;
 use kfp_tenant_testkit::Faults;
 use kfp_tenant_testkit::world::{CLUSTER, FakeWorld, sample_file};
@@ -41,10 +41,10 @@ struct TenantCase {
 }
 
 impl TenantCase {
-    fn road(&self, moved: bool) -> Identity {
+    fn road(&self, moved: bool) -> Road {
         match (self.road, moved) {
-            (0, _) | (2, false) | (3, true) => Identity::Irsa,
-            _ => Identity::PodIdentity,
+            (0, _) | (2, false) | (3, true) => Road::Irsa,
+            _ => Road::PodIdentity,
         }
     }
 }
@@ -275,18 +275,18 @@ async fn check(cases: Vec<TenantCase>, faults: FaultCase) -> Result<(), TestCase
         let mut associated: Vec<String> =
             associations.iter().filter(|a| a.namespace == t.namespace).map(|a| a.service_account.clone()).collect();
         associated.sort();
-        match t.identity {
-            Identity::Irsa => {
+        match t.road {
+            Road::Irsa => {
                 prop_assert_eq!(editor, Some(Some(arn)));
                 prop_assert!(associated.is_empty(), "{} is on IRSA but has associations {:?}", t.namespace, associated);
             }
-            Identity::PodIdentity => {
+            Road::PodIdentity => {
                 prop_assert_eq!(editor, Some(None));
                 prop_assert_eq!(&associated, &t.service_accounts);
             }
         }
         for sa in &t.service_accounts {
-            prop_assert_eq!(world.road_of(&cluster, t, sa), Some(t.identity), "{}/{}", t.namespace, sa);
+            prop_assert_eq!(world.road_of(&cluster, t, sa), Some(t.road), "{}/{}", t.namespace, sa);
         }
     }
     let accounts: BTreeSet<(String, String)> = all.into_iter().filter(|(_, sa)| sa.managed).map(|(k, _)| k).collect();

@@ -14,13 +14,13 @@ use kfp_tenant_core::plan::{Action, Plan, PlanOptions, plan_destroy};
 use kfp_tenant_core::ports::{PodIdentityAssociation, ProviderResult, TemporaryCredentials};
 use kfp_tenant_core::refresh::ReadSet;
 use kfp_tenant_core::render::{self, Color};
-use kfp_tenant_core::spec::{Desired, Identity, TenantInput, TenantsFile};
+use kfp_tenant_core::spec::{Desired, Road, TenantInput, TenantsFile};
 use kfp_tenant_core::validate;
 use kfp_tenant_testkit::Faults;
 use kfp_tenant_testkit::world::{CLUSTER, FakeWorld, sample_file};
 
 /// team-a on IRSA, team-b on `road` with a second service account.
-fn file(road: Identity) -> TenantsFile {
+fn file(road: Road) -> TenantsFile {
     let mut file = sample_file(1);
     file.tenants[0].namespace = "team-a".into();
     file.tenants[0].owner = "alice@example.com".into();
@@ -34,7 +34,7 @@ fn file(road: Identity) -> TenantsFile {
     file
 }
 
-fn desired(road: Identity) -> Desired {
+fn desired(road: Road) -> Desired {
     validate(&file(road)).expect("valid")
 }
 
@@ -52,7 +52,7 @@ async fn converge(world: &FakeWorld, d: &Desired) -> Plan {
 }
 
 /// Every service account of every tenant, with the road that serves it now.
-fn roads(world: &FakeWorld, plan: &Plan, d: &Desired) -> Vec<(String, Option<Identity>)> {
+fn roads(world: &FakeWorld, plan: &Plan, d: &Desired) -> Vec<(String, Option<Road>)> {
     d.tenants
         .iter()
         .flat_map(|t| t.service_accounts.iter().map(move |sa| (t, sa)))
@@ -60,9 +60,9 @@ fn roads(world: &FakeWorld, plan: &Plan, d: &Desired) -> Vec<(String, Option<Ide
         .collect()
 }
 
-fn all_on(d: &Desired, road_b: Identity) -> Vec<(String, Option<Identity>)> {
-    let all: Vec<(String, Option<Identity>)> = vec![
-        ("team-a/default-editor".into(), Some(Identity::Irsa)),
+fn all_on(d: &Desired, road_b: Road) -> Vec<(String, Option<Road>)> {
+    let all: Vec<(String, Option<Road>)> = vec![
+        ("team-a/default-editor".into(), Some(Road::Irsa)),
         ("team-b/default-editor".into(), Some(road_b)),
         ("team-b/pipeline-runner".into(), Some(road_b)),
     ];
@@ -72,14 +72,14 @@ fn all_on(d: &Desired, road_b: Identity) -> Vec<(String, Option<Identity>)> {
 #[tokio::test]
 async fn a_file_with_tenants_on_both_roads_plans_and_applies_in_one_run() {
     let world = FakeWorld::new();
-    let d = desired(Identity::PodIdentity);
+    let d = desired(Road::PodIdentity);
     let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
     insta::assert_snapshot!("create_pod_identity.txt", render::plan_text(&plan, Color::Never));
     insta::assert_json_snapshot!("create_pod_identity.json", render::plan_json(&plan));
     assert_eq!(world.calls.writes(), 0);
     converge(&world, &d).await;
 
-    assert_eq!(roads(&world, &plan, &d), all_on(&d, Identity::PodIdentity));
+    assert_eq!(roads(&world, &plan, &d), all_on(&d, Road::PodIdentity));
     let b = world.kube.profile("team-b").unwrap();
     assert!(b.plugins.is_empty(), "a Pod Identity tenant's Profile has no IRSA plugin: {b:?}");
     let accounts = world.kube.service_accounts();
@@ -101,7 +101,7 @@ async fn a_file_with_tenants_on_both_roads_plans_and_applies_in_one_run() {
 #[tokio::test]
 async fn a_file_of_irsa_tenants_makes_no_eks_pod_identity_call() {
     let world = FakeWorld::new();
-    let d = desired(Identity::Irsa);
+    let d = desired(Road::Irsa);
     converge(&world, &d).await;
     world.calls.reset();
     world.plan(&d, PlanOptions::default()).await.unwrap();
@@ -111,7 +111,7 @@ async fn a_file_of_irsa_tenants_makes_no_eks_pod_identity_call() {
 #[tokio::test]
 async fn associations_that_drift_are_repaired_and_foreign_ones_refused() {
     let world = FakeWorld::new();
-    let d = desired(Identity::PodIdentity);
+    let d = desired(Road::PodIdentity);
     converge(&world, &d).await;
 
     // By hand: runner's association points elsewhere, default-editor's is
@@ -186,7 +186,7 @@ impl Progress for Order {
 #[tokio::test]
 async fn destroy_deletes_the_associations_before_the_role() {
     let world = FakeWorld::new();
-    let d = desired(Identity::PodIdentity);
+    let d = desired(Road::PodIdentity);
     converge(&world, &d).await;
     let observed = world.observe(&ReadSet::for_desired(&d, false)).await.unwrap();
     let plan = plan_destroy(&d, &observed).unwrap();
@@ -207,7 +207,7 @@ async fn destroy_deletes_the_associations_before_the_role() {
 /// Moves team-b from `from` to `to`: first uninterrupted, counting its
 /// writes; then once per write, crashed right after it, checking that every
 /// service account still has a road, and that a rerun finishes the move.
-async fn move_with_a_crash_after_every_write(from: Identity, to: Identity, snapshot: &str) {
+async fn move_with_a_crash_after_every_write(from: Road, to: Road, snapshot: &str) {
     let start = || async {
         let world = FakeWorld::new();
         converge(&world, &desired(from)).await;
@@ -224,7 +224,7 @@ async fn move_with_a_crash_after_every_write(from: Identity, to: Identity, snaps
     assert_eq!(roads(&world, &moved, &target), all_on(&target, to));
     let role = world.iam.role("team-b-kf-prod-role").unwrap();
     let has_irsa = role.trust_policy.to_compact_json().contains("oidc-provider");
-    assert_eq!(has_irsa, to == Identity::Irsa, "the road left leaves the trust policy: {:?}", role.trust_policy);
+    assert_eq!(has_irsa, to == Road::Irsa, "the road left leaves the trust policy: {:?}", role.trust_policy);
 
     // One change at a time the walker takes ready changes in address order
     // (a tenant's service accounts before its associations), so only the
@@ -256,18 +256,18 @@ async fn move_with_a_crash_after_every_write(from: Identity, to: Identity, snaps
 
 #[tokio::test(start_paused = true)]
 async fn moving_from_irsa_to_pod_identity_keeps_a_road_at_every_write() {
-    move_with_a_crash_after_every_write(Identity::Irsa, Identity::PodIdentity, "move_to_pod_identity.txt").await;
+    move_with_a_crash_after_every_write(Road::Irsa, Road::PodIdentity, "move_to_pod_identity.txt").await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn moving_from_pod_identity_back_to_irsa_keeps_a_road_at_every_write() {
-    move_with_a_crash_after_every_write(Identity::PodIdentity, Identity::Irsa, "move_to_irsa.txt").await;
+    move_with_a_crash_after_every_write(Road::PodIdentity, Road::Irsa, "move_to_irsa.txt").await;
 }
 
 #[tokio::test]
 async fn an_association_made_between_plan_and_apply_is_adopted_when_ours_and_refused_when_not() {
     let world = FakeWorld::new();
-    let d = desired(Identity::PodIdentity);
+    let d = desired(Road::PodIdentity);
     let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
     // A run cut off after EKS made the association but before its answer came back.
     let ours = kfp_tenant_core::plan::association_tags(CLUSTER, "team-b");
@@ -297,7 +297,7 @@ async fn an_association_made_between_plan_and_apply_is_adopted_when_ours_and_ref
 #[tokio::test]
 async fn the_cluster_quota_of_associations_is_checked_at_plan_time() {
     let world = FakeWorld::new();
-    let d = desired(Identity::PodIdentity);
+    let d = desired(Road::PodIdentity);
     let fill = |n: usize| {
         for i in 0..n {
             world.iam.insert_association(
@@ -324,7 +324,7 @@ async fn the_cluster_quota_of_associations_is_checked_at_plan_time() {
 async fn eks_refusing_a_role_iam_has_not_yet_shown_it_is_retried_within_the_window() {
     use kfp_tenant_core::resilience::{Resilient, RetryPolicy};
     let world = FakeWorld::new();
-    let d = desired(Identity::PodIdentity);
+    let d = desired(Road::PodIdentity);
     let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
     // New roles stay invisible to EKS for 8 s, as IAM's replication can keep them.
     world.set_faults(Faults { invisible_for: Duration::from_secs(8), ..Default::default() });
@@ -366,7 +366,7 @@ impl kfp_tenant_core::ports::ObjectStoreApi for Bucket {
 #[tokio::test]
 async fn verify_checks_the_irsa_tenants_and_says_plainly_that_it_does_not_check_pod_identity_yet() {
     let world = FakeWorld::new();
-    let d = desired(Identity::PodIdentity);
+    let d = desired(Road::PodIdentity);
     converge(&world, &d).await;
     let observed = world.observe(&ReadSet::for_desired(&d, false)).await.unwrap();
     let bucket = Bucket::default();
@@ -382,7 +382,7 @@ async fn verify_checks_the_irsa_tenants_and_says_plainly_that_it_does_not_check_
 #[tokio::test]
 async fn a_saved_plan_reads_the_associations_again_and_is_refused_when_one_changed() {
     let world = FakeWorld::new();
-    let d = desired(Identity::PodIdentity);
+    let d = desired(Road::PodIdentity);
     converge(&world, &d).await;
     world.iam.edit_associations(|a| a.service_account != "pipeline-runner");
     let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
@@ -400,12 +400,12 @@ async fn a_saved_plan_reads_the_associations_again_and_is_refused_when_one_chang
 #[tokio::test]
 async fn a_dropped_tenant_with_only_its_profile_and_associations_left_is_named_and_pruned_whole() {
     let world = FakeWorld::new();
-    converge(&world, &desired(Identity::PodIdentity)).await;
+    converge(&world, &desired(Road::PodIdentity)).await;
     // Its role deleted by hand: the Profile and the associations are what is left.
     world.iam.delete_policy("team-b-kf-prod-role", "kf-team-b-pipeline-s3");
     let role = world.iam.role("team-b-kf-prod-role").unwrap();
     world.iam.edit_role(&role.name, |r| r.tags.clear());
-    let mut f = file(Identity::PodIdentity);
+    let mut f = file(Road::PodIdentity);
     f.tenants.retain(|t| t.namespace != "team-b");
     let kept = validate(&f).unwrap();
     let warned = world.plan(&kept, PlanOptions::default()).await.unwrap();

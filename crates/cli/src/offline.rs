@@ -9,7 +9,7 @@ use clap::CommandFactory;
 use kfp_tenant_core::address::{Address, Kind, resource_graph};
 use kfp_tenant_core::plan::{self, ClusterContext};
 use kfp_tenant_core::render;
-use kfp_tenant_core::spec::{Desired, Identity};
+use kfp_tenant_core::spec::{Desired, Road};
 
 use crate::commands::{print_plan, read_plan};
 use crate::flags::{Cli, RenderArgs};
@@ -34,7 +34,7 @@ fn addresses(desired: &Desired) -> Vec<Address> {
     for tenant in &desired.tenants {
         addresses.extend(Kind::PER_TENANT.into_iter().map(|k| Address::tenant(&tenant.namespace, k)));
         addresses.extend(tenant.service_accounts.iter().map(|sa| Address::service_account(&tenant.namespace, sa)));
-        if tenant.identity == Identity::PodIdentity {
+        if tenant.road == Road::PodIdentity {
             addresses.extend(tenant.service_accounts.iter().map(|sa| Address::pod_identity(&tenant.namespace, sa)));
         }
     }
@@ -115,7 +115,7 @@ fn render_stream(desired: &Desired, cluster: &ClusterContext) -> Result<ExitCode
             "---\n# Source: iam/{ns}/trust-policy.json (trust policy of IAM role {}{}, identity {}, {} of {quota} characters)\n{}",
             role.path,
             role.name,
-            tenant.identity.as_str(),
+            tenant.road.as_str(),
             role.trust_policy.minified_len(),
             serde_json::to_string_pretty(role.trust_policy.as_json())?
         )?;
@@ -127,7 +127,7 @@ fn render_stream(desired: &Desired, cluster: &ClusterContext) -> Result<ExitCode
             serde_json::to_string_pretty(s3.document.as_json())?
         )?;
         say!("---\n# Source: {ns}.yaml (Profile {ns})\n{}", serde_yaml_ng::to_string(&profile)?.trim_end())?;
-        let annotation = (tenant.identity == Identity::Irsa).then_some(role.arn.as_str());
+        let annotation = (tenant.road == Road::Irsa).then_some(role.arn.as_str());
         for sa in tenant.extra_service_accounts() {
             let account = plan::desired_service_account(ns, sa, annotation, &cluster.name, None);
             let manifest = serde_yaml_ng::to_string(&kfp_tenant_k8s::account_manifest(&account))?;
@@ -160,14 +160,14 @@ fn render_dir(desired: &Desired, cluster: &ClusterContext, dir: &std::path::Path
         let role = plan::desired_role(tenant, cluster);
         let s3 = plan::desired_s3_policy(tenant, cluster);
         let profile = kfp_tenant_k8s::to_resource(&plan::desired_profile(tenant, &role.arn, &cluster.name));
-        let mut yaml = match tenant.identity {
-            Identity::Irsa => format!("# tenant {ns}: the Profile, and the service accounts kfp-tenant makes and annotates\n---\n"),
-            Identity::PodIdentity => format!(
+        let mut yaml = match tenant.road {
+            Road::Irsa => format!("# tenant {ns}: the Profile, and the service accounts kfp-tenant makes and annotates\n---\n"),
+            Road::PodIdentity => format!(
                 "# tenant {ns}: the Profile, and the service accounts kfp-tenant makes (EKS Pod Identity: no annotation;\n# the associations are EKS API objects, one per service account: {})\n---\n",
                 tenant.service_accounts.join(", ")
             ),
         };
-        let annotation = (tenant.identity == Identity::Irsa).then_some(role.arn.as_str());
+        let annotation = (tenant.road == Road::Irsa).then_some(role.arn.as_str());
         yaml.push_str(&serde_yaml_ng::to_string(&profile)?);
         for sa in tenant.extra_service_accounts() {
             let account = plan::desired_service_account(ns, sa, annotation, &cluster.name, None);
@@ -180,7 +180,7 @@ fn render_dir(desired: &Desired, cluster: &ClusterContext, dir: &std::path::Path
         write(iam.join("inline-policy.json"), format!("{}\n", serde_json::to_string_pretty(s3.document.as_json())?))?;
         summary.push_str(&format!(
             "| {ns} | {} | `{}{}` | {} of {} characters | `{}`, {} characters | {} |\n",
-            tenant.identity.as_str(),
+            tenant.road.as_str(),
             role.path,
             role.name,
             role.trust_policy.minified_len(),

@@ -116,7 +116,7 @@ impl Address {
     }
 
     /// The trust statement of `road` in the tenant's role.
-    pub fn trust_statement(namespace: &str, road: crate::spec::Identity) -> Self {
+    pub fn trust_statement(namespace: &str, road: crate::spec::Road) -> Self {
         Address::Tenant { namespace: namespace.to_owned(), kind: Kind::TrustStatement, name: Some(road.as_str().to_owned()) }
     }
 
@@ -214,10 +214,8 @@ impl FromStr for Address {
             return Ok(Address::pod_identity(namespace, name));
         }
         if let Some(road) = kind.strip_prefix("trust_statement[\"").and_then(|n| n.strip_suffix("\"]")) {
-            let road = [crate::spec::Identity::Irsa, crate::spec::Identity::PodIdentity]
-                .into_iter()
-                .find(|r| r.as_str() == road)
-                .ok_or_else(bad)?;
+            let road =
+                [crate::spec::Road::Irsa, crate::spec::Road::PodIdentity].into_iter().find(|r| r.as_str() == road).ok_or_else(bad)?;
             return Ok(Address::trust_statement(namespace, road));
         }
         let kind = Kind::PER_TENANT.into_iter().find(|k| k.as_str() == kind).ok_or_else(bad)?;
@@ -275,7 +273,7 @@ mod tests {
             Address::service_account("team-a", "runner"),
             Address::deposed_role("team-a", "old-role"),
             Address::pod_identity("team-a", "runner"),
-            Address::trust_statement("team-a", crate::spec::Identity::Irsa),
+            Address::trust_statement("team-a", crate::spec::Road::Irsa),
             Address::ClusterIdentity,
             Address::CognitoUser { email: "alice@example.com".into() },
         ] {

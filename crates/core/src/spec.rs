@@ -177,8 +177,8 @@ pub struct CognitoInput {
 pub struct TenantDefaults {
     /// How the tenants' pods get their role: `irsa` (the default) or `podIdentity`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(example = Identity::Irsa)]
-    pub identity: Option<Identity>,
+    #[schemars(example = Road::Irsa)]
+    pub identity: Option<Road>,
     /// What the tenants' roles may do on the bucket (default `scoped`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(example = S3AccessMode::Scoped)]
@@ -220,7 +220,7 @@ pub struct TenantDefaults {
 /// How a tenant's pods get its role: the road from a service account to AWS.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub enum Identity {
+pub enum Road {
     /// IAM roles for service accounts (the page's way): the role trusts the
     /// cluster's IAM OIDC provider, and the service accounts carry the
     /// `eks.amazonaws.com/role-arn` annotation (the Profile's
@@ -233,20 +233,20 @@ pub enum Identity {
     PodIdentity,
 }
 
-impl Identity {
+impl Road {
     /// The other road: where a tenant comes from when it moves.
-    pub fn other(self) -> Identity {
+    pub fn other(self) -> Road {
         match self {
-            Identity::Irsa => Identity::PodIdentity,
-            Identity::PodIdentity => Identity::Irsa,
+            Road::Irsa => Road::PodIdentity,
+            Road::PodIdentity => Road::Irsa,
         }
     }
 
     /// As in the tenants file.
     pub fn as_str(self) -> &'static str {
         match self {
-            Identity::Irsa => "irsa",
-            Identity::PodIdentity => "podIdentity",
+            Road::Irsa => "irsa",
+            Road::PodIdentity => "podIdentity",
         }
     }
 }
@@ -286,8 +286,8 @@ pub struct TenantInput {
     /// Overrides `defaults.identity`. Changing it moves the tenant from one
     /// road to the other as a plan, without a moment where neither works.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(example = Identity::PodIdentity)]
-    pub identity: Option<Identity>,
+    #[schemars(example = Road::PodIdentity)]
+    pub identity: Option<Road>,
     /// The service accounts granted the role, exactly (overrides `defaults.serviceAccounts`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(transform = service_account_list, example = ["default-editor", "pipeline-runner"])]
@@ -375,7 +375,8 @@ pub struct Tenant {
     pub role_name: String,
     pub role_path: String,
     pub policy_name: String,
-    pub identity: Identity,
+    /// How its pods reach AWS (the file's `identity`).
+    pub road: Road,
     /// Sorted, unique, always non-empty.
     pub service_accounts: Vec<String>,
     pub s3_access: S3Access,

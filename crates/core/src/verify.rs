@@ -34,7 +34,7 @@ use crate::ports::{
     BearerToken, ClusterApi, ErrorKind, IamApi, KubernetesApi, ObjectStoreApi, OidcProviderDetails, Role, TemporaryCredentials,
 };
 use crate::refresh::Observed;
-use crate::spec::{DEFAULT_SERVICE_ACCOUNT, Desired, Identity, Tenant};
+use crate::spec::{DEFAULT_SERVICE_ACCOUNT, Desired, Road, Tenant};
 use crate::trust::{self, Decision};
 
 /// Version of `verify --json`.
@@ -215,7 +215,7 @@ pub async fn verify(desired: &Desired, observed: &Observed, ports: Ports<'_>, pa
         false => ports.iam.get_oidc_provider(&cluster.oidc_provider_arn).await.map_err(|e| e.to_string()),
     };
     let provider = &provider;
-    let (irsa, pods): (Vec<&Tenant>, Vec<&Tenant>) = desired.tenants.iter().partition(|t| t.identity == Identity::Irsa);
+    let (irsa, pods): (Vec<&Tenant>, Vec<&Tenant>) = desired.tenants.iter().partition(|t| t.road == Road::Irsa);
     let accounts: Vec<(&Tenant, &str)> = irsa.into_iter().flat_map(|t| t.service_accounts.iter().map(move |sa| (t, sa.as_str()))).collect();
     let total = accounts.len();
     let mut checks: Vec<Check> = stream::iter(accounts.into_iter().take_while(|_| !stop.is_stopped()).map(|(tenant, sa)| {

@@ -6,7 +6,7 @@ use kfp_tenant_core::plan::ClusterContext;
 use kfp_tenant_core::plan::{self, Plan, PlanOptions};
 use kfp_tenant_core::policy::admits_pod_identity;
 use kfp_tenant_core::refresh::{self, Observed, ReadSet, RefreshMode};
-use kfp_tenant_core::spec::{Desired, Identity, Tenant, TenantInput, TenantsFile};
+use kfp_tenant_core::spec::{Desired, Road, Tenant, TenantInput, TenantsFile};
 use kfp_tenant_core::trust;
 
 use crate::{Calls, FakeCluster, FakeIam, FakeKube};
@@ -79,7 +79,7 @@ impl FakeWorld {
     /// identity counts (IAM's evaluation, [`trust::evaluate`]); without it,
     /// an association of the pair to the role, and a trust that admits Pod
     /// Identity with the pair's session tags.
-    pub fn road_of(&self, cluster: &ClusterContext, tenant: &Tenant, sa: &str) -> Option<Identity> {
+    pub fn road_of(&self, cluster: &ClusterContext, tenant: &Tenant, sa: &str) -> Option<Road> {
         let ns = tenant.namespace.as_str();
         let role = self.iam.role(&tenant.role_name)?;
         let annotation = self.kube.service_accounts().get(&(ns.to_owned(), sa.to_owned())).and_then(|a| a.role_arn.clone());
@@ -92,7 +92,7 @@ impl FakeWorld {
                 &["sts.amazonaws.com".to_owned()],
             );
             let admitted = matches!(trust::evaluate(&role.trust_policy, &request), trust::Decision::Allowed { .. });
-            return (arn == role.arn && admitted).then_some(Identity::Irsa);
+            return (arn == role.arn && admitted).then_some(Road::Irsa);
         }
         let associated = self
             .iam
@@ -104,7 +104,7 @@ impl FakeWorld {
             let has = |v: &serde_json::Value, want: &str| v == want || v.as_array().is_some_and(|a| a.iter().any(|x| x == want));
             has(&tags["aws:RequestTag/kubernetes-namespace"], ns) && has(&tags["aws:RequestTag/kubernetes-service-account"], sa)
         });
-        (associated && tagged && admits_pod_identity(&role.trust_policy)).then_some(Identity::PodIdentity)
+        (associated && tagged && admits_pod_identity(&role.trust_policy)).then_some(Road::PodIdentity)
     }
 }
 

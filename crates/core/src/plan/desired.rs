@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::plan::ClusterContext;
 use crate::policy::{self, PolicyDocument};
 use crate::ports::{InlinePolicy, Profile, ProfilePlugin, Role, ServiceAccount};
-use crate::spec::{DEFAULT_MAX_SESSION_DURATION, Identity, Tenant};
+use crate::spec::{DEFAULT_MAX_SESSION_DURATION, Road, Tenant};
 use crate::tags;
 
 /// The role as kfp-tenant creates it for `tenant`, trusting the tenant's road alone.
@@ -19,7 +19,7 @@ pub fn desired_role(tenant: &Tenant, cluster: &ClusterContext) -> Role {
         name: tenant.role_name.clone(),
         path: tenant.role_path.clone(),
         arn: format!("arn:{}:iam::{}:role{}{}", cluster.partition, cluster.account_id, tenant.role_path, tenant.role_name),
-        trust_policy: road_trust(tenant.identity, tenant, cluster),
+        trust_policy: road_trust(tenant.road, tenant, cluster),
         description: Some(role_description(&tenant.namespace, &cluster.name)),
         tags: tags::role_tags(&tenant.tags, &cluster.name, &tenant.namespace),
         max_session_duration: tenant.max_session_duration.unwrap_or(DEFAULT_MAX_SESSION_DURATION),
@@ -30,13 +30,13 @@ pub fn desired_role(tenant: &Tenant, cluster: &ClusterContext) -> Role {
 /// The trust policy by which `road` reaches the tenant's role: IRSA's
 /// federated statement for the cluster's OIDC issuer, or Pod Identity's
 /// service principal narrowed to the cluster, namespace and accounts.
-pub fn road_trust(road: Identity, tenant: &Tenant, cluster: &ClusterContext) -> PolicyDocument {
+pub fn road_trust(road: Road, tenant: &Tenant, cluster: &ClusterContext) -> PolicyDocument {
     match road {
-        Identity::Irsa => {
+        Road::Irsa => {
             let issuer_host = cluster.oidc_issuer.strip_prefix("https://").unwrap_or(&cluster.oidc_issuer);
             policy::trust_policy(&cluster.partition, &cluster.account_id, issuer_host, &tenant.namespace, &tenant.service_accounts)
         }
-        Identity::PodIdentity => policy::pod_identity_trust(&cluster.account_id, &cluster.arn, &tenant.namespace, &tenant.service_accounts),
+        Road::PodIdentity => policy::pod_identity_trust(&cluster.account_id, &cluster.arn, &tenant.namespace, &tenant.service_accounts),
     }
 }
 
@@ -86,9 +86,9 @@ pub fn desired_profile(tenant: &Tenant, role_arn: &str, cluster: &str) -> Profil
         owner: tenant.owner.clone(),
         // A Pod Identity tenant's Profile has no plugin: its binding is an EKS
         // association, and an IRSA annotation would win over it.
-        plugins: match tenant.identity {
-            Identity::Irsa => vec![ProfilePlugin::aws_iam(role_arn)],
-            Identity::PodIdentity => Vec::new(),
+        plugins: match tenant.road {
+            Road::Irsa => vec![ProfilePlugin::aws_iam(role_arn)],
+            Road::PodIdentity => Vec::new(),
         },
         resource_quota: tenant.resource_quota.clone(),
         managed: true,

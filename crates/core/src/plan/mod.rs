@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::address::Address;
 use crate::policy::PolicyDocument;
 use crate::ports::{ClusterRecord, InlinePolicy, OidcProvider, PodIdentityAssociation, Profile, Role, ServiceAccount};
-use crate::spec::Identity;
+use crate::spec::Road;
 
 pub use self::desired::{
     association_tags, bridge_trust, desired_profile, desired_role, desired_s3_policy, desired_service_account, profile_drift, road_trust,
@@ -136,7 +136,7 @@ pub enum Reason {
     Bind { proof: crate::identity::Proof },
     /// The tenant no longer uses this road to AWS (`identity` changed);
     /// it goes once the other road is in place.
-    RoadLeft { road: Identity },
+    RoadLeft { road: Road },
     /// A Cognito user kfp-tenant created owns no tenant left in the file,
     /// and the file says `deleteUsers: true`.
     UserLeft,
@@ -188,10 +188,10 @@ impl fmt::Display for Reason {
 }
 
 /// How a plan names a road to AWS.
-pub fn road_name(road: Identity) -> &'static str {
+pub fn road_name(road: Road) -> &'static str {
     match road {
-        Identity::Irsa => "IRSA",
-        Identity::PodIdentity => "EKS Pod Identity",
+        Road::Irsa => "IRSA",
+        Road::PodIdentity => "EKS Pod Identity",
     }
 }
 
@@ -246,7 +246,7 @@ pub struct CognitoUser {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrustStatement {
     pub role_name: String,
-    pub road: Identity,
+    pub road: Road,
     /// The statement(s) that go.
     pub statement: PolicyDocument,
     /// The trust policy once they are gone: the other road's alone.

@@ -12,7 +12,7 @@ use crate::plan::{
 };
 use crate::ports::{ClusterRecord, OidcProvider};
 use crate::refresh::{BucketCheck, Observed};
-use crate::spec::{Desired, Identity, MAX_POD_IDENTITY_ASSOCIATIONS, policy_name};
+use crate::spec::{Desired, MAX_POD_IDENTITY_ASSOCIATIONS, Road, policy_name};
 use crate::tags::{self, Ownership};
 
 static NO_REPLACEMENTS: BTreeSet<Address> = BTreeSet::new();
@@ -20,7 +20,7 @@ static NO_REPLACEMENTS: BTreeSet<Address> = BTreeSet::new();
 /// Plans the changes that make the live state match `desired`.
 pub fn plan(desired: &Desired, observed: &Observed, options: PlanOptions) -> Result<Plan, PlanError> {
     // Only IRSA tenants need the OIDC provider; Pod Identity does without.
-    let need = match (desired.tenants.iter().any(|t| t.identity == Identity::Irsa), options.create_oidc_provider) {
+    let need = match (desired.tenants.iter().any(|t| t.road == Road::Irsa), options.create_oidc_provider) {
         (false, _) => ProviderNeed::NotNeeded,
         (true, true) => ProviderNeed::CreateIfMissing,
         (true, false) => ProviderNeed::Require,

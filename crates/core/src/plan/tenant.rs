@@ -13,7 +13,7 @@ use crate::plan::desired::{
 use crate::plan::planner::Planner;
 use crate::plan::{Action, DeposedRole, PolicyAttachment, Reason, State, TrustStatement};
 use crate::ports::{InlinePolicy, PodIdentityAssociation, ServiceAccount};
-use crate::spec::{DEFAULT_SERVICE_ACCOUNT, Identity, Tenant, policy_name};
+use crate::spec::{DEFAULT_SERVICE_ACCOUNT, Road, Tenant, policy_name};
 use crate::tags::{self, Ownership};
 
 impl Planner<'_> {
@@ -25,7 +25,7 @@ impl Planner<'_> {
     /// failure plans the rest of the move from what it finds.
     pub(super) fn tenant(&mut self, tenant: &Tenant, adopt: bool) {
         let ns = tenant.namespace.as_str();
-        let road = tenant.identity;
+        let road = tenant.road;
         let mut want_role = desired_role(tenant, &self.cluster);
         let only_road = want_role.trust_policy.clone();
         let leaving = Some(road.other()).filter(|old| self.road_in_use(tenant, *old));
@@ -39,12 +39,12 @@ impl Planner<'_> {
         let arn = want_role.arn.clone();
         let profile_action = self.profile(tenant, &arn, adopt);
 
-        let annotation = (road == Identity::Irsa).then_some(arn.as_str());
+        let annotation = (road == Road::Irsa).then_some(arn.as_str());
         for name in tenant.extra_service_accounts() {
             self.service_account(ns, name, annotation, profile_action, adopt);
         }
         self.default_editor(ns, annotation, profile_action);
-        if road == Identity::PodIdentity {
+        if road == Road::PodIdentity {
             self.pod_identities(tenant, &arn, adopt);
         }
         self.dropped_associations(ns, tenant.service_accounts.as_slice(), road);
@@ -62,10 +62,10 @@ impl Planner<'_> {
     /// of kfp-tenant's service accounts in the namespace (and the account
     /// has the OIDC provider its statement names); for Pod Identity, an
     /// association kfp-tenant made in the namespace.
-    fn road_in_use(&self, tenant: &Tenant, road: Identity) -> bool {
+    fn road_in_use(&self, tenant: &Tenant, road: Road) -> bool {
         let ns = tenant.namespace.as_str();
         match road {
-            Identity::Irsa => {
+            Road::Irsa => {
                 let plugin = self.observed.profiles.get(ns).is_some_and(|p| p.role_arn().is_some());
                 let annotated = self.namespace_accounts(ns).any(|sa| {
                     sa.role_arn.is_some()
@@ -77,7 +77,7 @@ impl Planner<'_> {
                 });
                 (plugin || annotated) && !self.cluster.oidc_provider_arn.is_empty()
             }
-            Identity::PodIdentity => self.our_associations(ns).next().is_some(),
+            Road::PodIdentity => self.our_associations(ns).next().is_some(),
         }
     }
 
@@ -157,12 +157,12 @@ impl Planner<'_> {
 
     /// kfp-tenant's associations in the namespace for service accounts the
     /// tenant no longer grants, or all of them when it left Pod Identity.
-    fn dropped_associations(&mut self, ns: &str, granted: &[String], road: Identity) {
+    fn dropped_associations(&mut self, ns: &str, granted: &[String], road: Road) {
         let dropped: Vec<PodIdentityAssociation> =
-            self.our_associations(ns).filter(|a| road != Identity::PodIdentity || !granted.contains(&a.service_account)).cloned().collect();
+            self.our_associations(ns).filter(|a| road != Road::PodIdentity || !granted.contains(&a.service_account)).cloned().collect();
         let reason = match road {
-            Identity::PodIdentity => Reason::Dropped,
-            Identity::Irsa => Reason::RoadLeft { road: Identity::PodIdentity },
+            Road::PodIdentity => Reason::Dropped,
+            Road::Irsa => Reason::RoadLeft { road: Road::PodIdentity },
         };
         for association in dropped {
             let address = Address::pod_identity(ns, &association.service_account);
@@ -411,7 +411,7 @@ impl Planner<'_> {
                 match tags::ownership(live.managed, live.cluster.as_deref(), &self.cluster.name) {
                     _ if drift.is_empty() => (Action::NoOp, None),
                     Ownership::Ours if drift == ["role_arn"] && want.role_arn.is_none() => {
-                        (Action::Update, Some(Reason::RoadLeft { road: Identity::Irsa }))
+                        (Action::Update, Some(Reason::RoadLeft { road: Road::Irsa }))
                     }
                     Ownership::Ours => (Action::Update, Some(Reason::Drift { attributes: drift })),
                     Ownership::Legacy if drift == ["labels"] => (Action::Update, Some(Reason::RecordCluster)),
@@ -482,7 +482,7 @@ impl Planner<'_> {
         };
         let (action, reason) = match () {
             () if live.role_arn == want.role_arn => (Action::NoOp, None),
-            () if role_arn.is_none() => (Action::Update, Some(Reason::RoadLeft { road: Identity::Irsa })),
+            () if role_arn.is_none() => (Action::Update, Some(Reason::RoadLeft { road: Road::Irsa })),
             () if profile_action == Action::Update => (Action::Update, Some(Reason::Drift { attributes: vec!["role_arn".to_owned()] })),
             () => (Action::Update, Some(Reason::AnnotationDrift)),
         };

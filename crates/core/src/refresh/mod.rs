@@ -33,7 +33,7 @@ use crate::ports::{
     AccountQuery, CallerIdentity, ClusterApi, ClusterRecord, DirectoryUser, EksCluster, KubernetesApi, Namespace, PodIdentityApi,
     PodIdentityAssociation, Profile, ProviderError, Providers, Role, ServiceAccount, UserDirectoryApi,
 };
-use crate::spec::{DEFAULT_SERVICE_ACCOUNT, Desired, Identity};
+use crate::spec::{DEFAULT_SERVICE_ACCOUNT, Desired, Road};
 use crate::tags;
 
 /// What one refresh reads.
@@ -101,7 +101,7 @@ impl ReadSet {
                 .flat_map(|t| t.extra_service_accounts().map(|sa| (t.namespace.clone(), sa.to_owned())))
                 .collect(),
             vouched,
-            pod_identity: desired.tenants.iter().any(|t| t.identity == Identity::PodIdentity),
+            pod_identity: desired.tenants.iter().any(|t| t.road == Road::PodIdentity),
             cognito: desired.cognito.as_ref().map(|c| UserReads {
                 user_pool_id: c.user_pool_id.clone(),
                 emails: desired.tenants.iter().map(|t| t.owner.clone()).collect(),

@@ -10,8 +10,8 @@ use std::fmt;
 
 use crate::policy::{self, S3Access};
 use crate::spec::{
-    ClusterSpec, Cognito, DEFAULT_SERVICE_ACCOUNT, DEFAULT_TRUST_POLICY_QUOTA, Desired, Identity, IdentityProvider,
-    MAX_POD_IDENTITY_ASSOCIATIONS, S3AccessMode, Tenant, TenantsFile, default_role_name, policy_name,
+    ClusterSpec, Cognito, DEFAULT_SERVICE_ACCOUNT, DEFAULT_TRUST_POLICY_QUOTA, Desired, IdentityProvider, MAX_POD_IDENTITY_ASSOCIATIONS,
+    Road, S3AccessMode, Tenant, TenantsFile, default_role_name, policy_name,
 };
 use crate::tags;
 
@@ -193,7 +193,7 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
         service_accounts.sort();
         service_accounts.dedup();
         let identity = t.identity.or(d.identity).unwrap_or_default();
-        if identity == Identity::PodIdentity {
+        if identity == Road::PodIdentity {
             associations += service_accounts.len();
         }
 
@@ -263,8 +263,8 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
             // not known before IO, but its length is: EKS issuers have one shape.
             let issuer = example_issuer_host(&file.region);
             let trust = match identity {
-                Identity::Irsa => policy::trust_policy(partition, "123456789012", &issuer, &t.namespace, &service_accounts),
-                Identity::PodIdentity => {
+                Road::Irsa => policy::trust_policy(partition, "123456789012", &issuer, &t.namespace, &service_accounts),
+                Road::PodIdentity => {
                     let arn = format!("arn:{partition}:eks:{}:123456789012:cluster/{}", file.region, file.cluster);
                     policy::pod_identity_trust("123456789012", &arn, &t.namespace, &service_accounts)
                 }
@@ -292,7 +292,7 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
             role_name,
             role_path,
             policy_name: policy,
-            identity,
+            road: identity,
             service_accounts,
             s3_access,
             resource_quota: t.resource_quota.clone(),
@@ -775,11 +775,11 @@ mod tests {
     fn identity_is_irsa_unless_the_defaults_or_the_tenant_say_otherwise() {
         let mut f = file();
         f.tenants.push(TenantInput { namespace: "team-b".into(), owner: "bob@example.com".into(), ..Default::default() });
-        assert!(validate(&f).unwrap().tenants.iter().all(|t| t.identity == Identity::Irsa));
-        f.defaults.identity = Some(Identity::PodIdentity);
-        f.tenants[1].identity = Some(Identity::Irsa);
-        let roads: Vec<Identity> = validate(&f).unwrap().tenants.iter().map(|t| t.identity).collect();
-        assert_eq!(roads, [Identity::PodIdentity, Identity::Irsa]);
+        assert!(validate(&f).unwrap().tenants.iter().all(|t| t.road == Road::Irsa));
+        f.defaults.identity = Some(Road::PodIdentity);
+        f.tenants[1].identity = Some(Road::Irsa);
+        let roads: Vec<Road> = validate(&f).unwrap().tenants.iter().map(|t| t.road).collect();
+        assert_eq!(roads, [Road::PodIdentity, Road::Irsa]);
     }
 
     #[test]
@@ -788,7 +788,7 @@ mod tests {
         // 100 tenants of 50 service accounts: exactly the quota.
         let at = |per_tenant: usize| {
             let mut f = file();
-            f.defaults.identity = Some(Identity::PodIdentity);
+            f.defaults.identity = Some(Road::PodIdentity);
             f.trust_policy_quota = Some(4096);
             f.tenants = (0..100)
                 .map(|i| TenantInput {
