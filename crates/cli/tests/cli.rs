@@ -235,7 +235,8 @@ async fn a_saved_plan_applies_and_a_stale_one_is_refused() {
     let show = s.kfp(&["show", path(&planfile), "--json"]);
     assert!(show.stdout.contains("\"format_version\": \"2.0\""), "{}", show.stdout);
 
-    let apply = s.kfp(&["apply", path(&planfile)]);
+    // --wait: the next plan must not see the controller still at work.
+    let apply = s.kfp(&["apply", path(&planfile), "--wait"]);
     assert_eq!(apply.code, 0, "a saved plan asks nothing: {}{}", apply.stdout, apply.stderr);
     assert!(apply.stdout.contains("6 added"), "{}", apply.stdout);
 
