@@ -8,7 +8,7 @@
 //!   `k8s_openapi`, in code that ships (tests and testkit excepted);
 //! - every module under `crates/*/src` is named in its crate's section of the
 //!   code map;
-//! - every source file opens with a `//!` header;
+//! - every source file opens with a `//!` header and has at most 500 lines;
 //! - every dependency is named by a source it serves (no unused ones).
 //!
 //! Each rule is a function of text, so the last tests plant a violation and
@@ -197,6 +197,14 @@ fn unchecked_ports(ports: &str, testkit: &str) -> Vec<String> {
         .collect()
 }
 
+/// A source file is a room for one job: at most this many lines.
+const MAX_LINES: usize = 500;
+
+fn too_long(file: &str, source: &str) -> Option<String> {
+    let lines = source.lines().count();
+    (lines > MAX_LINES).then(|| format!("{file}: {lines} lines, over {MAX_LINES}: split it by job"))
+}
+
 fn missing_header(file: &str, source: &str) -> Option<String> {
     let first = source.lines().find(|l| !l.trim().is_empty()).unwrap_or_default();
     (!first.starts_with("//!")).then(|| format!("{file}: no //! header saying what the file is for"))
@@ -218,6 +226,7 @@ fn the_architecture_holds() {
             let shown = file.strip_prefix(&root).unwrap_or(file).display().to_string();
             let source = read(file);
             problems.extend(missing_header(&shown, &source));
+            problems.extend(too_long(&shown, &source));
             if krate != "testkit" {
                 problems.extend(foreign_names(&krate, &shown, &source));
             }
@@ -225,7 +234,7 @@ fn the_architecture_holds() {
         problems.extend(unmapped_modules(&architecture, &krate, &module_names(&src, &files)));
     }
     problems.extend(dependency_violations(&manifests));
-    problems.extend(unchecked_ports(&read(&root.join("crates/core/src/ports.rs")), &read(&root.join("crates/testkit/src/lib.rs"))));
+    problems.extend(unchecked_ports(&read(&root.join("crates/core/src/ports/mod.rs")), &read(&root.join("crates/testkit/src/lib.rs"))));
     // Unused dependencies: [dependencies] against src/, [dev-dependencies]
     // against everything the crate compiles (tests/support only where a test
     // of the crate includes it, as the CLI's do).
@@ -296,6 +305,8 @@ fn a_module_missing_from_the_code_map_and_a_missing_header_are_caught() {
     );
     assert_eq!(unmapped_modules(architecture, "k8s", &[]), ["ARCHITECTURE.md has no section \"### crates/k8s \""]);
     assert_eq!(missing_header("a.rs", "\n//! What a is for.\nfn a() {}\n"), None);
+    assert_eq!(too_long("a.rs", &"x\n".repeat(MAX_LINES)), None);
+    assert_eq!(too_long("b.rs", &"x\n".repeat(MAX_LINES + 1)), Some("b.rs: 501 lines, over 500: split it by job".to_owned()));
     assert_eq!(
         missing_header("b.rs", "// not a module header\nfn b() {}\n"),
         Some("b.rs: no //! header saying what the file is for".to_owned())

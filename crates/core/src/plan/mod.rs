@@ -10,6 +10,7 @@
 //! - [`fresh`]: what a saved plan was made from ([`reads_of`]) and whether
 //!   it still holds ([`check_fresh`]).
 
+mod accounts;
 mod desired;
 mod fresh;
 pub(crate) mod planner;

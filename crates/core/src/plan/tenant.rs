@@ -1,18 +1,16 @@
-//! One tenant's resources in the planner: its role, inline policy, Profile,
-//! service accounts and Pod Identity associations, what it no longer grants,
-//! the road to AWS it leaves, and the roles it had under earlier names.
+//! One tenant's resources in the planner: its role and exactly its
+//! permissions, its Profile (and when it may be replaced), its Pod Identity
+//! associations, what it no longer grants, the road to AWS it leaves, and the
+//! roles it had under earlier names. Its service accounts are `accounts`'.
 
 use std::collections::BTreeSet;
 
 use crate::address::{Address, Kind};
 use crate::kinds::role_drift;
-use crate::plan::desired::{
-    association_tags, bridge_trust, desired_profile, desired_role, desired_s3_policy, desired_service_account, profile_drift, road_trust,
-    service_account_drift,
-};
+use crate::plan::desired::{association_tags, bridge_trust, desired_profile, desired_role, desired_s3_policy, profile_drift, road_trust};
 use crate::plan::planner::Planner;
 use crate::plan::{Action, DeposedRole, PolicyAttachment, Reason, State, TrustStatement};
-use crate::ports::{InlinePolicy, PodIdentityAssociation, ServiceAccount};
+use crate::ports::{InlinePolicy, PodIdentityAssociation};
 use crate::spec::{DEFAULT_SERVICE_ACCOUNT, Road, Tenant, policy_name};
 use crate::tags::{self, Ownership};
 
@@ -79,16 +77,6 @@ impl Planner<'_> {
             }
             Road::PodIdentity => self.our_associations(ns).next().is_some(),
         }
-    }
-
-    /// The observed service accounts of namespace `ns` (keyed by
-    /// (namespace, name), so they are one range).
-    fn namespace_accounts<'s>(&'s self, ns: &'s str) -> impl Iterator<Item = &'s ServiceAccount> + 's {
-        self.observed
-            .service_accounts
-            .range((ns.to_owned(), String::new())..)
-            .take_while(move |((namespace, _), _)| namespace == ns)
-            .map(|(_, sa)| sa)
     }
 
     /// The associations in namespace `ns` that carry kfp-tenant's markers for this cluster.
@@ -397,127 +385,6 @@ impl Planner<'_> {
         // Refresh reads the namespace of every Profile whose owner differs
         // from the file's: not found, it does not exist.
         self.observed.namespaces.get(ns).is_none_or(|namespace| namespace.owner.as_deref() == Some(owner))
-    }
-
-    fn service_account(&mut self, ns: &str, name: &str, role_arn: Option<&str>, profile_action: Action, adopt: bool) {
-        let address = Address::service_account(ns, name);
-        let live = self.observed.service_accounts.get(&(ns.to_owned(), name.to_owned()));
-        let want = desired_service_account(ns, name, role_arn, &self.cluster.name, live);
-        let (action, reason) = match live {
-            _ if profile_action == Action::Replace => (Action::Create, Some(Reason::NamespaceRecreated)),
-            None => (Action::Create, Some(Reason::Missing)),
-            Some(live) => {
-                let drift = service_account_drift(live, &want);
-                match tags::ownership(live.managed, live.cluster.as_deref(), &self.cluster.name) {
-                    _ if drift.is_empty() => (Action::NoOp, None),
-                    Ownership::Ours if drift == ["role_arn"] && want.role_arn.is_none() => {
-                        (Action::Update, Some(Reason::RoadLeft { road: Road::Irsa }))
-                    }
-                    Ownership::Ours => (Action::Update, Some(Reason::Drift { attributes: drift })),
-                    Ownership::Legacy if drift == ["labels"] => (Action::Update, Some(Reason::RecordCluster)),
-                    Ownership::Legacy => (Action::Update, Some(Reason::Drift { attributes: drift })),
-                    Ownership::OtherCluster(other) => {
-                        if !adopt {
-                            self.refuse(
-                                address.clone(),
-                                format!(
-                                    "service account {ns}/{name} was written by kfp-tenant for EKS cluster {other}, not {}",
-                                    self.cluster.name
-                                ),
-                                "check the tenants file's cluster and the kubeconfig context (--context), or take it over with --adopt",
-                            );
-                        }
-                        (Action::Update, Some(Reason::AdoptFromCluster { cluster: other }))
-                    }
-                    Ownership::Foreign => {
-                        if !adopt {
-                            self.refuse(
-                                address.clone(),
-                                format!(
-                                    "service account {ns}/{name} exists but was not created by kfp-tenant (no {}={} label)",
-                                    tags::PROFILE_LABEL,
-                                    tags::MANAGER
-                                ),
-                                "remove it from serviceAccounts, or take it over with --adopt",
-                            );
-                        }
-                        (Action::Update, Some(Reason::Adopt))
-                    }
-                }
-            }
-        };
-        self.push(address, action, reason, live.cloned().map(State::ServiceAccount), Some(State::ServiceAccount(want)));
-    }
-
-    /// `default-editor` is the profile controller's: it makes the account
-    /// and writes its role annotation. Its annotation is still observed
-    /// state: whenever the Profile exists and the annotation differs,
-    /// kfp-tenant sets it itself, so one apply converges without the
-    /// controller (which would write the same value, once it runs): after a
-    /// hand-edited plugin, on a move between roads (so that it is in place
-    /// before the associations go), or when the tenant leaves IRSA (the
-    /// controller leaves the annotation when its plugin goes, and in the AWS
-    /// SDKs' credential chain IRSA wins over Pod Identity). An account the
-    /// controller has not made yet is its to make: the plan says so and
-    /// writes nothing (the namespace may not even exist yet).
-    fn default_editor(&mut self, ns: &str, role_arn: Option<&str>, profile_action: Action) {
-        if !matches!(profile_action, Action::NoOp | Action::Update) {
-            return;
-        }
-        let Some(live) = self.observed.service_accounts.get(&(ns.to_owned(), DEFAULT_SERVICE_ACCOUNT.to_owned())) else {
-            if role_arn.is_some() && profile_action == Action::NoOp {
-                self.warn(format!(
-                    "Profile {ns} exists, but its service account {DEFAULT_SERVICE_ACCOUNT} does not yet (nor, perhaps, its namespace): the Kubeflow profile controller makes it with the role annotation; if this lasts, check the controller (kubectl -n kubeflow logs deploy/profiles-deployment)"
-                ));
-            }
-            return;
-        };
-        let want = ServiceAccount {
-            namespace: ns.to_owned(),
-            name: DEFAULT_SERVICE_ACCOUNT.to_owned(),
-            role_arn: role_arn.map(str::to_owned),
-            managed: live.managed,
-            cluster: live.cluster.clone(),
-            created: false,
-        };
-        let (action, reason) = match () {
-            () if live.role_arn == want.role_arn => (Action::NoOp, None),
-            () if role_arn.is_none() => (Action::Update, Some(Reason::RoadLeft { road: Road::Irsa })),
-            () if profile_action == Action::Update => (Action::Update, Some(Reason::Drift { attributes: vec!["role_arn".to_owned()] })),
-            () => (Action::Update, Some(Reason::AnnotationDrift)),
-        };
-        let before = Some(State::ServiceAccount(live.clone()));
-        self.push(Address::service_account(ns, DEFAULT_SERVICE_ACCOUNT), action, reason, before, Some(State::ServiceAccount(want)));
-    }
-
-    /// kfp-tenant's service accounts in the tenant's namespace that the file
-    /// no longer names: deleted when kfp-tenant created them, released
-    /// (labels and role annotation removed) when it adopted them.
-    fn dropped_service_accounts(&mut self, tenant: &Tenant) {
-        let ns = tenant.namespace.as_str();
-        let dropped: Vec<ServiceAccount> = self
-            .namespace_accounts(ns)
-            .filter(|sa| sa.name != DEFAULT_SERVICE_ACCOUNT && !tenant.service_accounts.contains(&sa.name))
-            .filter(|sa| {
-                matches!(tags::ownership(sa.managed, sa.cluster.as_deref(), &self.cluster.name), Ownership::Ours | Ownership::Legacy)
-            })
-            .cloned()
-            .collect();
-        for sa in dropped {
-            let address = Address::service_account(ns, &sa.name);
-            if sa.created {
-                self.push(address, Action::Delete, Some(Reason::Dropped), Some(State::ServiceAccount(sa)), None);
-            } else {
-                let released = ServiceAccount { role_arn: None, managed: false, cluster: None, ..sa.clone() };
-                self.push(
-                    address,
-                    Action::Update,
-                    Some(Reason::Dropped),
-                    Some(State::ServiceAccount(sa)),
-                    Some(State::ServiceAccount(released)),
-                );
-            }
-        }
     }
 
     /// The roles kfp-tenant made for tenant `ns` of this cluster under
