@@ -38,7 +38,9 @@ mod role;
 mod service_account;
 mod trust_statement;
 
+pub use profile::profile_drift;
 pub use role::role_drift;
+pub use service_account::service_account_drift;
 
 /// An attribute as a plan shows it.
 #[derive(Clone, Debug, PartialEq)]

@@ -55,3 +55,21 @@ impl Resource for Profile {
         }
     }
 }
+
+/// The attributes of a Profile that differ, by name.
+pub fn profile_drift(live: &Profile, want: &Profile) -> Vec<String> {
+    let mut drift = Vec::new();
+    if live.owner != want.owner {
+        drift.push("owner");
+    }
+    if live.plugins != want.plugins {
+        drift.push("plugins");
+    }
+    if live.resource_quota != want.resource_quota {
+        drift.push("resource_quota");
+    }
+    if live.managed != want.managed || live.cluster != want.cluster {
+        drift.push("labels");
+    }
+    drift.into_iter().map(str::to_owned).collect()
+}

@@ -53,3 +53,15 @@ impl Resource for ServiceAccount {
         }
     }
 }
+
+/// The attributes of a service account that differ, by name.
+pub fn service_account_drift(live: &ServiceAccount, want: &ServiceAccount) -> Vec<String> {
+    let mut drift = Vec::new();
+    if live.role_arn != want.role_arn {
+        drift.push("role_arn");
+    }
+    if live.managed != want.managed || live.cluster != want.cluster {
+        drift.push("labels");
+    }
+    drift.into_iter().map(str::to_owned).collect()
+}

@@ -1,7 +1,7 @@
-//! What the tenants file asks for, resource by resource, and how a live
-//! resource differs from it. One place for each rule: apply's calls follow
-//! from the same differences (a role's, [`crate::kinds::role_drift`], lives with
-//! its kind and names what apply updates).
+//! What the tenants file asks for, resource by resource, one place for each
+//! rule. How a live resource differs from it lives with its kind
+//! (`crate::kinds`: `role_drift`, `profile_drift`, `service_account_drift`),
+//! and apply's calls follow from the same differences.
 
 use std::collections::BTreeMap;
 
@@ -114,32 +114,4 @@ pub fn desired_service_account(
         cluster: Some(tags::cluster_label(cluster)),
         created: live.is_none_or(|sa| sa.created),
     }
-}
-
-pub fn profile_drift(live: &Profile, want: &Profile) -> Vec<String> {
-    let mut drift = Vec::new();
-    if live.owner != want.owner {
-        drift.push("owner");
-    }
-    if live.plugins != want.plugins {
-        drift.push("plugins");
-    }
-    if live.resource_quota != want.resource_quota {
-        drift.push("resource_quota");
-    }
-    if live.managed != want.managed || live.cluster != want.cluster {
-        drift.push("labels");
-    }
-    drift.into_iter().map(str::to_owned).collect()
-}
-
-pub fn service_account_drift(live: &ServiceAccount, want: &ServiceAccount) -> Vec<String> {
-    let mut drift = Vec::new();
-    if live.role_arn != want.role_arn {
-        drift.push("role_arn");
-    }
-    if live.managed != want.managed || live.cluster != want.cluster {
-        drift.push("labels");
-    }
-    drift.into_iter().map(str::to_owned).collect()
 }

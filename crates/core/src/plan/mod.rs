@@ -26,12 +26,12 @@ use crate::ports::{ClusterRecord, InlinePolicy, OidcProvider, PodIdentityAssocia
 use crate::spec::Road;
 
 pub use self::desired::{
-    association_tags, bridge_trust, desired_profile, desired_role, desired_s3_policy, desired_service_account, profile_drift, road_trust,
-    role_description, role_description_marker, service_account_drift,
+    association_tags, bridge_trust, desired_profile, desired_role, desired_s3_policy, desired_service_account, road_trust,
+    role_description, role_description_marker,
 };
 pub use self::fresh::{StalePlan, check_fresh, fingerprint, reads_of};
 pub use self::planner::{plan, plan_destroy, target};
-pub use crate::kinds::role_drift;
+pub use crate::kinds::{profile_drift, role_drift, service_account_drift};
 
 /// Version of the saved plan and of `--json` output.
 pub const FORMAT_VERSION: &str = "2.0";

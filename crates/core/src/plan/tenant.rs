@@ -6,8 +6,9 @@
 use std::collections::BTreeSet;
 
 use crate::address::{Address, Kind};
+use crate::kinds::profile_drift;
 use crate::kinds::role_drift;
-use crate::plan::desired::{association_tags, bridge_trust, desired_profile, desired_role, desired_s3_policy, profile_drift, road_trust};
+use crate::plan::desired::{association_tags, bridge_trust, desired_profile, desired_role, desired_s3_policy, road_trust};
 use crate::plan::planner::Planner;
 use crate::plan::{Action, DeposedRole, PolicyAttachment, Reason, State, TrustStatement};
 use crate::ports::{InlinePolicy, PodIdentityAssociation};
