@@ -9,6 +9,7 @@
 //! - every module under `crates/*/src` is named in its crate's section of the
 //!   code map;
 //! - every source file opens with a `//!` header and has at most 500 lines;
+//! - in the binary only `flags` (and `main`) name clap;
 //! - every dependency is named by a source it serves (no unused ones).
 //!
 //! Each rule is a function of text, so the last tests plant a violation and
@@ -205,6 +206,15 @@ fn too_long(file: &str, source: &str) -> Option<String> {
     (lines > MAX_LINES).then(|| format!("{file}: {lines} lines, over {MAX_LINES}: split it by job"))
 }
 
+/// In the binary, only `flags` (and `main`, which parses) may name clap:
+/// every other module works on plain requests.
+fn clap_outside_flags(file: &str, source: &str) -> Option<String> {
+    let allowed = ["crates/cli/src/flags.rs", "crates/cli/src/main.rs"];
+    let names = shipped_part(source).lines().any(|l| names(l.split("//").next().unwrap_or_default(), "clap"));
+    (file.starts_with("crates/cli/src/") && !allowed.contains(&file) && names)
+        .then(|| format!("{file}: names clap; convert the flags into a request in flags.rs instead"))
+}
+
 fn missing_header(file: &str, source: &str) -> Option<String> {
     let first = source.lines().find(|l| !l.trim().is_empty()).unwrap_or_default();
     (!first.starts_with("//!")).then(|| format!("{file}: no //! header saying what the file is for"))
@@ -227,6 +237,7 @@ fn the_architecture_holds() {
             let source = read(file);
             problems.extend(missing_header(&shown, &source));
             problems.extend(too_long(&shown, &source));
+            problems.extend(clap_outside_flags(&shown, &source));
             if krate != "testkit" {
                 problems.extend(foreign_names(&krate, &shown, &source));
             }
@@ -306,6 +317,13 @@ fn a_module_missing_from_the_code_map_and_a_missing_header_are_caught() {
     assert_eq!(unmapped_modules(architecture, "k8s", &[]), ["ARCHITECTURE.md has no section \"### crates/k8s \""]);
     assert_eq!(missing_header("a.rs", "\n//! What a is for.\nfn a() {}\n"), None);
     assert_eq!(too_long("a.rs", &"x\n".repeat(MAX_LINES)), None);
+    let with_clap = "//! x\nuse clap::Args; // clap in a comment\n";
+    assert_eq!(
+        clap_outside_flags("crates/cli/src/live.rs", with_clap),
+        Some("crates/cli/src/live.rs: names clap; convert the flags into a request in flags.rs instead".to_owned())
+    );
+    assert_eq!(clap_outside_flags("crates/cli/src/flags.rs", with_clap), None);
+    assert_eq!(clap_outside_flags("crates/cli/src/live.rs", "//! the clap-free module\n"), None);
     assert_eq!(too_long("b.rs", &"x\n".repeat(MAX_LINES + 1)), Some("b.rs: 501 lines, over 500: split it by job".to_owned()));
     assert_eq!(
         missing_header("b.rs", "// not a module header\nfn b() {}\n"),

@@ -13,10 +13,12 @@ use kfp_tenant_core::refresh::{Observed, ReadSet};
 use kfp_tenant_core::render;
 use kfp_tenant_k8s::LeaseGuard;
 
-use crate::flags::{ApplyArgs, DestroyArgs, ForceUnlockArgs, Lifecycle, PlanArgs, ReportArgs, RunFlags};
 use crate::interrupt;
 use crate::live::{Live, connect_kube};
 use crate::output::{self, ApplyProgress, note, say};
+use crate::request::{
+    ApplyRequest, DestroyRequest, ForceUnlockRequest, Lifecycle, PlanRequest, Planning, ProgressStyle, ReportRequest, Run, Tenants,
+};
 
 /// How long changes in flight may still finish after Ctrl-C.
 const GRACE: Duration = Duration::from_secs(5);
@@ -54,7 +56,7 @@ pub fn read_plan(path: &Path) -> Result<Plan> {
 /// `--prune` asks for the whole of the cluster's tenants: one tenant from
 /// flags or the page's variables is a partial view, like `--target`, and
 /// every other tenant would look removed.
-fn refuse_partial_prune(tenants: &crate::input::TenantFlags, planning: &crate::flags::PlanFlags) -> Result<()> {
+fn refuse_partial_prune(tenants: &Tenants, planning: &Planning) -> Result<()> {
     if planning.prune && tenants.file.is_none() {
         bail!(
             "--prune needs a tenants file (-f FILE) that lists every tenant of the cluster: one tenant from flags or the page's variables (PROFILE_NAMESPACE, ...) is a partial view, and every other tenant would be destroyed"
@@ -64,7 +66,7 @@ fn refuse_partial_prune(tenants: &crate::input::TenantFlags, planning: &crate::f
 }
 
 /// `--replace` names tenants of the input, like `--target`.
-fn check_replace(desired: &kfp_tenant_core::spec::Desired, planning: &crate::flags::PlanFlags) -> Result<()> {
+fn check_replace(desired: &kfp_tenant_core::spec::Desired, planning: &Planning) -> Result<()> {
     for address in &planning.replace {
         let ns = address.namespace().unwrap_or_default();
         if !desired.tenants.iter().any(|t| t.namespace == ns) {
@@ -74,7 +76,7 @@ fn check_replace(desired: &kfp_tenant_core::spec::Desired, planning: &crate::fla
     Ok(())
 }
 
-pub async fn plan(args: PlanArgs, no_color: bool) -> Result<ExitCode> {
+pub async fn plan(args: PlanRequest, no_color: bool) -> Result<ExitCode> {
     refuse_partial_prune(&args.tenants, &args.planning)?;
     let desired = args.tenants.desired()?;
     check_replace(&desired, &args.planning)?;
@@ -125,7 +127,7 @@ fn print_drift(plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-pub async fn apply(args: ApplyArgs, no_color: bool) -> Result<ExitCode> {
+pub async fn apply(args: ApplyRequest, no_color: bool) -> Result<ExitCode> {
     if let Some(path) = &args.plan_file {
         if args.tenants.file.is_some() || args.planning.any() {
             bail!(
@@ -165,7 +167,7 @@ pub async fn apply(args: ApplyArgs, no_color: bool) -> Result<ExitCode> {
     Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-async fn run_verify(live: &Live, desired: &kfp_tenant_core::spec::Desired, run: &RunFlags) -> Result<kfp_tenant_core::verify::Report> {
+async fn run_verify(live: &Live, desired: &kfp_tenant_core::spec::Desired, run: &Run) -> Result<kfp_tenant_core::verify::Report> {
     // Ctrl-C: no new service account is started; those under way finish, their probes deleted.
     let stop = interrupt::install(GRACE);
     let observed = until_stopped(&stop, live.observe(&ReadSet::for_desired(desired, run.bind_cluster), run)).await?;
@@ -173,7 +175,7 @@ async fn run_verify(live: &Live, desired: &kfp_tenant_core::spec::Desired, run: 
 }
 
 /// Token, issuer, trust, STS and S3 for every service account of every tenant.
-pub async fn verify(args: ReportArgs) -> Result<ExitCode> {
+pub async fn verify(args: ReportRequest) -> Result<ExitCode> {
     let desired = args.tenants.desired()?;
     let live = Live::connect(&args.run, &desired.cluster.name, &desired.cluster.region).await?;
     let report = run_verify(&live, &desired, &args.run).await?;
@@ -186,7 +188,7 @@ pub async fn verify(args: ReportArgs) -> Result<ExitCode> {
 }
 
 /// Every role trusting the cluster's OIDC provider, with its findings.
-pub async fn audit(args: ReportArgs) -> Result<ExitCode> {
+pub async fn audit(args: ReportRequest) -> Result<ExitCode> {
     let desired = args.tenants.desired()?;
     let live = Live::connect(&args.run, &desired.cluster.name, &desired.cluster.region).await?;
     let report = live.audit(&desired, args.run.bind_cluster).await?;
@@ -198,7 +200,7 @@ pub async fn audit(args: ReportArgs) -> Result<ExitCode> {
     Ok(if report.findings() == 0 { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }
 
-pub async fn destroy(args: DestroyArgs, no_color: bool) -> Result<ExitCode> {
+pub async fn destroy(args: DestroyRequest, no_color: bool) -> Result<ExitCode> {
     let desired = args.tenants.desired()?;
     let live = Live::connect(&args.run, &desired.cluster.name, &desired.cluster.region).await?;
     locked(&live, (&desired.cluster.name, args.run.bind_cluster), &args.lifecycle, "destroy", async |stop| {
@@ -253,7 +255,7 @@ async fn unlock(guard: LeaseGuard, result: Result<bool>) -> Result<ExitCode> {
 async fn confirm_and_apply(
     live: &Live,
     plan: &Plan,
-    run: &RunFlags,
+    run: &Run,
     lifecycle: &Lifecycle,
     wait: bool,
     no_color: bool,
@@ -283,8 +285,8 @@ async fn confirm_and_apply(
     Ok(carry_out(live, plan, run, lifecycle, wait, stop).await)
 }
 
-async fn carry_out(live: &Live, plan: &Plan, run: &RunFlags, lifecycle: &Lifecycle, wait: bool, stop: Stop) -> bool {
-    if lifecycle.progress != crate::flags::ProgressStyle::Json {
+async fn carry_out(live: &Live, plan: &Plan, run: &Run, lifecycle: &Lifecycle, wait: bool, stop: Stop) -> bool {
+    if lifecycle.progress != ProgressStyle::Json {
         note!();
     }
     let options = ApplyOptions { parallelism: run.parallelism, wait, timeout: lifecycle.timeout, stop, grace: GRACE };
@@ -314,7 +316,7 @@ impl Drop for KubeStats<'_> {
     }
 }
 
-pub async fn force_unlock(args: ForceUnlockArgs) -> Result<ExitCode> {
+pub async fn force_unlock(args: ForceUnlockRequest) -> Result<ExitCode> {
     let kube = connect_kube(args.kubeconfig.clone(), args.context.clone()).await?;
     let _stats = KubeStats(&kube, args.stats);
     let name = kfp_tenant_k8s::LockOptions::new("").name;

@@ -1,7 +1,7 @@
-//! The command line: clap's types, and their conversion into core's request
-//! types (`PlanOptions`, `RefreshMode`, `ApplyOptions`' values). `TenantFlags`,
-//! `RunFlags` and `Lifecycle` are still read by `input`, `live`, `commands`
-//! and `output` as they are.
+//! The command line: clap's types, each command's converted once into its
+//! plain request (`crate::request`); no other module of the binary names
+//! clap (the tidy test holds it). Shell completions are made here too, from
+//! the same definitions.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,11 +10,10 @@ use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 use kfp_tenant_core::address::{Address, Kind};
 use kfp_tenant_core::apply;
-use kfp_tenant_core::plan::PlanOptions;
 use kfp_tenant_core::refresh::RefreshMode;
 
-use crate::input::TenantFlags;
 use crate::output;
+use crate::request::{ApplyRequest, DestroyRequest, ForceUnlockRequest, PlanRequest, Planning, RenderRequest, ReportRequest, Run, Tenants};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -76,6 +75,32 @@ pub enum Command {
         /// The shell to complete for.
         shell: clap_complete::Shell,
     },
+}
+
+/// One tenant from flags; each falls back to the page's variable.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct TenantFlags {
+    /// Tenants file (YAML or JSON; `-` reads standard input); see `kfp-tenant schema`.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// EKS cluster name [env: CLUSTER_NAME]
+    #[arg(long)]
+    pub cluster: Option<String>,
+    /// Region of the cluster [env: CLUSTER_REGION]
+    #[arg(long)]
+    pub region: Option<String>,
+    /// S3 bucket of Kubeflow Pipelines [env: S3_BUCKET]
+    #[arg(long)]
+    pub bucket: Option<String>,
+    /// Profile namespace of the one tenant [env: PROFILE_NAMESPACE]
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Owner's e-mail of the one tenant [env: PROFILE_USER]
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Limit the work to these tenants (repeatable).
+    #[arg(long, value_name = "NAMESPACE")]
+    pub target: Vec<String>,
 }
 
 /// How a run reaches AWS and the cluster, how much it does at once, and
@@ -168,21 +193,6 @@ pub struct PlanFlags {
     pub replace: Vec<Address>,
 }
 
-impl PlanFlags {
-    pub fn options(&self) -> PlanOptions {
-        PlanOptions {
-            adopt: self.adopt,
-            prune: self.prune,
-            create_oidc_provider: self.create_oidc_provider,
-            replace: self.replace.iter().cloned().collect(),
-        }
-    }
-
-    pub fn any(&self) -> bool {
-        self.prune || self.adopt || self.create_oidc_provider || !self.replace.is_empty()
-    }
-}
-
 /// `--replace`: a tenant's Profile, the one resource whose replacement
 /// deletes what users keep (a namespace).
 fn parse_replace(text: &str) -> Result<Address, String> {
@@ -251,13 +261,13 @@ pub struct Lifecycle {
     /// How changes are reported on stderr: `auto` draws a live line with
     /// done/total, failures and an ETA on a terminal and writes plain lines
     /// otherwise; `plain` never draws; `json` writes one JSON event per line.
-    #[arg(long, value_name = "STYLE", value_enum, default_value_t = ProgressStyle::Auto)]
-    pub progress: ProgressStyle,
+    #[arg(long, value_name = "STYLE", value_enum, default_value_t = ProgressArg::Auto)]
+    pub progress: ProgressArg,
 }
 
 /// `--progress`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum ProgressStyle {
+pub enum ProgressArg {
     Auto,
     Plain,
     Json,
@@ -304,9 +314,126 @@ pub struct RenderArgs {
     pub out: Option<PathBuf>,
 }
 
+/// Completions for `shell`, from the command line's own definition.
+pub fn completions(shell: clap_complete::Shell) -> String {
+    use clap::CommandFactory;
+    let mut text = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "kfp-tenant", &mut text);
+    String::from_utf8_lossy(&text).into_owned()
+}
+
 fn parse_parallelism(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(n) if (1..=256).contains(&n) => Ok(n),
         _ => Err(format!("{text:?} is not a parallelism from 1 to 256")),
+    }
+}
+
+// Each command's flags become its request once, here.
+
+impl From<TenantFlags> for Tenants {
+    fn from(f: TenantFlags) -> Self {
+        Tenants {
+            file: f.file,
+            cluster: f.cluster,
+            region: f.region,
+            bucket: f.bucket,
+            namespace: f.namespace,
+            owner: f.owner,
+            target: f.target,
+        }
+    }
+}
+
+impl From<RunFlags> for Run {
+    fn from(f: RunFlags) -> Self {
+        Run {
+            aws_profile: f.aws_profile,
+            kubeconfig: f.kubeconfig,
+            context: f.context,
+            eks_auth: f.eks_auth,
+            eks_endpoint: f.eks_endpoint,
+            bind_cluster: f.bind_cluster,
+            parallelism: f.parallelism,
+            refresh_mode: f.refresh_mode,
+            stats: f.stats,
+        }
+    }
+}
+
+impl From<PlanFlags> for Planning {
+    fn from(f: PlanFlags) -> Self {
+        Planning { prune: f.prune, adopt: f.adopt, create_oidc_provider: f.create_oidc_provider, replace: f.replace }
+    }
+}
+
+impl From<Lifecycle> for crate::request::Lifecycle {
+    fn from(f: Lifecycle) -> Self {
+        let progress = match f.progress {
+            ProgressArg::Auto => crate::request::ProgressStyle::Auto,
+            ProgressArg::Plain => crate::request::ProgressStyle::Plain,
+            ProgressArg::Json => crate::request::ProgressStyle::Json,
+        };
+        crate::request::Lifecycle { auto_approve: f.auto_approve, timeout: f.timeout, lock_namespace: f.lock_namespace, progress }
+    }
+}
+
+impl From<PlanArgs> for PlanRequest {
+    fn from(a: PlanArgs) -> Self {
+        PlanRequest {
+            tenants: a.tenants.into(),
+            run: a.run.into(),
+            out: a.out,
+            json: a.json,
+            detailed_exitcode: a.detailed_exitcode,
+            destroy: a.destroy,
+            refresh_only: a.refresh_only,
+            planning: a.planning.into(),
+        }
+    }
+}
+
+impl From<ApplyArgs> for ApplyRequest {
+    fn from(a: ApplyArgs) -> Self {
+        ApplyRequest {
+            plan_file: a.plan_file,
+            tenants: a.tenants.into(),
+            run: a.run.into(),
+            lifecycle: a.lifecycle.into(),
+            wait: a.wait,
+            verify: a.verify,
+            planning: a.planning.into(),
+        }
+    }
+}
+
+impl From<ReportArgs> for ReportRequest {
+    fn from(a: ReportArgs) -> Self {
+        ReportRequest { tenants: a.tenants.into(), run: a.run.into(), json: a.json }
+    }
+}
+
+impl From<DestroyArgs> for DestroyRequest {
+    fn from(a: DestroyArgs) -> Self {
+        DestroyRequest { tenants: a.tenants.into(), run: a.run.into(), lifecycle: a.lifecycle.into() }
+    }
+}
+
+impl From<ForceUnlockArgs> for ForceUnlockRequest {
+    fn from(a: ForceUnlockArgs) -> Self {
+        ForceUnlockRequest {
+            lock_id: a.lock_id,
+            kubeconfig: a.kubeconfig,
+            context: a.context,
+            stats: a.stats,
+            lock_namespace: a.lock_namespace,
+            force: a.force,
+        }
+    }
+}
+
+impl From<RenderArgs> for RenderRequest {
+    fn from(a: RenderArgs) -> Self {
+        RenderRequest { tenants: a.tenants.into(), account_id: a.account_id, oidc_issuer: a.oidc_issuer, out: a.out }
     }
 }

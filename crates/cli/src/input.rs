@@ -1,37 +1,13 @@
 //! Where the tenants come from: a tenants file, or one tenant from flags that
 //! fall back to the seed page's environment variables.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use kfp_tenant_core::spec::{Desired, TenantInput, TenantsFile};
 use kfp_tenant_core::validate::{self, unknown_targets};
 
-/// One tenant from flags; each falls back to the page's variable.
-#[derive(Clone, Debug, Default, clap::Args)]
-pub struct TenantFlags {
-    /// Tenants file (YAML or JSON; `-` reads standard input); see `kfp-tenant schema`.
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
-    pub file: Option<PathBuf>,
-    /// EKS cluster name [env: CLUSTER_NAME]
-    #[arg(long)]
-    pub cluster: Option<String>,
-    /// Region of the cluster [env: CLUSTER_REGION]
-    #[arg(long)]
-    pub region: Option<String>,
-    /// S3 bucket of Kubeflow Pipelines [env: S3_BUCKET]
-    #[arg(long)]
-    pub bucket: Option<String>,
-    /// Profile namespace of the one tenant [env: PROFILE_NAMESPACE]
-    #[arg(long)]
-    pub namespace: Option<String>,
-    /// Owner's e-mail of the one tenant [env: PROFILE_USER]
-    #[arg(long)]
-    pub owner: Option<String>,
-    /// Limit the work to these tenants (repeatable).
-    #[arg(long, value_name = "NAMESPACE")]
-    pub target: Vec<String>,
-}
+use crate::request::Tenants;
 
 const FLAG_ENV: [(&str, &str); 5] = [
     ("cluster", "CLUSTER_NAME"),
@@ -41,7 +17,7 @@ const FLAG_ENV: [(&str, &str); 5] = [
     ("owner", "PROFILE_USER"),
 ];
 
-impl TenantFlags {
+impl Tenants {
     fn flags(&self) -> [(&'static str, Option<&String>); 5] {
         [
             ("cluster", self.cluster.as_ref()),
@@ -187,7 +163,7 @@ tenants:
 
     #[test]
     fn flags_conflict_with_a_file() {
-        let flags = TenantFlags { file: Some("t.yaml".into()), cluster: Some("c".into()), ..Default::default() };
+        let flags = Tenants { file: Some("t.yaml".into()), cluster: Some("c".into()), ..Default::default() };
         assert_eq!(flags.read().unwrap_err().to_string(), "--cluster cannot be combined with -f: put the values in the tenants file");
     }
 }

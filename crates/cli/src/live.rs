@@ -10,8 +10,8 @@ use kfp_tenant_core::refresh::{Observed, ReadSet, refresh, refresh_cluster};
 use kfp_tenant_core::resilience::{AdaptiveRate, Resilient, RetryPolicy};
 use kfp_tenant_k8s::{Kube, KubeOptions, LeaseGuard, LockOptions};
 
-use crate::flags::RunFlags;
 use crate::output;
+use crate::request::Run;
 
 pub struct Live {
     aws: Aws,
@@ -34,7 +34,7 @@ impl Drop for Live {
 
 impl Live {
     /// The providers for EKS cluster `cluster` in `region`.
-    pub async fn connect(run: &RunFlags, cluster: &str, region: &str) -> Result<Self> {
+    pub async fn connect(run: &Run, cluster: &str, region: &str) -> Result<Self> {
         let options = AwsOptions { profile: run.aws_profile.clone(), region: Some(region.to_owned()), ..Default::default() };
         let aws = Aws::connect(&options).await?;
         let kube = if run.eks_auth || no_kubeconfig(run) {
@@ -76,7 +76,7 @@ impl Live {
         Ok(())
     }
 
-    pub async fn observe(&self, reads: &ReadSet, run: &RunFlags) -> Result<Observed> {
+    pub async fn observe(&self, reads: &ReadSet, run: &Run) -> Result<Observed> {
         Ok(refresh(reads, self.providers(), run.parallelism, run.refresh_mode).await?)
     }
 
@@ -94,7 +94,7 @@ fn holder(verb: &str) -> String {
 }
 
 /// Nothing to read a kubeconfig from, and not inside a cluster.
-fn no_kubeconfig(run: &RunFlags) -> bool {
+fn no_kubeconfig(run: &Run) -> bool {
     let configured = run.kubeconfig.is_some() || run.context.is_some();
     let env = std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty());
     let home = std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".kube/config")).is_some_and(|p| p.exists());
@@ -103,7 +103,7 @@ fn no_kubeconfig(run: &RunFlags) -> bool {
 }
 
 /// `--eks-auth`: the cluster's API from DescribeCluster and a token of our own.
-async fn connect_eks(aws: &Aws, run: &RunFlags, cluster: &str) -> Result<Kube> {
+async fn connect_eks(aws: &Aws, run: &Run, cluster: &str) -> Result<Kube> {
     use kfp_tenant_core::ports::ClusterApi;
     let described = aws.describe_cluster(cluster).await.context("cannot reach the cluster from AWS alone (--eks-auth)")?;
     let server = run.eks_endpoint.clone().unwrap_or_else(|| described.endpoint.clone());

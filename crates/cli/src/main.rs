@@ -1,9 +1,9 @@
 //! `kfp-tenant`: Terraform-style plan / apply / destroy for Kubeflow tenants
 //! on EKS.
 //!
-//! The binary is thin: clap's types ([`flags`]) are turned into core's
-//! request types (some of them, `TenantFlags`, `RunFlags` and `Lifecycle`,
-//! still reach `input`, `live`, `commands` and `output`); `run` builds the real providers and
+//! The binary is thin: clap's types ([`flags`]) are turned once into each
+//! command's plain request ([`request`]), which is all the rest sees; `run`
+//! builds the real providers and
 //! returns the exit code (0 success, 1 error, 2 changes present under
 //! `--detailed-exitcode`). A reader that closes stdout early (a pager, `head`)
 //! ends the program quietly with 0; no output error panics.
@@ -15,6 +15,7 @@ mod interrupt;
 mod live;
 mod offline;
 mod output;
+mod request;
 
 use std::process::ExitCode;
 
@@ -74,17 +75,17 @@ fn long_options(command: &clap::Command) -> std::collections::BTreeSet<String> {
 async fn run(cli: Cli) -> Result<ExitCode> {
     let no_color = cli.no_color;
     match cli.command {
-        Command::Plan(args) => commands::plan(args, no_color).await,
-        Command::Apply(args) => commands::apply(args, no_color).await,
-        Command::Destroy(args) => commands::destroy(args, no_color).await,
-        Command::Verify(args) => commands::verify(args).await,
-        Command::Audit(args) => commands::audit(args).await,
-        Command::ForceUnlock(args) => commands::force_unlock(args).await,
+        Command::Plan(args) => commands::plan(args.into(), no_color).await,
+        Command::Apply(args) => commands::apply(args.into(), no_color).await,
+        Command::Destroy(args) => commands::destroy(args.into(), no_color).await,
+        Command::Verify(args) => commands::verify(args.into()).await,
+        Command::Audit(args) => commands::audit(args.into()).await,
+        Command::ForceUnlock(args) => commands::force_unlock(args.into()).await,
         Command::Show { plan_file, json } => offline::show(&plan_file, json, no_color),
-        Command::Validate(tenants) => offline::validate(&tenants),
-        Command::Render(args) => offline::render(&args),
-        Command::Graph { tenants, plan_file } => offline::graph(&tenants, plan_file.as_ref()),
+        Command::Validate(tenants) => offline::validate(&tenants.into()),
+        Command::Render(args) => offline::render(&args.into()),
+        Command::Graph { tenants, plan_file } => offline::graph(&tenants.into(), plan_file.as_ref()),
         Command::Schema => offline::schema(),
-        Command::Completions { shell } => offline::completions(shell),
+        Command::Completions { shell } => offline::completions(&flags::completions(shell)),
     }
 }

@@ -5,23 +5,21 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::CommandFactory;
 use kfp_tenant_core::address::{Address, Kind, resource_graph};
 use kfp_tenant_core::plan::{self, ClusterContext};
 use kfp_tenant_core::render;
 use kfp_tenant_core::spec::{Desired, Road};
 
 use crate::commands::{print_plan, read_plan};
-use crate::flags::{Cli, RenderArgs};
-use crate::input::TenantFlags;
 use crate::output::{self, say};
+use crate::request::{RenderRequest, Tenants};
 
 pub fn show(plan_file: &std::path::Path, json: bool, no_color: bool) -> Result<ExitCode> {
     print_plan(&read_plan(plan_file)?, json, no_color)?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn validate(tenants: &TenantFlags) -> Result<ExitCode> {
+pub fn validate(tenants: &Tenants) -> Result<ExitCode> {
     let desired = tenants.desired()?;
     let n = desired.tenants.len();
     say!("The tenants file is valid: {n} tenant{} on cluster {}.", if n == 1 { "" } else { "s" }, desired.cluster.name)?;
@@ -41,7 +39,7 @@ fn addresses(desired: &Desired) -> Vec<Address> {
     addresses
 }
 
-pub fn graph(tenants: &TenantFlags, plan_file: Option<&PathBuf>) -> Result<ExitCode> {
+pub fn graph(tenants: &Tenants, plan_file: Option<&PathBuf>) -> Result<ExitCode> {
     let text = match plan_file {
         Some(path) => {
             let plan = read_plan(path)?;
@@ -59,14 +57,12 @@ pub fn schema() -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn completions(shell: clap_complete::Shell) -> Result<ExitCode> {
-    let mut text = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "kfp-tenant", &mut text);
-    output::out(String::from_utf8_lossy(&text))?;
+pub fn completions(text: &str) -> Result<ExitCode> {
+    output::out(text)?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn render(args: &RenderArgs) -> Result<ExitCode> {
+pub fn render(args: &RenderRequest) -> Result<ExitCode> {
     let desired = args.tenants.desired()?;
     if let Some(account) = &args.account_id
         && !(account.len() == 12 && account.chars().all(|c| c.is_ascii_digit()))

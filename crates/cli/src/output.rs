@@ -85,8 +85,8 @@ pub struct ApplyProgress {
 
 impl ApplyProgress {
     /// For `total` changes, in `style`.
-    pub fn new(style: crate::flags::ProgressStyle, total: usize) -> Self {
-        use crate::flags::ProgressStyle;
+    pub fn new(style: crate::request::ProgressStyle, total: usize) -> Self {
+        use crate::request::ProgressStyle;
         let bar = (style == ProgressStyle::Auto && std::io::stderr().is_terminal()).then(|| {
             let bar = indicatif::ProgressBar::new(total as u64);
             let style = indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} changes, {msg}, {elapsed} elapsed, ETA {eta}")
