@@ -141,7 +141,8 @@ pub async fn apply(args: ApplyRequest, no_color: bool) -> Result<ExitCode> {
             let observed = until_stopped(&stop, live.observe(&plan::reads_of(&plan), &args.run)).await?;
             check_cluster(&plan.cluster, &observed)?;
             plan::check_fresh(&plan, &observed)?;
-            Ok(carry_out(&live, &plan, &args.run, &args.lifecycle, args.wait, stop).await)
+            let writer = Writer { live: &live, run: &args.run, lifecycle: &args.lifecycle, wait: args.wait };
+            Ok(carry_out(&writer, &plan, stop).await)
         })
         .await;
     }
@@ -155,7 +156,8 @@ pub async fn apply(args: ApplyRequest, no_color: bool) -> Result<ExitCode> {
         let plan = plan::plan(&desired, &observed, args.planning.options())?;
         let question = "Do you want to perform these actions?";
         let wait = args.wait || args.verify;
-        confirm_and_apply(&live, &plan, &args.run, &args.lifecycle, wait, no_color, question, stop).await
+        let writer = Writer { live: &live, run: &args.run, lifecycle: &args.lifecycle, wait };
+        confirm_and_apply(&writer, &plan, no_color, question, stop).await
     })
     .await?;
     if applied != ExitCode::SUCCESS || !args.verify {
@@ -208,7 +210,8 @@ pub async fn destroy(args: DestroyRequest, no_color: bool) -> Result<ExitCode> {
         let observed = until_stopped(&stop, live.observe(&reads, &args.run)).await?;
         let plan = plan::plan_destroy(&desired, &observed)?;
         let question = "Do you really want to destroy these tenants?";
-        confirm_and_apply(&live, &plan, &args.run, &args.lifecycle, false, no_color, question, stop).await
+        let writer = Writer { live: &live, run: &args.run, lifecycle: &args.lifecycle, wait: false };
+        confirm_and_apply(&writer, &plan, no_color, question, stop).await
     })
     .await
 }
@@ -250,23 +253,23 @@ async fn unlock(guard: LeaseGuard, result: Result<bool>) -> Result<ExitCode> {
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-/// Shows the plan, asks unless approved in advance, applies.
-#[allow(clippy::too_many_arguments)]
-async fn confirm_and_apply(
-    live: &Live,
-    plan: &Plan,
-    run: &Run,
-    lifecycle: &Lifecycle,
+/// What a writing run carries out a plan with: the providers, how it
+/// reaches them, its confirmation, time and lock, and whether it waits for
+/// the controller.
+struct Writer<'a> {
+    live: &'a Live,
+    run: &'a Run,
+    lifecycle: &'a Lifecycle,
     wait: bool,
-    no_color: bool,
-    question: &str,
-    stop: Stop,
-) -> Result<bool> {
+}
+
+/// Shows the plan, asks unless approved in advance, applies.
+async fn confirm_and_apply(writer: &Writer<'_>, plan: &Plan, no_color: bool, question: &str, stop: Stop) -> Result<bool> {
     print_plan(plan, false, no_color)?;
     if !plan.has_changes() {
         return Ok(true);
     }
-    if !lifecycle.auto_approve {
+    if !writer.lifecycle.auto_approve {
         let question = question.to_owned();
         let asking = tokio::task::spawn_blocking(move || output::confirm(&question, "--auto-approve"));
         let answer = tokio::select! {
@@ -282,10 +285,11 @@ async fn confirm_and_apply(
         note!("Interrupted before any change: nothing was changed.");
         return Ok(false);
     }
-    Ok(carry_out(live, plan, run, lifecycle, wait, stop).await)
+    Ok(carry_out(writer, plan, stop).await)
 }
 
-async fn carry_out(live: &Live, plan: &Plan, run: &Run, lifecycle: &Lifecycle, wait: bool, stop: Stop) -> bool {
+async fn carry_out(writer: &Writer<'_>, plan: &Plan, stop: Stop) -> bool {
+    let Writer { live, run, lifecycle, wait } = *writer;
     if lifecycle.progress != ProgressStyle::Json {
         note!();
     }
