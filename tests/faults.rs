@@ -19,6 +19,7 @@ use kfp_tenant_testkit::{FakeCluster, FakeIam, FakeKube, Faults};
 
 struct Guarded {
     cluster: FakeCluster,
+    directory: kfp_tenant_testkit::FakeDirectory,
     iam: Resilient<FakeIam>,
     profiles: Resilient<FakeKube>,
 }
@@ -29,14 +30,25 @@ impl Guarded {
         if let Some(l) = limiter {
             iam = iam.with_limiter(l);
         }
-        Guarded { cluster: world.cluster.clone(), iam, profiles: Resilient::new(world.kube.clone(), RetryPolicy::default()) }
+        Guarded {
+            cluster: world.cluster.clone(),
+            directory: world.directory.clone(),
+            iam,
+            profiles: Resilient::new(world.kube.clone(), RetryPolicy::default()),
+        }
     }
 
     /// Reads per role: the most IAM calls, so the most throttling.
     async fn plan(&self, world: &FakeWorld, desired: &Desired) -> Plan {
         let observed = refresh(
             &ReadSet::for_desired(desired, false),
-            Providers { cluster: &world.cluster, iam: &self.iam, kube: &self.profiles, pod_identity: &self.iam, directory: &world.cluster },
+            Providers {
+                cluster: &world.cluster,
+                iam: &self.iam,
+                kube: &self.profiles,
+                pod_identity: &self.iam,
+                directory: &world.directory,
+            },
             10,
             RefreshMode::PerRole,
         )
@@ -48,7 +60,7 @@ impl Guarded {
     async fn apply(&self, plan: &Plan) -> Report {
         apply::apply(
             plan,
-            Providers { cluster: &self.cluster, iam: &self.iam, kube: &self.profiles, pod_identity: &self.iam, directory: &self.cluster },
+            Providers { cluster: &self.cluster, iam: &self.iam, kube: &self.profiles, pod_identity: &self.iam, directory: &self.directory },
             &ApplyOptions::default(),
             &Quiet,
         )

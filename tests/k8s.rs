@@ -157,7 +157,8 @@ async fn drift_in_owner_plugin_and_quota_is_planned(backend: Backend) {
     let calls = Calls::default();
     let name = kube.cluster(CLUSTER);
     kube.bind(&name).await;
-    let (cluster, iam) = (FakeCluster::new(calls.clone(), &name), FakeIam::new(calls));
+    let (cluster, iam) = (FakeCluster::new(calls.clone(), &name), FakeIam::new(calls.clone()));
+    let directory = kfp_tenant_testkit::FakeDirectory::new(calls);
     let mut file = sample_file(3);
     file.cluster = name.clone();
     for t in &mut file.tenants {
@@ -168,7 +169,7 @@ async fn drift_in_owner_plugin_and_quota_is_planned(backend: Backend) {
     let desired = validate(&file).unwrap();
     let reads = ReadSet::for_desired(&desired, false);
     let providers =
-        kfp_tenant_core::apply::Providers { cluster: &cluster, iam: &iam, kube: &provider, pod_identity: &iam, directory: &cluster };
+        kfp_tenant_core::apply::Providers { cluster: &cluster, iam: &iam, kube: &provider, pod_identity: &iam, directory: &directory };
     let first = plan::plan(&desired, &refresh(&reads, providers, 10, RefreshMode::Auto).await.unwrap(), PlanOptions::default()).unwrap();
     let options = kfp_tenant_core::apply::ApplyOptions { wait: true, timeout: WAIT, ..Default::default() };
     let report = kfp_tenant_core::apply::apply(&first, providers, &options, &kfp_tenant_core::apply::Quiet).await;

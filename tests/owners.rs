@@ -45,13 +45,13 @@ fn desired(delete_users: bool) -> Desired {
 
 fn world() -> FakeWorld {
     let world = FakeWorld::new();
-    world.cluster.add_user_pool(POOL, true);
-    world.cluster.add_user(POOL, "carol-by-hand", "carol@example.com");
+    world.directory.add_user_pool(POOL, true);
+    world.directory.add_user(POOL, "carol-by-hand", "carol@example.com");
     world
 }
 
 fn emails(world: &FakeWorld) -> BTreeSet<String> {
-    world.cluster.users(POOL).into_iter().map(|u| u.email).collect()
+    world.directory.users(POOL).into_iter().map(|u| u.email).collect()
 }
 
 fn actions(plan: &Plan) -> Vec<(String, Action)> {
@@ -88,10 +88,10 @@ async fn one_user_per_owner_is_made_before_the_profiles_and_found_again_by_email
     assert_eq!(plan.change(&carol).unwrap().action, Action::NoOp, "carol's user is used as it is");
 
     // Cognito answers slowly; the Profiles must still wait for alice's user.
-    world.cluster.set_faults(Faults { latency: Duration::from_secs(2), ..Default::default() });
+    world.directory.set_faults(Faults { latency: Duration::from_secs(2), ..Default::default() });
     let order = Order::default();
     assert!(apply::apply(&plan, world.providers(), &ApplyOptions::default(), &order).await.is_success());
-    world.cluster.set_faults(Faults::default());
+    world.directory.set_faults(Faults::default());
     let order = order.0.into_inner().unwrap();
     let at = |a: &Address| order.iter().position(|x| x == a).unwrap();
     assert!(at(&alice) < at(&Address::tenant("team-a", Kind::Profile)), "{order:?}");
@@ -156,8 +156,8 @@ async fn a_pool_that_does_not_exist_or_may_not_be_read_stops_before_any_write() 
         missing.contains("identityProvider.cognito.userPoolId") && missing.contains(&format!("User pool {POOL} does not exist")),
         "{missing}"
     );
-    world.cluster.add_user_pool(POOL, false);
-    world.cluster.set_faults(Faults {
+    world.directory.add_user_pool(POOL, false);
+    world.directory.set_faults(Faults {
         fail_nth: [("ListUsers", (1, ErrorKind::AccessDenied))].into(),
         fail_message: Some("User: arn:aws:iam::123456789012:user/tester is not authorized to perform: cognito-idp:ListUsers"),
         ..Default::default()
@@ -172,7 +172,7 @@ async fn a_user_made_by_someone_else_between_plan_and_apply_is_used_and_not_reco
     let world = world();
     let d = desired(true);
     let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
-    world.cluster.add_user(POOL, "alice@example.com", "alice@example.com");
+    world.directory.add_user(POOL, "alice@example.com", "alice@example.com");
     assert!(world.apply(&plan).await.is_success());
     assert!(world.kube.record().unwrap().cognito_users.is_empty(), "not kfp-tenant's, so never deleted by it");
     destroy(&world, &d).await;
@@ -186,7 +186,7 @@ async fn a_saved_plan_reads_the_owners_again_and_is_refused_when_a_user_appeared
     let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
     let reads = kfp_tenant_core::plan::reads_of(&plan);
     assert_eq!(kfp_tenant_core::plan::check_fresh(&plan, &world.observe(&reads).await.unwrap()), Ok(()));
-    world.cluster.add_user(POOL, "alice-by-hand", "alice@example.com");
+    world.directory.add_user(POOL, "alice-by-hand", "alice@example.com");
     let stale = kfp_tenant_core::plan::check_fresh(&plan, &world.observe(&reads).await.unwrap()).unwrap_err();
     assert_eq!(stale.changed, [Address::CognitoUser { email: "alice@example.com".into() }]);
 }

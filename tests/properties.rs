@@ -141,7 +141,7 @@ async fn plan_with(world: &FakeWorld, desired: &Desired, resilient: bool, destro
             (Resilient::new(world.iam.clone(), RetryPolicy::default()), Resilient::new(world.kube.clone(), RetryPolicy::default()));
         refresh(
             &reads,
-            Providers { cluster: &world.cluster, iam: &iam, kube: &profiles, pod_identity: &iam, directory: &world.cluster },
+            Providers { cluster: &world.cluster, iam: &iam, kube: &profiles, pod_identity: &iam, directory: &world.directory },
             10,
             RefreshMode::Auto,
         )
@@ -149,7 +149,13 @@ async fn plan_with(world: &FakeWorld, desired: &Desired, resilient: bool, destro
     } else {
         refresh(
             &reads,
-            Providers { cluster: &world.cluster, iam: &world.iam, kube: &world.kube, pod_identity: &world.iam, directory: &world.cluster },
+            Providers {
+                cluster: &world.cluster,
+                iam: &world.iam,
+                kube: &world.kube,
+                pod_identity: &world.iam,
+                directory: &world.directory,
+            },
             10,
             RefreshMode::Auto,
         )
@@ -184,7 +190,7 @@ async fn apply_plan(world: &FakeWorld, plan: &Plan, resilient: bool) {
                 (Resilient::new(world.iam.clone(), RetryPolicy::default()), Resilient::new(world.kube.clone(), RetryPolicy::default()));
             apply::apply(
                 plan,
-                Providers { cluster: &world.cluster, iam: &iam, kube: &profiles, pod_identity: &iam, directory: &world.cluster },
+                Providers { cluster: &world.cluster, iam: &iam, kube: &profiles, pod_identity: &iam, directory: &world.directory },
                 &ApplyOptions::default(),
                 &Quiet,
             )

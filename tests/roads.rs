@@ -330,7 +330,7 @@ async fn eks_refusing_a_role_iam_has_not_yet_shown_it_is_retried_within_the_wind
     world.set_faults(Faults { invisible_for: Duration::from_secs(8), ..Default::default() });
     let iam = Resilient::new(world.iam.clone(), RetryPolicy::default());
     let providers =
-        apply::Providers { cluster: &world.cluster, iam: &iam, kube: &world.kube, pod_identity: &iam, directory: &world.cluster };
+        apply::Providers { cluster: &world.cluster, iam: &iam, kube: &world.kube, pod_identity: &iam, directory: &world.directory };
     let report = apply::apply(&plan, providers, &ApplyOptions::default(), &apply::Quiet).await;
     assert!(report.is_success(), "{report:?}");
     assert!(world.calls.get("CreatePodIdentityAssociation") > 2, "refused while invisible, then made");

@@ -165,7 +165,7 @@ fn b5() {
             let start = tokio::time::Instant::now();
             let report = apply::apply(
                 &plan,
-                Providers { cluster: &world.cluster, iam: &iam, kube: &world.kube, pod_identity: &iam, directory: &world.cluster },
+                Providers { cluster: &world.cluster, iam: &iam, kube: &world.kube, pod_identity: &iam, directory: &world.directory },
                 &ApplyOptions::default(),
                 &Quiet,
             )
@@ -196,7 +196,7 @@ fn b5() {
             let start = tokio::time::Instant::now();
             let observed = refresh(
                 &ReadSet::for_desired(&desired, false),
-                Providers { cluster: &world.cluster, iam: &iam, kube: &world.kube, pod_identity: &iam, directory: &world.cluster },
+                Providers { cluster: &world.cluster, iam: &iam, kube: &world.kube, pod_identity: &iam, directory: &world.directory },
                 10,
                 mode,
             )

@@ -37,7 +37,7 @@ pub mod pod_identity;
 pub mod signing_proxy;
 pub mod world;
 
-pub use crate::aws::{FakeCluster, FakeIam};
+pub use crate::aws::{FakeCluster, FakeDirectory, FakeIam};
 pub use crate::faults::{Calls, Faults, WRITES};
 pub use crate::kube::FakeKube;
 
@@ -47,8 +47,8 @@ pub const ISSUER: &str = "https://oidc.eks.us-west-2.amazonaws.com/id/EXAMPLED53
 // Each fake implements its ports (every port of `Providers`); this fails to
 // compile if one stops doing so.
 const _: fn() = || {
-    fn implements<C: ClusterApi + UserDirectoryApi, I: IamApi + PodIdentityApi, K: KubernetesApi>() {}
-    implements::<FakeCluster, FakeIam, FakeKube>();
+    fn implements<C: ClusterApi, D: UserDirectoryApi, I: IamApi + PodIdentityApi, K: KubernetesApi>() {}
+    implements::<FakeCluster, FakeDirectory, FakeIam, FakeKube>();
 };
 
 /// A role someone made by hand: no kfp-tenant markers, an empty trust policy.

@@ -9,7 +9,7 @@ use kfp_tenant_core::refresh::{self, Observed, ReadSet, RefreshMode};
 use kfp_tenant_core::spec::{Desired, Road, Tenant, TenantInput, TenantsFile};
 use kfp_tenant_core::trust;
 
-use crate::{Calls, FakeCluster, FakeIam, FakeKube};
+use crate::{Calls, FakeCluster, FakeDirectory, FakeIam, FakeKube};
 
 pub const CLUSTER: &str = "kf-prod";
 
@@ -17,6 +17,8 @@ pub const CLUSTER: &str = "kf-prod";
 pub struct FakeWorld {
     pub calls: Calls,
     pub cluster: FakeCluster,
+    /// The owners' Cognito pools.
+    pub directory: FakeDirectory,
     pub iam: FakeIam,
     pub kube: FakeKube,
     /// How plans read the roles ([`RefreshMode::Auto`] unless a test says).
@@ -35,6 +37,7 @@ impl FakeWorld {
         let calls = Calls::default();
         FakeWorld {
             cluster: FakeCluster::new(calls.clone(), CLUSTER),
+            directory: FakeDirectory::new(calls.clone()),
             iam: FakeIam::new(calls.clone()),
             kube: FakeKube::new(calls.clone(), CLUSTER),
             calls,
@@ -49,7 +52,7 @@ impl FakeWorld {
     }
 
     pub fn providers(&self) -> Providers<'_> {
-        Providers { cluster: &self.cluster, iam: &self.iam, kube: &self.kube, pod_identity: &self.iam, directory: &self.cluster }
+        Providers { cluster: &self.cluster, iam: &self.iam, kube: &self.kube, pod_identity: &self.iam, directory: &self.directory }
     }
 
     pub async fn observe(&self, reads: &ReadSet) -> Result<Observed, String> {

@@ -1,5 +1,5 @@
-//! STS, EKS and Cognito in memory: [`FakeCluster`], one account with its
-//! clusters, their OIDC providers and the owners' user pools.
+//! STS, EKS and S3's bucket check in memory: [`FakeCluster`], one account
+//! with its clusters, their OIDC providers and its buckets.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use kfp_tenant_core::identity::base64_encode;
 use kfp_tenant_core::ports::{
-    AssumedRole, BearerToken, CallerIdentity, ClusterApi, ClusterOidc, DirectoryUser, EksCluster, ErrorKind, ProviderError, ProviderResult,
-    TemporaryCredentials, UserDirectoryApi,
+    AssumedRole, BearerToken, CallerIdentity, ClusterApi, ClusterOidc, EksCluster, ErrorKind, ProviderError, ProviderResult,
+    TemporaryCredentials,
 };
 
 use crate::faults::{Calls, Faults, Meter};
@@ -39,8 +39,6 @@ pub struct FakeCluster {
 struct ClusterState {
     clusters: BTreeMap<String, String>,
     providers: BTreeSet<String>,
-    /// Cognito user pools: whether usernames are e-mails, and the users.
-    pools: BTreeMap<String, (bool, Vec<DirectoryUser>)>,
     /// Buckets set by a test: their region, or `None` for none.
     buckets: BTreeMap<String, Option<String>>,
 }
@@ -51,7 +49,6 @@ impl FakeCluster {
         let state = ClusterState {
             clusters: BTreeMap::from([(cluster.to_owned(), ISSUER.to_owned())]),
             providers: BTreeSet::from([ISSUER.trim_start_matches("https://").to_owned()]),
-            pools: BTreeMap::new(),
             buckets: BTreeMap::new(),
         };
         FakeCluster {
@@ -69,24 +66,6 @@ impl FakeCluster {
         self.meter.set_faults(faults);
     }
 
-    /// Adds a Cognito user pool; with `email_usernames` its usernames are
-    /// e-mails (`UsernameAttributes=[email]`) and Cognito names users by a UUID.
-    pub fn add_user_pool(&self, id: &str, email_usernames: bool) {
-        lock(&self.state).pools.insert(id.to_owned(), (email_usernames, Vec::new()));
-    }
-
-    /// Adds a user behind the tool's back.
-    pub fn add_user(&self, pool: &str, username: &str, email: &str) {
-        if let Some((_, users)) = lock(&self.state).pools.get_mut(pool) {
-            users.push(DirectoryUser { username: username.to_owned(), email: email.to_owned(), status: Some("CONFIRMED".to_owned()) });
-        }
-    }
-
-    /// The users of a pool.
-    pub fn users(&self, pool: &str) -> Vec<DirectoryUser> {
-        lock(&self.state).pools.get(pool).map(|(_, users)| users.clone()).unwrap_or_default()
-    }
-
     /// Adds another cluster, with the same issuer (as moto does).
     pub fn add_cluster(&self, cluster: &str) {
         lock(&self.state).clusters.insert(cluster.to_owned(), ISSUER.to_owned());
@@ -100,48 +79,6 @@ impl FakeCluster {
 
     pub fn remove_oidc_providers(&self) {
         lock(&self.state).providers.clear();
-    }
-}
-
-fn no_pool(op: &str, pool: &str) -> ProviderError {
-    ProviderError::new(ErrorKind::NotFound, op, format!("user pool {pool}"), format!("User pool {pool} does not exist."))
-}
-
-/// Cognito as moto plays it: ListUsers by e-mail, AdminCreateUser under the
-/// e-mail (a UUID username where usernames are e-mails), AdminDeleteUser.
-#[async_trait]
-impl UserDirectoryApi for FakeCluster {
-    async fn find_users(&self, pool: &str, email: &str) -> ProviderResult<Vec<DirectoryUser>> {
-        self.meter.enter("ListUsers", pool).await?;
-        let state = lock(&self.state);
-        let (_, users) = state.pools.get(pool).ok_or_else(|| no_pool("ListUsers", pool))?;
-        Ok(users.iter().filter(|u| u.email == email).cloned().collect())
-    }
-
-    async fn create_user(&self, pool: &str, email: &str, _invite: bool) -> ProviderResult<DirectoryUser> {
-        self.meter.enter("AdminCreateUser", email).await?;
-        let mut state = lock(&self.state);
-        let (email_usernames, users) = state.pools.get_mut(pool).ok_or_else(|| no_pool("AdminCreateUser", pool))?;
-        let taken = users.iter().any(|u| u.username == email || (*email_usernames && u.email == email));
-        if taken {
-            return Err(ProviderError::new(ErrorKind::AlreadyExists, "AdminCreateUser", email, "User account already exists"));
-        }
-        let username = if *email_usernames { format!("{:08x}-fake-uuid-{}", users.len(), users.len()) } else { email.to_owned() };
-        let user = DirectoryUser { username, email: email.to_owned(), status: Some("FORCE_CHANGE_PASSWORD".to_owned()) };
-        users.push(user.clone());
-        Ok(user)
-    }
-
-    async fn delete_user(&self, pool: &str, username: &str) -> ProviderResult<()> {
-        self.meter.enter("AdminDeleteUser", username).await?;
-        let mut state = lock(&self.state);
-        let (_, users) = state.pools.get_mut(pool).ok_or_else(|| no_pool("AdminDeleteUser", pool))?;
-        let before = users.len();
-        users.retain(|u| u.username != username);
-        if users.len() == before {
-            return Err(ProviderError::new(ErrorKind::NotFound, "AdminDeleteUser", username, "User does not exist."));
-        }
-        Ok(())
     }
 }
 

@@ -1,6 +1,7 @@
-//! STS, EKS and IAM in memory: [`FakeCluster`] (STS, EKS, Cognito; in
-//! `cluster`) and [`FakeIam`] (IAM here, and EKS Pod Identity in `pods`,
-//! since EKS checks its roles in IAM).
+//! AWS in memory: [`FakeCluster`] (STS, EKS; in `cluster`),
+//! [`FakeDirectory`] (Cognito; in `directory`) and [`FakeIam`] (IAM here,
+//! and EKS Pod Identity in `pods`, since EKS checks its roles in IAM and
+//! the retry wrapper shares what it saw created between the two).
 //!
 //! IAM behaves like the real service where the engine's correctness depends
 //! on it: a second role of the same name is refused (names are
@@ -23,8 +24,10 @@ use crate::faults::{Calls, Faults, Meter};
 use crate::{ACCOUNT_ID, ISSUER, lock};
 
 mod cluster;
+mod directory;
 mod pods;
 pub use cluster::{FakeCluster, THUMBPRINT, fake_ca, fake_endpoint};
+pub use directory::FakeDirectory;
 
 /// IAM roles and inline policies in memory.
 #[derive(Clone, Debug)]
