@@ -53,6 +53,7 @@ fn role(name: &str, path: &str) -> Role {
 }
 
 #[tokio::test]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn caller_identity_gives_account_and_partition() {
     let aws = aws().await;
     let id = aws.caller_identity().await.unwrap();
@@ -61,6 +62,7 @@ async fn caller_identity_gives_account_and_partition() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn cluster_issuer_and_oidc_provider() {
     let _only_me = PROVIDER.write().await;
     let aws = aws().await;
@@ -88,6 +90,7 @@ async fn cluster_issuer_and_oidc_provider() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn role_round_trip_create_read_update_delete() {
     let aws = aws().await;
     let name = "roundtrip-role";
@@ -128,6 +131,7 @@ async fn role_round_trip_create_read_update_delete() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn permissions_boundary_is_put_and_removed() {
     let aws = aws().await;
     let name = "boundary-role";
@@ -141,6 +145,7 @@ async fn permissions_boundary_is_put_and_removed() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn service_errors_map_to_kinds() {
     let aws = aws().await;
     let name = "errors-role";
@@ -164,6 +169,7 @@ async fn service_errors_map_to_kinds() {
 /// Per-role refresh finds kfp-tenant's roles through ListRoles pages and the
 /// description it writes, and reads whole (GetRole, for the tags) only those.
 #[tokio::test]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn per_role_refresh_lists_across_pages_and_reads_only_candidates() {
     let _provider = PROVIDER.read().await;
     let aws = aws().await;
@@ -206,6 +212,7 @@ async fn per_role_refresh_lists_across_pages_and_reads_only_candidates() {
 /// MaxItems says; through the paging proxy it pages as IAM does, so a Marker
 /// loop that stopped early would lose roles here.
 #[tokio::test]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn bulk_reads_follow_the_marker_to_the_last_page() {
     let moto = support::moto_endpoint();
     let proxy = kfp_tenant_testkit::paging_proxy::PagingProxy::start(&moto).await.unwrap();
@@ -238,6 +245,7 @@ async fn bulk_reads_follow_the_marker_to_the_last_page() {
 /// policies raw, inline policies URL-encoded in this call), with drift in
 /// the attributes only one of the two bulk listings carries.
 #[tokio::test]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn bulk_and_per_role_refresh_plan_the_same_on_moto() {
     let _provider = PROVIDER.read().await;
     let aws = aws().await;
@@ -306,6 +314,7 @@ async fn bulk_and_per_role_refresh_plan_the_same_on_moto() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn moto_accepts_what_iam_rejects_so_validation_must_not() {
     // moto takes a 70-character role name; real IAM would not.
     let aws = aws().await;
@@ -346,6 +355,7 @@ fn writes(calls: &BTreeMap<String, u64>) -> u64 {
 /// plan → apply → plan (no-op, no writes) → out-of-band change → plan shows
 /// exactly it → apply → destroy → nothing of the tenant left.
 #[tokio::test]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn engine_life_cycle_on_moto() {
     let _provider = PROVIDER.read().await;
     let aws = aws().await;
@@ -428,6 +438,7 @@ async fn engine_life_cycle_on_moto() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn prune_finds_removed_tenants_through_list_roles() {
     let _provider = PROVIDER.read().await;
     let aws = aws().await;
@@ -454,6 +465,7 @@ async fn prune_finds_removed_tenants_through_list_roles() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn the_oidc_provider_is_created_on_request_and_roles_trust_it() {
     let _only_me = PROVIDER.write().await;
     let aws = aws().await;
@@ -480,6 +492,7 @@ async fn the_oidc_provider_is_created_on_request_and_roles_trust_it() {
 /// The plan's bucket check on the real SDK: a bucket's region, and none
 /// for a bucket that does not exist.
 #[tokio::test]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn the_bucket_is_found_in_its_region_or_not_at_all() {
     let aws = aws().await;
     support::ensure_bucket(&support::moto_endpoint(), "bucket-check-artifacts").await;

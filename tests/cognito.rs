@@ -40,6 +40,7 @@ async fn user_pool(name: &str, email_usernames: bool) -> String {
 }
 
 #[tokio::test]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn users_are_found_by_email_made_and_deleted_in_both_kinds_of_pool() {
     let aws = aws().await;
     for email_usernames in [true, false] {
@@ -91,6 +92,7 @@ fn file(cluster: &str, pool: &str, delete_users: bool) -> TenantsFile {
 /// owner and writes nothing, destroy leaves the users; with `deleteUsers`,
 /// destroy deletes the one kfp-tenant made and keeps the one made by hand.
 #[tokio::test]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn owners_become_users_once_and_only_those_kfp_tenant_made_are_deleted() {
     let aws = aws().await;
     let cluster = "cognito-moto";
@@ -152,6 +154,7 @@ async fn users(aws: &kfp_tenant_aws::Aws, pool: String) -> BTreeSet<&'static str
 }
 
 #[tokio::test]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn a_pool_that_does_not_exist_stops_the_plan_naming_the_field() {
     let aws = aws().await;
     let cluster = "cognito-missing";

@@ -19,7 +19,7 @@ use kfp_tenant_testkit::backend::{Backend, TestKube, TestKubeOptions};
 use kfp_tenant_testkit::controller::ROLE_ARN_ANNOTATION;
 use kfp_tenant_testkit::on_both_backends;
 
-on_both_backends!(plan_apply_plan_destroy, pod_identity_tenants_live_move_and_go);
+on_both_backends!(moto: plan_apply_plan_destroy, pod_identity_tenants_live_move_and_go);
 
 /// A Kubernetes backend with the profile controller, bound to a moto EKS
 /// cluster (with its OIDC provider) named after `name`, and a kube client of it.

@@ -58,6 +58,7 @@ fn pair(namespace: &str, service_account: &str, role_arn: &str) -> PodIdentityAs
 }
 
 #[tokio::test]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn associations_round_trip_page_and_refuse_as_eks_does() {
     let moto = aws().await;
     ensure_cluster(&moto, "pod-identity").await;
@@ -109,6 +110,7 @@ async fn associations_round_trip_page_and_refuse_as_eks_does() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn roles_that_eks_would_refuse_are_refused_with_its_words() {
     let moto = aws().await;
     ensure_cluster(&moto, "pod-identity").await;
@@ -140,6 +142,7 @@ async fn roles_that_eks_would_refuse_are_refused_with_its_words() {
 /// consistency window reproduces it, and once the role is old enough the
 /// same call succeeds.
 #[tokio::test]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn a_role_younger_than_the_consistency_window_does_not_exist_yet() {
     let moto = aws().await;
     ensure_cluster(&moto, "pod-identity").await;

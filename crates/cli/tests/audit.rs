@@ -26,7 +26,7 @@ fn kfp(kube: &TestKube, args: &[&str]) -> (i32, String, String) {
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-on_both_backends!(audit_names_every_kind_of_finding);
+on_both_backends!(moto: audit_names_every_kind_of_finding);
 
 async fn audit_names_every_kind_of_finding(backend: Backend) {
     let aws = support::aws().await;

@@ -502,6 +502,7 @@ fn run(args: &[String], kubeconfig: &Path, env: &[(&str, &str)], remove: &[&str]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn every_bad_input_exits_1_naming_the_field_and_the_fix_without_writing() {
     let aws = support::aws().await;
     let issuer = support::cluster_with_provider(&aws, CLUSTER).await;

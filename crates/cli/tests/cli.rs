@@ -87,6 +87,7 @@ fn path(p: &Path) -> &str {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn plan_exits_2_before_apply_and_0_after() {
     let s = Setup::new("cli-cycle").await;
     let file = s.tenants("tenants.yaml", &["team-a"]);
@@ -137,6 +138,7 @@ async fn plan_exits_2_before_apply_and_0_after() {
 /// emulator passes every other EKS call through to moto): apply, a no-op
 /// plan, the move to IRSA as a plan, destroy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn a_pod_identity_tenant_through_the_binary() {
     use kfp_tenant_testkit::pod_identity::{PodIdentityOptions, PodIdentityServer};
     let s = Setup::new("cli-pods").await;
@@ -183,6 +185,7 @@ async fn a_pod_identity_tenant_through_the_binary() {
 /// done/total above which the per-resource lines scroll; without one its
 /// lines carry no control characters; `--progress json` is one event a line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn progress_is_a_live_line_on_a_terminal_and_plain_or_json_otherwise() {
     let s = Setup::new("cli-progress").await;
     let file = s.tenants("tenants.yaml", &["team-a", "team-b", "team-c"]);
@@ -226,6 +229,7 @@ async fn progress_is_a_live_line_on_a_terminal_and_plain_or_json_otherwise() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn a_saved_plan_applies_and_a_stale_one_is_refused() {
     let s = Setup::new("cli-saved").await;
     let file = s.tenants("tenants.yaml", &["team-a", "team-b"]);
@@ -256,6 +260,7 @@ async fn a_saved_plan_applies_and_a_stale_one_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn an_unmanaged_role_is_refused_then_adopted() {
     let s = Setup::new("cli-adopt").await;
     let aws = support::aws().await;
@@ -275,6 +280,7 @@ async fn an_unmanaged_role_is_refused_then_adopted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn prune_removes_a_dropped_tenant_and_target_limits_the_work() {
     let s = Setup::new("cli-prune").await;
     let both = s.tenants("both.yaml", &["team-a", "team-b"]);
@@ -312,6 +318,7 @@ async fn prune_removes_a_dropped_tenant_and_target_limits_the_work() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn without_a_terminal_apply_needs_auto_approve() {
     let s = Setup::new("cli-tty").await;
     let file = s.tenants("tenants.yaml", &["team-a"]);

@@ -68,6 +68,7 @@ fn writes(stderr: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn a_file_for_another_cluster_is_refused_before_anything_is_listed_or_written() {
     let aws = support::aws().await;
     support::cluster_with_provider(&aws, "edge-demo").await;
@@ -116,6 +117,7 @@ async fn a_file_for_another_cluster_is_refused_before_anything_is_listed_or_writ
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn renaming_a_role_or_dropping_a_service_account_leaves_no_grant_behind() {
     let aws = support::aws().await;
     support::cluster_with_provider(&aws, "edge-grants").await;
@@ -158,6 +160,7 @@ async fn renaming_a_role_or_dropping_a_service_account_leaves_no_grant_behind() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn a_role_annotation_removed_by_hand_is_drift_and_apply_restores_it() {
     let aws = support::aws().await;
     support::cluster_with_provider(&aws, "edge-annotation").await;
@@ -199,6 +202,7 @@ async fn a_role_annotation_removed_by_hand_is_drift_and_apply_restores_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn ctrl_c_mid_apply_finishes_what_runs_releases_the_lock_and_a_rerun_converges() {
     let aws = support::aws().await;
     support::cluster_with_provider(&aws, "edge-sigint").await;
@@ -247,6 +251,7 @@ async fn ctrl_c_mid_apply_finishes_what_runs_releases_the_lock_and_a_rerun_conve
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn a_timeout_bounds_the_whole_wait_and_is_not_retried() {
     let aws = support::aws().await;
     support::cluster_with_provider(&aws, "edge-timeout").await;
@@ -276,6 +281,7 @@ async fn a_timeout_bounds_the_whole_wait_and_is_not_retried() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn a_reader_that_closes_the_pipe_early_ends_the_program_quietly() {
     let aws = support::aws().await;
     support::cluster_with_provider(&aws, "edge-pipe").await;
@@ -333,6 +339,7 @@ async fn force_unlock_removes_only_the_lock_it_names() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn eks_auth_runs_the_life_cycle_from_aws_credentials_alone() {
     let aws = support::aws().await;
     support::cluster_with_provider(&aws, "edge-eks-auth").await;

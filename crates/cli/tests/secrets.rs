@@ -18,6 +18,7 @@ const SESSION_TOKEN: &str = "kfpTenantSessionTokenDoNotPrintXYZ";
 const KUBE_TOKEN: &str = "kfpTenantKubeTokenDoNotPrint42";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn no_secret_appears_in_any_output_log_or_plan_file() {
     let aws = support::aws().await;
     let issuer = support::cluster_with_provider(&aws, "secrets").await;

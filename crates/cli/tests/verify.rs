@@ -118,7 +118,7 @@ fn problem<'a>(report: &'a Value, who: &str, link: &str) -> &'a str {
     found[1]["problem"].as_str().unwrap_or_default()
 }
 
-on_both_backends!(verify_proves_each_link_and_breaks_where_broken);
+on_both_backends!(moto: verify_proves_each_link_and_breaks_where_broken);
 
 async fn verify_proves_each_link_and_breaks_where_broken(backend: Backend) {
     let main = support::aws().await;

@@ -248,9 +248,26 @@ impl TestKube {
 
 /// One test body on both backends: `on_both_backends!(my_test);` makes
 /// `my_test::on_fake_apiserver` and `my_test::on_real_apiserver`, each calling
-/// `my_test(Backend)`.
+/// `my_test(Backend)`; `on_both_backends!(moto: my_test)` for a body that
+/// needs moto too. Without the emulators (`KFP_EMULATORS=1` and
+/// `KFP_REAL_KUBE=1`, which `scripts/test` sets, read by the calling crate's
+/// build script) the tests that need them are ignored, saying so.
 #[macro_export]
 macro_rules! on_both_backends {
+    (moto: $($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
+            async fn on_fake_apiserver() {
+                super::$name($crate::backend::Backend::Fake).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[cfg_attr(not(all(kfp_emulators, kfp_real_kube)), ignore = "needs moto and a real kube-apiserver: run scripts/test")]
+            async fn on_real_apiserver() {
+                super::$name($crate::backend::Backend::Real).await
+            }
+        }
+    )*};
     ($($name:ident),* $(,)?) => {$(
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,6 +275,7 @@ macro_rules! on_both_backends {
                 super::$name($crate::backend::Backend::Fake).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[cfg_attr(not(kfp_real_kube), ignore = "needs a real kube-apiserver: run scripts/test")]
             async fn on_real_apiserver() {
                 super::$name($crate::backend::Backend::Real).await
             }
