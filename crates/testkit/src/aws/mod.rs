@@ -300,7 +300,13 @@ impl IamApi for FakeIam {
         if state.visible(role, self.meter.invisible_for()).is_none() {
             return Ok(Vec::new());
         }
-        Ok(state.policies.keys().filter(|(r, _)| r.eq_ignore_ascii_case(role)).map(|(_, p)| p.clone()).collect())
+        // One range of the (role, policy) map, as the other reads: not a scan of every role's.
+        Ok(state
+            .policies
+            .range((role.to_owned(), String::new())..)
+            .take_while(|((r, _), _)| r == role)
+            .map(|((_, p), _)| p.clone())
+            .collect())
     }
 
     async fn list_attached_role_policies(&self, role: &str) -> ProviderResult<Vec<String>> {
@@ -309,7 +315,7 @@ impl IamApi for FakeIam {
         if state.visible(role, self.meter.invisible_for()).is_none() {
             return Ok(Vec::new());
         }
-        Ok(state.attachments.iter().filter(|(r, _)| r.eq_ignore_ascii_case(role)).map(|(_, p)| p.clone()).collect())
+        Ok(state.attachments.range((role.to_owned(), String::new())..).take_while(|(r, _)| r == role).map(|(_, p)| p.clone()).collect())
     }
 
     async fn attach_role_policy(&self, role: &str, policy_arn: &str) -> ProviderResult<()> {
@@ -361,7 +367,12 @@ impl IamApi for FakeIam {
                         document: document.clone(),
                     })
                     .collect(),
-                attached_policies: state.attachments.iter().filter(|(role, _)| *role == r.name).map(|(_, p)| p.clone()).collect(),
+                attached_policies: state
+                    .attachments
+                    .range((r.name.clone(), String::new())..)
+                    .take_while(|(role, _)| *role == r.name)
+                    .map(|(_, p)| p.clone())
+                    .collect(),
                 permissions_boundary: r.permissions_boundary.clone(),
             })
             .collect())
