@@ -27,6 +27,7 @@ pub mod fnv;
 pub mod graph;
 pub mod identity;
 pub(crate) mod kinds;
+pub mod limits;
 pub mod plan;
 pub mod policy;
 pub mod ports;

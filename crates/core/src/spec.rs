@@ -57,12 +57,12 @@ fn tag_map(schema: &mut schemars::Schema) {
         }),
     );
     schema.insert("additionalProperties".into(), serde_json::json!({"type": "string", "maxLength": 256, "pattern": chars}));
-    schema.insert("maxProperties".into(), serde_json::json!(crate::validate::MAX_TAGS - crate::tags::MARKER_COUNT));
+    schema.insert("maxProperties".into(), serde_json::json!(crate::limits::MAX_TAGS - crate::tags::MARKER_COUNT));
 }
 
 /// A namespace that can be a tenant's: a DNS-1123 label, not the cluster's own.
 fn tenant_namespace(schema: &mut schemars::Schema) {
-    schema.insert("not".into(), serde_json::json!({"enum": crate::validate::RESERVED_NAMESPACES}));
+    schema.insert("not".into(), serde_json::json!({"enum": crate::limits::RESERVED_NAMESPACES}));
 }
 
 /// `serviceAccounts`: at least one, each a DNS-1123 subdomain (no wildcards).
@@ -93,7 +93,7 @@ fn prefix_template(schema: &mut schemars::Schema) {
 
 /// `managedPolicies`: IAM policy ARNs, at most IAM's 20 per role.
 fn policy_arn_list(schema: &mut schemars::Schema) {
-    schema.insert("maxItems".into(), serde_json::json!(crate::validate::MAX_MANAGED_POLICIES));
+    schema.insert("maxItems".into(), serde_json::json!(crate::limits::MAX_MANAGED_POLICIES));
     schema.insert("items".into(), serde_json::json!({"type": "string", "pattern": pattern::POLICY_ARN}));
 }
 

@@ -76,6 +76,17 @@ pub fn ownership(managed: bool, cluster: Option<&str>, this_cluster: &str) -> Ow
     }
 }
 
+/// The description kfp-tenant gives its roles. Its ending,
+/// [`role_description_marker`], lets a listing of every role in the account
+/// find kfp-tenant's for a cluster without reading each role's tags.
+pub fn role_description(namespace: &str, cluster: &str) -> String {
+    format!("Kubeflow tenant {namespace} {}", role_description_marker(cluster))
+}
+
+pub fn role_description_marker(cluster: &str) -> String {
+    format!("on EKS cluster {cluster} (managed by kfp-tenant)")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -196,7 +196,7 @@ pub async fn run(
 ) -> Result<Report, ProviderError> {
     let c = &desired.cluster;
     let (cluster, _) =
-        crate::plan::planner::context(&c.name, &c.region, &c.bucket, observed, crate::plan::planner::ProviderNeed::NotNeeded)
+        crate::plan::context::context(&c.name, &c.region, &c.bucket, observed, crate::plan::context::ProviderNeed::NotNeeded)
             .expect("invariant: a context that needs no provider cannot be refused");
     let inventory = read(iam, kube).await?;
     Ok(audit(&cluster, desired, &inventory))

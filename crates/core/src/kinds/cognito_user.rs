@@ -6,7 +6,6 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::{Attr, Cx, Resource, ignore_missing, malformed, text};
-use crate::plan::planner::observed_user;
 use crate::plan::{Action, CognitoUser, ResourceChange};
 use crate::ports::{ErrorKind, ProviderError};
 use crate::refresh::{Observed, ReadSet, UserReads};
@@ -59,4 +58,19 @@ impl Resource for CognitoUser {
             _ => Err(malformed(cx.change)),
         }
     }
+}
+
+/// The Cognito user of `email` in `pool` as refresh found it (the first, if
+/// the pool has several with that e-mail), and whether the identity record
+/// says kfp-tenant created it.
+pub(crate) fn observed_user(observed: &Observed, pool: &str, email: &str) -> Option<CognitoUser> {
+    let user = observed.users.get(email)?.first()?;
+    let key = (pool.to_owned(), email.to_owned());
+    Some(CognitoUser {
+        user_pool_id: pool.to_owned(),
+        email: email.to_owned(),
+        username: Some(user.username.clone()),
+        created_by_kfp_tenant: observed.record.as_ref().is_some_and(|r| r.cognito_users.contains(&key)),
+        invite: false,
+    })
 }

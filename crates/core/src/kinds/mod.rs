@@ -38,6 +38,7 @@ mod role;
 mod service_account;
 mod trust_statement;
 
+pub(crate) use cognito_user::observed_user;
 pub use profile::profile_drift;
 pub use role::role_drift;
 pub use service_account::service_account_drift;

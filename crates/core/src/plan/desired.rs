@@ -20,7 +20,7 @@ pub fn desired_role(tenant: &Tenant, cluster: &ClusterContext) -> Role {
         path: tenant.role_path.clone(),
         arn: format!("arn:{}:iam::{}:role{}{}", cluster.partition, cluster.account_id, tenant.role_path, tenant.role_name),
         trust_policy: road_trust(tenant.road, tenant, cluster),
-        description: Some(role_description(&tenant.namespace, &cluster.name)),
+        description: Some(tags::role_description(&tenant.namespace, &cluster.name)),
         tags: tags::role_tags(&tenant.tags, &cluster.name, &tenant.namespace),
         max_session_duration: tenant.max_session_duration.unwrap_or(DEFAULT_MAX_SESSION_DURATION),
         permissions_boundary: tenant.permissions_boundary.clone(),
@@ -59,17 +59,6 @@ pub fn bridge_trust(first: &PolicyDocument, second: &PolicyDocument) -> PolicyDo
 /// ownership markers, as on its roles.
 pub fn association_tags(cluster: &str, namespace: &str) -> BTreeMap<String, String> {
     tags::role_tags(&BTreeMap::new(), cluster, namespace)
-}
-
-/// The description kfp-tenant gives its roles. Its ending,
-/// [`role_description_marker`], lets a listing of every role in the account
-/// find kfp-tenant's for a cluster without reading each role's tags.
-pub fn role_description(namespace: &str, cluster: &str) -> String {
-    format!("Kubeflow tenant {namespace} {}", role_description_marker(cluster))
-}
-
-pub fn role_description_marker(cluster: &str) -> String {
-    format!("on EKS cluster {cluster} (managed by kfp-tenant)")
 }
 
 pub fn desired_s3_policy(tenant: &Tenant, cluster: &ClusterContext) -> InlinePolicy {

@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::address::Address;
 use crate::identity::Proof;
-use crate::plan::planner::{ProviderNeed, context};
+use crate::plan::context::{ProviderNeed, context};
 use crate::plan::{Mode, Plan, Reason, ResourceChange, State};
 use crate::policy;
 use crate::refresh::{Observed, ReadSet};

@@ -11,6 +11,7 @@
 //!   it still holds ([`check_fresh`]).
 
 mod accounts;
+pub(crate) mod context;
 mod desired;
 mod fresh;
 pub(crate) mod planner;
@@ -27,11 +28,10 @@ use crate::spec::Road;
 
 pub use self::desired::{
     association_tags, bridge_trust, desired_profile, desired_role, desired_s3_policy, desired_service_account, road_trust,
-    role_description, role_description_marker,
 };
 pub use self::fresh::{StalePlan, check_fresh, fingerprint, reads_of};
 pub use self::planner::{plan, plan_destroy, target};
-pub use crate::kinds::{profile_drift, role_drift, service_account_drift};
+pub use crate::tags::{role_description, role_description_marker};
 
 /// Version of the saved plan and of `--json` output.
 pub const FORMAT_VERSION: &str = "2.0";

@@ -6,6 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::address::{Address, Kind};
+use crate::kinds::observed_user;
+use crate::plan::context::{ProviderNeed, context};
 use crate::plan::fresh::fingerprint;
 use crate::plan::{
     Action, ClusterContext, CognitoUser, FORMAT_VERSION, Mode, Plan, PlanError, PlanOptions, PlanProblem, Reason, ResourceChange, State,
@@ -74,75 +76,6 @@ pub fn target(desired: &Desired, targets: &[String]) -> Desired {
         d.untargeted.extend(others.into_iter().map(|t| t.namespace));
     }
     d
-}
-
-/// The Cognito user of `email` in `pool` as refresh found it (the first, if
-/// the pool has several with that e-mail), and whether the identity record
-/// says kfp-tenant created it.
-pub(crate) fn observed_user(observed: &Observed, pool: &str, email: &str) -> Option<CognitoUser> {
-    let user = observed.users.get(email)?.first()?;
-    let key = (pool.to_owned(), email.to_owned());
-    Some(CognitoUser {
-        user_pool_id: pool.to_owned(),
-        email: email.to_owned(),
-        username: Some(user.username.clone()),
-        created_by_kfp_tenant: observed.record.as_ref().is_some_and(|r| r.cognito_users.contains(&key)),
-        invite: false,
-    })
-}
-
-/// What a plan needs of the account's IAM OIDC provider.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ProviderNeed {
-    /// Roles trust it: it must exist.
-    Require,
-    /// It must exist, or be created first (`--create-oidc-provider`).
-    CreateIfMissing,
-    /// Deleting tenants does not need it, so a missing provider never keeps
-    /// kfp-tenant from removing what it made.
-    NotNeeded,
-}
-
-/// The cluster-level facts, and whether the provider is to be created.
-pub(crate) fn context(
-    name: &str,
-    region: &str,
-    bucket: &str,
-    observed: &Observed,
-    need: ProviderNeed,
-) -> Result<(ClusterContext, bool), PlanProblem> {
-    let oidc = &observed.cluster.oidc;
-    let host = oidc.issuer_host();
-    let (provider_arn, create) = match (&oidc.provider_arn, need) {
-        (Some(arn), _) => (arn.clone(), false),
-        (None, ProviderNeed::NotNeeded) => (String::new(), false),
-        (None, ProviderNeed::CreateIfMissing) => {
-            (format!("arn:{}:iam::{}:oidc-provider/{host}", observed.identity.partition, observed.identity.account_id), true)
-        }
-        (None, ProviderNeed::Require) => {
-            return Err(PlanProblem {
-                address: Some(Address::ClusterOidc),
-                message: format!(
-                    "the account {} has no IAM OIDC provider for the cluster's issuer {}, so no pod could assume a tenant role",
-                    observed.identity.account_id, oidc.issuer_url
-                ),
-                fix: format!(
-                    "create it with `eksctl utils associate-iam-oidc-provider --cluster {name} --region {region} --approve`, or let kfp-tenant create it with --create-oidc-provider"
-                ),
-            });
-        }
-    };
-    let cluster = ClusterContext {
-        name: name.to_owned(),
-        arn: observed.cluster.arn.clone(),
-        region: region.to_owned(),
-        bucket: bucket.to_owned(),
-        account_id: observed.identity.account_id.clone(),
-        partition: observed.identity.partition.clone(),
-        oidc_issuer: oidc.issuer_url.clone(),
-        oidc_provider_arn: provider_arn,
-    };
-    Ok((cluster, create))
 }
 
 pub(super) struct Planner<'a> {

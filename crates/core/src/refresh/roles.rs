@@ -27,7 +27,6 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use tokio::sync::Semaphore;
 
 use super::{RefreshError, limited, reading};
-use crate::plan::role_description_marker;
 use crate::policy::PolicyDocument;
 use crate::ports::{IamApi, Role, RoleDetail, RoleListing};
 use crate::spec::policy_name;
@@ -167,7 +166,7 @@ impl Reader<'_> {
         let (cluster, iam, slots, parallelism) = (self.cluster, self.iam, self.slots, self.parallelism);
         // ListRoles has no tags: kfp-tenant's roles are found by the description
         // it writes, and only those are read whole to confirm their tags.
-        let marker = role_description_marker(cluster);
+        let marker = tags::role_description_marker(cluster);
         let listed = limited(slots, iam.list_roles("/")).await.map_err(reading("the account's roles (ListRoles)"))?;
         let candidates = listed.into_iter().filter(|l| l.description.as_deref().is_some_and(|d| d.ends_with(&marker)));
         let candidates = stream::iter(

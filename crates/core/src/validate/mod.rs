@@ -15,7 +15,6 @@ use crate::spec::{
 };
 use crate::tags;
 
-mod limits;
 mod rules;
 mod values;
 use rules::{Validator, overlapping_prefixes};
@@ -57,7 +56,7 @@ impl fmt::Display for InvalidInput {
     }
 }
 
-pub use limits::*;
+pub use crate::limits::*;
 
 /// A value as an error message shows it: quoted, and cut short when long, so
 /// that a 5,000-character mistake does not bury the message.

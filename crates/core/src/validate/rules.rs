@@ -4,9 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::limits::*;
 use super::values::{is_quota_quantity, is_quota_resource, key_prefix_problem};
 use super::{InputProblem, NAMESPACE_PLACEHOLDER, shown};
+use crate::limits::*;
 use crate::policy::S3Access;
 use crate::spec::{Cognito, DEFAULT_SERVICE_ACCOUNT, Desired, IdentityProvider, Tenant};
 use crate::tags;

@@ -27,7 +27,7 @@ use serde_json::Value;
 use crate::graph::Stop;
 use crate::identity::base64_decode;
 use crate::plan::ClusterContext;
-use crate::plan::planner::{ProviderNeed, context};
+use crate::plan::context::{ProviderNeed, context};
 use crate::policy::S3Access;
 use crate::ports::{
     BearerToken, ClusterApi, ErrorKind, IamApi, KubernetesApi, ObjectStoreApi, OidcProviderDetails, Role, TemporaryCredentials,
