@@ -447,11 +447,10 @@ async fn a_wait_outlives_a_dropped_watch_and_a_compaction() {
     });
     tokio::time::sleep(Duration::from_millis(400)).await;
     // The watches end; a namespace comes and its event is compacted away
-    // before they can watch again, so they resume from a revision that is
-    // gone (410) and must list again.
-    fake.cut_watches();
-    fake.put_object("namespaces", "", json!({"metadata": {"name": "meanwhile"}}));
-    fake.compact();
+    // before they can watch again (one step under the store's lock: done in
+    // three, a quick re-watch sometimes came in between and never saw 410),
+    // so they resume from a revision that is gone (410) and must list again.
+    fake.cut_watches_then_compact_past("namespaces", "", json!({"metadata": {"name": "meanwhile"}}));
     wait.await.unwrap().unwrap();
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}: the watch did not recover", started.elapsed());
     let calls = provider.counter().calls();

@@ -218,6 +218,21 @@ impl FakeApiServer {
         lock(&self.shared.store).cut_watches();
     }
 
+    /// Ends every watch, writes `object`, and compacts, all under one lock:
+    /// no watch can resume in between, so each resumes from a revision that
+    /// is gone (410 Gone) and must list again.
+    pub fn cut_watches_then_compact_past(&self, plural: &str, ns: &str, object: Value) {
+        let kind = find(plural).expect("a kind the fake serves");
+        let mut store = lock(&self.shared.store);
+        store.cut_watches();
+        let name = object["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+        let before = store.get(plural, ns, &name).cloned();
+        store.update(kind, ns, before.as_ref(), object, "test");
+        store.compact();
+        drop(store);
+        self.shared.after_write();
+    }
+
     /// Forgets the retained watch events, as etcd's compaction does: every
     /// watch resuming from an earlier resourceVersion gets 410 Gone.
     pub fn compact(&self) {
