@@ -61,7 +61,7 @@ start_moto() {
   export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-west-2 AWS_DEFAULT_REGION=us-west-2
   unset AWS_PROFILE AWS_SESSION_TOKEN
   export KFP_TEST_AWS_ENDPOINT="$AWS_ENDPOINT_URL"
-  # Un-ignores the tests that need moto (tests/build.rs, crates/cli/build.rs).
+  # Un-ignores the tests that need moto (tests/build.rs).
   export KFP_EMULATORS=1
   log "moto $MOTO_VERSION listening on $AWS_ENDPOINT_URL"
 }
@@ -163,7 +163,7 @@ start_real_kube() {
     return 1
   fi
   export KFP_TEST_REAL_KUBECONFIG="$dir/kubeconfig"
-  # Un-ignores the tests on the real API server (tests/build.rs, crates/cli/build.rs).
+  # Un-ignores the tests on the real API server (tests/build.rs).
   export KFP_REAL_KUBE=1
   REAL_KUBE=started
   log "real kube-apiserver $(grep -o 'https://127.0.0.1:[0-9]*' "$KFP_TEST_REAL_KUBECONFIG" | head -1), service-account issuer $issuer"
