@@ -836,6 +836,9 @@ async fn a_missing_bucket_is_a_warning_in_plan_and_verifys_failure_names_it() {
     world.calls.reset();
     let observed = world.observe(&kfp_tenant_core::refresh::ReadSet::for_desired(&d, false)).await.unwrap();
     assert_eq!(world.calls.get("HeadBucket"), 1, "one call per run");
+    world.calls.reset();
+    world.plan_destroy(&d).await.unwrap();
+    assert_eq!(world.calls.get("HeadBucket"), 0, "a destroy does not need the bucket");
     let ports = kfp_tenant_core::verify::Ports { cluster: &world.cluster, iam: &world.iam, kube: &world.kube, s3: &NoBucket };
     let report = kfp_tenant_core::verify::verify(&d, &observed, ports, 1, &Default::default()).await.to_string();
     assert!(report.contains(&format!("bucket {bucket} does not exist")) && report.contains("aws s3 mb"), "{report}");

@@ -137,7 +137,10 @@ impl IamApi for Aws {
             let mut err = provider_error("DeleteRole", &target, e);
             if err.kind == ErrorKind::Conflict {
                 err.message =
-                    format!("{}; the role has policies kfp-tenant did not put there: detach or delete them, then run again", err.message);
+                    format!(
+                    "{}; the role still carries something IAM removes first: a policy put there since the plan was made (run plan again: a tenant's role carries only the file's permissions, and the new plan removes it) or an instance profile (remove the role from it: aws iam remove-role-from-instance-profile)",
+                    err.message
+                );
             }
             err
         })

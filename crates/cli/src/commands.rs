@@ -81,7 +81,11 @@ pub async fn plan(args: PlanRequest, no_color: bool) -> Result<ExitCode> {
     let desired = args.tenants.desired()?;
     check_replace(&desired, &args.planning)?;
     let live = Live::connect(&args.run, &desired.cluster.name, &desired.cluster.region).await?;
-    let observed = live.observe(&ReadSet::for_desired(&desired, args.run.bind_cluster), &args.run).await?;
+    let reads = match args.destroy {
+        true => ReadSet::for_destroy(&desired, args.run.bind_cluster),
+        false => ReadSet::for_desired(&desired, args.run.bind_cluster),
+    };
+    let observed = live.observe(&reads, &args.run).await?;
     let plan =
         if args.destroy { plan::plan_destroy(&desired, &observed)? } else { plan::plan(&desired, &observed, args.planning.options())? };
     // With --refresh-only, only existing resources that differ are drift;
@@ -206,7 +210,7 @@ pub async fn destroy(args: DestroyRequest, no_color: bool) -> Result<ExitCode> {
     let desired = args.tenants.desired()?;
     let live = Live::connect(&args.run, &desired.cluster.name, &desired.cluster.region).await?;
     locked(&live, (&desired.cluster.name, args.run.bind_cluster), &args.lifecycle, "destroy", async |stop| {
-        let reads = ReadSet::for_desired(&desired, args.run.bind_cluster);
+        let reads = ReadSet::for_destroy(&desired, args.run.bind_cluster);
         let observed = until_stopped(&stop, live.observe(&reads, &args.run)).await?;
         let plan = plan::plan_destroy(&desired, &observed)?;
         let question = "Do you really want to destroy these tenants?";

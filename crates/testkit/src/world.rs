@@ -65,7 +65,7 @@ impl FakeWorld {
     }
 
     pub async fn plan_destroy(&self, desired: &Desired) -> Result<Plan, String> {
-        let observed = self.observe(&ReadSet::for_desired(desired, false)).await?;
+        let observed = self.observe(&ReadSet::for_destroy(desired, false)).await?;
         plan::plan_destroy(desired, &observed).map_err(|e| e.to_string())
     }
 

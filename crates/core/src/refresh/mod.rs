@@ -89,6 +89,12 @@ pub struct UserReads {
 }
 
 impl ReadSet {
+    /// What planning to delete `desired`'s tenants reads: what a plan reads
+    /// but the bucket, which a destroy does not need.
+    pub fn for_destroy(desired: &Desired, vouched: bool) -> Self {
+        ReadSet { bucket: None, ..Self::for_desired(desired, vouched) }
+    }
+
     pub fn for_desired(desired: &Desired, vouched: bool) -> Self {
         ReadSet {
             cluster: desired.cluster.name.clone(),
