@@ -261,7 +261,7 @@ pub async fn apply(plan: &Plan, providers: Providers<'_>, options: &ApplyOptions
             if let (Ok(()), true, Some(State::Profile(want))) = (&result, options.wait, &change.after) {
                 // Waiting for the controller is no call: another resource may start.
                 slots.release(id);
-                result = providers.kube.wait_ready(want, remaining(deadline)).await;
+                result = providers.kube.wait_ready(want, crate::kinds::remaining(deadline)).await;
             }
             let result = result.map_err(|e| e.to_string());
             let outcome = match &result {
@@ -292,9 +292,4 @@ pub async fn apply(plan: &Plan, providers: Providers<'_>, options: &ApplyOptions
         report.outcomes.insert(change.address.clone(), (change.action, outcome));
     }
     report
-}
-
-/// What is left of the run's time for a wait.
-fn remaining(deadline: Instant) -> Duration {
-    deadline.saturating_duration_since(Instant::now())
 }

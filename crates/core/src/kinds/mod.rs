@@ -67,8 +67,13 @@ pub(crate) struct Cx<'a> {
 impl Cx<'_> {
     /// What is left of the run's time for a wait.
     pub fn remaining(&self) -> std::time::Duration {
-        self.deadline.saturating_duration_since(Instant::now())
+        remaining(self.deadline)
     }
+}
+
+/// What is left of a run's time before `deadline`, for a wait.
+pub(crate) fn remaining(deadline: Instant) -> std::time::Duration {
+    deadline.saturating_duration_since(Instant::now())
 }
 
 /// What every kind says of itself.
