@@ -220,6 +220,18 @@ fn missing_header(file: &str, source: &str) -> Option<String> {
     (!first.starts_with("//!")).then(|| format!("{file}: no //! header saying what the file is for"))
 }
 
+/// A scenario file in tests/ that no `[[test]]` of tests/Cargo.toml names
+/// never runs (the package keeps its tests at its root, which Cargo does not
+/// discover by itself).
+fn unlisted_tests(manifest: &str, files: &[String]) -> Vec<String> {
+    let listed: Vec<&str> = manifest.lines().filter_map(|l| l.trim().strip_prefix("path = \"")?.strip_suffix('"')).collect();
+    files
+        .iter()
+        .filter(|f| f.ends_with(".rs") && !["lib.rs", "build.rs"].contains(&f.as_str()) && !listed.contains(&f.as_str()))
+        .map(|f| format!("tests/{f}: no [[test]] in tests/Cargo.toml names it, so it never runs"))
+        .collect()
+}
+
 #[test]
 fn the_architecture_holds() {
     let root = root();
@@ -260,6 +272,11 @@ fn the_architecture_holds() {
         problems.extend(unused_dependencies(krate, manifest, "dev-dependencies", &text(&all)));
     }
     let tests_manifest = read(&root.join("tests/Cargo.toml"));
+    let scenario_files: Vec<String> = std::fs::read_dir(root.join("tests"))
+        .expect("tests/")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    problems.extend(unlisted_tests(&tests_manifest, &scenario_files));
     problems.extend(unused_dependencies("tests", &tests_manifest, "dev-dependencies", &text(&[root.join("tests")])));
     // testkit only ever as a dev-dependency, anywhere.
     for manifest in manifests.values().chain([&read(&root.join("tests/Cargo.toml"))]) {
@@ -332,6 +349,13 @@ fn a_module_missing_from_the_code_map_and_a_missing_header_are_caught() {
     let src = Path::new("/x/src");
     let files = ["/x/src/lib.rs", "/x/src/plan/mod.rs", "/x/src/plan/tenant.rs", "/x/src/bin/tool.rs"].map(PathBuf::from);
     assert_eq!(module_names(src, &files), ["plan", "tenant", "tool"]);
+}
+
+#[test]
+fn a_test_file_without_its_test_target_is_caught() {
+    let manifest = "[[test]]\nname = \"engine\"\npath = \"engine.rs\"\n";
+    let files = ["engine.rs", "lib.rs", "build.rs", "roads.rs", "snapshots"].map(String::from);
+    assert_eq!(unlisted_tests(manifest, &files), ["tests/roads.rs: no [[test]] in tests/Cargo.toml names it, so it never runs"]);
 }
 
 #[test]

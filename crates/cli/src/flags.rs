@@ -57,7 +57,9 @@ pub enum Command {
     Graph {
         #[command(flatten)]
         tenants: TenantFlags,
-        /// A saved plan: nodes show their planned action.
+        /// A saved plan: draw the order apply walks it in (every edge, those
+        /// that depend on a change's direction included), each node with its
+        /// planned action.
         plan_file: Option<PathBuf>,
     },
     /// Prove that each tenant's pods reach their artifacts: token, issuer,

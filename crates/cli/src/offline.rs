@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use kfp_tenant_core::address::{Address, Kind, resource_graph};
 use kfp_tenant_core::plan::{self, ClusterContext};
 use kfp_tenant_core::render;
 use kfp_tenant_core::spec::{Desired, Road};
@@ -26,26 +25,13 @@ pub fn validate(tenants: &Tenants) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Every resource of the tenants: per-tenant kinds and service accounts.
-fn addresses(desired: &Desired) -> Vec<Address> {
-    let mut addresses = vec![Address::ClusterIdentity];
-    for tenant in &desired.tenants {
-        addresses.extend(Kind::PER_TENANT.into_iter().map(|k| Address::tenant(&tenant.namespace, k)));
-        addresses.extend(tenant.service_accounts.iter().map(|sa| Address::service_account(&tenant.namespace, sa)));
-        if tenant.road == Road::PodIdentity {
-            addresses.extend(tenant.service_accounts.iter().map(|sa| Address::pod_identity(&tenant.namespace, sa)));
-        }
-    }
-    addresses
-}
-
 pub fn graph(tenants: &Tenants, plan_file: Option<&PathBuf>) -> Result<ExitCode> {
     let text = match plan_file {
         Some(path) => {
             let plan = read_plan(path)?;
-            render::graph_dot(&resource_graph(plan.changes.iter().map(|c| c.address.clone())), Some(&plan))
+            render::graph_dot(&kfp_tenant_core::apply::order(&plan), Some(&plan))
         }
-        None => render::graph_dot(&resource_graph(addresses(&tenants.desired()?)), None),
+        None => render::graph_dot(&kfp_tenant_core::address::file_graph(&tenants.desired()?), None),
     };
     output::out(text)?;
     Ok(ExitCode::SUCCESS)

@@ -260,6 +260,33 @@ pub fn resource_graph(addresses: impl IntoIterator<Item = Address>) -> Dag<Addre
     dag
 }
 
+/// What the file asks for, drawn before any plan (`kfp-tenant graph`): the
+/// tenants' resources, their owners' Cognito users when the file names a
+/// pool, everything they depend on, and the one order that follows from
+/// content rather than names: a Profile after its owner's user.
+pub fn file_graph(desired: &crate::spec::Desired) -> Dag<Address> {
+    let mut addresses = vec![Address::ClusterIdentity];
+    let mut owned = Vec::new();
+    for tenant in &desired.tenants {
+        addresses.extend(Kind::PER_TENANT.into_iter().map(|k| Address::tenant(&tenant.namespace, k)));
+        addresses.extend(tenant.service_accounts.iter().map(|sa| Address::service_account(&tenant.namespace, sa)));
+        if tenant.road == crate::spec::Road::PodIdentity {
+            addresses.extend(tenant.service_accounts.iter().map(|sa| Address::pod_identity(&tenant.namespace, sa)));
+        }
+        if desired.cognito.is_some() {
+            let user = Address::CognitoUser { email: tenant.owner.clone() };
+            owned.push((user.clone(), Address::tenant(&tenant.namespace, Kind::Profile)));
+            addresses.push(user);
+        }
+    }
+    let mut dag = resource_graph(addresses);
+    let ids: BTreeMap<Address, crate::graph::NodeId> = dag.nodes().map(|(id, a)| (a.clone(), id)).collect();
+    for (user, profile) in owned {
+        dag.add_edge(ids[&user], ids[&profile]);
+    }
+    dag
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

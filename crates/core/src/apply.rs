@@ -194,6 +194,19 @@ pub fn graph(plan: &Plan) -> Dag<&ResourceChange> {
     dag
 }
 
+/// The order apply walks a plan in, as addresses: every edge of [`graph`],
+/// those that depend on a change's direction or a state's content included
+/// (what `kfp-tenant graph PLAN` draws).
+pub fn order(plan: &Plan) -> Dag<Address> {
+    let walked = graph(plan);
+    let mut dag = Dag::default();
+    let ids: BTreeMap<_, _> = walked.nodes().map(|(id, change)| (id, dag.add_node(change.address.clone()))).collect();
+    for (before, after) in walked.edges() {
+        dag.add_edge(ids[&before], ids[&after]);
+    }
+    dag
+}
+
 /// Whether a change gives a road to AWS to the tenant's pods or takes one away.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum RoadChange {
