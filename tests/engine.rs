@@ -76,12 +76,14 @@ async fn apply_makes_one_write_per_resource_then_plans_no_op() {
     assert_eq!(calls.get("CreateRole"), Some(&25));
     assert_eq!(calls.get("PutRolePolicy"), Some(&25));
     assert_eq!(calls.get("ApplyProfile"), Some(&25));
+    assert_eq!(calls.get("ApplyConfigMap"), Some(&50), "kfp-launcher and artifact-repositories per tenant");
     assert_eq!(calls.get("WriteClusterRecord"), Some(&1), "the first apply records the cluster");
-    assert_eq!(world.calls.writes(), 76, "{calls:?}");
+    assert_eq!(world.calls.writes(), 126, "{calls:?}");
 
     // Per cluster: identity, cluster, providers, identity record, Profiles,
-    // two service-account listings, the bucket.
-    const CLUSTER_READS: u64 = 8;
+    // two service-account listings, two ConfigMap listings (kfp-launcher,
+    // artifact-repositories), the bucket.
+    const CLUSTER_READS: u64 = 10;
     let mut world = world;
     world.refresh_mode = RefreshMode::PerRole;
     world.calls.reset();
@@ -265,7 +267,10 @@ async fn a_tampered_plugin_converges_in_one_apply_with_the_controller_down() {
 async fn a_profile_whose_namespace_is_not_there_yet_plans_no_service_account() {
     let world = FakeWorld::new();
     world.kube.set_controller_running(false);
-    let d = desired(&sample_file(1));
+    let mut file = sample_file(1);
+    // Without the namespace, the first apply could not write the pipeline config either.
+    file.defaults.pipeline_config = Some(false);
+    let d = desired(&file);
     applied(&world, &d).await;
     let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
     assert!(!plan.has_changes(), "{:?}", actions(&plan));
@@ -327,7 +332,15 @@ async fn a_profile_is_replaced_only_when_the_operator_names_it() {
     }
     let named = PlanOptions { replace: [Address::tenant("team-a", Kind::Profile)].into(), ..Default::default() };
     let plan = world.plan(&desired(&file), named.clone()).await.unwrap();
-    assert_eq!(actions(&plan), [("tenant[\"team-a\"].profile".to_owned(), Action::Replace)]);
+    // The namespace is made again, and the pipeline config in it.
+    assert_eq!(
+        actions(&plan),
+        [
+            ("tenant[\"team-a\"].profile".to_owned(), Action::Replace),
+            ("tenant[\"team-a\"].pipeline_config[\"artifact-repositories\"]".to_owned(), Action::Create),
+            ("tenant[\"team-a\"].pipeline_config[\"kfp-launcher\"]".to_owned(), Action::Create),
+        ]
+    );
     check("owner_change_replaces_profile", &plan);
 
     // The operator moves the namespace to the new owner first: a patch again.
@@ -339,7 +352,8 @@ async fn a_profile_is_replaced_only_when_the_operator_names_it() {
     file.tenants[0].owner = "alice@example.com".into();
     world.kube.insert_namespace("team-a", Some("alice@example.com"));
     let plan = world.plan(&desired(&file), named).await.unwrap();
-    assert_eq!(actions(&plan), [("tenant[\"team-a\"].profile".to_owned(), Action::Replace)]);
+    assert_eq!(actions(&plan)[0], ("tenant[\"team-a\"].profile".to_owned(), Action::Replace));
+    assert!(actions(&plan)[1..].iter().all(|(a, action)| a.contains("pipeline_config") && *action == Action::Create));
     assert!(render::plan_text(&plan, Color::Never).contains("--replace names it"));
 }
 
@@ -420,7 +434,7 @@ async fn a_failing_tenant_does_not_stop_the_others() {
     let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
     world.iam.set_faults(Faults { fail_nth: [("CreateRole", (3, ErrorKind::AccessDenied))].into(), ..Default::default() });
     let report = world.apply(&plan).await;
-    assert_eq!((report.failed(), report.skipped()), (1, 2), "{report:#?}");
+    assert_eq!((report.failed(), report.skipped()), (1, 4), "{report:#?}");
     let (failed, _) = report.outcomes.iter().find(|(_, (_, o))| matches!(o, Outcome::Failed { .. })).unwrap();
     let ns = failed.namespace().unwrap();
     for kind in [Kind::S3Policy, Kind::Profile] {
@@ -436,7 +450,7 @@ async fn a_failing_tenant_does_not_stop_the_others() {
     // The next apply finishes the job.
     world.iam.set_faults(Faults::default());
     let retry = world.plan(&d, PlanOptions::default()).await.unwrap();
-    assert_eq!(retry.summary().add, 3);
+    assert_eq!(retry.summary().add, 5);
     assert!(world.apply(&retry).await.is_success());
     assert!(!world.plan(&d, PlanOptions::default()).await.unwrap().has_changes());
 }
@@ -563,6 +577,8 @@ async fn extra_service_accounts_are_created_annotated_and_kept_in_line() {
         [
             (r#"tenant["team-b"].profile"#.to_owned(), Action::Replace),
             (r#"tenant["team-b"].service_account["pipeline-runner"]"#.to_owned(), Action::Create),
+            (r#"tenant["team-b"].pipeline_config["artifact-repositories"]"#.to_owned(), Action::Create),
+            (r#"tenant["team-b"].pipeline_config["kfp-launcher"]"#.to_owned(), Action::Create),
         ]
     );
     assert!(world.apply(&owner).await.is_success());
@@ -617,7 +633,7 @@ async fn a_missing_oidc_provider_is_created_first_when_asked() {
     let create = PlanOptions { create_oidc_provider: true, ..Default::default() };
     let plan = world.plan(&d, create).await.unwrap();
     assert_eq!(plan.changes[0].address, Address::OidcProvider);
-    assert_eq!(plan.summary().add, 9, "the provider, the identity record, and 7 tenant resources");
+    assert_eq!(plan.summary().add, 13, "the provider, the identity record, 7 tenant resources and 2 ConfigMaps per tenant");
     insta::assert_snapshot!(
         "create_oidc_provider.txt",
         render::plan_text(&plan, Color::Never).lines().take(16).collect::<Vec<_>>().join("\n")
@@ -628,7 +644,7 @@ async fn a_missing_oidc_provider_is_created_first_when_asked() {
         .cluster
         .set_faults(Faults { fail_nth: [("CreateOpenIDConnectProvider", (1, ErrorKind::AccessDenied))].into(), ..Default::default() });
     let report = world.apply(&plan).await;
-    assert_eq!((report.failed(), report.skipped()), (1, 7), "{report:#?}");
+    assert_eq!((report.failed(), report.skipped()), (1, 11), "every tenant resource waits for its role: {report:#?}");
     assert!(world.iam.role_names().is_empty());
 
     world.cluster.set_faults(Faults::default());

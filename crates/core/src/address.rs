@@ -36,6 +36,10 @@ pub enum Kind {
     /// An EKS Pod Identity association binding one of the tenant's service
     /// accounts to its role, one per service account (Pod Identity tenants).
     PodIdentity,
+    /// The keys kfp-tenant owns in one of the tenant's pipeline ConfigMaps
+    /// (`kfp-launcher`, `artifact-repositories`), one per ConfigMap name:
+    /// where its pipelines write, inside its grant.
+    PipelineConfig,
     /// The statement of the road a tenant leaves (`irsa` or `podIdentity`),
     /// still in its role's trust policy so that no pod is left without a
     /// road during the move: removed once nothing uses that road any more.
@@ -60,6 +64,7 @@ impl Kind {
             Kind::Profile => "profile",
             Kind::ServiceAccount => "service_account",
             Kind::PodIdentity => "pod_identity",
+            Kind::PipelineConfig => "pipeline_config",
             Kind::TrustStatement => "trust_statement",
             Kind::DeposedRole => "deposed_role",
         }
@@ -115,6 +120,11 @@ impl Address {
         Address::Tenant { namespace: namespace.to_owned(), kind: Kind::PodIdentity, name: Some(service_account.to_owned()) }
     }
 
+    /// kfp-tenant's keys in the tenant's ConfigMap `name`.
+    pub fn pipeline_config(namespace: &str, name: &str) -> Self {
+        Address::Tenant { namespace: namespace.to_owned(), kind: Kind::PipelineConfig, name: Some(name.to_owned()) }
+    }
+
     /// The trust statement of `road` in the tenant's role.
     pub fn trust_statement(namespace: &str, road: crate::spec::Road) -> Self {
         Address::Tenant { namespace: namespace.to_owned(), kind: Kind::TrustStatement, name: Some(road.as_str().to_owned()) }
@@ -161,6 +171,8 @@ impl Address {
                     vec![Address::tenant(namespace, Kind::IamRole), Address::tenant(namespace, Kind::Profile)]
                 }
                 Kind::TrustStatement => vec![Address::tenant(namespace, Kind::IamRole)],
+                // Written into the namespace the Profile makes.
+                Kind::PipelineConfig => vec![Address::tenant(namespace, Kind::Profile)],
                 Kind::DeposedRole => vec![Address::tenant(namespace, Kind::Profile)],
             },
         }
@@ -212,6 +224,9 @@ impl FromStr for Address {
         }
         if let Some(name) = kind.strip_prefix("pod_identity[\"").and_then(|n| n.strip_suffix("\"]")) {
             return Ok(Address::pod_identity(namespace, name));
+        }
+        if let Some(name) = kind.strip_prefix("pipeline_config[\"").and_then(|n| n.strip_suffix("\"]")) {
+            return Ok(Address::pipeline_config(namespace, name));
         }
         if let Some(road) = kind.strip_prefix("trust_statement[\"").and_then(|n| n.strip_suffix("\"]")) {
             let road =
@@ -301,6 +316,7 @@ mod tests {
             Address::deposed_role("team-a", "old-role"),
             Address::pod_identity("team-a", "runner"),
             Address::trust_statement("team-a", crate::spec::Road::Irsa),
+            Address::pipeline_config("team-a", "kfp-launcher"),
             Address::ClusterIdentity,
             Address::CognitoUser { email: "alice@example.com".into() },
         ] {

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use crate::policy::PolicyDocument;
 use crate::ports::{
     AccountQuery, AssumedRole, BearerToken, CallerIdentity, ClusterApi, ClusterRecord, DirectoryUser, EksCluster, ErrorKind, IamApi,
-    KubeEndpoint, KubernetesApi, Namespace, OidcProviderDetails, PodIdentityApi, PodIdentityAssociation, Profile, ProviderResult, Role,
+    ConfigMap, KubeEndpoint, KubernetesApi, Namespace, OidcProviderDetails, PodIdentityApi, PodIdentityAssociation, Profile, ProviderResult, Role,
     RoleDetail, RoleListing, ServiceAccount, UserDirectoryApi,
 };
 
@@ -368,6 +368,8 @@ resilient! {
     release_service_account(namespace: &str, name: &str) -> ();
     delete_service_account(namespace: &str, name: &str) -> ();
     request_token(namespace: &str, name: &str, audience: &str, expires_in: Duration) -> Option<BearerToken>;
+    list_config_maps(name: &str) -> Vec<ConfigMap>;
+    apply_config_map(config: &ConfigMap, timeout: Duration) -> ();
 }
 
 /// The role an ARN names (`arn:aws:iam::1:role/path/name` → `name`).

@@ -43,6 +43,9 @@ mod pattern {
     /// portable subset cannot: the ASCII characters IAM refuses are left out.
     pub const TAG_CHARS: &str = r##"^[^\x00-\x1f\x7f!"#$%&'()*,;<>?\[\\\]^`{|}~]*$"##;
     pub const POLICY_ARN: &str = r"^arn:[^:]*:iam:[^:]*:[^:]*:policy/";
+    /// `pipelineRoot`: an `s3://` URI with a bucket name and, optionally, a key
+    /// of printable ASCII without wildcards (the rest is validate's).
+    pub const PIPELINE_ROOT: &str = r"^s3://[a-z0-9][a-z0-9.-]*[a-z0-9](/[!-)+->@-~]*)?$";
     pub const USER_POOL_ID: &str = r"^[A-Za-z0-9_-]+_[0-9a-zA-Z]+$";
 }
 
@@ -82,6 +85,12 @@ fn quantities(schema: &mut schemars::Schema) {
 /// variable with a second meaning.
 fn key_prefix(schema: &mut schemars::Schema) {
     schema.insert("pattern".into(), serde_json::json!(pattern::KEY_PREFIX));
+    schema.insert("not".into(), serde_json::json!({"pattern": pattern::KEY_PREFIX_SECOND_MEANING}));
+}
+
+/// `pipelineRoot`: an `s3://` URI whose key has no second meaning.
+fn pipeline_root(schema: &mut schemars::Schema) {
+    schema.insert("pattern".into(), serde_json::json!(pattern::PIPELINE_ROOT));
     schema.insert("not".into(), serde_json::json!({"pattern": pattern::KEY_PREFIX_SECOND_MEANING}));
 }
 
@@ -215,6 +224,14 @@ pub struct TenantDefaults {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 3600, max = 43200), example = 3600)]
     pub max_session_duration: Option<u32>,
+    /// kfp-tenant writes each tenant's pipeline config (default true): the
+    /// root and S3 provider keys of the `kfp-launcher` ConfigMap and the
+    /// default repository of Argo's `artifact-repositories`, so that the
+    /// tenant's pipelines write their artifacts inside its grant. `false`
+    /// leaves both ConfigMaps to you (and gives back keys kfp-tenant wrote).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = true)]
+    pub pipeline_config: Option<bool>,
 }
 
 /// How a tenant's pods get its role: the road from a service account to AWS.
@@ -321,6 +338,18 @@ pub struct TenantInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 3600, max = 43200), example = 7200)]
     pub max_session_duration: Option<u32>,
+    /// Overrides `defaults.pipelineConfig`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = false)]
+    pub pipeline_config: Option<bool>,
+    /// Where the tenant's pipelines write artifacts (KFP's
+    /// `defaultPipelineRoot`): an `s3://` URI in the file's bucket, inside the
+    /// tenant's grant. Default: `s3://<bucket>/<s3Prefix>v2/artifacts` for
+    /// `prefix` tenants, else KFP's multi-user layout
+    /// `s3://<bucket>/private-artifacts/<namespace>/v2/artifacts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 8, max = 1100), transform = pipeline_root, example = &"s3://kubeflow-pipelines-artifacts/private-artifacts/team-a/v2/artifacts")]
+    pub pipeline_root: Option<String>,
 }
 
 /// `spec.resourceQuotaSpec` of the Profile (a core/v1 ResourceQuotaSpec; only
@@ -387,6 +416,11 @@ pub struct Tenant {
     pub managed_policies: Vec<String>,
     pub permissions_boundary: Option<String>,
     pub max_session_duration: Option<u32>,
+    /// The key (no trailing '/') under the file's bucket where its pipelines
+    /// write, which kfp-tenant writes into the tenant's `kfp-launcher` and
+    /// `artifact-repositories`; `None` when the tenant opted out
+    /// (`pipelineConfig: false`).
+    pub pipeline_root: Option<String>,
 }
 
 pub const DEFAULT_TRUST_POLICY_QUOTA: usize = 2048;

@@ -19,6 +19,7 @@
 
 mod accounts;
 mod client;
+mod config_maps;
 mod counter;
 mod eks_auth;
 mod errors;
@@ -36,7 +37,7 @@ use async_trait::async_trait;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use kfp_tenant_core::ports::{
-    AccountQuery, BearerToken, ClusterRecord, ErrorKind, KubeEndpoint, KubernetesApi, Namespace as TenantNamespace, Profile, ProviderError,
+    AccountQuery, BearerToken, ClusterRecord, ConfigMap as TenantConfigMap, ErrorKind, KubeEndpoint, KubernetesApi, Namespace as TenantNamespace, Profile, ProviderError,
     ProviderResult, ServiceAccount as TenantServiceAccount,
 };
 use kfp_tenant_core::tags;
@@ -50,6 +51,7 @@ use crate::readiness::{not_ready, not_ready_watched, waiting_for};
 use crate::watches::Watches;
 
 pub use crate::accounts::account_manifest;
+pub use crate::config_maps::config_map_manifest;
 pub use crate::counter::{Counted, RequestCounter};
 pub use crate::errors::provider_error;
 pub use crate::lock::{LeaseGuard, LockError, LockInfo, LockOptions};
@@ -119,6 +121,26 @@ pub struct Kube {
 impl std::fmt::Debug for Kube {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Kube").field("options", &self.options).field("server", &self.endpoint.server).finish_non_exhaustive()
+    }
+}
+
+impl Kube {
+    /// Waits, at most `timeout`, for namespace `namespace`: the profile
+    /// controller makes it some time after the Profile.
+    pub(crate) async fn wait_for_namespace(&self, operation: &str, target: &str, namespace: &str, timeout: Duration) -> ProviderResult<()> {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let missing = || format!("namespace {namespace} does not exist yet; is the Kubeflow profile controller running?");
+        self.wait(
+            operation,
+            target,
+            timeout,
+            |watches| watches.namespace(namespace).is_none().then(missing),
+            || async {
+                let found = namespaces.get_opt(namespace).await.map_err(|e| provider_error("GetNamespace", target, e))?;
+                Ok(found.is_none().then(missing))
+            },
+        )
+        .await
     }
 }
 
@@ -293,20 +315,7 @@ impl KubernetesApi for Kube {
 
     async fn apply_service_account(&self, account: &TenantServiceAccount, timeout: Duration) -> ProviderResult<()> {
         let target = format!("service account {}/{}", account.namespace, account.name);
-        // The profile controller makes the namespace some time after the Profile.
-        let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        let missing = || format!("namespace {} does not exist yet; is the Kubeflow profile controller running?", account.namespace);
-        self.wait(
-            "ApplyServiceAccount",
-            &target,
-            timeout,
-            |watches| watches.namespace(&account.namespace).is_none().then(missing),
-            || async {
-                let found = namespaces.get_opt(&account.namespace).await.map_err(|e| provider_error("GetNamespace", &target, e))?;
-                Ok(found.is_none().then(missing))
-            },
-        )
-        .await?;
+        self.wait_for_namespace("ApplyServiceAccount", &target, &account.namespace, timeout).await?;
         let config = account_manifest(account);
         self.accounts(&account.namespace)
             .patch(&account.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&config))
@@ -355,6 +364,14 @@ impl KubernetesApi for Kube {
             .await
             .map(drop)
             .map_err(|e| provider_error("DeleteServiceAccount", &format!("service account {namespace}/{name}"), e))
+    }
+
+    async fn list_config_maps(&self, name: &str) -> ProviderResult<Vec<TenantConfigMap>> {
+        self.config_maps_named(name).await
+    }
+
+    async fn apply_config_map(&self, config: &TenantConfigMap, timeout: Duration) -> ProviderResult<()> {
+        self.apply_config_map_keys(config, timeout).await
     }
 
     async fn request_token(

@@ -36,6 +36,7 @@ pub const WRITES: &[&str] = &[
     "AnnotateServiceAccount",
     "ReleaseServiceAccount",
     "DeleteServiceAccount",
+    "ApplyConfigMap",
     "WriteClusterRecord",
     "CreateOpenIDConnectProvider",
     "CreatePodIdentityAssociation",

@@ -6,13 +6,13 @@
 //! For the real kube client, the HTTP fake in [`crate::apiserver`] and a
 //! real kube-apiserver ([`crate::backend`]) are the ones to use.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use kfp_tenant_core::ports::{
-    AccountQuery, BearerToken, ClusterRecord, ErrorKind, KubeEndpoint, KubernetesApi, Namespace, Profile, ProviderError, ProviderResult,
+    AccountQuery, BearerToken, ClusterRecord, ConfigMap, ErrorKind, KubeEndpoint, KubernetesApi, Namespace, Profile, ProviderError, ProviderResult,
     ServiceAccount,
 };
 
@@ -34,6 +34,10 @@ struct KubeState {
     profiles: BTreeMap<String, Profile>,
     namespaces: BTreeMap<String, Namespace>,
     accounts: BTreeMap<(String, String), ServiceAccount>,
+    config_maps: BTreeMap<(String, String), ConfigMap>,
+    /// The data keys and annotations kfp-tenant's applies own, per ConfigMap
+    /// (server-side apply's field ownership, as far as a ConfigMap needs it).
+    applied: BTreeMap<(String, String), (BTreeSet<String>, BTreeSet<String>)>,
     /// The profile controller is down: Profiles are stored, nothing follows.
     controller_down: bool,
 }
@@ -79,6 +83,8 @@ impl FakeKube {
             profiles: BTreeMap::new(),
             namespaces: BTreeMap::new(),
             accounts: BTreeMap::new(),
+            config_maps: BTreeMap::new(),
+            applied: BTreeMap::new(),
             controller_down: false,
         };
         FakeKube { meter: Meter::new(calls, Faults::default()), state: Arc::new(Mutex::new(state)) }
@@ -157,6 +163,30 @@ impl FakeKube {
         state.accounts.insert((account.namespace.clone(), account.name.clone()), account);
     }
 
+    /// A ConfigMap as it is now, with every writer's keys.
+    pub fn config_map(&self, namespace: &str, name: &str) -> Option<ConfigMap> {
+        lock(&self.state).config_maps.get(&(namespace.to_owned(), name.to_owned())).cloned()
+    }
+
+    /// Another writer (KFP's profile controller, an operator) sets these
+    /// keys, making the ConfigMap if needed; kfp-tenant's applies lose them.
+    pub fn write_config_map(&self, namespace: &str, name: &str, data: &[(&str, &str)]) {
+        let mut state = lock(&self.state);
+        let key = (namespace.to_owned(), name.to_owned());
+        if let Some((owned, _)) = state.applied.get_mut(&key) {
+            for (k, _) in data {
+                owned.remove(*k);
+            }
+        }
+        let map = state.config_maps.entry(key).or_insert_with(|| ConfigMap {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            data: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+        });
+        map.data.extend(data.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    }
+
     fn missing(op: &str, what: String) -> ProviderError {
         ProviderError::new(ErrorKind::NotFound, op, what.clone(), format!("{what} not found"))
     }
@@ -229,6 +259,8 @@ impl KubernetesApi for FakeKube {
             Some(_) => {
                 state.namespaces.remove(name);
                 state.accounts.retain(|(ns, _), _| ns != name);
+                state.config_maps.retain(|(ns, _), _| ns != name);
+                state.applied.retain(|(ns, _), _| ns != name);
                 Ok(())
             }
             None => Err(Self::missing("DeleteProfile", format!("profiles.kubeflow.org {name:?}"))),
@@ -271,6 +303,36 @@ impl KubernetesApi for FakeKube {
             return Err(Self::missing("ApplyServiceAccount", format!("namespaces {:?}", account.namespace)));
         }
         state.accounts.insert((account.namespace.clone(), account.name.clone()), account.clone());
+        Ok(())
+    }
+
+    async fn list_config_maps(&self, name: &str) -> ProviderResult<Vec<ConfigMap>> {
+        self.meter.enter("ListConfigMaps", name).await?;
+        Ok(lock(&self.state).config_maps.values().filter(|c| c.name == name).cloned().collect())
+    }
+
+    /// Server-side apply of kfp-tenant's keys: sets them, drops those it set
+    /// before and no longer names, keeps every other writer's.
+    async fn apply_config_map(&self, config: &ConfigMap, _timeout: Duration) -> ProviderResult<()> {
+        self.meter.enter("ApplyConfigMap", &config.name).await?;
+        let mut state = lock(&self.state);
+        if !state.namespaces.contains_key(&config.namespace) {
+            return Err(Self::missing("ApplyConfigMap", format!("namespaces {:?}", config.namespace)));
+        }
+        let key = (config.namespace.clone(), config.name.clone());
+        let (old_data, old_annotations) = state.applied.remove(&key).unwrap_or_default();
+        let map = state.config_maps.entry(key.clone()).or_insert_with(|| ConfigMap {
+            namespace: config.namespace.clone(),
+            name: config.name.clone(),
+            data: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+        });
+        map.data.retain(|k, _| !old_data.contains(k) || config.data.contains_key(k));
+        map.annotations.retain(|k, _| !old_annotations.contains(k) || config.annotations.contains_key(k));
+        map.data.extend(config.data.clone());
+        map.annotations.extend(config.annotations.clone());
+        let owned = (config.data.keys().cloned().collect(), config.annotations.keys().cloned().collect());
+        state.applied.insert(key, owned);
         Ok(())
     }
 

@@ -15,6 +15,7 @@
 //! | `pod_identity` | `PodIdentity` |
 //! | `trust_statement` | `TrustStatement` |
 //! | `cognito_user` | `CognitoUser` |
+//! | `pipeline_config` | `PipelineConfig` |
 //!
 //! Adding a kind: a module here with its `Resource` impl, its `State`
 //! variant, one line in each `match` below, and its planning in `plan`.
@@ -31,6 +32,7 @@ use crate::refresh::{Observed, ReadSet};
 mod cluster;
 mod cognito_user;
 mod deposed_role;
+mod pipeline_config;
 mod pod_identity;
 mod policies;
 mod profile;
@@ -39,6 +41,7 @@ mod service_account;
 mod trust_statement;
 
 pub(crate) use cognito_user::observed_user;
+pub use pipeline_config::{desired_pipeline_config, pipeline_config_drift};
 pub use profile::profile_drift;
 pub use role::role_drift;
 pub use service_account::service_account_drift;
@@ -94,7 +97,7 @@ pub(crate) trait Resource: Sized + Send + Sync {
 /// Every `State` variant, once: the one list the dispatch below expands.
 macro_rules! with_variants {
     ($callback:ident ! ($($args:tt)*)) => {
-        $callback!($($args)*; Role, S3Policy, InlinePolicy, PolicyAttachment, Profile, ServiceAccount, OidcProvider, ClusterRecord, DeposedRole, PodIdentity, TrustStatement, CognitoUser)
+        $callback!($($args)*; Role, S3Policy, InlinePolicy, PolicyAttachment, Profile, ServiceAccount, OidcProvider, ClusterRecord, DeposedRole, PodIdentity, TrustStatement, CognitoUser, PipelineConfig)
     };
 }
 

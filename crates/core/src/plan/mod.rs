@@ -14,6 +14,7 @@ mod accounts;
 pub(crate) mod context;
 mod desired;
 mod fresh;
+mod pipelines;
 pub(crate) mod planner;
 mod tenant;
 
@@ -144,6 +145,9 @@ pub enum Reason {
     /// A permission on a tenant's role that the file does not give: the
     /// role carries exactly the file's (its S3 policy, `managedPolicies`).
     NotInFile,
+    /// The tenant's `pipelineConfig` is false: kfp-tenant gives back the
+    /// keys it wrote, and the ConfigMap stays.
+    OptedOut,
 }
 
 impl fmt::Display for Reason {
@@ -160,6 +164,7 @@ impl fmt::Display for Reason {
             Reason::Pruned => f.write_str("its tenant is no longer in the tenants file"),
             Reason::Destroy => f.write_str("destroy was requested"),
             Reason::NamespaceRecreated => f.write_str("its namespace is recreated with the Profile"),
+            Reason::OptedOut => f.write_str("the tenant's pipelineConfig is false: kfp-tenant gives back the keys it wrote, and the ConfigMap and its other keys stay"),
             Reason::Deposed { by } => {
                 write!(f, "the tenant's role is now {by}, and this one still lets the tenant's service accounts use its S3 policy")
             }
@@ -218,6 +223,8 @@ pub enum State {
     InlinePolicy(InlinePolicy),
     /// A managed policy attached to a tenant's role.
     PolicyAttachment(PolicyAttachment),
+    /// The keys kfp-tenant owns in one of a tenant's pipeline ConfigMaps.
+    PipelineConfig(crate::ports::ConfigMap),
 }
 
 /// A managed policy attached to a role.

@@ -43,6 +43,7 @@ impl Planner<'_> {
             self.service_account(ns, name, annotation, profile_action, adopt);
         }
         self.default_editor(ns, annotation, profile_action);
+        self.pipeline_config(tenant, profile_action);
         if road == Road::PodIdentity {
             self.pod_identities(tenant, &arn, adopt);
         }

@@ -2,7 +2,7 @@
 //! accounts as a tenant sees them, kfp-tenant's identity record, and the
 //! `KubernetesApi` that `kfp-tenant-k8s` implements on kube.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -107,6 +107,38 @@ pub struct ServiceAccount {
     pub created: bool,
 }
 
+/// KFP's launcher config in a namespace: where a run's artifacts go
+/// (`defaultPipelineRoot`) and how the store is reached (`providers`).
+pub const LAUNCHER_CONFIG: &str = "kfp-launcher";
+/// Argo's artifact repositories in a namespace, where each step's outputs
+/// and logs go; the annotation names the default.
+pub const ARTIFACT_REPOSITORIES: &str = "artifact-repositories";
+/// The ConfigMaps of a tenant's pipeline config, in the order they are planned.
+pub const PIPELINE_CONFIG_MAPS: [&str; 2] = [LAUNCHER_CONFIG, ARTIFACT_REPOSITORIES];
+
+/// A ConfigMap that KFP or Argo reads in a tenant's namespace, or the keys
+/// of one that kfp-tenant writes (in a plan: only those).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigMap {
+    pub namespace: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub data: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The annotation kfp-tenant writes beside its keys in a ConfigMap it
+/// shares: which data keys are its (comma-separated). It goes with them.
+pub const OWNED_KEYS_ANNOTATION: &str = "kfp-tenant/owned-keys";
+
+impl ConfigMap {
+    /// kfp-tenant wrote keys into it and has not given them back.
+    pub fn ours(&self) -> bool {
+        self.annotations.contains_key(OWNED_KEYS_ANNOTATION)
+    }
+}
+
 /// Which service accounts to list, cluster-wide, in one call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AccountQuery<'a> {
@@ -162,6 +194,14 @@ pub trait KubernetesApi: Send + Sync {
     /// labels and the role annotation. The account stays.
     async fn release_service_account(&self, namespace: &str, name: &str) -> ProviderResult<()>;
     async fn delete_service_account(&self, namespace: &str, name: &str) -> ProviderResult<()>;
+    /// The ConfigMaps of this name in every namespace, in one call (paged).
+    async fn list_config_maps(&self, name: &str) -> ProviderResult<Vec<ConfigMap>>;
+    /// Sets exactly these data keys and annotations of the ConfigMap under
+    /// kfp-tenant's field manager (server-side apply, taking them over from
+    /// another manager): keys kfp-tenant no longer sets are removed, keys of
+    /// other managers stay; nothing given is a release. Creates the ConfigMap
+    /// if missing; waits, at most `timeout`, for the namespace.
+    async fn apply_config_map(&self, config: &ConfigMap, timeout: Duration) -> ProviderResult<()>;
     /// A short-lived token of the service account for `audience`
     /// (TokenRequest), the token a projected volume gives a pod; `None` when
     /// the account does not exist. Nothing is stored.

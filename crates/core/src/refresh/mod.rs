@@ -30,7 +30,7 @@ use tokio::sync::Semaphore;
 use crate::identity::{self, Proof, WrongCluster};
 use crate::policy::PolicyDocument;
 use crate::ports::{
-    AccountQuery, CallerIdentity, ClusterApi, ClusterRecord, DirectoryUser, EksCluster, KubernetesApi, Namespace, PodIdentityApi,
+    ARTIFACT_REPOSITORIES, AccountQuery, CallerIdentity, ConfigMap, ClusterApi, ClusterRecord, DirectoryUser, EksCluster, KubernetesApi, LAUNCHER_CONFIG, Namespace, PodIdentityApi,
     PodIdentityAssociation, Profile, ProviderError, Providers, Role, ServiceAccount, UserDirectoryApi,
 };
 use crate::spec::{DEFAULT_SERVICE_ACCOUNT, Desired, Road};
@@ -63,6 +63,9 @@ pub struct ReadSet {
     pub cognito: Option<UserReads>,
     /// The file's bucket, checked once (HeadBucket) for the plan's warnings.
     pub bucket: Option<String>,
+    /// The tenants' pipeline ConfigMaps (`kfp-launcher`, `artifact-repositories`):
+    /// one listing of each name, cluster-wide.
+    pub config_maps: bool,
 }
 
 /// What S3 said of the file's bucket.
@@ -92,7 +95,7 @@ impl ReadSet {
     /// What planning to delete `desired`'s tenants reads: what a plan reads
     /// but the bucket, which a destroy does not need.
     pub fn for_destroy(desired: &Desired, vouched: bool) -> Self {
-        ReadSet { bucket: None, ..Self::for_desired(desired, vouched) }
+        ReadSet { bucket: None, config_maps: false, ..Self::for_desired(desired, vouched) }
     }
 
     pub fn for_desired(desired: &Desired, vouched: bool) -> Self {
@@ -114,6 +117,7 @@ impl ReadSet {
                 delete_users: c.delete_users,
             }),
             bucket: Some(desired.cluster.bucket.clone()),
+            config_maps: !desired.tenants.is_empty(),
         }
     }
 }
@@ -154,6 +158,9 @@ pub struct Observed {
     pub users: BTreeMap<String, Vec<DirectoryUser>>,
     /// The file's bucket, as S3 answered.
     pub bucket: BucketCheck,
+    /// The pipeline ConfigMaps of every namespace, by (namespace, name),
+    /// when they were read.
+    pub config_maps: BTreeMap<(String, String), ConfigMap>,
 }
 
 impl Observed {
@@ -227,6 +234,7 @@ pub async fn refresh_cluster(
         profiles: BTreeMap::new(),
         namespaces: BTreeMap::new(),
         service_accounts: BTreeMap::new(),
+        config_maps: BTreeMap::new(),
         managed_roles: Vec::new(),
         associations: BTreeMap::new(),
         association_count: 0,
@@ -372,11 +380,18 @@ struct KubernetesState {
     profiles: BTreeMap<String, Profile>,
     namespaces: BTreeMap<String, Namespace>,
     service_accounts: BTreeMap<(String, String), ServiceAccount>,
+    config_maps: BTreeMap<(String, String), ConfigMap>,
 }
 
 impl KubernetesState {
     fn into_observed(self, facts: Observed) -> Observed {
-        Observed { profiles: self.profiles, namespaces: self.namespaces, service_accounts: self.service_accounts, ..facts }
+        Observed {
+            profiles: self.profiles,
+            namespaces: self.namespaces,
+            service_accounts: self.service_accounts,
+            config_maps: self.config_maps,
+            ..facts
+        }
     }
 }
 
@@ -390,7 +405,15 @@ async fn read_kubernetes(
     slots: &Semaphore,
     parallelism: usize,
 ) -> Result<KubernetesState, RefreshError> {
-    let (profiles, managed_accounts, editors) = futures_util::try_join!(
+    let config_maps = |name: &'static str| {
+        limited(slots, async move {
+            if !reads.config_maps {
+                return Ok(Vec::new());
+            }
+            kube.list_config_maps(name).await.map_err(reading(format!("the {name} ConfigMaps")))
+        })
+    };
+    let (profiles, managed_accounts, editors, launchers, repositories) = futures_util::try_join!(
         limited(slots, async { kube.list_profiles().await.map_err(reading("Profiles")) }),
         limited(slots, async { kube.list_service_accounts(AccountQuery::Managed).await.map_err(reading("kfp-tenant's service accounts")) }),
         limited(slots, async {
@@ -398,6 +421,8 @@ async fn read_kubernetes(
                 .await
                 .map_err(reading("the default-editor service accounts"))
         }),
+        config_maps(LAUNCHER_CONFIG),
+        config_maps(ARTIFACT_REPOSITORIES),
     )?;
     let profiles: BTreeMap<String, Profile> = profiles.into_iter().map(|p| (p.name.clone(), p)).collect();
     let mut service_accounts: BTreeMap<(String, String), ServiceAccount> =
@@ -423,5 +448,6 @@ async fn read_kubernetes(
         namespaces: namespaces.into_iter().flatten().map(|ns| (ns.name.clone(), ns)).collect(),
         profiles,
         service_accounts,
+        config_maps: launchers.into_iter().chain(repositories).map(|c| ((c.namespace.clone(), c.name.clone()), c)).collect(),
     })
 }

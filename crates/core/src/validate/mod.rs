@@ -17,7 +17,7 @@ use crate::tags;
 
 mod rules;
 mod values;
-use rules::{Validator, overlapping_prefixes};
+use rules::{Validator, default_pipeline_root, nested_roots, overlapping_prefixes};
 pub use rules::{is_dns1123_label, unknown_targets};
 pub use values::{is_quota_quantity, is_quota_resource, key_prefix_problem};
 
@@ -233,6 +233,15 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
         if let Some(quota) = &t.resource_quota {
             v.quota(&at("resourceQuota.hard"), &quota.hard);
         }
+        let pipeline_root = match (t.pipeline_config.or(d.pipeline_config).unwrap_or(true), &t.pipeline_root) {
+            (true, Some(uri)) => v.pipeline_root(&at("pipelineRoot"), uri, &file.bucket, &s3_access),
+            (true, None) => Some(default_pipeline_root(&t.namespace, &s3_access)),
+            (false, Some(_)) => {
+                v.problem(at("pipelineRoot"), "pipelineRoot is set but pipelineConfig is false", "remove pipelineRoot, or set pipelineConfig: true");
+                None
+            }
+            (false, None) => None,
+        };
 
         if v.problems.len() == errors_before {
             // Sizes are only meaningful once the names are valid. The issuer is
@@ -276,10 +285,12 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
             managed_policies,
             permissions_boundary: t.permissions_boundary.clone().or_else(|| d.permissions_boundary.clone()),
             max_session_duration: t.max_session_duration.or(d.max_session_duration),
+            pipeline_root,
         });
     }
 
     overlapping_prefixes(&mut v, &tenants);
+    nested_roots(&mut v, &tenants);
     if associations > MAX_POD_IDENTITY_ASSOCIATIONS {
         v.problem(
             "tenants".to_owned(),

@@ -372,3 +372,87 @@ pub(super) fn overlapping_prefixes(v: &mut Validator, tenants: &[Tenant]) {
         }
     }
 }
+
+/// The key under the bucket where a tenant's pipelines write, when the file
+/// leaves it out: inside a `prefix` tenant's prefix, else KFP's multi-user
+/// layout (`private-artifacts/<namespace>/v2/artifacts`).
+pub(super) fn default_pipeline_root(namespace: &str, access: &S3Access) -> String {
+    match access {
+        S3Access::Prefix { prefix } if prefix.ends_with('/') => format!("{prefix}v2/artifacts"),
+        S3Access::Prefix { prefix } => format!("{prefix}/v2/artifacts"),
+        _ => format!("private-artifacts/{namespace}/v2/artifacts"),
+    }
+}
+
+impl Validator {
+    /// A tenant's `pipelineRoot`: an `s3://` URI in the file's bucket whose
+    /// key means what it says and lies inside the tenant's grant. Gives the
+    /// key, without a trailing '/'.
+    pub(super) fn pipeline_root(&mut self, field: &str, uri: &str, bucket: &str, access: &S3Access) -> Option<String> {
+        let example = |key: &str| format!("s3://{bucket}/{key}");
+        let Some(rest) = uri.strip_prefix("s3://") else {
+            let scheme = uri.split_once("://").map_or("no scheme", |(scheme, _)| scheme);
+            self.problem(
+                field,
+                format!("{} is not an s3:// URI ({scheme}): the pipelines would write their artifacts outside the tenant's S3 grant", shown(uri)),
+                format!("write an s3:// URI in the file's bucket, e.g. {:?}", example("private-artifacts/<namespace>/v2/artifacts")),
+            );
+            return None;
+        };
+        let (root_bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+        if root_bucket != bucket {
+            self.problem(
+                field,
+                format!("{} is in bucket {root_bucket:?}, and the tenant's grant is on bucket {bucket:?}: every run would fail with AccessDenied", shown(uri)),
+                format!("use the file's bucket, e.g. {:?}", example(key)),
+            );
+            return None;
+        }
+        let key = key.trim_end_matches('/');
+        if key.is_empty() {
+            self.problem(field, format!("{} is the bucket itself", shown(uri)), format!("give the root a key, e.g. {:?}", example("private-artifacts/<namespace>/v2/artifacts")));
+            return None;
+        }
+        if let Some(problem) = key_prefix_problem(&format!("{key}/")) {
+            self.problem(field, format!("{} is not a usable root: {}", shown(uri), problem.replace("the prefix", "its key")), "use plain path segments of printable ASCII");
+            return None;
+        }
+        if let S3Access::Prefix { prefix } = access
+            && !format!("{key}/").starts_with(prefix.as_str())
+        {
+            self.problem(
+                field,
+                format!("{} lies outside the tenant's grant, the objects under {:?}: every run would fail with AccessDenied", shown(uri), example(prefix)),
+                format!("put the root under s3Prefix, e.g. {:?}", example(&default_pipeline_root("", access))),
+            );
+            return None;
+        }
+        Some(key.to_owned())
+    }
+}
+
+/// Two tenants' pipeline roots may not nest: one tenant's runs would write
+/// among the other's artifacts (and, with both grants, read them).
+pub(super) fn nested_roots(v: &mut Validator, tenants: &[Tenant]) {
+    let mut roots: Vec<(String, usize)> =
+        tenants.iter().enumerate().filter_map(|(i, t)| Some((format!("{}/", t.pipeline_root.as_deref()?), i))).collect();
+    roots.sort();
+    let mut enclosing: Option<(String, usize)> = None;
+    for (root, i) in roots {
+        match &enclosing {
+            Some((outer, j)) if root.starts_with(outer.as_str()) => {
+                let (later, earlier) = (i.max(*j), i.min(*j));
+                v.problem(
+                    format!("tenants[{later}].pipelineRoot"),
+                    format!(
+                        "the pipeline root of tenants[{later}] ({:?}) and of tenants[{earlier}] ({:?}) nest: one tenant's runs would write among the other's artifacts",
+                        tenants[later].pipeline_root.as_deref().unwrap_or_default(),
+                        tenants[earlier].pipeline_root.as_deref().unwrap_or_default()
+                    ),
+                    "give every tenant a root of its own that contains no other's, e.g. private-artifacts/<namespace>/v2/artifacts",
+                );
+            }
+            _ => enclosing = Some((root, i)),
+        }
+    }
+}

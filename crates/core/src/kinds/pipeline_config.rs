@@ -1,0 +1,145 @@
+//! A tenant's pipeline config: the keys kfp-tenant owns in the `kfp-launcher`
+//! ConfigMap (where KFP v2 runs write artifacts, and how they reach S3: with
+//! the pod's own credentials) and in Argo's `artifact-repositories` (the
+//! default repository for each step's outputs and logs). Only those keys
+//! are written, by server-side apply; other keys, KFP's own included, stay.
+//! A release (the tenant opts out) gives the keys back and keeps the
+//! ConfigMap; destroy and prune leave them to the namespace's deletion.
+//! An annotation beside the keys (`kfp-tenant/owned-keys`) says which are
+//! kfp-tenant's, to kubectl readers and to the next plan.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use super::{Attr, Cx, Resource, ignore_missing, malformed, text};
+use crate::plan::{Action, ResourceChange};
+use crate::ports::{ARTIFACT_REPOSITORIES, ConfigMap, LAUNCHER_CONFIG, OWNED_KEYS_ANNOTATION, ProviderError};
+use crate::refresh::{Observed, ReadSet};
+use crate::spec::Tenant;
+
+/// The `kfp-launcher` key naming where runs write.
+pub const PIPELINE_ROOT_KEY: &str = "defaultPipelineRoot";
+/// The `kfp-launcher` key saying how each store is reached.
+pub const PROVIDERS_KEY: &str = "providers";
+/// The repository kfp-tenant writes in `artifact-repositories`: the key KFP's
+/// own controller uses, so that there is one default, the tenant's.
+pub const REPOSITORY_KEY: &str = "default-namespaced";
+/// The annotation naming Argo's default repository of a namespace.
+pub const DEFAULT_REPOSITORY_ANNOTATION: &str = "workflows.argoproj.io/default-artifact-repository";
+
+/// The regional S3 endpoint, without a scheme (as KFP and Argo take it).
+pub fn s3_endpoint(region: &str) -> String {
+    let suffix = if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" };
+    format!("s3.{region}.{suffix}")
+}
+
+/// The keys kfp-tenant owns in the tenant's two ConfigMaps, for a tenant
+/// whose pipeline root is `root` (a key under `bucket`).
+pub fn desired_pipeline_config(tenant: &Tenant, root: &str, bucket: &str, region: &str) -> [ConfigMap; 2] {
+    let endpoint = s3_endpoint(region);
+    // JSON is YAML: KFP and Argo parse these values with a YAML parser.
+    let providers = json!({"s3": {"default": {"endpoint": endpoint, "region": region, "credentials": {"fromEnv": true}}}});
+    let key_format = format!(
+        "{root}/logs/{{{{workflow.name}}}}/{{{{workflow.creationTimestamp.Y}}}}/{{{{workflow.creationTimestamp.m}}}}/{{{{workflow.creationTimestamp.d}}}}/{{{{pod.name}}}}"
+    );
+    let repository = json!({
+        "archiveLogs": true,
+        "s3": {"bucket": bucket, "endpoint": endpoint, "region": region, "keyFormat": key_format, "useSDKCreds": true},
+    });
+    let map = |name: &str, data: BTreeMap<String, String>, mut annotations: BTreeMap<String, String>| {
+        let keys: Vec<&str> = data.keys().map(String::as_str).collect();
+        annotations.insert(OWNED_KEYS_ANNOTATION.to_owned(), keys.join(","));
+        ConfigMap { namespace: tenant.namespace.clone(), name: name.to_owned(), data, annotations }
+    };
+    [
+        map(
+            LAUNCHER_CONFIG,
+            BTreeMap::from([
+                (PIPELINE_ROOT_KEY.to_owned(), format!("s3://{bucket}/{root}")),
+                (PROVIDERS_KEY.to_owned(), providers.to_string()),
+            ]),
+            BTreeMap::new(),
+        ),
+        map(
+            ARTIFACT_REPOSITORIES,
+            BTreeMap::from([(REPOSITORY_KEY.to_owned(), repository.to_string())]),
+            BTreeMap::from([(DEFAULT_REPOSITORY_ANNOTATION.to_owned(), REPOSITORY_KEY.to_owned())]),
+        ),
+    ]
+}
+
+impl ConfigMap {
+    /// The live values of the keys `want` sets (absent keys left out), for a
+    /// plan's `before`: what kfp-tenant's write changes.
+    pub fn keys_of(&self, want: &ConfigMap) -> ConfigMap {
+        let pick = |live: &BTreeMap<String, String>, keys: &BTreeMap<String, String>| {
+            live.iter().filter(|(k, _)| keys.contains_key(*k)).map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        ConfigMap {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            data: pick(&self.data, &want.data),
+            annotations: pick(&self.annotations, &want.annotations),
+        }
+    }
+}
+
+#[async_trait]
+impl Resource for ConfigMap {
+    fn label(&self) -> (&'static str, String) {
+        ("config_map", format!("{}/{}", self.namespace, self.name))
+    }
+
+    fn attributes(&self) -> Vec<(&'static str, Attr)> {
+        let mut v = vec![("namespace", text(&self.namespace)), ("name", text(&self.name))];
+        // Values that hold JSON (the providers, the repository) are shown as such.
+        let data: serde_json::Map<String, serde_json::Value> = self
+            .data
+            .iter()
+            .map(|(key, value)| {
+                let shown = serde_json::from_str::<serde_json::Value>(value).ok().filter(|v| v.is_object()).unwrap_or_else(|| json!(value));
+                (key.clone(), shown)
+            })
+            .collect();
+        v.push(("data", Attr::Json(serde_json::Value::Object(data))));
+        if !self.annotations.is_empty() {
+            v.push(("annotations", Attr::Json(json!(self.annotations))));
+        }
+        v
+    }
+
+    fn add_reads(&self, _change: &ResourceChange, reads: &mut ReadSet) {
+        reads.config_maps = true;
+    }
+
+    /// The live values of the keys the saved plan saw.
+    fn current(&self, observed: &Observed) -> Option<Self> {
+        let live = observed.config_maps.get(&(self.namespace.clone(), self.name.clone()))?;
+        Some(live.keys_of(self))
+    }
+
+    async fn execute(cx: &Cx<'_>, _before: Option<&Self>, after: Option<&Self>) -> Result<(), ProviderError> {
+        let kube = cx.providers.kube;
+        match (cx.change.action, &cx.change.before, after) {
+            (Action::Create | Action::Update | Action::Replace, _, Some(want)) => kube.apply_config_map(want, cx.remaining()).await,
+            // Opted out: kfp-tenant's keys given back, the ConfigMap kept.
+            (Action::Delete, Some(crate::plan::State::PipelineConfig(live)), None) => {
+                let release = ConfigMap { data: BTreeMap::new(), annotations: BTreeMap::new(), ..live.clone() };
+                ignore_missing(kube.apply_config_map(&release, cx.remaining()).await)
+            }
+            _ => Err(malformed(cx.change)),
+        }
+    }
+}
+
+/// The keys kfp-tenant sets that differ live, by name.
+pub fn pipeline_config_drift(live: &ConfigMap, want: &ConfigMap) -> Vec<String> {
+    let differ = |live: &BTreeMap<String, String>, want: &BTreeMap<String, String>| {
+        want.iter().filter(|(k, v)| live.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect::<Vec<_>>()
+    };
+    let mut drift = differ(&live.data, &want.data);
+    drift.extend(differ(&live.annotations, &want.annotations));
+    drift
+}
