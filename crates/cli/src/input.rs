@@ -125,7 +125,7 @@ mod tests {
         let err = parse("cluster: c\nregion: us-west-2\nbucket: b\ntenants:\n  - namespace: a\n    ownr: x@example.com\n").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "tenants[0]: unknown field `ownr`, expected one of `namespace`, `owner`, `roleName`, `rolePath`, `identity`, `serviceAccounts`, `s3Access`, `s3Prefix`, `resourceQuota`, `tags`, `managedPolicies`, `permissionsBoundary`, `maxSessionDuration` at line 6 column 5"
+            "tenants[0]: unknown field `ownr`, expected one of `namespace`, `owner`, `roleName`, `rolePath`, `identity`, `serviceAccounts`, `s3Access`, `s3Prefix`, `resourceQuota`, `tags`, `managedPolicies`, `permissionsBoundary`, `maxSessionDuration`, `pipelineConfig`, `pipelineRoot` at line 6 column 5"
         );
         let err = parse("cluster: c\nregion: us-west-2\nbucket: b\ndefaults: {s3Acess: full}\n").unwrap_err();
         assert!(err.to_string().starts_with("defaults: unknown field `s3Acess`"), "{err}");

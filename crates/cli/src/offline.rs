@@ -115,6 +115,10 @@ fn render_stream(desired: &Desired, cluster: &ClusterContext) -> Result<ExitCode
             let manifest = serde_yaml_ng::to_string(&kfp_tenant_k8s::account_manifest(&account))?;
             say!("---\n# Source: {ns}.yaml (ServiceAccount {ns}/{sa})\n{}", manifest.trim_end())?;
         }
+        for config in pipeline_config(tenant, cluster) {
+            let manifest = serde_yaml_ng::to_string(&kfp_tenant_k8s::config_map_manifest(&config))?;
+            say!("---\n# Source: {ns}.yaml (kfp-tenant's keys of ConfigMap {ns}/{})\n{}", config.name, manifest.trim_end())?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -143,18 +147,27 @@ fn render_dir(desired: &Desired, cluster: &ClusterContext, dir: &std::path::Path
         let s3 = plan::desired_s3_policy(tenant, cluster);
         let profile = kfp_tenant_k8s::to_resource(&plan::desired_profile(tenant, &role.arn, &cluster.name));
         let mut yaml = match tenant.road {
-            Road::Irsa => format!("# tenant {ns}: the Profile, and the service accounts kfp-tenant makes and annotates\n---\n"),
+            Road::Irsa => format!("# tenant {ns}: the Profile, and the service accounts kfp-tenant makes and annotates\n"),
             Road::PodIdentity => format!(
-                "# tenant {ns}: the Profile, and the service accounts kfp-tenant makes (EKS Pod Identity: no annotation;\n# the associations are EKS API objects, one per service account: {})\n---\n",
+                "# tenant {ns}: the Profile, and the service accounts kfp-tenant makes (EKS Pod Identity: no annotation;\n# the associations are EKS API objects, one per service account: {})\n",
                 tenant.service_accounts.join(", ")
             ),
         };
+        if tenant.pipeline_root.is_some() {
+            // A client-side apply would replace the whole ConfigMaps, KFP's keys included.
+            yaml.push_str("# and kfp-tenant's keys of its pipeline ConfigMaps: apply with --server-side, which keeps KFP's own keys\n");
+        }
+        yaml.push_str("---\n");
         let annotation = (tenant.road == Road::Irsa).then_some(role.arn.as_str());
         yaml.push_str(&serde_yaml_ng::to_string(&profile)?);
         for sa in tenant.extra_service_accounts() {
             let account = plan::desired_service_account(ns, sa, annotation, &cluster.name, None);
             yaml.push_str("---\n");
             yaml.push_str(&serde_yaml_ng::to_string(&kfp_tenant_k8s::account_manifest(&account))?);
+        }
+        for config in pipeline_config(tenant, cluster) {
+            yaml.push_str("---\n");
+            yaml.push_str(&serde_yaml_ng::to_string(&kfp_tenant_k8s::config_map_manifest(&config))?);
         }
         write(dir.join(format!("{ns}.yaml")), yaml)?;
         let iam = dir.join("iam").join(ns);
@@ -181,6 +194,12 @@ fn render_dir(desired: &Desired, cluster: &ClusterContext, dir: &std::path::Path
         dir.display()
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// kfp-tenant's keys of the tenant's pipeline ConfigMaps; none when it opted out.
+fn pipeline_config(tenant: &kfp_tenant_core::spec::Tenant, cluster: &ClusterContext) -> Vec<kfp_tenant_core::ports::ConfigMap> {
+    let Some(root) = &tenant.pipeline_root else { return Vec::new() };
+    plan::desired_pipeline_config(tenant, root, &cluster.bucket, &cluster.region).into()
 }
 
 /// Whether `<dir>/<ns>.yaml` is a manifest kfp-tenant wrote (its header).

@@ -429,6 +429,51 @@ fn cases() -> Vec<Case> {
             &["tenants[0].s3Prefix", "U+200B"],
         ),
         c(
+            "pipeline root outside the tenant's prefix",
+            "tenants:\n  - namespace: team-a\n    owner: a@example.com\n    s3Access: prefix\n    s3Prefix: private-artifacts/team-a/\n    pipelineRoot: s3://kfp-artifacts/shared/v2/artifacts\n",
+            &["apply", "--auto-approve"],
+            Offline,
+            Nothing,
+            &[
+                "tenants[0].pipelineRoot",
+                "\"s3://kfp-artifacts/shared/v2/artifacts\" lies outside the tenant's grant",
+                "s3://kfp-artifacts/private-artifacts/team-a/",
+                "e.g. \"s3://kfp-artifacts/private-artifacts/team-a/v2/artifacts\"",
+            ],
+        ),
+        c(
+            "pipeline root in another bucket",
+            "tenants:\n  - namespace: team-a\n    owner: a@example.com\n    pipelineRoot: s3://other-bucket/private-artifacts/team-a/v2/artifacts\n",
+            &["plan"],
+            Offline,
+            Nothing,
+            &["tenants[0].pipelineRoot", "is in bucket \"other-bucket\"", "grant is on bucket \"kfp-artifacts\"", "AccessDenied"],
+        ),
+        c(
+            "pipeline root that is not s3",
+            "tenants:\n  - namespace: team-a\n    owner: a@example.com\n    pipelineRoot: minio://mlpipeline/private-artifacts/team-a/v2/artifacts\n",
+            &["plan"],
+            Offline,
+            Nothing,
+            &["tenants[0].pipelineRoot", "is not an s3:// URI (minio)", "outside the tenant's S3 grant"],
+        ),
+        c(
+            "nested pipeline roots",
+            "tenants:\n  - namespace: team-a\n    owner: a@example.com\n    pipelineRoot: s3://kfp-artifacts/runs\n  - namespace: team-b\n    owner: b@example.com\n    pipelineRoot: s3://kfp-artifacts/runs/team-b\n",
+            &["apply", "--auto-approve"],
+            Offline,
+            Nothing,
+            &["tenants[1].pipelineRoot", "of tenants[0] (\"runs\")", "nest", "a root of its own"],
+        ),
+        c(
+            "pipeline root with a .. segment",
+            "tenants:\n  - namespace: team-a\n    owner: a@example.com\n    pipelineRoot: s3://kfp-artifacts/private-artifacts/team-a/../team-b\n",
+            &["plan"],
+            Offline,
+            Nothing,
+            &["tenants[0].pipelineRoot", "\"..\" segment"],
+        ),
+        c(
             "quota that is not a quantity",
             "tenants:\n  - namespace: team-a\n    owner: a@example.com\n    resourceQuota: {hard: {cpu: lots}}\n",
             &["apply", "--auto-approve"],
@@ -672,6 +717,8 @@ const SCHEMA_EXPRESSIBLE: &[&str] = &[
     "quota that is not a quantity",
     "quota of a resource no quota limits",
     "managed policy by name instead of ARN",
+    "pipeline root that is not s3",
+    "pipeline root with a .. segment",
 ];
 
 /// `kfp-tenant schema`, as editors load it.

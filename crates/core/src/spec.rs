@@ -46,6 +46,9 @@ mod pattern {
     /// `pipelineRoot`: an `s3://` URI with a bucket name and, optionally, a key
     /// of printable ASCII without wildcards (the rest is validate's).
     pub const PIPELINE_ROOT: &str = r"^s3://[a-z0-9][a-z0-9.-]*[a-z0-9](/[!-)+->@-~]*)?$";
+    /// A root's key with a second meaning: `.`/`..` or empty segments after
+    /// the bucket, a policy variable.
+    pub const PIPELINE_ROOT_SECOND_MEANING: &str = r"^s3://[^/]*/(.*/)?\.\.?(/|$)|^s3://.+//|\$\{";
     pub const USER_POOL_ID: &str = r"^[A-Za-z0-9_-]+_[0-9a-zA-Z]+$";
 }
 
@@ -91,7 +94,7 @@ fn key_prefix(schema: &mut schemars::Schema) {
 /// `pipelineRoot`: an `s3://` URI whose key has no second meaning.
 fn pipeline_root(schema: &mut schemars::Schema) {
     schema.insert("pattern".into(), serde_json::json!(pattern::PIPELINE_ROOT));
-    schema.insert("not".into(), serde_json::json!({"pattern": pattern::KEY_PREFIX_SECOND_MEANING}));
+    schema.insert("not".into(), serde_json::json!({"pattern": pattern::PIPELINE_ROOT_SECOND_MEANING}));
 }
 
 /// `defaults.s3Prefix`: a prefix template, with the same exclusions.

@@ -17,6 +17,10 @@
 //!   account's clusters, or of any namespace, may hand out the role);
 //! - a role kfp-tenant manages that carries permissions the file does not
 //!   give (another inline policy, a managed policy not in `managedPolicies`);
+//! - a tenant of kfp-tenant's role whose live `kfp-launcher` sends its runs
+//!   outside the tenant's S3 grant (another store, another bucket, beside
+//!   its prefix, or nowhere: KFP's MinIO default), the grant being the
+//!   file's, which kfp-tenant keeps its role carrying exactly;
 //! - a role that is not a tenant's whose inline policy allows S3 on the
 //!   pipelines bucket, or that has one of AWS's managed policies that reach
 //!   every bucket: the pods it admits reach the artifacts beyond any grant.
@@ -31,7 +35,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::plan::ClusterContext;
-use crate::ports::{AccountQuery, IamApi, KubernetesApi, ProviderError, RoleDetail};
+use crate::kinds::live_root;
+use crate::ports::{AccountQuery, ConfigMap, IamApi, KubernetesApi, LAUNCHER_CONFIG, ProviderError, RoleDetail};
 use crate::spec::Desired;
 use crate::tags;
 
@@ -68,6 +73,8 @@ pub enum Finding {
     ExtraPermissions { inline: Vec<String>, attached: Vec<String> },
     /// A role that is not a tenant's reaches the pipelines bucket.
     ReachesBucket { policy: String },
+    /// The tenant's live launcher root lies outside its role's S3 grant.
+    PipelineRootOutsideGrant { namespace: String, problem: String },
 }
 
 impl Finding {
@@ -116,6 +123,9 @@ impl Finding {
             Finding::ReachesBucket { policy } => format!(
                 "{policy} lets it reach the pipelines bucket: the pods it admits reach the tenants' artifacts beyond any tenant's grant"
             ),
+            Finding::PipelineRootOutsideGrant { namespace, problem } => {
+                format!("tenant {namespace}: {problem}; every run fails with AccessDenied or bypasses the grant (kfp-tenant apply writes the tenant's pipeline config)")
+            }
             Finding::PodsAnyServiceAccount { statement } => format!(
                 "statement {statement} lets EKS Pod Identity hand the role to any service account with an association; pin aws:RequestTag/kubernetes-service-account"
             ),
@@ -183,6 +193,8 @@ pub struct Inventory {
     pub roles: Vec<RoleDetail>,
     pub namespaces: BTreeSet<String>,
     pub service_accounts: BTreeSet<(String, String)>,
+    /// Every `kfp-launcher` ConfigMap of the cluster, by namespace.
+    pub launchers: BTreeMap<String, ConfigMap>,
 }
 
 /// Reads what audit needs and audits it: the cluster as `observed` (a
@@ -204,12 +216,17 @@ pub async fn run(
 
 /// Reads the account's roles and the cluster's namespaces and service accounts.
 pub async fn read(iam: &dyn IamApi, kube: &dyn KubernetesApi) -> Result<Inventory, ProviderError> {
-    let (roles, namespaces, accounts) =
-        futures_util::try_join!(iam.account_roles(), kube.list_namespaces(), kube.list_service_accounts(AccountQuery::All))?;
+    let (roles, namespaces, accounts, launchers) = futures_util::try_join!(
+        iam.account_roles(),
+        kube.list_namespaces(),
+        kube.list_service_accounts(AccountQuery::All),
+        kube.list_config_maps(LAUNCHER_CONFIG)
+    )?;
     Ok(Inventory {
         roles,
         namespaces: namespaces.into_iter().map(|n| n.name).collect(),
         service_accounts: accounts.into_iter().map(|sa| (sa.namespace, sa.name)).collect(),
+        launchers: launchers.into_iter().map(|l| (l.namespace.clone(), l)).collect(),
     })
 }
 
@@ -401,6 +418,14 @@ pub fn audit(cluster: &ClusterContext, desired: &Desired, inventory: &Inventory)
                 let attached: Vec<String> = role.attached_policies.iter().filter(|arn| !listed.contains(arn)).cloned().collect();
                 if !inline.is_empty() || !attached.is_empty() {
                     findings.insert(Finding::ExtraPermissions { inline, attached });
+                }
+                // Opted out without a launcher config: nothing says where its runs go.
+                let tenant = desired.tenants.iter().find(|t| &t.namespace == ns);
+                let launcher = inventory.launchers.get(ns);
+                if let Some(tenant) = tenant.filter(|t| t.pipeline_root.is_some() || launcher.is_some())
+                    && let Err(problem) = live_root(launcher, &cluster.bucket, &tenant.s3_access)
+                {
+                    findings.insert(Finding::PipelineRootOutsideGrant { namespace: ns.clone(), problem });
                 }
             }
             None => {

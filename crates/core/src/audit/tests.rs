@@ -47,6 +47,12 @@ fn team_a() -> Desired {
     .unwrap()
 }
 
+/// team-a's `kfp-launcher`, sending its runs to `root`.
+fn launcher(root: &str) -> ConfigMap {
+    let data = BTreeMap::from([("defaultPipelineRoot".to_owned(), root.to_owned())]);
+    ConfigMap { namespace: "team-a".into(), name: LAUNCHER_CONFIG.into(), data, annotations: BTreeMap::new() }
+}
+
 /// One line per case: a hand-made trust condition and the findings' kinds.
 fn check(condition: Value, expected: &[&str]) {
     let desired = team_a();
@@ -54,6 +60,7 @@ fn check(condition: Value, expected: &[&str]) {
         roles: vec![role("hand-made", condition.clone())],
         namespaces: ["team-a", "team-b"].map(str::to_owned).into(),
         service_accounts: [("team-a".to_owned(), "default-editor".to_owned()), ("team-b".to_owned(), "default-editor".to_owned())].into(),
+        ..Default::default()
     };
     let report = audit(&cluster(), &desired, &inventory);
     let kinds: Vec<String> = report
@@ -94,6 +101,8 @@ fn permissions_beyond_the_grant_are_found() {
             roles,
             namespaces: ["team-a", "team-b"].map(str::to_owned).into(),
             service_accounts: [("team-b".to_owned(), "default-editor".to_owned())].into(),
+            launchers: [("team-a".to_owned(), launcher("s3://b/private-artifacts/team-a/v2/artifacts"))].into(),
+            ..Default::default()
         };
         audit(&cluster(), &team_a(), &inventory).roles.iter().flat_map(|r| r.findings.iter().map(|f| f.message())).collect::<Vec<_>>()
     };
@@ -130,6 +139,7 @@ fn pod_identity_statements_are_audited_for_this_cluster_only() {
             roles: vec![pods_role("pods", condition)],
             namespaces: ["team-a", "team-b"].map(str::to_owned).into(),
             service_accounts: BTreeSet::new(),
+            ..Default::default()
         };
         let report = audit(&ClusterContext { arn: arn.into(), ..cluster() }, &team_a(), &inventory);
         report
@@ -202,9 +212,61 @@ fn roles_not_naming_the_provider_are_left_out_and_managed_ones_outside_the_file_
         roles: vec![other, left],
         namespaces: ["team-z".to_owned()].into(),
         service_accounts: [("team-z".to_owned(), "default-editor".to_owned())].into(),
+        ..Default::default()
     };
     let report = audit(&cluster(), &desired, &inventory);
     assert_eq!(report.roles_read, 2);
     assert_eq!(report.roles.len(), 1);
     assert_eq!(report.roles[0].findings, [Finding::NotInFile { namespace: "team-z".into() }]);
+}
+
+/// kfp-tenant's role for team-a (a prefix tenant): its launcher root inside
+/// the prefix passes; KFP's MinIO default, another bucket, beside the
+/// prefix or no launcher config at all are findings naming root and grant.
+#[test]
+fn a_launcher_root_outside_the_tenants_grant_is_a_finding() {
+    let mut file = crate::spec::TenantsFile {
+        cluster: "demo".into(),
+        region: "us-west-2".into(),
+        bucket: "bkt".into(),
+        tenants: vec![crate::spec::TenantInput {
+            namespace: "team-a".into(),
+            owner: "a@example.com".into(),
+            s3_access: Some(crate::spec::S3AccessMode::Prefix),
+            s3_prefix: Some("private-artifacts/team-a/".into()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut tenant_role = role(
+        "team-a-demo-role",
+        json!({"StringEquals": {"oidc.example/id/X:sub": "system:serviceaccount:team-a:default-editor", "oidc.example/id/X:aud": "sts.amazonaws.com"}}),
+    );
+    tenant_role.tags = tags::role_tags(&BTreeMap::new(), "demo", "team-a");
+    let findings = |file: &crate::spec::TenantsFile, root: Option<&str>| {
+        let launchers = root.map(|r| ("team-a".to_owned(), launcher(r))).into_iter().collect();
+        let inventory = Inventory {
+            roles: vec![tenant_role.clone()],
+            namespaces: ["team-a".to_owned()].into(),
+            service_accounts: [("team-a".to_owned(), "default-editor".to_owned())].into(),
+            launchers,
+        };
+        let cluster = ClusterContext { bucket: "bkt".into(), ..cluster() };
+        audit(&cluster, &crate::validate::validate(file).unwrap(), &inventory).roles[0].findings.clone()
+    };
+    assert_eq!(findings(&file, Some("s3://bkt/private-artifacts/team-a/v2/artifacts")), []);
+    for (root, says) in [
+        (Some("minio://mlpipeline/private-artifacts/team-a/v2/artifacts"), "another store than"),
+        (Some("s3://other/private-artifacts/team-a/v2/artifacts"), "another bucket than"),
+        (Some("s3://bkt/shared/v2/artifacts"), "outside"),
+        (None, "does not exist"),
+    ] {
+        let found = findings(&file, root);
+        let [Finding::PipelineRootOutsideGrant { namespace, problem }] = found.as_slice() else { panic!("{root:?}: {found:?}") };
+        assert_eq!(namespace, "team-a");
+        assert!(problem.contains(says) && problem.contains("the objects under s3://bkt/private-artifacts/team-a/"), "{problem}");
+    }
+    // Opted out, with no launcher config: nothing says where its runs go.
+    file.tenants[0].pipeline_config = Some(false);
+    assert_eq!(findings(&file, None), []);
 }

@@ -41,6 +41,7 @@ mod service_account;
 mod trust_statement;
 
 pub(crate) use cognito_user::observed_user;
+pub(crate) use pipeline_config::live_root;
 pub use pipeline_config::{desired_pipeline_config, pipeline_config_drift};
 pub use profile::profile_drift;
 pub use role::role_drift;

@@ -16,6 +16,7 @@ use serde_json::json;
 use super::{Attr, Cx, Resource, ignore_missing, malformed, text};
 use crate::plan::{Action, ResourceChange};
 use crate::ports::{ARTIFACT_REPOSITORIES, ConfigMap, LAUNCHER_CONFIG, OWNED_KEYS_ANNOTATION, ProviderError};
+use crate::policy::S3Access;
 use crate::refresh::{Observed, ReadSet};
 use crate::spec::Tenant;
 
@@ -142,4 +143,37 @@ pub fn pipeline_config_drift(live: &ConfigMap, want: &ConfigMap) -> Vec<String> 
     let mut drift = differ(&live.data, &want.data);
     drift.extend(differ(&live.annotations, &want.annotations));
     drift
+}
+
+/// What a tenant's S3 grant covers, as a sentence's object.
+fn grant_text(bucket: &str, access: &S3Access) -> String {
+    match access {
+        S3Access::Prefix { prefix } => format!("the objects under s3://{bucket}/{prefix}"),
+        S3Access::Scoped | S3Access::Full => format!("the objects of s3://{bucket}"),
+    }
+}
+
+/// The key under `bucket` where a live `kfp-launcher` sends the tenant's
+/// runs, when it lies inside the grant; otherwise why not (naming the root
+/// and the grant), as one sentence.
+pub(crate) fn live_root(launcher: Option<&ConfigMap>, bucket: &str, access: &S3Access) -> Result<String, String> {
+    let grant = grant_text(bucket, access);
+    let Some(root) = launcher.and_then(|l| l.data.get(PIPELINE_ROOT_KEY)).filter(|r| !r.is_empty()) else {
+        let what = if launcher.is_some() { "has no defaultPipelineRoot" } else { "does not exist" };
+        return Err(format!(
+            "the {LAUNCHER_CONFIG} ConfigMap {what}, so its runs write to KFP's default minio://mlpipeline/v2/artifacts, not to the tenant's grant ({grant})"
+        ));
+    };
+    let outside = |why: &str| Err(format!("its runs write to {root} ({LAUNCHER_CONFIG}'s defaultPipelineRoot), {why} the tenant's grant ({grant})"));
+    let Some((root_bucket, key)) = root.strip_prefix("s3://").map(|rest| rest.split_once('/').unwrap_or((rest, ""))) else {
+        return outside("another store than");
+    };
+    if root_bucket != bucket {
+        return outside("another bucket than");
+    }
+    let key = key.trim_end_matches('/');
+    match access {
+        S3Access::Prefix { prefix } if !format!("{key}/").starts_with(prefix.as_str()) => outside("outside"),
+        _ => Ok(key.to_owned()),
+    }
 }

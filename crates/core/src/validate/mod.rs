@@ -290,7 +290,8 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
     }
 
     overlapping_prefixes(&mut v, &tenants);
-    nested_roots(&mut v, &tenants);
+    let explicit: Vec<bool> = file.tenants.iter().map(|t| t.pipeline_root.is_some()).collect();
+    nested_roots(&mut v, &tenants, &explicit);
     if associations > MAX_POD_IDENTITY_ASSOCIATIONS {
         v.problem(
             "tenants".to_owned(),

@@ -432,8 +432,10 @@ impl Validator {
 }
 
 /// Two tenants' pipeline roots may not nest: one tenant's runs would write
-/// among the other's artifacts (and, with both grants, read them).
-pub(super) fn nested_roots(v: &mut Validator, tenants: &[Tenant]) {
+/// among the other's artifacts (and, with both grants, read them). Two
+/// default roots nest only when their namespaces or prefixes already clash,
+/// which is reported on those fields: `explicit` says which roots the file set.
+pub(super) fn nested_roots(v: &mut Validator, tenants: &[Tenant], explicit: &[bool]) {
     let mut roots: Vec<(String, usize)> =
         tenants.iter().enumerate().filter_map(|(i, t)| Some((format!("{}/", t.pipeline_root.as_deref()?), i))).collect();
     roots.sort();
@@ -442,6 +444,9 @@ pub(super) fn nested_roots(v: &mut Validator, tenants: &[Tenant]) {
         match &enclosing {
             Some((outer, j)) if root.starts_with(outer.as_str()) => {
                 let (later, earlier) = (i.max(*j), i.min(*j));
+                if !explicit[later] && !explicit[earlier] {
+                    continue;
+                }
                 v.problem(
                     format!("tenants[{later}].pipelineRoot"),
                     format!(

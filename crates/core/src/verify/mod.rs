@@ -11,9 +11,12 @@
 //!    IAM evaluates it ([`crate::trust`]): moto's STS would accept any token.
 //! 4. **sts**: AssumeRoleWithWebIdentity with the token answers with the
 //!    tenant's role.
-//! 5. **s3**: with those credentials, what the tenant's S3 access promises
-//!    works (put, get, delete of a probe object, always deleted), and in
-//!    `prefix` mode a key outside the prefix is refused.
+//! 5. **s3**: the tenant's live `kfp-launcher` sends its runs inside its
+//!    grant (an `s3://` root in the bucket, inside the prefix), and with
+//!    those credentials a probe object under that root can be put, got and
+//!    deleted (always deleted); in `prefix` mode a key outside the prefix is
+//!    refused. A tenant with `pipelineConfig: false` and no launcher config
+//!    is probed under its grant.
 //!
 //! A failed link stops the chain: the links after it are skipped, so a
 //! broken link shows where it is and only there.
@@ -26,11 +29,12 @@ use serde_json::Value;
 
 use crate::graph::Stop;
 use crate::identity::base64_decode;
+use crate::kinds::live_root;
 use crate::plan::ClusterContext;
 use crate::plan::context::{ProviderNeed, context};
 use crate::policy::S3Access;
 use crate::ports::{
-    BearerToken, ClusterApi, ErrorKind, IamApi, KubernetesApi, ObjectStoreApi, OidcProviderDetails, Role, TemporaryCredentials,
+    BearerToken, ClusterApi, ConfigMap, ErrorKind, IamApi, KubernetesApi, LAUNCHER_CONFIG, ObjectStoreApi, OidcProviderDetails, Role, TemporaryCredentials,
 };
 use crate::refresh::Observed;
 use crate::spec::{DEFAULT_SERVICE_ACCOUNT, Desired, Road, Tenant};
@@ -100,7 +104,8 @@ pub async fn verify(desired: &Desired, observed: &Observed, ports: Ports<'_>, pa
     let accounts: Vec<(&Tenant, &str)> = irsa.into_iter().flat_map(|t| t.service_accounts.iter().map(move |sa| (t, sa.as_str()))).collect();
     let total = accounts.len();
     let mut checks: Vec<Check> = stream::iter(accounts.into_iter().take_while(|_| !stop.is_stopped()).map(|(tenant, sa)| {
-        let chain = Chain { desired, cluster, provider, tenant, service_account: sa, role: roles.get(&tenant.role_name), ports };
+        let launcher = observed.config_maps.get(&(tenant.namespace.clone(), LAUNCHER_CONFIG.to_owned()));
+        let chain = Chain { desired, cluster, provider, tenant, service_account: sa, role: roles.get(&tenant.role_name), launcher, ports };
         async move { chain.run().await }
     }))
     .buffer_unordered(parallelism.max(1))
@@ -120,6 +125,8 @@ struct Chain<'a> {
     tenant: &'a Tenant,
     service_account: &'a str,
     role: Option<&'a Role>,
+    /// The tenant's live `kfp-launcher`, if any.
+    launcher: Option<&'a ConfigMap>,
     ports: Ports<'a>,
 }
 
@@ -296,9 +303,21 @@ impl Chain<'_> {
         let (ns, sa) = (&self.tenant.namespace, self.service_account);
         let bucket = &self.cluster.bucket;
         let s3 = self.ports.s3;
-        let (key, outside) = match &self.tenant.s3_access {
-            S3Access::Prefix { prefix } => (format!("{prefix}kfp-tenant-verify-{sa}"), Some(self.outside_key())),
-            S3Access::Scoped | S3Access::Full => (format!("kfp-tenant-verify/{ns}/probe-{sa}"), None),
+        // Where the tenant's runs write: the root its live kfp-launcher names.
+        let launcher = self.launcher;
+        let root = match (self.tenant.pipeline_root.is_some(), launcher) {
+            // Opted out and no launcher config: the grant itself is probed.
+            (false, None) => None,
+            _ => match live_root(launcher, bucket, &self.tenant.s3_access) {
+                Ok(root) => Some(root),
+                Err(problem) => return fail(format!("{ns}: {problem}"), "run kfp-tenant apply, which writes the tenant's pipeline config"),
+            },
+        };
+        let (key, outside) = match (&root, &self.tenant.s3_access) {
+            (Some(root), S3Access::Prefix { .. }) => (format!("{root}/kfp-tenant-verify/probe-{sa}"), Some(self.outside_key())),
+            (Some(root), _) => (format!("{root}/kfp-tenant-verify/probe-{sa}"), None),
+            (None, S3Access::Prefix { prefix }) => (format!("{prefix}kfp-tenant-verify-{sa}"), Some(self.outside_key())),
+            (None, S3Access::Scoped | S3Access::Full) => (format!("kfp-tenant-verify/{ns}/probe-{sa}"), None),
         };
         let body = format!("kfp-tenant verify {ns}/{sa}").into_bytes();
         if let Err(e) = s3.put_object(credentials, bucket, &key, &body).await {
