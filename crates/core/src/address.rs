@@ -276,7 +276,7 @@ pub fn resource_graph(addresses: impl IntoIterator<Item = Address>) -> Dag<Addre
 }
 
 /// What the file asks for, drawn before any plan (`kfp-tenant graph`): the
-/// tenants' resources, their owners' Cognito users when the file names a
+/// tenants' resources (their pipeline config included), their owners' Cognito users when the file names a
 /// pool, everything they depend on, and the one order that follows from
 /// content rather than names: a Profile after its owner's user.
 pub fn file_graph(desired: &crate::spec::Desired) -> Dag<Address> {
@@ -287,6 +287,9 @@ pub fn file_graph(desired: &crate::spec::Desired) -> Dag<Address> {
         addresses.extend(tenant.service_accounts.iter().map(|sa| Address::service_account(&tenant.namespace, sa)));
         if tenant.road == crate::spec::Road::PodIdentity {
             addresses.extend(tenant.service_accounts.iter().map(|sa| Address::pod_identity(&tenant.namespace, sa)));
+        }
+        if tenant.pipeline_root.is_some() {
+            addresses.extend(crate::ports::PIPELINE_CONFIG_MAPS.map(|name| Address::pipeline_config(&tenant.namespace, name)));
         }
         if desired.cognito.is_some() {
             let user = Address::CognitoUser { email: tenant.owner.clone() };
