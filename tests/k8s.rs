@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use kfp_tenant_core::plan::{self, Action, PlanOptions};
-use kfp_tenant_core::ports::{ErrorKind, KubernetesApi, Profile, ProfilePlugin, ServiceAccount};
+use kfp_tenant_core::ports::{ConfigMap, ErrorKind, KubernetesApi, Profile, ProfilePlugin, ServiceAccount};
 use kfp_tenant_core::refresh::{ReadSet, RefreshMode, refresh};
 use kfp_tenant_core::spec::ResourceQuota;
 use kfp_tenant_core::validate;
@@ -57,6 +57,7 @@ on_both_backends!(
     a_watch_sees_every_change,
     the_identity_record_and_the_cluster_wide_listings,
     waits_for_many_tenants_share_four_watches,
+    the_pipeline_config_shares_its_configmaps_with_kfps_controller,
 );
 
 async fn apply_read_and_delete_a_profile(backend: Backend) {
@@ -517,4 +518,81 @@ async fn the_identity_record_and_the_cluster_wide_listings(backend: Backend) {
     for p in [&a, &b] {
         provider.delete_profile(&p.name, WAIT).await.unwrap();
     }
+}
+
+/// kfp-tenant's keys of a tenant's `kfp-launcher`, sending its runs to `root`.
+fn launcher(namespace: &str, root: &str) -> ConfigMap {
+    ConfigMap {
+        namespace: namespace.into(),
+        name: "kfp-launcher".into(),
+        data: [("defaultPipelineRoot".to_owned(), root.to_owned()), ("providers".to_owned(), "{}".to_owned())].into(),
+        annotations: [("kfp-tenant/owned-keys".to_owned(), "defaultPipelineRoot,providers".to_owned())].into(),
+    }
+}
+
+/// The ConfigMaps KFP's pipelines-profile-controller writes (played by the
+/// testkit controller as metacontroller runs it: OnDelete, resynced), in
+/// both orders: kfp-tenant's keys are set and kept, KFP's other keys and a
+/// hand-added one stay, and a release gives back only kfp-tenant's.
+async fn the_pipeline_config_shares_its_configmaps_with_kfps_controller(backend: Backend) {
+    let kube = TestKube::start(backend, TestKubeOptions { pipelines: true, ..Default::default() }).await;
+    let provider = provider(&kube).await;
+    let ours = "s3://kfp-artifacts/private-artifacts/team-p/v2/artifacts";
+    let data = |cm: &serde_json::Value, key: &str| cm["data"][key].as_str().map(str::to_owned);
+
+    // KFP's controller first: it made kfp-launcher as soon as the namespace existed.
+    let first = kube.name("team-p");
+    provider.apply_profile(&profile(&first)).await.unwrap();
+    kube.wait_for("configmaps", &first, "kfp-launcher", WAIT, |cm| cm.is_some()).await;
+    let live = kube.object("configmaps", &first, "kfp-launcher").await.unwrap();
+    assert!(data(&live, "defaultPipelineRoot").unwrap().starts_with("minio://"), "{live}");
+    let want = launcher(&first, ours);
+    provider.apply_config_map(&want, WAIT).await.unwrap();
+    // Resyncs later (OnDelete), the keys are still kfp-tenant's; KFP's clusterDomain stays.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let live = kube.object("configmaps", &first, "kfp-launcher").await.unwrap();
+    assert_eq!(data(&live, "defaultPipelineRoot").as_deref(), Some(ours), "{live}");
+    assert_eq!(data(&live, "clusterDomain").as_deref(), Some("cluster.local"), "KFP's own key stays: {live}");
+    let listed = provider.list_config_maps("kfp-launcher").await.unwrap();
+    let found = listed.iter().find(|c| c.namespace == first).unwrap();
+    assert!(found.ours() && found.data["defaultPipelineRoot"] == ours, "{found:?}");
+
+    // A hand edit of kfp-tenant's key, and a key added by hand: the next apply
+    // sets its key back and leaves the other.
+    kube.edit_object("configmaps", &first, "kfp-launcher", |cm| {
+        cm["data"]["defaultPipelineRoot"] = json!("s3://elsewhere/runs");
+        cm["data"]["addedByHand"] = json!("yes");
+    })
+    .await;
+    provider.apply_config_map(&want, WAIT).await.unwrap();
+    let live = kube.object("configmaps", &first, "kfp-launcher").await.unwrap();
+    assert_eq!(data(&live, "defaultPipelineRoot").as_deref(), Some(ours), "{live}");
+    assert_eq!(data(&live, "addedByHand").as_deref(), Some("yes"), "{live}");
+
+    // A release gives back kfp-tenant's keys and annotation only; the ConfigMap stays.
+    let release = ConfigMap { data: Default::default(), annotations: Default::default(), ..want.clone() };
+    provider.apply_config_map(&release, WAIT).await.unwrap();
+    let live = kube.object("configmaps", &first, "kfp-launcher").await.unwrap();
+    assert_eq!(data(&live, "defaultPipelineRoot"), None, "{live}");
+    assert_eq!(data(&live, "providers"), None, "{live}");
+    assert!(live["metadata"]["annotations"].get("kfp-tenant/owned-keys").is_none(), "{live}");
+    assert_eq!((data(&live, "clusterDomain").as_deref(), data(&live, "addedByHand").as_deref()), (Some("cluster.local"), Some("yes")));
+    provider.delete_profile(&first, WAIT).await.unwrap();
+
+    // kfp-tenant first: the namespace is there before its Profile (the
+    // operator made it), kfp-tenant writes kfp-launcher, then the Profile
+    // comes and KFP's controller tries to create its own: AlreadyExists,
+    // swallowed, on every resync; nothing of kfp-tenant's is lost.
+    let second = kube.name("team-q");
+    kube.create_object("namespaces", "", json!({"metadata": {"name": second, "annotations": {"owner": "alice@example.com"}}})).await;
+    let want = launcher(&second, ours);
+    provider.apply_config_map(&want, WAIT).await.unwrap();
+    provider.apply_profile(&profile(&second)).await.unwrap();
+    kube.wait_for("configmaps", &second, "artifact-repositories", WAIT, |cm| cm.is_some()).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let live = kube.object("configmaps", &second, "kfp-launcher").await.unwrap();
+    assert_eq!(data(&live, "defaultPipelineRoot").as_deref(), Some(ours), "{live}");
+    assert_eq!(data(&live, "clusterDomain"), None, "KFP's create failed, as metacontroller's does: {live}");
+    provider.delete_profile(&second, WAIT).await.unwrap();
+    kube.delete_object("namespaces", "", &second).await;
 }

@@ -52,6 +52,8 @@ pub struct TestKubeOptions {
     /// The fake's service-account token issuer; the real server's is moto's
     /// EKS issuer, which `scripts/test` gives it.
     pub sa_issuer: Option<String>,
+    /// The controller also plays KFP's pipelines-profile-controller.
+    pub pipelines: bool,
 }
 
 impl Default for TestKubeOptions {
@@ -61,6 +63,7 @@ impl Default for TestKubeOptions {
             reconcile_delay: Duration::from_millis(50),
             garbage_collector: Some(Duration::from_millis(20)),
             sa_issuer: None,
+            pipelines: false,
         }
     }
 }
@@ -96,6 +99,7 @@ impl TestKube {
                     reconcile_delay: options.reconcile_delay,
                     garbage_collector: options.garbage_collector,
                     sa_issuer: options.sa_issuer.clone().unwrap_or_else(|| FakeApiOptions::default().sa_issuer),
+                    pipelines: options.pipelines,
                     ..Default::default()
                 })
                 .await
@@ -120,7 +124,11 @@ impl TestKube {
                     true => Some(
                         ProfileController::start(
                             &text,
-                            ControllerOptions { delay: options.reconcile_delay, only_suffix: Some(suffix.clone()) },
+                            ControllerOptions {
+                                delay: options.reconcile_delay,
+                                only_suffix: Some(suffix.clone()),
+                                pipelines: options.pipelines,
+                            },
                         )
                         .await
                         .expect("the profile controller starts"),

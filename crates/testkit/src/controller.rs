@@ -20,13 +20,25 @@
 //!
 //! Not modelled: RoleBindings, the Istio AuthorizationPolicy and the
 //! ResourceQuota, which kfp-tenant neither reads nor writes.
+//!
+//! With `pipelines`, it also plays KFP's pipelines-profile-controller as
+//! metacontroller runs it (a DecoratorController on namespaces, children
+//! with `updateStrategy: OnDelete`, resynced): in each Profile's namespace it
+//! creates `kfp-launcher` (a MinIO root and `clusterDomain`) and
+//! `artifact-repositories` (KFP's in-cluster store with static keys), owned
+//! by the namespace, as the field manager `metacontroller`. As metacontroller's
+//! `manageChildren` does, a child it does not own is created again on every
+//! resync and the `AlreadyExists` answer swallowed; one it owns is never
+//! updated (OnDelete); one deleted is made again at the next resync. Not
+//! modelled: metacontroller's server-side-apply mode (off by default), which
+//! would take the keys back on every sync after a restart.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -63,6 +75,37 @@ pub struct ControllerOptions {
     /// Only Profiles whose name ends with this are reconciled, so that tests
     /// sharing one real API server each run their own controller.
     pub only_suffix: Option<String>,
+    /// Also play KFP's pipelines-profile-controller under metacontroller.
+    pub pipelines: bool,
+}
+
+/// The field manager of metacontroller's writes.
+pub const METACONTROLLER: &str = "metacontroller";
+
+/// What KFP 1.10's pipelines-profile-controller writes into a namespace:
+/// (ConfigMap, data, annotations).
+pub fn kfp_children(namespace: &str) -> [(&'static str, BTreeMap<String, String>, BTreeMap<String, String>); 2] {
+    let repository = json!({"archiveLogs": true, "s3": {
+        "endpoint": "seaweedfs.kubeflow:9000", "bucket": "mlpipeline", "insecure": true,
+        "keyFormat": format!("private-artifacts/{namespace}/{{{{workflow.name}}}}/{{{{pod.name}}}}"),
+        "accessKeySecret": {"name": "mlpipeline-minio-artifact", "key": "accesskey"},
+        "secretKeySecret": {"name": "mlpipeline-minio-artifact", "key": "secretkey"},
+    }});
+    [
+        (
+            "kfp-launcher",
+            BTreeMap::from([
+                ("defaultPipelineRoot".to_owned(), format!("minio://mlpipeline/private-artifacts/{namespace}/v2/artifacts")),
+                ("clusterDomain".to_owned(), "cluster.local".to_owned()),
+            ]),
+            BTreeMap::new(),
+        ),
+        (
+            "artifact-repositories",
+            BTreeMap::from([("default-namespaced".to_owned(), repository.to_string())]),
+            BTreeMap::from([("workflows.argoproj.io/default-artifact-repository".to_owned(), "default-namespaced".to_owned())]),
+        ),
+    ]
 }
 
 /// A running controller; stops when dropped.
@@ -213,5 +256,50 @@ async fn reconcile(profile: Arc<Profile>, ctx: Arc<Context>) -> Result<Action, R
         let patch = json!({"metadata": {"annotations": {ROLE_ARN_ANNOTATION: role}}});
         accounts.patch("default-editor", &PatchParams::default(), &Patch::Merge(&patch)).await?;
     }
+    if ctx.options.pipelines {
+        pipelines_children(&ctx.client, &name).await?;
+        // metacontroller's resync.
+        return Ok(Action::requeue(Duration::from_millis(300)));
+    }
     Ok(Action::await_change())
+}
+
+/// metacontroller's `manageChildren` for KFP's children, `OnDelete`: a child
+/// the namespace owns is left as it is; any other is created, and
+/// `AlreadyExists` (one it does not own) swallowed.
+async fn pipelines_children(client: &Client, namespace: &str) -> Result<(), ReconcileError> {
+    let Some(parent) = Api::<Namespace>::all(client.clone()).get_opt(namespace).await? else { return Ok(()) };
+    let Some(uid) = parent.meta().uid.clone() else { return Ok(()) };
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    for (name, data, annotations) in kfp_children(namespace) {
+        let observed = maps.get_opt(name).await?;
+        if observed.is_some_and(|cm| cm.owner_references().iter().any(|o| o.uid == uid && o.controller == Some(true))) {
+            continue;
+        }
+        let child = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                namespace: Some(namespace.to_owned()),
+                annotations: Some(annotations),
+                owner_references: Some(vec![OwnerReference {
+                    api_version: "v1".to_owned(),
+                    kind: "Namespace".to_owned(),
+                    name: namespace.to_owned(),
+                    uid: uid.clone(),
+                    controller: Some(true),
+                    block_owner_deletion: Some(true),
+                }]),
+                ..Default::default()
+            },
+            data: Some(data),
+            ..Default::default()
+        };
+        let params = PostParams { field_manager: Some(METACONTROLLER.to_owned()), ..Default::default() };
+        match maps.create(&params, &child).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 409 => tracing::debug!(name, namespace, "child already exists"),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }

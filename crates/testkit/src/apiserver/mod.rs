@@ -71,6 +71,8 @@ pub struct FakeApiOptions {
     /// The `iss` of service-account tokens (kube-apiserver's
     /// `--service-account-issuer`); on EKS, the cluster's OIDC issuer.
     pub sa_issuer: String,
+    /// The controller also plays KFP's pipelines-profile-controller.
+    pub pipelines: bool,
 }
 
 impl Default for FakeApiOptions {
@@ -82,6 +84,7 @@ impl Default for FakeApiOptions {
             garbage_collector: Some(Duration::from_millis(20)),
             eks_auth: None,
             sa_issuer: "https://kubernetes.default.svc".to_owned(),
+            pipelines: false,
         }
     }
 }
@@ -155,7 +158,7 @@ impl FakeApiServer {
         let mut server = FakeApiServer { addr, shared, task, controller: None };
         if options.controller {
             let config = server.kubeconfig();
-            let controller = ProfileController::start(&config, ControllerOptions { delay: options.reconcile_delay, ..Default::default() })
+            let controller = ProfileController::start(&config, ControllerOptions { delay: options.reconcile_delay, pipelines: options.pipelines, ..Default::default() })
                 .await
                 .map_err(std::io::Error::other)?;
             server.controller = Some(controller);
