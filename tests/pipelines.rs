@@ -86,9 +86,15 @@ async fn a_prefix_tenants_root_lies_under_its_prefix() {
     file.tenants[0].s3_prefix = Some("teams/zero/".into());
     let plan = world.plan(&desired(&file), PlanOptions::default()).await.unwrap();
     assert!(world.apply(&plan).await.is_success());
-    assert_eq!(world.kube.config_map(NS, "kfp-launcher").unwrap().data["defaultPipelineRoot"], "s3://kfp-artifacts/teams/zero/v2/artifacts");
+    assert_eq!(
+        world.kube.config_map(NS, "kfp-launcher").unwrap().data["defaultPipelineRoot"],
+        "s3://kfp-artifacts/teams/zero/v2/artifacts"
+    );
     let repository = &world.kube.config_map(NS, "artifact-repositories").unwrap().data["default-namespaced"];
-    assert!(repository.contains(r#""keyFormat":"teams/zero/v2/artifacts/logs/"#) && repository.contains(r#""useSDKCreds":true"#), "{repository}");
+    assert!(
+        repository.contains(r#""keyFormat":"teams/zero/v2/artifacts/logs/"#) && repository.contains(r#""useSDKCreds":true"#),
+        "{repository}"
+    );
     file.tenants[0].pipeline_root = Some("s3://kfp-artifacts/teams/zero/runs".into());
     let plan = world.plan(&desired(&file), PlanOptions::default()).await.unwrap();
     assert!(world.apply(&plan).await.is_success());

@@ -272,10 +272,8 @@ fn the_architecture_holds() {
         problems.extend(unused_dependencies(krate, manifest, "dev-dependencies", &text(&all)));
     }
     let tests_manifest = read(&root.join("tests/Cargo.toml"));
-    let scenario_files: Vec<String> = std::fs::read_dir(root.join("tests"))
-        .expect("tests/")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .collect();
+    let scenario_files: Vec<String> =
+        std::fs::read_dir(root.join("tests")).expect("tests/").filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
     problems.extend(unlisted_tests(&tests_manifest, &scenario_files));
     problems.extend(unused_dependencies("tests", &tests_manifest, "dev-dependencies", &text(&[root.join("tests")])));
     // testkit only ever as a dev-dependency, anywhere.

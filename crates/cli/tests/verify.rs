@@ -179,6 +179,41 @@ async fn verify_proves_each_link_and_breaks_where_broken(backend: Backend) {
     let role_a = format!("{a}-{cluster}-role");
     let role_b = format!("{b}-{cluster}-role");
     let iam = aws.iam_client();
+    // The probe goes where the runs go: under the root of the live kfp-launcher.
+    let s3_detail = |report: &Value, who: &str| {
+        let check = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| format!("{}/{}", c["namespace"].as_str().unwrap(), c["service_account"].as_str().unwrap()) == who)
+            .unwrap()
+            .clone();
+        check["links"].as_array().unwrap().iter().find(|l| l[0] == "s3").unwrap()[1]["detail"].as_str().unwrap_or_default().to_owned()
+    };
+    let root_a = format!("s3://verify-artifacts/private-artifacts/{a}/v2/artifacts/kfp-tenant-verify/probe-runner");
+    assert!(s3_detail(&report, &format!("{a}/runner")).contains(&root_a), "{report:#}");
+
+    // s3: the launcher of b sent back to KFP's MinIO, then to c's prefix, then gone.
+    for (root, says) in [
+        (Some(format!("minio://mlpipeline/private-artifacts/{b}/v2/artifacts")), "another store than".to_owned()),
+        (Some(format!("s3://verify-artifacts/private-artifacts/{c}/v2/artifacts")), "outside".to_owned()),
+        (None, "does not exist".to_owned()),
+    ] {
+        match &root {
+            Some(root) => kube.edit_object("configmaps", &b, "kfp-launcher", |cm| cm["data"]["defaultPipelineRoot"] = json!(root)).await,
+            None => kube.delete_object("configmaps", &b, "kfp-launcher").await,
+        }
+        let (code, report) = env.verify(file);
+        assert_eq!(code, 1, "{report:#}");
+        fails_only_at(&report, &format!("{b}/default-editor"), "s3");
+        let said = problem(&report, &format!("{b}/default-editor"), "s3");
+        assert!(said.contains(&says) && said.contains(&format!("s3://verify-artifacts/private-artifacts/{b}/")), "{said}");
+    }
+    let (code, out, err) = env.kfp(false, &["apply", "-f", file, "--auto-approve"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("tenant[\"{b}\"].pipeline_config[\"kfp-launcher\"] will be created")), "{out}");
+    let (code, report) = env.verify(file);
+    assert_eq!(code, 0, "{report:#}");
 
     // trust: the subject of another service account.
     let trust = aws.get_role(&role_a).await.unwrap().unwrap().trust_policy;

@@ -21,9 +21,9 @@ use tokio::time::Instant;
 
 use crate::policy::PolicyDocument;
 use crate::ports::{
-    AccountQuery, AssumedRole, BearerToken, CallerIdentity, ClusterApi, ClusterRecord, DirectoryUser, EksCluster, ErrorKind, IamApi,
-    ConfigMap, KubeEndpoint, KubernetesApi, Namespace, OidcProviderDetails, PodIdentityApi, PodIdentityAssociation, Profile, ProviderResult, Role,
-    RoleDetail, RoleListing, ServiceAccount, UserDirectoryApi,
+    AccountQuery, AssumedRole, BearerToken, CallerIdentity, ClusterApi, ClusterRecord, ConfigMap, DirectoryUser, EksCluster, ErrorKind,
+    IamApi, KubeEndpoint, KubernetesApi, Namespace, OidcProviderDetails, PodIdentityApi, PodIdentityAssociation, Profile, ProviderResult,
+    Role, RoleDetail, RoleListing, ServiceAccount, UserDirectoryApi,
 };
 
 /// How long and how often to retry.

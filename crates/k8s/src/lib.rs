@@ -37,8 +37,8 @@ use async_trait::async_trait;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use kfp_tenant_core::ports::{
-    AccountQuery, BearerToken, ClusterRecord, ConfigMap as TenantConfigMap, ErrorKind, KubeEndpoint, KubernetesApi, Namespace as TenantNamespace, Profile, ProviderError,
-    ProviderResult, ServiceAccount as TenantServiceAccount,
+    AccountQuery, BearerToken, ClusterRecord, ConfigMap as TenantConfigMap, ErrorKind, KubeEndpoint, KubernetesApi,
+    Namespace as TenantNamespace, Profile, ProviderError, ProviderResult, ServiceAccount as TenantServiceAccount,
 };
 use kfp_tenant_core::tags;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};

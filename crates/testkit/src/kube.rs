@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kfp_tenant_core::ports::{
-    AccountQuery, BearerToken, ClusterRecord, ConfigMap, ErrorKind, KubeEndpoint, KubernetesApi, Namespace, Profile, ProviderError, ProviderResult,
-    ServiceAccount,
+    AccountQuery, BearerToken, ClusterRecord, ConfigMap, ErrorKind, KubeEndpoint, KubernetesApi, Namespace, Profile, ProviderError,
+    ProviderResult, ServiceAccount,
 };
 
 use crate::aws::{fake_ca, fake_endpoint};

@@ -34,8 +34,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::plan::ClusterContext;
 use crate::kinds::live_root;
+use crate::plan::ClusterContext;
 use crate::ports::{AccountQuery, ConfigMap, IamApi, KubernetesApi, LAUNCHER_CONFIG, ProviderError, RoleDetail};
 use crate::spec::Desired;
 use crate::tags;
@@ -124,7 +124,9 @@ impl Finding {
                 "{policy} lets it reach the pipelines bucket: the pods it admits reach the tenants' artifacts beyond any tenant's grant"
             ),
             Finding::PipelineRootOutsideGrant { namespace, problem } => {
-                format!("tenant {namespace}: {problem}; every run fails with AccessDenied or bypasses the grant (kfp-tenant apply writes the tenant's pipeline config)")
+                format!(
+                    "tenant {namespace}: {problem}; every run fails with AccessDenied or bypasses the grant (kfp-tenant apply writes the tenant's pipeline config)"
+                )
             }
             Finding::PodsAnyServiceAccount { statement } => format!(
                 "statement {statement} lets EKS Pod Identity hand the role to any service account with an association; pin aws:RequestTag/kubernetes-service-account"

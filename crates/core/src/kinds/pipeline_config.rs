@@ -15,8 +15,8 @@ use serde_json::json;
 
 use super::{Attr, Cx, Resource, ignore_missing, malformed, text};
 use crate::plan::{Action, ResourceChange};
-use crate::ports::{ARTIFACT_REPOSITORIES, ConfigMap, LAUNCHER_CONFIG, OWNED_KEYS_ANNOTATION, ProviderError};
 use crate::policy::S3Access;
+use crate::ports::{ARTIFACT_REPOSITORIES, ConfigMap, LAUNCHER_CONFIG, OWNED_KEYS_ANNOTATION, ProviderError};
 use crate::refresh::{Observed, ReadSet};
 use crate::spec::Tenant;
 
@@ -164,7 +164,8 @@ pub(crate) fn live_root(launcher: Option<&ConfigMap>, bucket: &str, access: &S3A
             "the {LAUNCHER_CONFIG} ConfigMap {what}, so its runs write to KFP's default minio://mlpipeline/v2/artifacts, not to the tenant's grant ({grant})"
         ));
     };
-    let outside = |why: &str| Err(format!("its runs write to {root} ({LAUNCHER_CONFIG}'s defaultPipelineRoot), {why} the tenant's grant ({grant})"));
+    let outside =
+        |why: &str| Err(format!("its runs write to {root} ({LAUNCHER_CONFIG}'s defaultPipelineRoot), {why} the tenant's grant ({grant})"));
     let Some((root_bucket, key)) = root.strip_prefix("s3://").map(|rest| rest.split_once('/').unwrap_or((rest, ""))) else {
         return outside("another store than");
     };

@@ -31,8 +31,8 @@ pub use self::desired::{
     association_tags, bridge_trust, desired_profile, desired_role, desired_s3_policy, desired_service_account, road_trust,
 };
 pub use self::fresh::{StalePlan, check_fresh, fingerprint, reads_of};
-pub use crate::kinds::desired_pipeline_config;
 pub use self::planner::{plan, plan_destroy, target};
+pub use crate::kinds::desired_pipeline_config;
 pub use crate::tags::{role_description, role_description_marker};
 
 /// Version of the saved plan and of `--json` output.

@@ -30,8 +30,9 @@ use tokio::sync::Semaphore;
 use crate::identity::{self, Proof, WrongCluster};
 use crate::policy::PolicyDocument;
 use crate::ports::{
-    ARTIFACT_REPOSITORIES, AccountQuery, CallerIdentity, ConfigMap, ClusterApi, ClusterRecord, DirectoryUser, EksCluster, KubernetesApi, LAUNCHER_CONFIG, Namespace, PodIdentityApi,
-    PodIdentityAssociation, Profile, ProviderError, Providers, Role, ServiceAccount, UserDirectoryApi,
+    ARTIFACT_REPOSITORIES, AccountQuery, CallerIdentity, ClusterApi, ClusterRecord, ConfigMap, DirectoryUser, EksCluster, KubernetesApi,
+    LAUNCHER_CONFIG, Namespace, PodIdentityApi, PodIdentityAssociation, Profile, ProviderError, Providers, Role, ServiceAccount,
+    UserDirectoryApi,
 };
 use crate::spec::{DEFAULT_SERVICE_ACCOUNT, Desired, Road};
 use crate::tags;

@@ -237,7 +237,11 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
             (true, Some(uri)) => v.pipeline_root(&at("pipelineRoot"), uri, &file.bucket, &s3_access),
             (true, None) => Some(default_pipeline_root(&t.namespace, &s3_access)),
             (false, Some(_)) => {
-                v.problem(at("pipelineRoot"), "pipelineRoot is set but pipelineConfig is false", "remove pipelineRoot, or set pipelineConfig: true");
+                v.problem(
+                    at("pipelineRoot"),
+                    "pipelineRoot is set but pipelineConfig is false",
+                    "remove pipelineRoot, or set pipelineConfig: true",
+                );
                 None
             }
             (false, None) => None,

@@ -394,7 +394,10 @@ impl Validator {
             let scheme = uri.split_once("://").map_or("no scheme", |(scheme, _)| scheme);
             self.problem(
                 field,
-                format!("{} is not an s3:// URI ({scheme}): the pipelines would write their artifacts outside the tenant's S3 grant", shown(uri)),
+                format!(
+                    "{} is not an s3:// URI ({scheme}): the pipelines would write their artifacts outside the tenant's S3 grant",
+                    shown(uri)
+                ),
                 format!("write an s3:// URI in the file's bucket, e.g. {:?}", example("private-artifacts/<namespace>/v2/artifacts")),
             );
             return None;
@@ -410,11 +413,19 @@ impl Validator {
         }
         let key = key.trim_end_matches('/');
         if key.is_empty() {
-            self.problem(field, format!("{} is the bucket itself", shown(uri)), format!("give the root a key, e.g. {:?}", example("private-artifacts/<namespace>/v2/artifacts")));
+            self.problem(
+                field,
+                format!("{} is the bucket itself", shown(uri)),
+                format!("give the root a key, e.g. {:?}", example("private-artifacts/<namespace>/v2/artifacts")),
+            );
             return None;
         }
         if let Some(problem) = key_prefix_problem(&format!("{key}/")) {
-            self.problem(field, format!("{} is not a usable root: {}", shown(uri), problem.replace("the prefix", "its key")), "use plain path segments of printable ASCII");
+            self.problem(
+                field,
+                format!("{} is not a usable root: {}", shown(uri), problem.replace("the prefix", "its key")),
+                "use plain path segments of printable ASCII",
+            );
             return None;
         }
         if let S3Access::Prefix { prefix } = access
@@ -422,7 +433,11 @@ impl Validator {
         {
             self.problem(
                 field,
-                format!("{} lies outside the tenant's grant, the objects under {:?}: every run would fail with AccessDenied", shown(uri), example(prefix)),
+                format!(
+                    "{} lies outside the tenant's grant, the objects under {:?}: every run would fail with AccessDenied",
+                    shown(uri),
+                    example(prefix)
+                ),
                 format!("put the root under s3Prefix, e.g. {:?}", example(&default_pipeline_root("", access))),
             );
             return None;

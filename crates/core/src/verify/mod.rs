@@ -34,7 +34,8 @@ use crate::plan::ClusterContext;
 use crate::plan::context::{ProviderNeed, context};
 use crate::policy::S3Access;
 use crate::ports::{
-    BearerToken, ClusterApi, ConfigMap, ErrorKind, IamApi, KubernetesApi, LAUNCHER_CONFIG, ObjectStoreApi, OidcProviderDetails, Role, TemporaryCredentials,
+    BearerToken, ClusterApi, ConfigMap, ErrorKind, IamApi, KubernetesApi, LAUNCHER_CONFIG, ObjectStoreApi, OidcProviderDetails, Role,
+    TemporaryCredentials,
 };
 use crate::refresh::Observed;
 use crate::spec::{DEFAULT_SERVICE_ACCOUNT, Desired, Road, Tenant};

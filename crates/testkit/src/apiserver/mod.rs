@@ -158,9 +158,12 @@ impl FakeApiServer {
         let mut server = FakeApiServer { addr, shared, task, controller: None };
         if options.controller {
             let config = server.kubeconfig();
-            let controller = ProfileController::start(&config, ControllerOptions { delay: options.reconcile_delay, pipelines: options.pipelines, ..Default::default() })
-                .await
-                .map_err(std::io::Error::other)?;
+            let controller = ProfileController::start(
+                &config,
+                ControllerOptions { delay: options.reconcile_delay, pipelines: options.pipelines, ..Default::default() },
+            )
+            .await
+            .map_err(std::io::Error::other)?;
             server.controller = Some(controller);
         }
         Ok(server)
