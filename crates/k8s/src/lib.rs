@@ -6,8 +6,9 @@
 //! Profiles it manages: it writes them with server-side apply under one field
 //! manager (`kfp-tenant`), forcing ownership, and removes with a merge patch
 //! whatever another manager added that the apply would leave. Every object
-//! it writes carries `app.kubernetes.io/managed-by=kfp-tenant` and the
-//! cluster label `kfp-tenant/cluster`.
+//! it makes or owns carries `app.kubernetes.io/managed-by=kfp-tenant` and
+//! the cluster label `kfp-tenant/cluster`; in the tenants' pipeline
+//! ConfigMaps, which it shares, it writes only its keys ([`config_maps`]).
 //!
 //! The profile controller writes no ready condition. [`Kube::wait_ready`]
 //! (through the port) therefore waits for what makes a tenant usable: the

@@ -82,9 +82,11 @@ pub struct ControllerOptions {
 /// The field manager of metacontroller's writes.
 pub const METACONTROLLER: &str = "metacontroller";
 
-/// What KFP 1.10's pipelines-profile-controller writes into a namespace:
-/// (ConfigMap, data, annotations).
-pub fn kfp_children(namespace: &str) -> [(&'static str, BTreeMap<String, String>, BTreeMap<String, String>); 2] {
+/// A ConfigMap's name, data and annotations.
+pub type Child = (&'static str, BTreeMap<String, String>, BTreeMap<String, String>);
+
+/// What KFP 1.10's pipelines-profile-controller writes into a namespace.
+pub fn kfp_children(namespace: &str) -> [Child; 2] {
     let repository = json!({"archiveLogs": true, "s3": {
         "endpoint": "seaweedfs.kubeflow:9000", "bucket": "mlpipeline", "insecure": true,
         "keyFormat": format!("private-artifacts/{namespace}/{{{{workflow.name}}}}/{{{{pod.name}}}}"),

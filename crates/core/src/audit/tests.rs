@@ -102,7 +102,6 @@ fn permissions_beyond_the_grant_are_found() {
             namespaces: ["team-a", "team-b"].map(str::to_owned).into(),
             service_accounts: [("team-b".to_owned(), "default-editor".to_owned())].into(),
             launchers: [("team-a".to_owned(), launcher("s3://b/private-artifacts/team-a/v2/artifacts"))].into(),
-            ..Default::default()
         };
         audit(&cluster(), &team_a(), &inventory).roles.iter().flat_map(|r| r.findings.iter().map(|f| f.message())).collect::<Vec<_>>()
     };
