@@ -382,7 +382,7 @@ async fn engine_life_cycle_on_moto() {
 
     aws.counter().reset();
     let first = plan::plan(&desired, &observe(false).await, PlanOptions::default()).unwrap();
-    assert_eq!(first.summary().add, 7, "the identity record, and per tenant role, policy and Profile");
+    assert_eq!(first.summary().add, 11, "the identity record, and per tenant role, policy and Profile, and two pipeline ConfigMaps");
     let plan_calls = aws.counter().calls();
     assert_eq!(writes(&plan_calls), 0, "{plan_calls:?}");
 

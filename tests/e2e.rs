@@ -56,7 +56,7 @@ async fn plan_apply_plan_destroy(backend: Backend) {
     let options = ApplyOptions { wait: true, timeout: Duration::from_secs(60), ..Default::default() };
 
     let first = plan::plan(&desired, &refresh(&reads, providers, 10, RefreshMode::Auto).await.unwrap(), PlanOptions::default()).unwrap();
-    assert_eq!(first.summary().add, 10, "per tenant role, policy and Profile, and one service account");
+    assert_eq!(first.summary().add, 16, "per tenant role, policy, Profile and two pipeline ConfigMaps, and one service account");
     let report = apply::apply(&first, providers, &options, &Quiet).await;
     assert!(report.is_success(), "{report:#?}");
     for ns in &names {
@@ -198,9 +198,9 @@ async fn pod_identity_tenants_live_move_and_go(backend: Backend) {
     };
     let both = vec![("default-editor".to_owned(), role_arn.clone()), ("pipeline-runner".to_owned(), role_arn.clone())];
 
-    // Two roles, policies and Profiles, the runner, two associations (the
-    // identity record is written by `bind`).
-    converge(&on_pods, providers, (9, 0, 0)).await;
+    // Two roles, policies and Profiles, the runner, two associations, and
+    // two pipeline ConfigMaps per tenant (the identity record is written by `bind`).
+    converge(&on_pods, providers, (13, 0, 0)).await;
     assert_eq!(associations(), both);
     assert_eq!(annotation("default-editor").await, None, "a Pod Identity tenant's default-editor carries no IRSA annotation");
     assert_eq!(annotation("pipeline-runner").await, None);

@@ -134,11 +134,17 @@ async fn a_crash_leaves_a_partial_state_that_the_next_apply_completes() {
     let done = world.iam.role_names().len()
         + world.iam.policy_names().len()
         + world.kube.profile_names().len()
-        + usize::from(world.kube.record().is_some());
+        + usize::from(world.kube.record().is_some())
+        + desired
+            .tenants
+            .iter()
+            .flat_map(|t| ["kfp-launcher", "artifact-repositories"].map(|name| world.kube.config_map(&t.namespace, name)))
+            .flatten()
+            .count();
     assert_eq!(done, 4, "exactly the writes before the crash happened");
 
     let rest = world.plan(&desired, PlanOptions::default()).await.unwrap();
-    assert_eq!(rest.summary().add, 10 - 4, "the next plan has only what is missing (the record and 3 x 3 tenant resources in all)");
+    assert_eq!(rest.summary().add, 16 - 4, "the next plan has only what is missing (the record and 3 x 5 tenant resources in all)");
     assert!(world.apply(&rest).await.is_success());
     assert!(!world.plan(&desired, PlanOptions::default()).await.unwrap().has_changes());
 }

@@ -158,7 +158,7 @@ async fn a_pod_identity_tenant_through_the_binary() {
 
     let apply = kfp(&["apply", "-f", path(&pods), "--auto-approve", "--wait", "--timeout", "20s", "--stats"]);
     assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
-    assert!(apply.stdout.contains("Apply complete! Resources: 4 added, 0 changed, 0 destroyed."), "{}", apply.stdout);
+    assert!(apply.stdout.contains("Apply complete! Resources: 6 added, 0 changed, 0 destroyed."), "{}", apply.stdout);
     assert!(apply.stderr.contains("CreatePodIdentityAssociation=1"), "{}", apply.stderr);
     let role = format!("arn:aws:iam::123456789012:role/team-p-{}-role", s.cluster);
     assert_eq!(eks.associations(), vec![("team-p".to_owned(), "default-editor".to_owned(), role.clone())]);
@@ -200,7 +200,7 @@ async fn progress_is_a_live_line_on_a_terminal_and_plain_or_json_otherwise() {
         .expect("script(1) runs the binary on a pty");
     let terminal = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{terminal}");
-    assert!(terminal.contains("/9 changes, 0 failed"), "the live line: {terminal:?}");
+    assert!(terminal.contains("/15 changes, 0 failed"), "the live line: {terminal:?}");
     assert!(terminal.contains('\r') && terminal.contains("\x1b["), "drawn in place: {terminal:?}");
     assert!(terminal.contains(r#"tenant["team-b"].profile: Creation complete"#), "{terminal}");
 
@@ -242,7 +242,7 @@ async fn a_saved_plan_applies_and_a_stale_one_is_refused() {
     // --wait: the next plan must not see the controller still at work.
     let apply = s.kfp(&["apply", path(&planfile), "--wait"]);
     assert_eq!(apply.code, 0, "a saved plan asks nothing: {}{}", apply.stdout, apply.stderr);
-    assert!(apply.stdout.contains("6 added"), "{}", apply.stdout);
+    assert!(apply.stdout.contains("10 added"), "{}", apply.stdout);
 
     // A plan made now, then someone edits team-b's role before it is applied.
     let file_b = s.tenants("b.yaml", &["team-b"]);
@@ -286,7 +286,7 @@ async fn prune_removes_a_dropped_tenant_and_target_limits_the_work() {
     let both = s.tenants("both.yaml", &["team-a", "team-b"]);
     let only_a = s.kfp(&["apply", "-f", path(&both), "--auto-approve", "--target", "team-a"]);
     assert_eq!(only_a.code, 0, "{}", only_a.stderr);
-    assert!(only_a.stdout.contains("3 added"), "--target applies one tenant: {}", only_a.stdout);
+    assert!(only_a.stdout.contains("5 added"), "--target applies one tenant (with its two pipeline ConfigMaps): {}", only_a.stdout);
     assert!(!only_a.stdout.contains("team-b"), "{}", only_a.stdout);
     let bad_target = s.kfp(&["plan", "-f", path(&both), "--target", "team-z"]);
     assert_eq!(bad_target.code, 1);
