@@ -76,8 +76,8 @@ async fn plan_apply_plan_destroy(backend: Backend) {
     let after = provider.counter().calls();
     let k8s_calls: u64 = after.iter().map(|(k, n)| n - before.get(k).unwrap_or(&0)).sum();
     assert_eq!(
-        k8s_calls, 4,
-        "a no-op plan reads the identity record and lists Profiles, kfp-tenant's service accounts and the default-editors, writes nothing: {after:?}"
+        k8s_calls, 6,
+        "a no-op plan reads the identity record and lists Profiles, kfp-tenant's service accounts, the default-editors and the two pipeline ConfigMaps (by name, cluster-wide: none per tenant), writes nothing: {after:?}"
     );
 
     let destroy = plan::plan_destroy(&desired, &refresh(&reads, providers, 10, RefreshMode::Auto).await.unwrap()).unwrap();

@@ -100,7 +100,7 @@ async fn plan_exits_2_before_apply_and_0_after() {
 
     let apply = s.kfp(&["apply", "-f", path(&file), "--auto-approve", "--wait", "--timeout", "20s", "--stats"]);
     assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
-    assert!(apply.stdout.contains("Apply complete! Resources: 3 added, 0 changed, 0 destroyed."), "{}", apply.stdout);
+    assert!(apply.stdout.contains("Apply complete! Resources: 5 added, 0 changed, 0 destroyed."), "{}", apply.stdout);
     assert!(
         apply.stderr.contains("CreateRole=1") && apply.stderr.contains("PutRolePolicy=1") && apply.stderr.contains("PATCH profiles=1"),
         "{}",
@@ -220,8 +220,8 @@ async fn progress_is_a_live_line_on_a_terminal_and_plain_or_json_otherwise() {
     let events: Vec<serde_json::Value> =
         json.stderr.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
     let finished: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "finished").collect();
-    assert_eq!(finished.len(), 9, "{}", json.stderr);
-    assert_eq!(events.len(), 18, "a started and a finished event per change: {}", json.stderr);
+    assert_eq!(finished.len(), 15, "{}", json.stderr);
+    assert_eq!(events.len(), 30, "a started and a finished event per change: {}", json.stderr);
     assert!(
         finished.iter().all(|e| e["outcome"] == "done" && e["address"].is_string() && e["elapsed_seconds"].is_number()),
         "{finished:?}"

@@ -4,8 +4,9 @@
 //! Marker loop stops after the first page would pass against moto alone.
 //!
 //! The proxy asks moto for everything, then answers `MaxItems` roles at a
-//! time from the offset in `Marker`, with `IsTruncated` and the next
-//! `Marker` as IAM sets them. Every other request passes through unchanged.
+//! time in name order after the role its `Marker` names (so that roles other
+//! tests delete between two pages shift nothing), with `IsTruncated` and the
+//! next `Marker` as IAM sets them. Every other request passes through unchanged.
 //! moto does not check signatures unless it enforces IAM, so the rewritten
 //! body needs no new one.
 
@@ -85,16 +86,16 @@ async fn forward(mut client: TcpStream, target: &str, pages: &AtomicUsize, marke
         true => {
             let max_items = form.iter().find(|(k, _)| k == "MaxItems").and_then(|(_, v)| v.parse().ok()).unwrap_or(DEFAULT_PAGE);
             let marker = form.iter().find(|(k, _)| k == "Marker").map(|(_, v)| v.clone());
-            let offset = match &marker {
+            let after = match &marker {
                 Some(m) => {
                     lock(markers).push(m.clone());
-                    m.strip_prefix("offset-").and_then(|n| n.parse().ok()).unwrap_or(0)
+                    m.strip_prefix("after-").map(str::to_owned)
                 }
-                None => 0,
+                None => None,
             };
             let rest = form.iter().filter(|(k, _)| k != "MaxItems" && k != "Marker");
             let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(rest).finish().into_bytes();
-            (body, Some((offset, max_items.max(1))))
+            (body, Some((after, max_items.max(1))))
         }
     };
     let mut head = format!("{method} {path} HTTP/1.1\r\n");
@@ -103,8 +104,8 @@ async fn forward(mut client: TcpStream, target: &str, pages: &AtomicUsize, marke
     }
     head.push_str(&format!("content-length: {}\r\n", body.len()));
     let mut answer = exchange(target, &head, &body).await?;
-    if let Some((offset, max_items)) = window
-        && let Some(paged) = page(&answer, offset, max_items)
+    if let Some((after, max_items)) = window
+        && let Some(paged) = page(&answer, after.as_deref(), max_items)
     {
         pages.fetch_add(1, Ordering::SeqCst);
         answer = paged;
@@ -113,9 +114,11 @@ async fn forward(mut client: TcpStream, target: &str, pages: &AtomicUsize, marke
     client.shutdown().await
 }
 
-/// moto's whole answer cut to `max_items` roles from `offset`; `None` when
-/// it is not a successful answer with a role list.
-fn page(answer: &[u8], offset: usize, max_items: usize) -> Option<Vec<u8>> {
+/// moto's whole answer cut to `max_items` roles, in name order, after the
+/// role `after` names (the marker carries the last name a page held, so
+/// roles that other tests delete between two pages shift nothing); `None`
+/// when it is not a successful answer with a role list.
+fn page(answer: &[u8], after: Option<&str>, max_items: usize) -> Option<Vec<u8>> {
     let split = answer.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
     let (head, body) = (String::from_utf8_lossy(&answer[..split]), String::from_utf8_lossy(&answer[split..]));
     if !head.starts_with("HTTP/1.1 200") {
@@ -124,13 +127,16 @@ fn page(answer: &[u8], offset: usize, max_items: usize) -> Option<Vec<u8>> {
     let (open, close) = ("<RoleDetailList>", "</RoleDetailList>");
     let start = body.find(open)? + open.len();
     let end = body.find(close)?;
-    let members = top_level_members(&body[start..end]);
-    let shown = members.iter().skip(offset).take(max_items).copied().collect::<String>();
-    let next = offset + max_items;
-    let truncated = next < members.len();
+    let name = |member: &str| member.split("<RoleName>").nth(1).and_then(|r| r.split("</RoleName>").next()).unwrap_or_default().to_owned();
+    let mut members: Vec<(String, &str)> = top_level_members(&body[start..end]).into_iter().map(|m| (name(m), m)).collect();
+    members.sort();
+    let left: Vec<&(String, &str)> = members.iter().filter(|(n, _)| after.is_none_or(|a| n.as_str() > a)).collect();
+    let shown = left.iter().take(max_items).map(|(_, m)| *m).collect::<String>();
+    let truncated = left.len() > max_items;
     let mut rest = body[end..].replacen("<IsTruncated>false</IsTruncated>", &format!("<IsTruncated>{truncated}</IsTruncated>"), 1);
     if truncated {
-        rest = rest.replacen("</IsTruncated>", &format!("</IsTruncated><Marker>offset-{next}</Marker>"), 1);
+        let last = &left[max_items - 1].0;
+        rest = rest.replacen("</IsTruncated>", &format!("</IsTruncated><Marker>after-{last}</Marker>"), 1);
     }
     let body = format!("{}{shown}{rest}", &body[..start]);
     let head: String = head
@@ -186,11 +192,11 @@ mod tests {
 
     #[test]
     fn pages_cut_at_top_level_members_and_carry_the_next_marker() {
-        let first = body(&page(ANSWER.as_bytes(), 0, 2).unwrap());
+        let first = body(&page(ANSWER.as_bytes(), None, 2).unwrap());
         assert!(first.contains("<RoleName>a</RoleName><Tags><member><Key>k</Key></member></Tags>"), "{first}");
         assert!(first.contains("<RoleName>b</RoleName>") && !first.contains("<RoleName>c</RoleName>"), "{first}");
-        assert!(first.contains("<IsTruncated>true</IsTruncated><Marker>offset-2</Marker>"), "{first}");
-        let last = body(&page(ANSWER.as_bytes(), 2, 2).unwrap());
+        assert!(first.contains("<IsTruncated>true</IsTruncated><Marker>after-b</Marker>"), "{first}");
+        let last = body(&page(ANSWER.as_bytes(), Some("b"), 2).unwrap());
         assert!(last.contains("<RoleName>c</RoleName>") && !last.contains("<RoleName>a</RoleName>"), "{last}");
         assert!(last.contains("<IsTruncated>false</IsTruncated>") && !last.contains("<Marker>"), "{last}");
     }
