@@ -72,6 +72,8 @@ pub enum Command {
     ForceUnlock(ForceUnlockArgs),
     /// Print the JSON Schema of the tenants file.
     Schema,
+    /// Print the KubeflowTenant CustomResourceDefinition (kubectl apply -f -).
+    Crd,
     /// Print shell completions.
     Completions {
         /// The shell to complete for.

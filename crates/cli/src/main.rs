@@ -86,6 +86,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Render(args) => offline::render(&args.into()),
         Command::Graph { tenants, plan_file } => offline::graph(&tenants.into(), plan_file.as_ref()),
         Command::Schema => offline::schema(),
+        Command::Crd => offline::crd(),
         Command::Completions { shell } => offline::completions(&flags::completions(shell)),
     }
 }

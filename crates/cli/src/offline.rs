@@ -1,5 +1,5 @@
 //! The commands that need neither AWS nor the cluster: show, validate,
-//! render, graph, schema, completions.
+//! render, graph, schema, crd, completions.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +40,11 @@ pub fn graph(tenants: &Tenants, plan_file: Option<&PathBuf>) -> Result<ExitCode>
 pub fn schema() -> Result<ExitCode> {
     let schema = schemars::schema_for!(kfp_tenant_core::spec::TenantsFile);
     say!("{}", serde_json::to_string_pretty(&schema)?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn crd() -> Result<ExitCode> {
+    say!("{}", serde_yaml_ng::to_string(&kfp_tenant_core::crd::definition())?.trim_end())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -23,6 +23,7 @@
 pub mod address;
 pub mod apply;
 pub mod audit;
+pub mod crd;
 pub mod fnv;
 pub mod graph;
 pub mod identity;
