@@ -74,6 +74,9 @@ pub enum Command {
     Schema,
     /// Print the KubeflowTenant CustomResourceDefinition (kubectl apply -f -).
     Crd,
+    /// Reconcile KubeflowTenant resources in the cluster, continuously, as a
+    /// leader-elected controller (the replicas share apply's Lease).
+    Controller(ControllerArgs),
     /// Print shell completions.
     Completions {
         /// The shell to complete for.
@@ -237,6 +240,32 @@ pub struct ReportArgs {
     /// Print the report as versioned JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// The settings: a tenants file whose header (cluster, region, bucket,
+    /// defaults, identityProvider) applies to every KubeflowTenant; its own
+    /// tenants are managed too.
+    #[arg(short = 'f', long = "file", value_name = "SETTINGS")]
+    pub settings: PathBuf,
+    #[command(flatten)]
+    pub run: RunFlags,
+    /// How often everything is read again from AWS and repaired, changes or not.
+    #[arg(long, default_value = "10m", value_parser = output::parse_duration)]
+    pub resync: Duration,
+    /// Where /metrics, /healthz and /readyz are served.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: String,
+    /// Namespace of the Lease the replicas compete for (the one apply takes).
+    #[arg(long, value_name = "NAMESPACE", default_value = "kubeflow")]
+    pub lock_namespace: String,
+    /// How long a leader that stopped renewing keeps the Lease.
+    #[arg(long, default_value = "15s", value_parser = output::parse_duration)]
+    pub lease_duration: Duration,
+    /// Every wait of a cycle ends by then.
+    #[arg(long, default_value = "5m", value_parser = output::parse_duration)]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -414,6 +443,20 @@ impl From<ApplyArgs> for ApplyRequest {
 impl From<ReportArgs> for ReportRequest {
     fn from(a: ReportArgs) -> Self {
         ReportRequest { tenants: a.tenants.into(), run: a.run.into(), json: a.json }
+    }
+}
+
+impl From<ControllerArgs> for crate::request::ControllerRequest {
+    fn from(a: ControllerArgs) -> Self {
+        crate::request::ControllerRequest {
+            settings: a.settings,
+            run: a.run.into(),
+            resync: a.resync,
+            metrics_addr: a.metrics_addr,
+            lock_namespace: a.lock_namespace,
+            lease_duration: a.lease_duration,
+            timeout: a.timeout,
+        }
     }
 }
 

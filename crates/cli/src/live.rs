@@ -51,6 +51,22 @@ impl Live {
         Ok(Live { aws, kube, cluster, iam, kubernetes, s3, stats: run.stats })
     }
 
+    /// The Kubernetes client itself, for what only the controller does
+    /// (KubeflowTenants, the Lease as leader election).
+    pub fn kube(&self) -> &Kube {
+        &self.kube
+    }
+
+    /// The AWS calls made so far, by operation.
+    pub fn aws_calls(&self) -> std::collections::BTreeMap<String, u64> {
+        self.aws.counter().calls()
+    }
+
+    /// The Kubernetes requests made so far, by `METHOD resource`.
+    pub fn kube_calls(&self) -> std::collections::BTreeMap<String, u64> {
+        self.kube.counter().calls()
+    }
+
     pub fn providers(&self) -> Providers<'_> {
         // Pod Identity goes through IAM's wrapper: EKS's "role does not exist"
         // and "trust policy invalid" are retried only for roles that this

@@ -9,6 +9,7 @@
 //! ends the program quietly with 0; no output error panics.
 
 mod commands;
+mod controller;
 mod flags;
 mod input;
 mod interrupt;
@@ -87,6 +88,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Graph { tenants, plan_file } => offline::graph(&tenants.into(), plan_file.as_ref()),
         Command::Schema => offline::schema(),
         Command::Crd => offline::crd(),
+        Command::Controller(args) => controller::run(args.into()).await,
         Command::Completions { shell } => offline::completions(&flags::completions(shell)),
     }
 }

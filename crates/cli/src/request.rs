@@ -103,6 +103,18 @@ pub struct ApplyRequest {
     pub planning: Planning,
 }
 
+/// `controller`.
+#[derive(Debug)]
+pub struct ControllerRequest {
+    pub settings: PathBuf,
+    pub run: Run,
+    pub resync: Duration,
+    pub metrics_addr: String,
+    pub lock_namespace: String,
+    pub lease_duration: Duration,
+    pub timeout: Duration,
+}
+
 /// `verify` and `audit`.
 #[derive(Debug)]
 pub struct ReportRequest {

@@ -28,6 +28,7 @@ mod hook;
 pub mod lock;
 mod profile;
 mod readiness;
+mod tenants;
 mod watches;
 
 use std::collections::BTreeMap;
@@ -53,6 +54,7 @@ use crate::watches::Watches;
 
 pub use crate::accounts::account_manifest;
 pub use crate::config_maps::config_map_manifest;
+pub use crate::tenants::{TenantResource, Triggers, now_rfc3339};
 pub use crate::counter::{Counted, RequestCounter};
 pub use crate::errors::provider_error;
 pub use crate::lock::{LeaseGuard, LockError, LockInfo, LockOptions};

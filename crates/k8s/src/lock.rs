@@ -146,8 +146,9 @@ impl Kube {
             }
             Err(e) => return Err(LockError::Api(provider_error("AcquireLease", &target, e))),
         }
-        let renew = tokio::spawn(renew_lease(api.clone(), lock.clone(), id.clone()));
-        Ok(LeaseGuard { api, lock: lock.clone(), id, renew })
+        let (held, watch) = tokio::sync::watch::channel(true);
+        let renew = tokio::spawn(renew_lease(api.clone(), lock.clone(), id.clone(), held));
+        Ok(LeaseGuard { api, lock: lock.clone(), id, renew, held: watch })
     }
 
     /// Who holds the lock, if anyone.
@@ -184,20 +185,50 @@ impl Kube {
     }
 }
 
-async fn renew_lease(api: Api<Lease>, lock: LockOptions, id: String) {
+/// Renews the Lease every third of its duration. It counts as lost (`held`
+/// becomes false, and the renewing stops) when another acquisition took it
+/// over, or when no renewal succeeded for two thirds of its duration: the
+/// holder then stops writing a third of a duration before anyone else may
+/// take the Lease.
+async fn renew_lease(api: Api<Lease>, lock: LockOptions, id: String, held: tokio::sync::watch::Sender<bool>) {
     let every = (lock.duration / 3).max(Duration::from_millis(100));
+    let mut renewed = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(every).await;
-        let Ok(Some(mut lease)) = api.get_opt(&lock.name).await else { continue };
+        let lease = match api.get_opt(&lock.name).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => {
+                tracing::warn!(lease = %lock.name, "the apply lock was removed");
+                let _ = held.send(false);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(lease = %lock.name, error = %e, "cannot read the apply lock to renew it");
+                if renewed.elapsed() >= lock.duration * 2 / 3 {
+                    let _ = held.send(false);
+                    return;
+                }
+                continue;
+            }
+        };
+        let mut lease = lease;
         if lock_id(&lease) != id {
             tracing::warn!(lease = %lock.name, "the apply lock was removed or taken over (now ID {:?})", lock_id(&lease));
+            let _ = held.send(false);
             return;
         }
         if let Some(spec) = lease.spec.as_mut() {
             spec.renew_time = Some(MicroTime(Timestamp::now()));
         }
-        if let Err(e) = api.replace(&lock.name, &PostParams::default(), &lease).await {
-            tracing::warn!(lease = %lock.name, error = %e, "cannot renew the apply lock");
+        match api.replace(&lock.name, &PostParams::default(), &lease).await {
+            Ok(_) => renewed = tokio::time::Instant::now(),
+            Err(e) => {
+                tracing::warn!(lease = %lock.name, error = %e, "cannot renew the apply lock");
+                if renewed.elapsed() >= lock.duration * 2 / 3 {
+                    let _ = held.send(false);
+                    return;
+                }
+            }
         }
     }
 }
@@ -209,12 +240,20 @@ pub struct LeaseGuard {
     lock: LockOptions,
     id: String,
     renew: tokio::task::JoinHandle<()>,
+    held: tokio::sync::watch::Receiver<bool>,
 }
 
 impl LeaseGuard {
     /// This acquisition's lock ID.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Resolves once the Lease is lost (taken over, removed, or not renewed
+    /// for two thirds of its duration): a holder stops writing then.
+    pub async fn lost(&self) {
+        let mut held = self.held.clone();
+        let _ = held.wait_for(|held| !held).await;
     }
 
     /// Gives the lock up so the next run need not wait for expiry; a Lease

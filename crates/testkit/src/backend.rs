@@ -181,15 +181,16 @@ impl TestKube {
     }
 
     fn api(&self, plural: &str, ns: &str) -> Api<DynamicObject> {
-        let (group, kind, namespaced) = match plural {
-            "namespaces" => ("", "Namespace", false),
-            "serviceaccounts" => ("", "ServiceAccount", true),
-            "configmaps" => ("", "ConfigMap", true),
-            "profiles" => ("kubeflow.org", "Profile", false),
-            "leases" => ("coordination.k8s.io", "Lease", true),
+        let (group, version, kind, namespaced) = match plural {
+            "namespaces" => ("", "v1", "Namespace", false),
+            "serviceaccounts" => ("", "v1", "ServiceAccount", true),
+            "configmaps" => ("", "v1", "ConfigMap", true),
+            "profiles" => ("kubeflow.org", "v1", "Profile", false),
+            "leases" => ("coordination.k8s.io", "v1", "Lease", true),
+            "kubeflowtenants" => ("kfp-tenant.io", "v1alpha1", "KubeflowTenant", false),
             other => panic!("no such resource in the tests: {other}"),
         };
-        let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", kind), plural);
+        let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
         if namespaced { Api::namespaced_with(self.client.clone(), ns, &resource) } else { Api::all_with(self.client.clone(), &resource) }
     }
 
@@ -241,7 +242,7 @@ impl TestKube {
         }
     }
 
-    async fn ensure_namespace(&self, name: &str) {
+    pub async fn ensure_namespace(&self, name: &str) {
         if self.object("namespaces", "", name).await.is_none() {
             let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
             let object: DynamicObject = serde_json::from_value(ns).expect("an object");

@@ -1,0 +1,186 @@
+//! `kfp-tenant controller`: the engine as a leader-elected Kubernetes
+//! controller. Kubernetes is the distributed engine: the replicas compete for
+//! the same Lease `apply` takes (so a CLI `apply` is refused while a
+//! controller leads), the leader reconciles, standbys wait and take over when
+//! the Lease expires, and a leader that cannot renew stops writing before
+//! its Lease ends (and exits, to come back as a standby).
+//!
+//! A cycle (`reconcile`) reads every KubeflowTenant, plans and applies them
+//! with the settings file's header (and its own tenants), destroys or
+//! retains those being deleted, and writes each resource's status. Cycles
+//! run on a change the watches report (debounced), and every `--resync`.
+
+mod metrics;
+mod reconcile;
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use futures_util::StreamExt;
+use kfp_tenant_core::graph::Stop;
+use kfp_tenant_k8s::{LockError, LockOptions, TenantResource};
+
+use self::metrics::Metrics;
+use self::reconcile::{Cycle, Outcomes, Verdict};
+use crate::live::Live;
+use crate::output::note;
+use crate::request::ControllerRequest;
+
+/// Changes that arrive together are one cycle.
+const DEBOUNCE: Duration = Duration::from_millis(500);
+
+pub async fn run(req: ControllerRequest) -> Result<ExitCode> {
+    let settings = crate::input::read_file(&req.settings)?;
+    // The header must stand on its own (the file's own tenants included).
+    kfp_tenant_core::validate::validate(&settings)?;
+    let metrics = Arc::new(Metrics::default());
+    let listener = tokio::net::TcpListener::bind(&req.metrics_addr)
+        .await
+        .with_context(|| format!("cannot serve metrics on {} (--metrics-addr)", req.metrics_addr))?;
+    note!("Serving /metrics, /healthz and /readyz on {}", listener.local_addr().map_or(req.metrics_addr.clone(), |a| a.to_string()));
+    tokio::spawn(metrics::serve(listener, metrics.clone()));
+
+    let live = Live::connect(&req.run, &settings.cluster, &settings.region).await?;
+    // Nothing is written before the Kubernetes API is shown to be the file's cluster.
+    live.prove(&settings.cluster, req.run.bind_cluster).await?;
+    metrics.ready.store(true, Ordering::SeqCst);
+    let stop = crate::interrupt::install(Duration::from_secs(5));
+
+    let lease = LockOptions { namespace: req.lock_namespace.clone(), duration: req.lease_duration, ..LockOptions::new(holder()) };
+    let guard = loop {
+        match live.kube().lock(&lease).await {
+            Ok(guard) => break guard,
+            Err(LockError::Held { holder, .. }) => tracing::debug!(%holder, "standby: the Lease is held"),
+            Err(e) => note!("standby: cannot take the Lease {}/{}: {e}", lease.namespace, lease.name),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(req.lease_duration / 5) => {}
+            () = stop.stopped() => return Ok(ExitCode::SUCCESS),
+        }
+    };
+    metrics.leader.store(true, Ordering::SeqCst);
+    note!("Leading: holding the Lease {}/{} (ID {})", lease.namespace, lease.name, guard.id());
+
+    let mut triggers = live.kube().tenant_triggers();
+    let mut next_resync = Instant::now();
+    loop {
+        let cycle = async {
+            let started = Instant::now();
+            let result = cycle(&live, &settings, &req, &stop).await;
+            metrics.reconciled(if result.is_ok() { "success" } else { "error" }, started.elapsed());
+            metrics.calls(&live.aws_calls(), &live.kube_calls());
+            match result {
+                Ok((ready, not_ready)) => metrics.tenants(ready, not_ready),
+                Err(e) => note!("reconcile failed: {e:#}"),
+            }
+        };
+        tokio::select! {
+            () = cycle => {}
+            () = guard.lost() => return lost(&stop),
+            () = stop.stopped() => break,
+        }
+        next_resync = next_resync.max(Instant::now() - req.resync) + req.resync;
+        // Wait for a change (then for its siblings) or the resync.
+        let wait = tokio::time::sleep_until(next_resync.into());
+        tokio::select! {
+            Some(()) = triggers.next() => {
+                tokio::time::sleep(DEBOUNCE).await;
+                while futures_util::FutureExt::now_or_never(triggers.next()).is_some() {}
+            }
+            () = wait => {}
+            () = guard.lost() => return lost(&stop),
+            () = stop.stopped() => break,
+        }
+    }
+    // Interrupted: the next leader need not wait for the Lease to expire.
+    metrics.leader.store(false, Ordering::SeqCst);
+    guard.release().await?;
+    note!("Stopped; the Lease is released.");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The Lease is gone: nothing more is written, and the process ends so that
+/// it comes back as a standby.
+fn lost(stop: &Stop) -> Result<ExitCode> {
+    stop.stop();
+    note!("Lost the Lease (not renewed in time, or taken over): stopped writing.");
+    Ok(ExitCode::from(1))
+}
+
+/// Who holds the Lease, as `kubectl get lease` and a refused `apply` show it.
+fn holder() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_owned()))
+        .unwrap_or_else(|| "a host".to_owned());
+    format!("kfp-tenant controller on {host} (pid {})", std::process::id())
+}
+
+/// One cycle; the counts of Ready and not Ready resources.
+async fn cycle(live: &Live, settings: &kfp_tenant_core::spec::TenantsFile, req: &ControllerRequest, stop: &Stop) -> Result<(u64, u64)> {
+    let kube = live.kube();
+    let resources = kube.list_tenant_resources().await?;
+    for r in resources.iter().filter(|r| !r.deleting && !r.has_finalizer) {
+        kube.set_tenant_finalizer(&r.name, true).await?;
+    }
+    let cycle = Cycle { live, settings, run: &req.run, stop, timeout: req.timeout };
+    let mut outcomes = Outcomes::default();
+    let converged = cycle.converge(&resources, &mut outcomes).await;
+    let deleted = cycle.delete(&resources, &mut outcomes).await;
+    if let Err(e) = &converged {
+        // Every resource not judged yet shares the cycle's failure.
+        for r in resources.iter().filter(|r| !r.deleting) {
+            outcomes.verdicts.entry(r.name.clone()).or_insert(Verdict::NotReady { reason: "Failed", message: format!("{e:#}") });
+        }
+    }
+    write_statuses(live, &resources, &outcomes).await;
+    converged?;
+    deleted?;
+    let ready = outcomes.verdicts.values().filter(|v| matches!(v, Verdict::Ready { .. })).count() as u64;
+    Ok((ready, outcomes.verdicts.len() as u64 - ready))
+}
+
+/// Each resource's status where it changed, and an Event for each change
+/// made and each new failure.
+async fn write_statuses(live: &Live, resources: &[TenantResource], outcomes: &Outcomes) {
+    let kube = live.kube();
+    let now = kfp_tenant_k8s::now_rfc3339();
+    let by_name: BTreeMap<&str, &TenantResource> = resources.iter().map(|r| (r.name.as_str(), r)).collect();
+    for (name, verdict) in &outcomes.verdicts {
+        let Some(resource) = by_name.get(name.as_str()) else { continue };
+        if outcomes.released.contains(name) {
+            continue;
+        }
+        let status = reconcile::status(resource, verdict, outcomes.roles.get(name), &now);
+        let unchanged = {
+            let strip = |s: &serde_json::Value| {
+                let mut s = s.clone();
+                if let Some(c) = s["conditions"].as_array_mut() {
+                    c.iter_mut().for_each(|c| drop(c.as_object_mut().map(|o| o.remove("lastTransitionTime"))));
+                }
+                s
+            };
+            strip(&status) == strip(&resource.status)
+        };
+        if unchanged {
+            continue;
+        }
+        if let Err(e) = kube.set_tenant_status(name, &status).await {
+            note!("cannot write the status of kubeflowtenant {name}: {e}");
+        }
+        let event = match verdict {
+            Verdict::Ready { changes: 0 } => None,
+            Verdict::Ready { changes } => Some((false, "Applied", format!("{changes} change(s) made; the tenant is in sync"))),
+            Verdict::NotReady { reason, message } => Some((true, *reason, message.clone())),
+        };
+        if let Some((warning, reason, message)) = event
+            && let Err(e) = kube.record_tenant_event(resource, warning, reason, &message).await
+        {
+            tracing::debug!(error = %e, "cannot record an event");
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! One reconcile cycle of the controller: every KubeflowTenant (and the
+//! settings file's own tenants) read, validated one by one (an invalid spec,
+//! a namespace the settings file also names, or a plan's refusal of one
+//! tenant makes that resource Ready=False and leaves it out; nothing of it is
+//! written), the rest planned and applied in one run of the engine,
+//! resources being deleted destroyed (or retained), and each resource's
+//! status and Events written from the outcome.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use anyhow::Result;
+use kfp_tenant_core::apply::{self, ApplyOptions, Outcome, Quiet};
+use kfp_tenant_core::crd::{DeletionPolicy, tenant_of};
+use kfp_tenant_core::graph::Stop;
+use kfp_tenant_core::plan::{self, Plan, PlanOptions};
+use kfp_tenant_core::refresh::ReadSet;
+use kfp_tenant_core::spec::{Desired, TenantInput, TenantsFile};
+use kfp_tenant_core::validate::{self, InvalidInput};
+use kfp_tenant_k8s::TenantResource;
+use serde_json::{Value, json};
+
+use crate::live::Live;
+use crate::request::Run;
+
+/// What a cycle concluded of one resource.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    /// Applied and in sync; the changes made this cycle.
+    Ready { changes: usize },
+    /// Not ready: why (a reason in CamelCase, and a message).
+    NotReady { reason: &'static str, message: String },
+}
+
+/// What one cycle did.
+#[derive(Debug, Default)]
+pub struct Outcomes {
+    pub verdicts: BTreeMap<String, Verdict>,
+    /// The role ARN of each tenant applied.
+    pub roles: BTreeMap<String, String>,
+    /// Resources whose tenant was deleted or retained: their finalizer is gone.
+    pub released: BTreeSet<String>,
+}
+
+pub struct Cycle<'a> {
+    pub live: &'a Live,
+    pub settings: &'a TenantsFile,
+    pub run: &'a Run,
+    pub stop: &'a Stop,
+    pub timeout: Duration,
+}
+
+/// `problems` of a file of the settings' header and `tenants`, by the index of their tenant.
+fn by_tenant(invalid: &InvalidInput) -> (BTreeMap<usize, Vec<String>>, Vec<String>) {
+    let mut tenants: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    let mut others = Vec::new();
+    for p in &invalid.problems {
+        let index = p.field.strip_prefix("tenants[").and_then(|r| r.split_once(']')).and_then(|(i, _)| i.parse().ok());
+        match index {
+            Some(i) => tenants.entry(i).or_default().push(format!("{}: {}; {}", p.field, p.message, p.fix)),
+            None => others.push(p.to_string()),
+        }
+    }
+    (tenants, others)
+}
+
+impl Cycle<'_> {
+    fn file(&self, tenants: Vec<TenantInput>) -> TenantsFile {
+        TenantsFile { tenants, ..self.settings.clone() }
+    }
+
+    /// The resources' tenants that validate alone and together with the
+    /// settings file's; the others get their verdict.
+    fn valid(&self, resources: &[&TenantResource], outcomes: &mut Outcomes) -> Result<Desired> {
+        let own: BTreeSet<&str> = self.settings.tenants.iter().map(|t| t.namespace.as_str()).collect();
+        let mut candidates: Vec<TenantInput> = Vec::new();
+        for r in resources {
+            let invalid = |message: String| Verdict::NotReady { reason: "Invalid", message };
+            let tenant = match tenant_of(&r.name, &r.spec) {
+                Ok((tenant, _)) => tenant,
+                Err(e) => {
+                    outcomes.verdicts.insert(r.name.clone(), invalid(e));
+                    continue;
+                }
+            };
+            if own.contains(r.name.as_str()) {
+                let message = format!("namespace {} is also a tenant of the controller's settings file: one of the two must go", r.name);
+                outcomes.verdicts.insert(r.name.clone(), Verdict::NotReady { reason: "Conflict", message });
+                continue;
+            }
+            match validate::validate(&self.file(vec![tenant.clone()])) {
+                Ok(_) => candidates.push(tenant),
+                Err(e) => {
+                    let (mine, others) = by_tenant(&e);
+                    let mut said: Vec<String> = mine.into_values().flatten().map(|m| m.replacen("tenants[0].", "spec.", 1)).collect();
+                    said.extend(others);
+                    outcomes.verdicts.insert(r.name.clone(), invalid(said.join("; ")));
+                }
+            }
+        }
+        // Together: what needs two tenants (role names, nested prefixes and roots).
+        loop {
+            let file = self.file(self.settings.tenants.iter().cloned().chain(candidates.iter().cloned()).collect());
+            match validate::validate(&file) {
+                Ok(desired) => return Ok(desired),
+                Err(e) => {
+                    let (tenants, others) = by_tenant(&e);
+                    let first = self.settings.tenants.len();
+                    if !others.is_empty() || tenants.keys().any(|i| *i < first) {
+                        anyhow::bail!("the controller's settings file, with the KubeflowTenants, is invalid: {e}");
+                    }
+                    let bad: BTreeSet<usize> = tenants.keys().map(|i| i - first).collect();
+                    for (i, said) in tenants {
+                        let name = candidates[i - first].namespace.clone();
+                        let message = said.join("; ").replace(&format!("tenants[{i}]."), "spec.");
+                        outcomes.verdicts.insert(name, Verdict::NotReady { reason: "Invalid", message });
+                    }
+                    candidates = candidates.into_iter().enumerate().filter(|(i, _)| !bad.contains(i)).map(|(_, t)| t).collect();
+                }
+            }
+        }
+    }
+
+    /// A plan of `desired`, leaving out the tenants the planner refuses
+    /// (each refusal that names a tenant becomes its verdict).
+    async fn plan(&self, desired: &Desired, resources: &BTreeSet<String>, outcomes: &mut Outcomes) -> Result<Plan> {
+        let reads = ReadSet::for_desired(desired, self.run.bind_cluster);
+        let observed = self.live.observe(&reads, self.run).await?;
+        let mut targeted = desired.clone();
+        loop {
+            match plan::plan(&targeted, &observed, PlanOptions::default()) {
+                Ok(plan) => return Ok(plan),
+                Err(e) => {
+                    let refused: BTreeMap<String, String> = e
+                        .problems
+                        .iter()
+                        .filter_map(|p| Some((p.address.as_ref()?.namespace()?.to_owned(), format!("{}; {}", p.message, p.fix))))
+                        .collect();
+                    let theirs = refused.keys().all(|ns| resources.contains(ns)) && refused.len() == e.problems.len();
+                    if refused.is_empty() || !theirs {
+                        anyhow::bail!("{e}");
+                    }
+                    for (ns, message) in &refused {
+                        outcomes.verdicts.insert(ns.clone(), Verdict::NotReady { reason: "Refused", message: message.clone() });
+                    }
+                    let keep: Vec<String> =
+                        targeted.tenants.iter().map(|t| t.namespace.clone()).filter(|ns| !refused.contains_key(ns)).collect();
+                    targeted = plan::target(&targeted, &keep);
+                }
+            }
+        }
+    }
+
+    fn options(&self) -> ApplyOptions {
+        ApplyOptions { parallelism: self.run.parallelism, timeout: self.timeout, stop: self.stop.clone(), ..Default::default() }
+    }
+
+    /// The tenants of `resources` that are not being deleted, planned and applied.
+    pub async fn converge(&self, resources: &[TenantResource], outcomes: &mut Outcomes) -> Result<()> {
+        let alive: Vec<&TenantResource> = resources.iter().filter(|r| !r.deleting).collect();
+        let names: BTreeSet<String> = alive.iter().map(|r| r.name.clone()).collect();
+        let desired = self.valid(&alive, outcomes)?;
+        let plan = self.plan(&desired, &names, outcomes).await?;
+        let report = apply::apply(&plan, self.live.providers(), &self.options(), &Quiet).await;
+        let mut failed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut changed: BTreeMap<String, usize> = BTreeMap::new();
+        for (address, (_, outcome)) in &report.outcomes {
+            let Some(ns) = address.namespace() else { continue };
+            match outcome {
+                Outcome::Done => *changed.entry(ns.to_owned()).or_default() += 1,
+                Outcome::Failed { error } => failed.entry(ns.to_owned()).or_default().push(format!("{address}: {error}")),
+                Outcome::Skipped { because } => failed.entry(ns.to_owned()).or_default().push(format!("{address}: skipped, {because} failed")),
+                Outcome::NotStarted | Outcome::Interrupted => {
+                    failed.entry(ns.to_owned()).or_default().push(format!("{address}: not finished (the controller stopped)"))
+                }
+            }
+        }
+        for tenant in desired.tenants.iter().filter(|t| names.contains(&t.namespace)) {
+            let ns = &tenant.namespace;
+            if outcomes.verdicts.contains_key(ns) {
+                continue;
+            }
+            let verdict = match failed.remove(ns) {
+                Some(errors) => Verdict::NotReady { reason: "Failed", message: errors.join("; ") },
+                None => Verdict::Ready { changes: changed.get(ns).copied().unwrap_or(0) },
+            };
+            outcomes.roles.insert(ns.clone(), plan::desired_role(tenant, &plan.cluster).arn);
+            outcomes.verdicts.insert(ns.clone(), verdict);
+        }
+        Ok(())
+    }
+
+    /// Resources being deleted: `Retain` lets them go at once; `Delete`
+    /// destroys their tenants first, and lets go of those destroyed whole.
+    pub async fn delete(&self, resources: &[TenantResource], outcomes: &mut Outcomes) -> Result<()> {
+        let mut doomed = Vec::new();
+        for r in resources.iter().filter(|r| r.deleting && r.has_finalizer) {
+            // Never applied (no role in its status: an invalid spec or a
+            // reserved name, which write nothing): nothing to delete.
+            if r.status.get("roleArn").is_none() {
+                self.live.kube().set_tenant_finalizer(&r.name, false).await?;
+                outcomes.released.insert(r.name.clone());
+                continue;
+            }
+            match tenant_of(&r.name, &r.spec) {
+                Ok((_, DeletionPolicy::Retain)) => {
+                    self.live.kube().set_tenant_finalizer(&r.name, false).await?;
+                    outcomes.released.insert(r.name.clone());
+                }
+                Ok((tenant, DeletionPolicy::Delete)) => doomed.push(tenant),
+                Err(e) => {
+                    let message = format!("cannot delete the tenant: {e}; fix the spec, or set deletionPolicy: Retain");
+                    outcomes.verdicts.insert(r.name.clone(), Verdict::NotReady { reason: "Invalid", message });
+                }
+            }
+        }
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        let desired = validate::validate(&self.file(doomed))?;
+        let reads = ReadSet::for_destroy(&desired, self.run.bind_cluster);
+        let observed = self.live.observe(&reads, self.run).await?;
+        let plan = plan::plan_destroy(&desired, &observed)?;
+        let report = apply::apply(&plan, self.live.providers(), &self.options(), &Quiet).await;
+        let unfinished: BTreeSet<&str> = report
+            .outcomes
+            .iter()
+            .filter(|(_, (_, o))| *o != Outcome::Done)
+            .filter_map(|(a, _)| a.namespace())
+            .collect();
+        for tenant in &desired.tenants {
+            if unfinished.contains(tenant.namespace.as_str()) {
+                let message = "deleting the tenant did not finish; the next cycle goes on".to_owned();
+                outcomes.verdicts.insert(tenant.namespace.clone(), Verdict::NotReady { reason: "Deleting", message });
+            } else {
+                self.live.kube().set_tenant_finalizer(&tenant.namespace, false).await?;
+                outcomes.released.insert(tenant.namespace.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A resource's status for `verdict` (None: keep the one it has).
+pub fn status(resource: &TenantResource, verdict: &Verdict, role: Option<&String>, now: &str) -> Value {
+    let old = &resource.status;
+    let (state, reason, message) = match verdict {
+        Verdict::Ready { .. } => ("True", "Applied", "the tenant is applied and in sync".to_owned()),
+        Verdict::NotReady { reason, message } => ("False", *reason, message.clone()),
+    };
+    let previous = old["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == "Ready"));
+    let since = match previous {
+        Some(p) if p["status"] == state => p["lastTransitionTime"].as_str().unwrap_or(now).to_owned(),
+        _ => now.to_owned(),
+    };
+    let last_change = match verdict {
+        Verdict::Ready { changes } if *changes > 0 => json!(format!("{now}: {changes} change{}", if *changes == 1 { "" } else { "s" })),
+        _ => old.get("lastChange").cloned().unwrap_or(Value::Null),
+    };
+    let mut status = json!({
+        "observedGeneration": resource.generation,
+        "conditions": [{"type": "Ready", "status": state, "reason": reason, "message": message,
+                        "observedGeneration": resource.generation, "lastTransitionTime": since}],
+    });
+    if let Some(role) = role.map(|r| json!(r)).or_else(|| old.get("roleArn").cloned()) {
+        status["roleArn"] = role;
+    }
+    if !last_change.is_null() {
+        status["lastChange"] = last_change;
+    }
+    status
+}

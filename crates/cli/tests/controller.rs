@@ -1,0 +1,275 @@
+//! `kfp-tenant controller` through the binary, on a real kube-apiserver
+//! (CRDs, status subresources, Leases) and moto: two replicas, one leading;
+//! a KubeflowTenant made Ready; drift repaired within a resync; a CLI apply
+//! refused while a controller leads; the leader killed with SIGKILL in the
+//! middle of reconciling many tenants and the standby finishing them;
+//! deletion and `Retain`; a bad spec refused by the API server's schema and
+//! a reserved namespace Ready=False with nothing written.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kfp_tenant_core::ports::IamApi;
+use kfp_tenant_testkit::backend::{Backend, TestKube, TestKubeOptions};
+use serde_json::{Value, json};
+
+fn kubectl(kubeconfig: &Path, args: &[&str], stdin: &str) -> (bool, String) {
+    let mut child = Command::new("kubectl")
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+fn kfp(kubeconfig: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_kfp-tenant"))
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("NO_COLOR", "1")
+        .env_remove("AWS_PROFILE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// A free port on 127.0.0.1.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Replica {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Replica {
+    fn start(kubeconfig: &Path, settings: &Path, lock_namespace: &str, dir: &Path, n: usize) -> Self {
+        let port = free_port();
+        let log = dir.join(format!("controller-{n}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_kfp-tenant"))
+            .args(["controller", "-f", settings.to_str().unwrap(), "--resync", "3s", "--lease-duration", "6s", "--timeout", "60s"])
+            .args(["--metrics-addr", &format!("127.0.0.1:{port}"), "--lock-namespace", lock_namespace])
+            .env("KUBECONFIG", kubeconfig)
+            .env("NO_COLOR", "1")
+            .env("HOSTNAME", format!("replica-{n}"))
+            .env_remove("AWS_PROFILE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Replica { child, port, log }
+    }
+
+    /// A metric's value, once the replica serves.
+    fn metric(&self, line_start: &str) -> Option<f64> {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        text.lines().find_map(|l| l.strip_prefix(line_start)?.trim().parse().ok())
+    }
+
+    fn leads(&self) -> bool {
+        self.metric("kfp_tenant_leader ") == Some(1.0)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` every 200 ms for at most `limit`.
+async fn eventually(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{what}: not within {limit:?}");
+}
+
+fn ready(resource: Option<&Value>) -> Option<String> {
+    let conditions = resource?["status"]["conditions"].as_array()?;
+    conditions.iter().find(|c| c["type"] == "Ready").map(|c| c["status"].as_str().unwrap_or_default().to_owned())
+}
+
+fn tenant(name: &str, extra: Value) -> String {
+    let mut spec = json!({"owner": format!("{name}@example.com")});
+    spec.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
+    serde_json::to_string(&json!({"apiVersion": "kfp-tenant.io/v1alpha1", "kind": "KubeflowTenant", "metadata": {"name": name}, "spec": spec}))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(kfp_real_kube), ignore = "needs a real kube-apiserver: run scripts/test")]
+async fn two_replicas_reconcile_kubeflow_tenants_and_fail_over() {
+    let aws = support::aws().await;
+    let kube = TestKube::start(Backend::Real, TestKubeOptions::default()).await;
+    let cluster = kube.cluster("ctl");
+    support::cluster_with_provider(&aws, &cluster).await;
+    support::ensure_bucket(&support::moto_endpoint(), "kfp-artifacts").await;
+    kube.bind(&cluster).await;
+    let kubeconfig = kube.kubeconfig().to_owned();
+    let dir = std::env::temp_dir().join(format!("kfp-tenant-controller-{}", kube.name("x")));
+    std::fs::create_dir_all(&dir).unwrap();
+    let lock_namespace = kube.name("ctl-lock");
+    kube.ensure_namespace(&lock_namespace).await;
+    let settings = dir.join("settings.yaml");
+    std::fs::write(&settings, format!("cluster: {cluster}\nregion: us-west-2\nbucket: kfp-artifacts\ntenants: []\n")).unwrap();
+
+    // The CRD, as `kfp-tenant crd` prints it; the API server refuses bad specs.
+    let crd = String::from_utf8(kfp(&kubeconfig, &["crd"]).stdout).unwrap();
+    let (ok, said) = kubectl(&kubeconfig, &["apply", "--server-side", "--force-conflicts", "-f", "-"], &crd);
+    assert!(ok, "{said}");
+    let (ok, said) = kubectl(&kubeconfig, &["wait", "--for=condition=Established", "crd/kubeflowtenants.kfp-tenant.io", "--timeout=30s"], "");
+    assert!(ok, "{said}");
+    let bad = kube.name("kt-bad");
+    for (spec, says) in [
+        (json!({"ownr": "x"}), "unknown field \"spec.ownr\""),
+        (json!({"s3Access": "everything"}), "Unsupported value: \"everything\""),
+        (json!({"pipelineRoot": "minio://mlpipeline/x"}), "spec.pipelineRoot"),
+    ] {
+        let (ok, said) = kubectl(&kubeconfig, &["apply", "-f", "-"], &tenant(&bad, spec));
+        assert!(!ok && said.contains(says), "{says:?} in {said}");
+    }
+
+    let first = Replica::start(&kubeconfig, &settings, &lock_namespace, &dir, 1);
+    let second = Replica::start(&kubeconfig, &settings, &lock_namespace, &dir, 2);
+    eventually("one replica leads", Duration::from_secs(30), async || {
+        let leaders = [&first, &second].iter().filter(|r| r.leads()).count();
+        let standby = [&first, &second].iter().any(|r| r.metric("kfp_tenant_leader ") == Some(0.0));
+        leaders == 1 && standby
+    })
+    .await;
+    let (leader, standby) = if first.leads() { (first, second) } else { (second, first) };
+
+    // A KubeflowTenant becomes role, policy, Profile, Ready.
+    let a = kube.name("kt-a");
+    let (ok, said) = kubectl(&kubeconfig, &["apply", "-f", "-"], &tenant(&a, json!({})));
+    assert!(ok, "{said}");
+    eventually("kt-a Ready", Duration::from_secs(60), async || ready(kube.object("kubeflowtenants", "", &a).await.as_ref()).as_deref() == Some("True")).await;
+    let role = format!("{a}-{cluster}-role");
+    let found = aws.get_role(&role).await.unwrap().expect("the tenant's role");
+    let resource = kube.object("kubeflowtenants", "", &a).await.unwrap();
+    assert_eq!(resource["status"]["roleArn"], found.arn, "{resource:#}");
+    assert_eq!(resource["status"]["observedGeneration"], resource["metadata"]["generation"]);
+    assert!(resource["metadata"]["finalizers"].as_array().unwrap().iter().any(|f| f == "kfp-tenant.io/cleanup"), "{resource:#}");
+    assert!(kube.object("profiles", "", &a).await.is_some());
+
+    // A reserved namespace: Ready=False, nothing written.
+    let (ok, said) = kubectl(&kubeconfig, &["apply", "-f", "-"], &tenant("kube-public", json!({})));
+    assert!(ok, "{said}");
+    eventually("kube-public refused", Duration::from_secs(30), async || {
+        ready(kube.object("kubeflowtenants", "", "kube-public").await.as_ref()).as_deref() == Some("False")
+    })
+    .await;
+    let refused = kube.object("kubeflowtenants", "", "kube-public").await.unwrap();
+    assert!(refused["status"]["conditions"][0]["message"].as_str().unwrap().contains("kube-public"), "{refused:#}");
+    assert_eq!(aws.get_role(&format!("kube-public-{cluster}-role")).await.unwrap(), None);
+    let (ok, said) = kubectl(&kubeconfig, &["delete", "kubeflowtenant", "kube-public", "--timeout=30s"], "");
+    assert!(ok, "an invalid resource's finalizer goes with nothing to delete: {said}");
+
+    // A CLI apply while a controller leads: refused, naming the holder.
+    let cli = kfp(&kubeconfig, &["apply", "-f", settings.to_str().unwrap(), "--auto-approve", "--lock-namespace", &lock_namespace]);
+    let stderr = String::from_utf8_lossy(&cli.stderr);
+    assert_eq!(cli.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("another run holds the apply lock") && stderr.contains("kfp-tenant controller on replica-"), "{stderr}");
+    let plan = kfp(&kubeconfig, &["plan", "-f", settings.to_str().unwrap()]);
+    assert!(plan.status.success(), "plan still works: {}", String::from_utf8_lossy(&plan.stderr));
+
+    // Drift by hand (the inline policy deleted) is repaired within a resync.
+    aws.iam_client().delete_role_policy().role_name(&role).policy_name(format!("kf-{a}-pipeline-s3")).send().await.unwrap();
+    eventually("the inline policy put back", Duration::from_secs(30), async || {
+        aws.iam_client().get_role_policy().role_name(&role).policy_name(format!("kf-{a}-pipeline-s3")).send().await.is_ok()
+    })
+    .await;
+
+    // Many tenants at once; the leader killed (SIGKILL) in the middle.
+    let many: Vec<String> = (0..20).map(|i| kube.name(&format!("kt-m{i:02}"))).collect();
+    let all: String = many.iter().map(|n| format!("---\n{}\n", tenant(n, json!({})))).collect();
+    let (ok, said) = kubectl(&kubeconfig, &["apply", "-f", "-"], &all);
+    assert!(ok, "{said}");
+    eventually("the leader at work on them", Duration::from_secs(30), async || {
+        let mut some = false;
+        for n in &many {
+            some |= kube.object("kubeflowtenants", "", n).await.is_some_and(|r| r["metadata"]["finalizers"].is_array());
+        }
+        some
+    })
+    .await;
+    let mut leader = leader;
+    leader.child.kill().unwrap();
+    let _ = leader.child.wait();
+    let killed_at = Instant::now();
+    eventually("the standby takes over", Duration::from_secs(30), async || standby.leads()).await;
+    let took = killed_at.elapsed();
+    assert!(took < Duration::from_secs(15), "taken over after {took:?}: the Lease lasts 6 s");
+    eventually("all 21 Ready", Duration::from_secs(120), async || {
+        let mut all = true;
+        for n in many.iter().chain([&a]) {
+            all &= ready(kube.object("kubeflowtenants", "", n).await.as_ref()).as_deref() == Some("True");
+        }
+        all
+    })
+    .await;
+    for n in &many {
+        assert!(aws.get_role(&format!("{n}-{cluster}-role")).await.unwrap().is_some(), "{n}");
+    }
+
+    // Retain keeps the tenant; Delete deletes it as destroy does.
+    let kept = kube.name("kt-r");
+    let (ok, said) = kubectl(&kubeconfig, &["apply", "-f", "-"], &tenant(&kept, json!({"deletionPolicy": "Retain"})));
+    assert!(ok, "{said}");
+    eventually("kt-r Ready", Duration::from_secs(60), async || {
+        ready(kube.object("kubeflowtenants", "", &kept).await.as_ref()).as_deref() == Some("True")
+    })
+    .await;
+    let names: Vec<&str> = many.iter().map(String::as_str).chain([a.as_str(), kept.as_str()]).collect();
+    let mut delete = vec!["delete", "kubeflowtenant", "--timeout=120s"];
+    delete.extend(names.iter().copied());
+    let (ok, said) = kubectl(&kubeconfig, &delete, "");
+    assert!(ok, "{said}\n{}", standby.log());
+    assert_eq!(aws.get_role(&role).await.unwrap(), None, "Delete: the role is gone");
+    eventually("kt-a's Profile gone", Duration::from_secs(60), async || kube.object("profiles", "", &a).await.is_none()).await;
+    assert!(aws.get_role(&format!("{kept}-{cluster}-role")).await.unwrap().is_some(), "Retain: the role stays");
+    assert!(kube.object("profiles", "", &kept).await.is_some(), "Retain: the Profile stays");
+    let reconciles = standby.metric("kfp_tenant_reconciles_total{result=\"success\"} ").unwrap_or(0.0);
+    assert!(reconciles >= 1.0, "{}", standby.log());
+    drop(standby);
+
+    // The retained tenant, removed with the CLI now that no controller leads.
+    std::fs::write(
+        dir.join("kept.yaml"),
+        format!("cluster: {cluster}\nregion: us-west-2\nbucket: kfp-artifacts\ntenants:\n  - namespace: {kept}\n    owner: {kept}@example.com\n"),
+    )
+    .unwrap();
+    eventually("the Lease released or expired", Duration::from_secs(20), async || {
+        let out = kfp(&kubeconfig, &["destroy", "-f", dir.join("kept.yaml").to_str().unwrap(), "--auto-approve", "--lock-namespace", &lock_namespace]);
+        out.status.success()
+    })
+    .await;
+}
