@@ -259,6 +259,20 @@ async fn two_replicas_reconcile_kubeflow_tenants_and_fail_over() {
     assert!(kube.object("profiles", "", &kept).await.is_some(), "Retain: the Profile stays");
     let reconciles = standby.metric("kfp_tenant_reconciles_total{result=\"success\"} ").unwrap_or(0.0);
     assert!(reconciles >= 1.0, "{}", standby.log());
+    // Only a leader writes: each replica logs every change with its Lease,
+    // and none before it led; the killed leader's and the new one's Leases differ.
+    let lease_of = |log: &str| -> Option<String> {
+        let leading = log.lines().position(|l| l.starts_with("Leading:"))?;
+        assert!(log.lines().take(leading).all(|l| !l.contains("(lease ")), "a change before leading:\n{log}");
+        log.lines().nth(leading)?.split("(ID ").nth(1).map(|id| id.trim_end_matches(')').to_owned())
+    };
+    let (killed_log, standby_log) = (leader.log(), standby.log());
+    let (killed_lease, standby_lease) = (lease_of(&killed_log).unwrap(), lease_of(&standby_log).unwrap());
+    assert_ne!(killed_lease, standby_lease);
+    for (log, lease) in [(&killed_log, &killed_lease), (&standby_log, &standby_lease)] {
+        assert!(log.lines().filter(|l| l.contains("(lease ")).all(|l| l.ends_with(&format!("(lease {lease})"))), "{log}");
+    }
+    assert!(standby_log.contains(&format!("(lease {standby_lease})")), "the standby made the rest: {standby_log}");
     drop(standby);
 
     // The retained tenant, removed with the CLI now that no controller leads.
@@ -272,4 +286,26 @@ async fn two_replicas_reconcile_kubeflow_tenants_and_fail_over() {
         out.status.success()
     })
     .await;
+}
+
+/// `deploy/` as CI checks it: the real API server takes every object of
+/// the kustomization (a server-side dry run: CRD, RBAC, Deployment, ...).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(kfp_real_kube), ignore = "needs a real kube-apiserver: run scripts/test")]
+async fn the_deploy_kustomization_passes_a_server_side_dry_run() {
+    let kube = TestKube::start(Backend::Real, TestKubeOptions { controller: false, ..Default::default() }).await;
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    let (ok, said) = kubectl(kube.kubeconfig(), &["apply", "--dry-run=server", "-k", deploy.to_str().unwrap()], "");
+    assert!(ok, "{said}");
+    for kind in ["customresourcedefinition.apiextensions.k8s.io/kubeflowtenants.kfp-tenant.io", "deployment.apps/kfp-tenant-controller"] {
+        assert!(said.contains(kind), "{kind} in {said}");
+    }
+}
+
+/// `deploy/crd.yaml` is what `kfp-tenant crd` prints.
+#[test]
+fn the_committed_crd_is_the_binarys() {
+    let printed = kfp(Path::new("/nonexistent"), &["crd"]);
+    let committed = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/crd.yaml")).unwrap();
+    assert_eq!(String::from_utf8(printed.stdout).unwrap(), committed, "run: kfp-tenant crd > deploy/crd.yaml");
 }

@@ -70,7 +70,7 @@ pub async fn run(req: ControllerRequest) -> Result<ExitCode> {
     loop {
         let cycle = async {
             let started = Instant::now();
-            let result = cycle(&live, &settings, &req, &stop).await;
+            let result = cycle(&live, &settings, &req, &stop, guard.id()).await;
             metrics.reconciled(if result.is_ok() { "success" } else { "error" }, started.elapsed());
             metrics.calls(&live.aws_calls(), &live.kube_calls());
             match result {
@@ -121,13 +121,19 @@ fn holder() -> String {
 }
 
 /// One cycle; the counts of Ready and not Ready resources.
-async fn cycle(live: &Live, settings: &kfp_tenant_core::spec::TenantsFile, req: &ControllerRequest, stop: &Stop) -> Result<(u64, u64)> {
+async fn cycle(
+    live: &Live,
+    settings: &kfp_tenant_core::spec::TenantsFile,
+    req: &ControllerRequest,
+    stop: &Stop,
+    lease: &str,
+) -> Result<(u64, u64)> {
     let kube = live.kube();
     let resources = kube.list_tenant_resources().await?;
     for r in resources.iter().filter(|r| !r.deleting && !r.has_finalizer) {
         kube.set_tenant_finalizer(&r.name, true).await?;
     }
-    let cycle = Cycle { live, settings, run: &req.run, stop, timeout: req.timeout };
+    let cycle = Cycle { live, lease, settings, run: &req.run, stop, timeout: req.timeout };
     let mut outcomes = Outcomes::default();
     let converged = cycle.converge(&resources, &mut outcomes).await;
     let deleted = cycle.delete(&resources, &mut outcomes).await;

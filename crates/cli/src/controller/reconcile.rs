@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::Result;
-use kfp_tenant_core::apply::{self, ApplyOptions, Outcome, Quiet};
+use kfp_tenant_core::apply::{self, ApplyOptions, Outcome, Progress};
+use kfp_tenant_core::address::Address;
+use kfp_tenant_core::plan::Action;
 use kfp_tenant_core::crd::{DeletionPolicy, tenant_of};
 use kfp_tenant_core::graph::Stop;
 use kfp_tenant_core::plan::{self, Plan, PlanOptions};
@@ -42,8 +44,20 @@ pub struct Outcomes {
     pub released: BTreeSet<String>,
 }
 
+/// Each change as it starts, with the Lease it is made under: the record
+/// that only the leader writes (its log shows no change before "Leading").
+struct Logged<'a>(&'a str);
+
+impl Progress for Logged<'_> {
+    fn started(&self, address: &Address, action: Action) {
+        crate::output::note!("{address}: {action:?} (lease {})", self.0);
+    }
+}
+
 pub struct Cycle<'a> {
     pub live: &'a Live,
+    /// The Lease ID this replica leads under.
+    pub lease: &'a str,
     pub settings: &'a TenantsFile,
     pub run: &'a Run,
     pub stop: &'a Stop,
@@ -161,7 +175,7 @@ impl Cycle<'_> {
         let names: BTreeSet<String> = alive.iter().map(|r| r.name.clone()).collect();
         let desired = self.valid(&alive, outcomes)?;
         let plan = self.plan(&desired, &names, outcomes).await?;
-        let report = apply::apply(&plan, self.live.providers(), &self.options(), &Quiet).await;
+        let report = apply::apply(&plan, self.live.providers(), &self.options(), &Logged(self.lease)).await;
         let mut failed: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut changed: BTreeMap<String, usize> = BTreeMap::new();
         for (address, (_, outcome)) in &report.outcomes {
@@ -221,7 +235,7 @@ impl Cycle<'_> {
         let reads = ReadSet::for_destroy(&desired, self.run.bind_cluster);
         let observed = self.live.observe(&reads, self.run).await?;
         let plan = plan::plan_destroy(&desired, &observed)?;
-        let report = apply::apply(&plan, self.live.providers(), &self.options(), &Quiet).await;
+        let report = apply::apply(&plan, self.live.providers(), &self.options(), &Logged(self.lease)).await;
         let unfinished: BTreeSet<&str> = report
             .outcomes
             .iter()
