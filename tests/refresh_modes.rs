@@ -170,6 +170,22 @@ async fn bulk_reads_the_account_in_pages_and_per_role_reads_each_tenant() {
     let world = FakeWorld::new();
     let desired = validate(&tenants_file(&account)).unwrap();
     build(&account, &world, &desired).await;
+    // 900 roles of other services: auto weighs a page by the roles it holds.
+    let pad = |world: &FakeWorld| {
+        for i in 0..900 {
+            world.iam.insert_role(kfp_tenant_core::ports::Role {
+                name: format!("service-role-{i}"),
+                path: "/service/".into(),
+                arn: String::new(),
+                trust_policy: kfp_tenant_core::policy::PolicyDocument::new(serde_json::json!({"Statement": []})),
+                description: None,
+                tags: Default::default(),
+                max_session_duration: 3600,
+                permissions_boundary: None,
+            });
+        }
+    };
+    pad(&world);
 
     world.calls.reset();
     plan_in(&world, &desired, RefreshMode::PerRole, PlanOptions::default(), false).await.unwrap();
@@ -186,7 +202,7 @@ async fn bulk_reads_the_account_in_pages_and_per_role_reads_each_tenant() {
     assert_eq!(world.calls.get("GetAccountAuthorizationDetails"), 1);
     assert_eq!(world.calls.get("ListRoles"), 1);
 
-    // Auto: 12 tenants are read per role; 60 in bulk.
+    // Auto, in an account of about 900 roles: 12 tenants are read per role; 60 in bulk.
     world.calls.reset();
     plan_in(&world, &desired, RefreshMode::Auto, PlanOptions::default(), false).await.unwrap();
     assert_eq!((world.calls.get("GetAccountSummary"), world.calls.get("GetAccountAuthorizationDetails")), (1, 0));
@@ -194,6 +210,7 @@ async fn bulk_reads_the_account_in_pages_and_per_role_reads_each_tenant() {
     let world = FakeWorld::new();
     let desired = validate(&tenants_file(&account)).unwrap();
     build(&account, &world, &desired).await;
+    pad(&world);
     world.calls.reset();
     plan_in(&world, &desired, RefreshMode::Auto, PlanOptions::default(), false).await.unwrap();
     assert_eq!((world.calls.get("GetAccountSummary"), world.calls.get("GetAccountAuthorizationDetails")), (1, 1));

@@ -74,14 +74,15 @@ impl FromStr for RefreshMode {
 /// Roles IAM lists in one page.
 const PAGE: u64 = 1000;
 
-/// What one page of GetAccountAuthorizationDetails weighs against a small
-/// call (GetRole). A page carries up to 1,000 roles with every document: on
-/// moto it takes as long as about 130 GetRole calls (1.7 s for 2,000 roles
-/// against 6.5 ms a GetRole; BENCHMARKS.md, B6). But per-role calls overlap
-/// `parallelism` at a time, and every one of them counts against IAM's
-/// per-API rate, which throttles long before a page does. Weighing a page as
-/// 50 calls reads per role up to about 50 tenants per 1,000 roles of the
-/// account and in bulk beyond. Real IAM's page time is not measured here.
+/// What a full page of GetAccountAuthorizationDetails (1,000 roles) weighs
+/// against a small call (GetRole). A page carries every document of its
+/// roles: on moto a full one takes as long as about 130 GetRole calls (1.7 s
+/// for 2,000 roles against 6.5 ms a GetRole; BENCHMARKS.md, B6). But
+/// per-role calls overlap `parallelism` at a time, and every one of them
+/// counts against IAM's per-API rate, which throttles long before a page
+/// does. A page weighs one call plus its share of 50 by the roles it holds
+/// (GetAccountSummary gives their number): a 10-role account's page weighs
+/// 1, a full page 51. Real IAM's page time is not measured here.
 const BULK_PAGE_WEIGHT: u64 = 50;
 
 /// A tenant's role read per role: GetRole, ListRolePolicies,
@@ -98,7 +99,8 @@ pub fn choose(mode: RefreshMode, roles: u64, tenants: u64) -> RefreshMode {
     match mode {
         RefreshMode::Auto => {
             let per_role = pages(roles) + CALLS_PER_ROLE * tenants;
-            let bulk = 2 * pages(roles) * BULK_PAGE_WEIGHT;
+            // Both listings (GetAccountAuthorizationDetails and ListRoles), weighed by the roles they carry.
+            let bulk = 2 * (pages(roles) + roles * BULK_PAGE_WEIGHT / PAGE);
             if bulk < per_role { RefreshMode::Bulk } else { RefreshMode::PerRole }
         }
         fixed => fixed,
@@ -316,15 +318,19 @@ mod tests {
 
     #[test]
     fn auto_reads_few_tenants_one_by_one_and_many_in_bulk() {
-        // Up to 1,000 roles: one page each way, 100 weighed calls against
-        // 1 + 4 per tenant.
+        // 900 roles: one page each way, 2 x (1 + 45) = 92 weighed calls
+        // against 1 + 4 per tenant.
         assert_eq!(choose(RefreshMode::Auto, 900, 1), RefreshMode::PerRole);
-        assert_eq!(choose(RefreshMode::Auto, 900, 24), RefreshMode::PerRole);
-        assert_eq!(choose(RefreshMode::Auto, 900, 25), RefreshMode::Bulk);
+        assert_eq!(choose(RefreshMode::Auto, 900, 22), RefreshMode::PerRole);
+        assert_eq!(choose(RefreshMode::Auto, 900, 23), RefreshMode::Bulk);
         assert_eq!(choose(RefreshMode::Auto, 2_000, 2_000), RefreshMode::Bulk);
-        // 5,000 roles are 5 pages each way: 500 weighed calls against 5 + 4 per tenant.
-        assert_eq!(choose(RefreshMode::Auto, 5_000, 124), RefreshMode::Bulk);
-        assert_eq!(choose(RefreshMode::Auto, 5_000, 123), RefreshMode::PerRole);
+        // 5,000 roles are 5 pages each way: 2 x (5 + 250) = 510 against 5 + 4 per tenant.
+        assert_eq!(choose(RefreshMode::Auto, 5_000, 127), RefreshMode::Bulk);
+        assert_eq!(choose(RefreshMode::Auto, 5_000, 126), RefreshMode::PerRole);
+        // A small account (#25: 10 tenants in a 10-role account made 25 calls
+        // per role where bulk needs 6): its pages weigh 1, so bulk wins.
+        assert_eq!(choose(RefreshMode::Auto, 10, 10), RefreshMode::Bulk);
+        assert_eq!(choose(RefreshMode::Auto, 10, 1), RefreshMode::Bulk);
         assert_eq!(choose(RefreshMode::PerRole, 2_000, 2_000), RefreshMode::PerRole);
         assert_eq!(choose(RefreshMode::Bulk, 10, 1), RefreshMode::Bulk);
     }
