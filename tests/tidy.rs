@@ -385,7 +385,14 @@ fn the_readme_is_a_users_manual() {
     let lines = readme.lines().count();
     assert!(lines <= 400, "README.md has {lines} lines: move developer or deep-dive material to CONTRIBUTING.md or docs/");
     assert!(readme.contains("## Contents"), "README.md has no table of contents");
-    for linked in ["CONTRIBUTING.md", "docs/pod-identity.md", "docs/cognito.md", "docs/pipelines.md", "docs/verify-and-audit.md"] {
+    for linked in [
+        "CONTRIBUTING.md",
+        "docs/pod-identity.md",
+        "docs/cognito.md",
+        "docs/pipelines.md",
+        "docs/verify-and-audit.md",
+        "docs/controller.md",
+    ] {
         assert!(readme.contains(&format!("]({linked})")) && root().join(linked).is_file(), "README.md does not link {linked}");
     }
 }

@@ -120,8 +120,10 @@ fn ready(resource: Option<&Value>) -> Option<String> {
 fn tenant(name: &str, extra: Value) -> String {
     let mut spec = json!({"owner": format!("{name}@example.com")});
     spec.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
-    serde_json::to_string(&json!({"apiVersion": "kfp-tenant.io/v1alpha1", "kind": "KubeflowTenant", "metadata": {"name": name}, "spec": spec}))
-        .unwrap()
+    serde_json::to_string(
+        &json!({"apiVersion": "kfp-tenant.io/v1alpha1", "kind": "KubeflowTenant", "metadata": {"name": name}, "spec": spec}),
+    )
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,7 +147,8 @@ async fn two_replicas_reconcile_kubeflow_tenants_and_fail_over() {
     let crd = String::from_utf8(kfp(&kubeconfig, &["crd"]).stdout).unwrap();
     let (ok, said) = kubectl(&kubeconfig, &["apply", "--server-side", "--force-conflicts", "-f", "-"], &crd);
     assert!(ok, "{said}");
-    let (ok, said) = kubectl(&kubeconfig, &["wait", "--for=condition=Established", "crd/kubeflowtenants.kfp-tenant.io", "--timeout=30s"], "");
+    let (ok, said) =
+        kubectl(&kubeconfig, &["wait", "--for=condition=Established", "crd/kubeflowtenants.kfp-tenant.io", "--timeout=30s"], "");
     assert!(ok, "{said}");
     let bad = kube.name("kt-bad");
     for (spec, says) in [
@@ -171,7 +174,10 @@ async fn two_replicas_reconcile_kubeflow_tenants_and_fail_over() {
     let a = kube.name("kt-a");
     let (ok, said) = kubectl(&kubeconfig, &["apply", "-f", "-"], &tenant(&a, json!({})));
     assert!(ok, "{said}");
-    eventually("kt-a Ready", Duration::from_secs(60), async || ready(kube.object("kubeflowtenants", "", &a).await.as_ref()).as_deref() == Some("True")).await;
+    eventually("kt-a Ready", Duration::from_secs(60), async || {
+        ready(kube.object("kubeflowtenants", "", &a).await.as_ref()).as_deref() == Some("True")
+    })
+    .await;
     let role = format!("{a}-{cluster}-role");
     let found = aws.get_role(&role).await.unwrap().expect("the tenant's role");
     let resource = kube.object("kubeflowtenants", "", &a).await.unwrap();
@@ -278,11 +284,16 @@ async fn two_replicas_reconcile_kubeflow_tenants_and_fail_over() {
     // The retained tenant, removed with the CLI now that no controller leads.
     std::fs::write(
         dir.join("kept.yaml"),
-        format!("cluster: {cluster}\nregion: us-west-2\nbucket: kfp-artifacts\ntenants:\n  - namespace: {kept}\n    owner: {kept}@example.com\n"),
+        format!(
+            "cluster: {cluster}\nregion: us-west-2\nbucket: kfp-artifacts\ntenants:\n  - namespace: {kept}\n    owner: {kept}@example.com\n"
+        ),
     )
     .unwrap();
     eventually("the Lease released or expired", Duration::from_secs(20), async || {
-        let out = kfp(&kubeconfig, &["destroy", "-f", dir.join("kept.yaml").to_str().unwrap(), "--auto-approve", "--lock-namespace", &lock_namespace]);
+        let out = kfp(
+            &kubeconfig,
+            &["destroy", "-f", dir.join("kept.yaml").to_str().unwrap(), "--auto-approve", "--lock-namespace", &lock_namespace],
+        );
         out.status.success()
     })
     .await;

@@ -263,6 +263,8 @@ mod tests {
         assert_eq!((tenant.namespace.as_str(), tenant.owner.as_str(), policy), ("team-a", "a@example.com", DeletionPolicy::Retain));
         assert_eq!(tenant_of("t", &json!({"owner": "a@example.com"})).unwrap().1, DeletionPolicy::Delete);
         assert!(tenant_of("t", &json!({"owner": "a@example.com", "ownr": 1})).unwrap_err().contains("unknown field `ownr`"));
-        assert!(tenant_of("t", &json!({"owner": "a@example.com", "deletionPolicy": "Keep"})).unwrap_err().starts_with("spec.deletionPolicy"));
+        assert!(
+            tenant_of("t", &json!({"owner": "a@example.com", "deletionPolicy": "Keep"})).unwrap_err().starts_with("spec.deletionPolicy")
+        );
     }
 }

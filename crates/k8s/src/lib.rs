@@ -54,11 +54,11 @@ use crate::watches::Watches;
 
 pub use crate::accounts::account_manifest;
 pub use crate::config_maps::config_map_manifest;
-pub use crate::tenants::{TenantResource, Triggers, now_rfc3339};
 pub use crate::counter::{Counted, RequestCounter};
 pub use crate::errors::provider_error;
 pub use crate::lock::{LeaseGuard, LockError, LockInfo, LockOptions};
 pub use crate::profile::{KubeflowProfile, Owner, Plugin, ProfileSpec, from_resource, to_resource};
+pub use crate::tenants::{TenantResource, Triggers, now_rfc3339};
 
 /// Field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "kfp-tenant";

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Event, ObjectReference, ServiceAccou
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use k8s_openapi::jiff::Timestamp;
 use kfp_tenant_core::crd::{FINALIZER, GROUP, KIND, PLURAL, VERSION};
-use kfp_tenant_core::ports::{LAUNCHER_CONFIG, ARTIFACT_REPOSITORIES, ProviderResult};
+use kfp_tenant_core::ports::{ARTIFACT_REPOSITORIES, LAUNCHER_CONFIG, ProviderResult};
 use kfp_tenant_core::tags;
 use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -128,7 +128,11 @@ impl Kube {
     pub async fn record_tenant_event(&self, resource: &TenantResource, warning: bool, reason: &str, message: &str) -> ProviderResult<()> {
         let now = Timestamp::now();
         let event = Event {
-            metadata: kube::api::ObjectMeta { generate_name: Some(format!("{}.", resource.name)), namespace: Some("default".to_owned()), ..Default::default() },
+            metadata: kube::api::ObjectMeta {
+                generate_name: Some(format!("{}.", resource.name)),
+                namespace: Some("default".to_owned()),
+                ..Default::default()
+            },
             involved_object: ObjectReference {
                 api_version: Some(format!("{GROUP}/{VERSION}")),
                 kind: Some(KIND.to_owned()),
@@ -166,32 +170,27 @@ impl Kube {
         let labelled = watcher::Config::default().labels(&format!("{}={}", tags::PROFILE_LABEL, tags::MANAGER));
         let named = |name: &str| watcher::Config::default().fields(&format!("metadata.name={name}"));
         let mut seen: BTreeMap<String, (i64, bool, bool)> = BTreeMap::new();
-        let resources = watcher::watcher(self.tenant_api(), config)
-            .default_backoff()
-            .filter_map(move |event| {
-                let changed = match event {
-                    Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
-                        let r = resource_from(&o);
-                        seen.insert(r.name.clone(), (r.generation, r.deleting, r.has_finalizer)) != Some((r.generation, r.deleting, r.has_finalizer))
-                    }
-                    Ok(watcher::Event::Delete(o)) => seen.remove(&o.name_any()).is_some(),
-                    Ok(watcher::Event::InitDone) => true,
-                    Ok(watcher::Event::Init) | Err(_) => false,
-                };
-                futures_util::future::ready(changed.then_some(()))
-            });
+        let resources = watcher::watcher(self.tenant_api(), config).default_backoff().filter_map(move |event| {
+            let changed = match event {
+                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                    let r = resource_from(&o);
+                    seen.insert(r.name.clone(), (r.generation, r.deleting, r.has_finalizer))
+                        != Some((r.generation, r.deleting, r.has_finalizer))
+                }
+                Ok(watcher::Event::Delete(o)) => seen.remove(&o.name_any()).is_some(),
+                Ok(watcher::Event::InitDone) => true,
+                Ok(watcher::Event::Init) | Err(_) => false,
+            };
+            futures_util::future::ready(changed.then_some(()))
+        });
         let any = |s: Pin<Box<dyn Stream<Item = bool> + Send>>| s.filter_map(|changed| futures_util::future::ready(changed.then_some(())));
         let profiles = watcher::watcher(Api::<KubeflowProfile>::all(self.client.clone()), labelled.clone()).default_backoff().map(applied);
         let accounts = watcher::watcher(Api::<ServiceAccount>::all(self.client.clone()), labelled).default_backoff().map(applied);
         let launchers = watcher::watcher(Api::<ConfigMap>::all(self.client.clone()), named(LAUNCHER_CONFIG)).default_backoff().map(applied);
         let repositories =
             watcher::watcher(Api::<ConfigMap>::all(self.client.clone()), named(ARTIFACT_REPOSITORIES)).default_backoff().map(applied);
-        let others = stream::select_all([
-            any(Box::pin(profiles)),
-            any(Box::pin(accounts)),
-            any(Box::pin(launchers)),
-            any(Box::pin(repositories)),
-        ]);
+        let others =
+            stream::select_all([any(Box::pin(profiles)), any(Box::pin(accounts)), any(Box::pin(launchers)), any(Box::pin(repositories))]);
         Box::pin(stream::select(resources, others))
     }
 }

@@ -70,14 +70,18 @@ impl Metrics {
         let mut out = String::new();
         let _ = writeln!(out, "# HELP kfp_tenant_leader 1 on the replica that holds the Lease and writes, 0 on a standby.");
         let _ = writeln!(out, "# TYPE kfp_tenant_leader gauge\nkfp_tenant_leader {}", u8::from(self.leader.load(Ordering::SeqCst)));
-        let _ = writeln!(out, "# HELP kfp_tenant_reconciles_total Reconcile cycles, by result.\n# TYPE kfp_tenant_reconciles_total counter");
+        let _ =
+            writeln!(out, "# HELP kfp_tenant_reconciles_total Reconcile cycles, by result.\n# TYPE kfp_tenant_reconciles_total counter");
         for (result, n) in lock(&self.reconciles).iter() {
             let _ = writeln!(out, "kfp_tenant_reconciles_total{{result=\"{result}\"}} {n}");
         }
         let (ready, not_ready) = *lock(&self.tenants);
         let _ = writeln!(out, "# HELP kfp_tenant_tenants KubeflowTenants by their Ready condition.\n# TYPE kfp_tenant_tenants gauge");
         let _ = writeln!(out, "kfp_tenant_tenants{{ready=\"true\"}} {ready}\nkfp_tenant_tenants{{ready=\"false\"}} {not_ready}");
-        let _ = writeln!(out, "# HELP kfp_tenant_api_calls_total Calls made to AWS and Kubernetes, by operation.\n# TYPE kfp_tenant_api_calls_total counter");
+        let _ = writeln!(
+            out,
+            "# HELP kfp_tenant_api_calls_total Calls made to AWS and Kubernetes, by operation.\n# TYPE kfp_tenant_api_calls_total counter"
+        );
         for ((service, operation), n) in lock(&self.calls).iter() {
             let _ = writeln!(out, "kfp_tenant_api_calls_total{{service=\"{service}\",operation=\"{}\"}} {n}", operation.replace('"', "'"));
         }
@@ -117,7 +121,8 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
                 "/readyz" => ("503 Service Unavailable", "not connected to the API server yet\n".to_owned(), "text/plain"),
                 _ => ("404 Not Found", "not found\n".to_owned(), "text/plain"),
             };
-            let answer = format!("HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            let answer =
+                format!("HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
             let _ = stream.write_all(answer.as_bytes()).await;
             let _ = stream.shutdown().await;
         });

@@ -10,11 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::Result;
-use kfp_tenant_core::apply::{self, ApplyOptions, Outcome, Progress};
 use kfp_tenant_core::address::Address;
-use kfp_tenant_core::plan::Action;
+use kfp_tenant_core::apply::{self, ApplyOptions, Outcome, Progress};
 use kfp_tenant_core::crd::{DeletionPolicy, tenant_of};
 use kfp_tenant_core::graph::Stop;
+use kfp_tenant_core::plan::Action;
 use kfp_tenant_core::plan::{self, Plan, PlanOptions};
 use kfp_tenant_core::refresh::ReadSet;
 use kfp_tenant_core::spec::{Desired, TenantInput, TenantsFile};
@@ -183,7 +183,9 @@ impl Cycle<'_> {
             match outcome {
                 Outcome::Done => *changed.entry(ns.to_owned()).or_default() += 1,
                 Outcome::Failed { error } => failed.entry(ns.to_owned()).or_default().push(format!("{address}: {error}")),
-                Outcome::Skipped { because } => failed.entry(ns.to_owned()).or_default().push(format!("{address}: skipped, {because} failed")),
+                Outcome::Skipped { because } => {
+                    failed.entry(ns.to_owned()).or_default().push(format!("{address}: skipped, {because} failed"))
+                }
                 Outcome::NotStarted | Outcome::Interrupted => {
                     failed.entry(ns.to_owned()).or_default().push(format!("{address}: not finished (the controller stopped)"))
                 }
@@ -236,12 +238,8 @@ impl Cycle<'_> {
         let observed = self.live.observe(&reads, self.run).await?;
         let plan = plan::plan_destroy(&desired, &observed)?;
         let report = apply::apply(&plan, self.live.providers(), &self.options(), &Logged(self.lease)).await;
-        let unfinished: BTreeSet<&str> = report
-            .outcomes
-            .iter()
-            .filter(|(_, (_, o))| *o != Outcome::Done)
-            .filter_map(|(a, _)| a.namespace())
-            .collect();
+        let unfinished: BTreeSet<&str> =
+            report.outcomes.iter().filter(|(_, (_, o))| *o != Outcome::Done).filter_map(|(a, _)| a.namespace()).collect();
         for tenant in &desired.tenants {
             if unfinished.contains(tenant.namespace.as_str()) {
                 let message = "deleting the tenant did not finish; the next cycle goes on".to_owned();
