@@ -59,8 +59,12 @@ fn resource_from(object: &DynamicObject) -> TenantResource {
 }
 
 /// A change (not a relist) of a watched object.
-fn applied<K>(event: Result<watcher::Event<K>, watcher::Error>) -> bool {
-    matches!(event, Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)))
+fn applied<K: kube::Resource<DynamicType = ()>>(event: Result<watcher::Event<K>, watcher::Error>) -> bool {
+    let changed = matches!(event, Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)));
+    if let Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o)) = &event {
+        tracing::debug!(kind = %K::kind(&()), name = %o.meta().name.clone().unwrap_or_default(), "a change the controller acts on");
+    }
+    changed
 }
 
 /// A change the controller acts on.
