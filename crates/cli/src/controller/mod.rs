@@ -32,6 +32,10 @@ use crate::request::ControllerRequest;
 
 /// Changes that arrive together are one cycle.
 const DEBOUNCE: Duration = Duration::from_millis(500);
+/// At most one cycle this often on changes, however many arrive (a writer
+/// that keeps touching kfp-tenant's objects costs a cycle per gap, not one
+/// per touch); the resync is not held back.
+const MIN_GAP: Duration = Duration::from_secs(5);
 
 pub async fn run(req: ControllerRequest) -> Result<ExitCode> {
     let settings = crate::input::read_file(&req.settings)?;
@@ -68,6 +72,7 @@ pub async fn run(req: ControllerRequest) -> Result<ExitCode> {
     let mut triggers = live.kube().tenant_triggers();
     let mut next_resync = Instant::now();
     loop {
+        let cycle_started = Instant::now();
         let cycle = async {
             let started = Instant::now();
             let result = cycle(&live, &settings, &req, &stop, guard.id()).await;
@@ -88,7 +93,7 @@ pub async fn run(req: ControllerRequest) -> Result<ExitCode> {
         let wait = tokio::time::sleep_until(next_resync.into());
         tokio::select! {
             Some(()) = triggers.next() => {
-                tokio::time::sleep(DEBOUNCE).await;
+                tokio::time::sleep(DEBOUNCE.max(MIN_GAP.saturating_sub(cycle_started.elapsed()))).await;
                 while futures_util::FutureExt::now_or_never(triggers.next()).is_some() {}
             }
             () = wait => {}
@@ -130,9 +135,14 @@ async fn cycle(
 ) -> Result<(u64, u64)> {
     let kube = live.kube();
     let resources = kube.list_tenant_resources().await?;
-    for r in resources.iter().filter(|r| !r.deleting && !r.has_finalizer) {
-        kube.set_tenant_finalizer(&r.name, true).await?;
-    }
+    futures_util::stream::iter(
+        resources.iter().filter(|r| !r.deleting && !r.has_finalizer).map(|r| kube.set_tenant_finalizer(&r.name, true)),
+    )
+    .buffer_unordered(req.run.parallelism.max(1))
+    .collect::<Vec<_>>()
+    .await
+    .into_iter()
+    .collect::<Result<Vec<()>, _>>()?;
     let cycle = Cycle { live, lease, settings, run: &req.run, stop, timeout: req.timeout };
     let mut outcomes = Outcomes::default();
     let converged = cycle.converge(&resources, &mut outcomes).await;
@@ -143,7 +153,7 @@ async fn cycle(
             outcomes.verdicts.entry(r.name.clone()).or_insert(Verdict::NotReady { reason: "Failed", message: format!("{e:#}") });
         }
     }
-    write_statuses(live, &resources, &outcomes).await;
+    write_statuses(live, &resources, &outcomes, req.run.parallelism).await;
     converged?;
     deleted?;
     let ready = outcomes.verdicts.values().filter(|v| matches!(v, Verdict::Ready { .. })).count() as u64;
@@ -152,16 +162,22 @@ async fn cycle(
 
 /// Each resource's status where it changed, and an Event for each change
 /// made and each new failure.
-async fn write_statuses(live: &Live, resources: &[TenantResource], outcomes: &Outcomes) {
-    let kube = live.kube();
+async fn write_statuses(live: &Live, resources: &[TenantResource], outcomes: &Outcomes, parallelism: usize) {
     let now = kfp_tenant_k8s::now_rfc3339();
     let by_name: BTreeMap<&str, &TenantResource> = resources.iter().map(|r| (r.name.as_str(), r)).collect();
-    for (name, verdict) in &outcomes.verdicts {
-        let Some(resource) = by_name.get(name.as_str()) else { continue };
-        if outcomes.released.contains(name) {
-            continue;
-        }
-        let status = reconcile::status(resource, verdict, outcomes.roles.get(name), &now);
+    let writes = outcomes.verdicts.iter().filter_map(|(name, verdict)| {
+        let resource = by_name.get(name.as_str())?;
+        (!outcomes.released.contains(name)).then(|| write_status(live, resource, verdict, outcomes.roles.get(name), &now))
+    });
+    futures_util::stream::iter(writes).buffer_unordered(parallelism.max(1)).collect::<Vec<()>>().await;
+}
+
+/// One resource's status, when it changed, and its Event.
+async fn write_status(live: &Live, resource: &TenantResource, verdict: &Verdict, role: Option<&String>, now: &str) {
+    let kube = live.kube();
+    let name = &resource.name;
+    {
+        let status = reconcile::status(resource, verdict, role, now);
         let unchanged = {
             let strip = |s: &serde_json::Value| {
                 let mut s = s.clone();
@@ -173,7 +189,7 @@ async fn write_statuses(live: &Live, resources: &[TenantResource], outcomes: &Ou
             strip(&status) == strip(&resource.status)
         };
         if unchanged {
-            continue;
+            return;
         }
         if let Err(e) = kube.set_tenant_status(name, &status).await {
             note!("cannot write the status of kubeflowtenant {name}: {e}");

@@ -1,0 +1,186 @@
+//! What the principal that runs kfp-tenant may need, and no more: the IAM
+//! policy for a tenants file (`kfp-tenant permissions`), each statement with
+//! a Sid saying what needs it, and the Kubernetes RBAC rules of the commands
+//! (`--kubernetes`) and of the controller (`--controller`).
+//!
+//! Role writes are scoped to the ARNs of the file's roles; attaching a
+//! managed policy to those listed in the file (`iam:PolicyARN`), a
+//! permissions boundary to those the file sets (`iam:PermissionsBoundary`);
+//! `iam:PassRole` only for Pod Identity, only to `pods.eks.amazonaws.com`
+//! (`iam:PassedToService`); EKS Pod Identity and Cognito only when the file
+//! uses them. `sts:GetCallerIdentity` needs no permission, and verify's S3
+//! probe runs with the tenant role's own credentials.
+
+use serde_json::{Value, json};
+
+use crate::policy::PolicyDocument;
+use crate::spec::{Desired, Road};
+
+/// What else the policy covers.
+#[derive(Clone, Debug, Default)]
+pub struct Needs {
+    /// The account, when known; `*` otherwise.
+    pub account_id: Option<String>,
+    /// `--create-oidc-provider`.
+    pub create_oidc_provider: bool,
+}
+
+/// IAM's limit on a managed policy document (characters, whitespace not counted).
+const MAX_MANAGED_POLICY: usize = 6_144;
+
+/// The role actions a tenant's role needs, from create to delete, drift
+/// repair and the exact-permissions rule included.
+pub const ROLE_ACTIONS: [&str; 13] = [
+    "iam:CreateRole",
+    "iam:GetRole",
+    "iam:UpdateRole",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:DeleteRole",
+    "iam:TagRole",
+    "iam:UntagRole",
+    "iam:ListRolePolicies",
+    "iam:GetRolePolicy",
+    "iam:PutRolePolicy",
+    "iam:DeleteRolePolicy",
+    "iam:ListAttachedRolePolicies",
+    "iam:DetachRolePolicy",
+];
+
+fn statement(sid: &str, actions: &[&str], resources: Value) -> Value {
+    json!({"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources})
+}
+
+/// The IAM policy for `desired`.
+pub fn iam_policy(desired: &Desired, needs: &Needs) -> PolicyDocument {
+    let c = &desired.cluster;
+    let partition = crate::validate::partition_of_region(&c.region);
+    let account = needs.account_id.as_deref().unwrap_or("*");
+    let mut roles: Vec<String> =
+        desired.tenants.iter().map(|t| format!("arn:{partition}:iam::{account}:role{}{}", t.role_path, t.role_name)).collect();
+    roles.sort();
+    roles.dedup();
+    let cluster_arn = format!("arn:{partition}:eks:{}:{account}:cluster/{}", c.region, c.name);
+    let mut statements = vec![
+        statement("ReadTheCluster", &["eks:DescribeCluster"], json!(cluster_arn)),
+        statement("FindTheOidcProvider", &["iam:ListOpenIDConnectProviders"], json!("*")),
+        statement("VerifyReadsTheOidcProvider", &["iam:GetOpenIDConnectProvider"], json!(format!("arn:{partition}:iam::{account}:oidc-provider/*"))),
+        statement(
+            "ReadTheAccountsRolesInBulkOrToFindKfpTenants",
+            &["iam:GetAccountSummary", "iam:GetAccountAuthorizationDetails", "iam:ListRoles"],
+            json!("*"),
+        ),
+        statement("ManageTheTenantRoles", &ROLE_ACTIONS, json!(roles)),
+        statement("CheckTheBucket", &["s3:ListBucket"], json!(format!("arn:{partition}:s3:::{}", c.bucket))),
+    ];
+    if needs.create_oidc_provider {
+        statements.push(statement(
+            "CreateTheOidcProvider",
+            &["iam:CreateOpenIDConnectProvider"],
+            json!(format!("arn:{partition}:iam::{account}:oidc-provider/*")),
+        ));
+    }
+    let mut policies: Vec<&str> = desired.tenants.iter().flat_map(|t| t.managed_policies.iter().map(String::as_str)).collect();
+    policies.sort();
+    policies.dedup();
+    if !policies.is_empty() {
+        let mut attach = statement("AttachTheFilesManagedPolicies", &["iam:AttachRolePolicy"], json!(roles));
+        attach["Condition"] = json!({"ArnEquals": {"iam:PolicyARN": policies}});
+        statements.push(attach);
+    }
+    let mut boundaries: Vec<&str> = desired.tenants.iter().filter_map(|t| t.permissions_boundary.as_deref()).collect();
+    boundaries.sort();
+    boundaries.dedup();
+    if !boundaries.is_empty() {
+        let mut put = statement("SetTheFilesPermissionsBoundaries", &["iam:PutRolePermissionsBoundary"], json!(roles));
+        put["Condition"] = json!({"ArnEquals": {"iam:PermissionsBoundary": boundaries}});
+        statements.push(put);
+        statements.push(statement("RemoveAPermissionsBoundary", &["iam:DeleteRolePermissionsBoundary"], json!(roles)));
+    }
+    if desired.tenants.iter().any(|t| t.road == Road::PodIdentity) {
+        let associations = format!("arn:{partition}:eks:{}:{account}:podidentityassociation/{}/*", c.region, c.name);
+        statements.push(statement(
+            "ManageThePodIdentityAssociations",
+            &[
+                "eks:ListPodIdentityAssociations",
+                "eks:DescribePodIdentityAssociation",
+                "eks:CreatePodIdentityAssociation",
+                "eks:UpdatePodIdentityAssociation",
+                "eks:DeletePodIdentityAssociation",
+                "eks:TagResource",
+            ],
+            json!([cluster_arn, associations]),
+        ));
+        let mut pass = statement("PassTheTenantRolesToPodIdentity", &["iam:PassRole"], json!(roles));
+        pass["Condition"] = json!({"StringEquals": {"iam:PassedToService": "pods.eks.amazonaws.com"}});
+        statements.push(pass);
+    }
+    if let Some(cognito) = &desired.cognito {
+        let pool = format!("arn:{partition}:cognito-idp:{}:{account}:userpool/{}", cognito.region, cognito.user_pool_id);
+        let mut actions = vec!["cognito-idp:ListUsers", "cognito-idp:AdminCreateUser"];
+        if cognito.delete_users {
+            actions.push("cognito-idp:AdminDeleteUser");
+        }
+        statements.push(statement("FindAndMakeTheOwnersCognitoUsers", &actions, json!(pool)));
+    }
+    let mut document = PolicyDocument::new(json!({"Version": "2012-10-17", "Statement": statements}));
+    // Too many roles for one managed policy: their path instead, as narrow as the file allows.
+    if document.minified_len() > MAX_MANAGED_POLICY {
+        let mut paths: Vec<String> =
+            desired.tenants.iter().map(|t| format!("arn:{partition}:iam::{account}:role{}*", t.role_path)).collect();
+        paths.sort();
+        paths.dedup();
+        let mut json = document.as_json().clone();
+        for s in json["Statement"].as_array_mut().into_iter().flatten() {
+            if s["Resource"] == json!(roles) {
+                s["Resource"] = json!(paths);
+            }
+        }
+        document = PolicyDocument::new(json);
+    }
+    document
+}
+
+/// A Kubernetes RBAC rule, and what needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub why: &'static str,
+    pub api_group: &'static str,
+    pub resources: &'static [&'static str],
+    pub verbs: &'static [&'static str],
+    /// Only these objects, when set.
+    pub names: &'static [&'static str],
+}
+
+const fn rule(
+    why: &'static str,
+    api_group: &'static str,
+    resources: &'static [&'static str],
+    verbs: &'static [&'static str],
+) -> Rule {
+    Rule { why, api_group, resources, verbs, names: &[] }
+}
+
+/// The cluster-wide rules of the commands (plan, apply, destroy, verify, audit).
+pub const CLUSTER_RULES: &[Rule] = &[
+    rule("Profiles: listed by plan, written by apply, deleted by destroy, watched by --wait", "kubeflow.org", &["profiles"], &["get", "list", "watch", "create", "patch", "delete"]),
+    rule("namespaces: a Profile's owner and readiness; audit lists them", "", &["namespaces"], &["get", "list", "watch"]),
+    rule("service accounts: kfp-tenant's and every default-editor listed, written and deleted", "", &["serviceaccounts"], &["get", "list", "watch", "create", "patch", "delete"]),
+    rule("verify: a token of each granted service account (TokenRequest)", "", &["serviceaccounts/token"], &["create"]),
+    rule("the pipeline ConfigMaps (kfp-launcher, artifact-repositories): listed by name, kfp-tenant's keys applied", "", &["configmaps"], &["list", "create", "patch"]),
+];
+
+/// The rules in `kube-system`: the identity record binding the cluster.
+pub const RECORD_RULES: &[Rule] = &[
+    Rule { why: "the identity record: read by every run, written by the first apply", api_group: "", resources: &["configmaps"], verbs: &["get", "patch"], names: &["kfp-tenant-cluster"] },
+    rule("the identity record: made by the first apply", "", &["configmaps"], &["create"]),
+];
+
+/// The rules in the lock's namespace: the apply lock (and the controller's election).
+pub const LOCK_RULES: &[Rule] = &[rule("the apply lock, a Lease", "coordination.k8s.io", &["leases"], &["get", "create", "update", "delete"])];
+
+/// The controller's cluster-wide rules besides the commands'.
+pub const CONTROLLER_RULES: &[Rule] = &[
+    rule("KubeflowTenants: listed and watched, their finalizer held and dropped", "kfp-tenant.io", &["kubeflowtenants"], &["get", "list", "watch", "patch"]),
+    rule("KubeflowTenants: their status", "kfp-tenant.io", &["kubeflowtenants/status"], &["patch"]),
+    rule("an Event for each change and failure", "", &["events"], &["create"]),
+];
