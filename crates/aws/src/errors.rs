@@ -20,7 +20,8 @@ where
             let body = service.raw().body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
             let (code, message) = service_words(service.err().code(), service.err().message(), status, &body);
             let text = if code.is_empty() { message } else { format!("{message} ({code})") };
-            (kind_of(&code, status), text)
+            let kind = kind_of(&code, status);
+            (kind, if kind == ErrorKind::AccessDenied { with_permission_hint(operation, text) } else { text })
         }
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             let text = error_chain(&err);
@@ -36,6 +37,32 @@ where
         _ => (ErrorKind::Other, error_chain(&err)),
     };
     ProviderError::new(kind, operation, target, message)
+}
+
+/// The IAM action an operation needs, as a policy names it.
+pub fn action_of(operation: &str) -> Option<String> {
+    let service = match operation {
+        "DescribeCluster" | "ListPodIdentityAssociations" | "DescribePodIdentityAssociation" | "CreatePodIdentityAssociation"
+        | "UpdatePodIdentityAssociation" | "DeletePodIdentityAssociation" => "eks",
+        "ListUsers" | "AdminCreateUser" | "AdminDeleteUser" => "cognito-idp",
+        "AssumeRoleWithWebIdentity" | "GetCallerIdentity" => "sts",
+        // HeadBucket is authorized as ListBucket.
+        "HeadBucket" => return Some("s3:ListBucket".to_owned()),
+        "PutObject" | "GetObject" | "DeleteObject" => "s3",
+        op if op.chars().next().is_some_and(char::is_uppercase) => "iam",
+        _ => return None,
+    };
+    Some(format!("{service}:{operation}"))
+}
+
+/// A refusal says which action was missing (the service's words do, or the
+/// operation's) and where the whole list is.
+fn with_permission_hint(operation: &str, text: String) -> String {
+    let named = action_of(operation).filter(|action| !text.contains(action.as_str()));
+    match named {
+        Some(action) => format!("{text}; the caller needs {action}: see `kfp-tenant permissions -f FILE`"),
+        None => format!("{text}; see `kfp-tenant permissions -f FILE`"),
+    }
 }
 
 /// The code and message of a refusal: the SDK's when it parsed them, else
@@ -152,7 +179,13 @@ mod tests {
         assert_eq!(denied.kind, ErrorKind::AccessDenied);
         assert_eq!(
             denied.to_string(),
-            "CreateRole role team-a: User: arn:aws:iam::123456789012:user/x is not authorized to perform: iam:CreateRole (AccessDenied)"
+            "CreateRole role team-a: User: arn:aws:iam::123456789012:user/x is not authorized to perform: iam:CreateRole (AccessDenied); see `kfp-tenant permissions -f FILE`"
+        );
+        // A denial whose words do not name the action: the operation's is named.
+        let bare = refuse(403, "<ErrorResponse><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error></ErrorResponse>");
+        assert_eq!(
+            bare.message,
+            "Access Denied (AccessDenied); the caller needs iam:CreateRole: see `kfp-tenant permissions -f FILE`"
         );
         // A JSON service (EKS) without the SDK's shape.
         let eks = refuse(404, r#"{"__type":"com.amazon.coral#ResourceNotFoundException","message":"No cluster found"}"#);
@@ -162,7 +195,9 @@ mod tests {
         assert_eq!((page.kind, page.message.as_str()), (ErrorKind::Transient, "HTTP 502: 502 Bad Gateway"));
         let text = refuse(404, "\n  no such route\nat all");
         assert_eq!((text.kind, text.message.as_str()), (ErrorKind::Other, "HTTP 404: no such route"));
-        for e in [denied, eks, page] {
+        assert_eq!(action_of("HeadBucket").as_deref(), Some("s3:ListBucket"));
+        assert_eq!(action_of("DescribePodIdentityAssociation").as_deref(), Some("eks:DescribePodIdentityAssociation"));
+        for e in [denied, bare, eks, page] {
             let text = e.to_string();
             assert!(!text.contains('\n') && !text.contains("SdkBody") && !text.contains("Error {"), "{text}");
         }

@@ -74,6 +74,9 @@ pub enum Command {
     Schema,
     /// Print the KubeflowTenant CustomResourceDefinition (kubectl apply -f -).
     Crd,
+    /// Print the least IAM policy (or, with --kubernetes, RBAC) that running
+    /// kfp-tenant on this file needs, each statement saying what needs it.
+    Permissions(PermissionsArgs),
     /// Reconcile KubeflowTenant resources in the cluster, continuously, as a
     /// leader-elected controller (the replicas share apply's Lease).
     Controller(ControllerArgs),
@@ -240,6 +243,28 @@ pub struct ReportArgs {
     /// Print the report as versioned JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PermissionsArgs {
+    #[command(flatten)]
+    pub tenants: TenantFlags,
+    /// The account the roles are in (default: any, `*`).
+    #[arg(long, value_name = "ID")]
+    pub account_id: Option<String>,
+    /// Include creating the cluster's IAM OIDC provider.
+    #[arg(long)]
+    pub create_oidc_provider: bool,
+    /// Print the Kubernetes RBAC instead: a ClusterRole and Roles in
+    /// kube-system and the lock's namespace, no bindings.
+    #[arg(long)]
+    pub kubernetes: bool,
+    /// With --kubernetes: what `kfp-tenant controller` needs too.
+    #[arg(long, requires = "kubernetes")]
+    pub controller: bool,
+    /// Namespace of the Lease.
+    #[arg(long, value_name = "NAMESPACE", default_value = "kubeflow")]
+    pub lock_namespace: String,
 }
 
 #[derive(Debug, Args)]
@@ -443,6 +468,19 @@ impl From<ApplyArgs> for ApplyRequest {
 impl From<ReportArgs> for ReportRequest {
     fn from(a: ReportArgs) -> Self {
         ReportRequest { tenants: a.tenants.into(), run: a.run.into(), json: a.json }
+    }
+}
+
+impl From<PermissionsArgs> for crate::request::PermissionsRequest {
+    fn from(a: PermissionsArgs) -> Self {
+        crate::request::PermissionsRequest {
+            tenants: a.tenants.into(),
+            account_id: a.account_id,
+            create_oidc_provider: a.create_oidc_provider,
+            kubernetes: a.kubernetes,
+            controller: a.controller,
+            lock_namespace: a.lock_namespace,
+        }
     }
 }
 

@@ -88,6 +88,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Graph { tenants, plan_file } => offline::graph(&tenants.into(), plan_file.as_ref()),
         Command::Schema => offline::schema(),
         Command::Crd => offline::crd(),
+        Command::Permissions(args) => offline::permissions(&args.into()),
         Command::Controller(args) => controller::run(args.into()).await,
         Command::Completions { shell } => offline::completions(&flags::completions(shell)),
     }

@@ -43,6 +43,18 @@ pub fn schema() -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+pub fn permissions(req: &crate::request::PermissionsRequest) -> Result<ExitCode> {
+    use kfp_tenant_core::permissions::{Needs, iam_policy, rbac_yaml};
+    if req.kubernetes {
+        say!("{}", rbac_yaml(&req.lock_namespace, req.controller).trim_end())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let desired = req.tenants.desired()?;
+    let needs = Needs { account_id: req.account_id.clone(), create_oidc_provider: req.create_oidc_provider };
+    say!("{}", serde_json::to_string_pretty(iam_policy(&desired, &needs).as_json())?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn crd() -> Result<ExitCode> {
     say!("{}", serde_yaml_ng::to_string(&kfp_tenant_core::crd::definition())?.trim_end())?;
     Ok(ExitCode::SUCCESS)

@@ -103,6 +103,17 @@ pub struct ApplyRequest {
     pub planning: Planning,
 }
 
+/// `permissions`.
+#[derive(Debug)]
+pub struct PermissionsRequest {
+    pub tenants: Tenants,
+    pub account_id: Option<String>,
+    pub create_oidc_provider: bool,
+    pub kubernetes: bool,
+    pub controller: bool,
+    pub lock_namespace: String,
+}
+
 /// `controller`.
 #[derive(Debug)]
 pub struct ControllerRequest {

@@ -130,8 +130,9 @@ pub fn iam_policy(desired: &Desired, needs: &Needs) -> PolicyDocument {
         paths.sort();
         paths.dedup();
         let mut json = document.as_json().clone();
+        let listed = PolicyDocument::new(json!({"Resource": roles})).as_json()["Resource"].clone();
         for s in json["Statement"].as_array_mut().into_iter().flatten() {
-            if s["Resource"] == json!(roles) {
+            if s["Resource"] == listed {
                 s["Resource"] = json!(paths);
             }
         }
@@ -184,3 +185,146 @@ pub const CONTROLLER_RULES: &[Rule] = &[
     rule("KubeflowTenants: their status", "kfp-tenant.io", &["kubeflowtenants/status"], &["patch"]),
     rule("an Event for each change and failure", "", &["events"], &["create"]),
 ];
+
+/// Whether `policy` allows `action` on `resource` with these condition keys
+/// (IAM's evaluation of an identity policy, [`crate::trust::evaluate_identity`]).
+pub fn allows(policy: &PolicyDocument, action: &str, resource: &str, context: &[(&str, &str)]) -> bool {
+    let request = crate::trust::Request {
+        provider_arn: String::new(),
+        action: action.to_owned(),
+        context: context.iter().map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()])).collect(),
+    };
+    matches!(crate::trust::evaluate_identity(policy, &request, resource), crate::trust::Decision::Allowed { .. })
+}
+
+/// One rule as YAML, its reason above it.
+fn rule_yaml(rule: &Rule) -> String {
+    let list = |items: &[&str]| items.iter().map(|i| format!("{i:?}")).collect::<Vec<_>>().join(", ");
+    let mut out = format!("  # {}\n  - apiGroups: [{:?}]\n    resources: [{}]\n", rule.why, rule.api_group, list(rule.resources));
+    if !rule.names.is_empty() {
+        out.push_str(&format!("    resourceNames: [{}]\n", list(rule.names)));
+    }
+    out.push_str(&format!("    verbs: [{}]\n", list(rule.verbs)));
+    out
+}
+
+fn role_yaml(kind: &str, name: &str, namespace: Option<&str>, rules: &[&Rule]) -> String {
+    let mut out = format!("apiVersion: rbac.authorization.k8s.io/v1\nkind: {kind}\nmetadata:\n  name: {name}\n");
+    if let Some(ns) = namespace {
+        out.push_str(&format!("  namespace: {ns}\n"));
+    }
+    out.push_str("rules:\n");
+    for rule in rules {
+        out.push_str(&rule_yaml(rule));
+    }
+    out
+}
+
+/// The ClusterRole and the two Roles, as YAML documents (no bindings: the
+/// operator binds them to whoever runs kfp-tenant).
+pub fn rbac_yaml(lock_namespace: &str, controller: bool) -> String {
+    let mut cluster: Vec<&Rule> = CLUSTER_RULES.iter().collect();
+    if controller {
+        cluster.extend(CONTROLLER_RULES);
+    }
+    let name = if controller { "kfp-tenant-controller" } else { "kfp-tenant" };
+    [
+        role_yaml("ClusterRole", name, None, &cluster),
+        role_yaml("Role", &format!("{name}-identity-record"), Some("kube-system"), &RECORD_RULES.iter().collect::<Vec<_>>()),
+        role_yaml("Role", &format!("{name}-lock"), Some(lock_namespace), &LOCK_RULES.iter().collect::<Vec<_>>()),
+    ]
+    .join("---\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{TenantInput, TenantsFile};
+
+    fn file(tenants: Vec<TenantInput>) -> Desired {
+        crate::validate::validate(&TenantsFile {
+            cluster: "prod".into(),
+            region: "us-west-2".into(),
+            bucket: "kfp-artifacts".into(),
+            tenants,
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    fn tenant(ns: &str) -> TenantInput {
+        TenantInput { namespace: ns.into(), owner: format!("{ns}@example.com"), ..Default::default() }
+    }
+
+    fn sids(doc: &PolicyDocument) -> Vec<String> {
+        doc.statements().iter().map(|s| s["Sid"].as_str().unwrap().to_owned()).collect()
+    }
+
+    #[test]
+    fn role_writes_name_the_files_roles_and_extras_come_only_with_their_use() {
+        let plain = iam_policy(&file(vec![tenant("team-a"), tenant("team-b")]), &Needs { account_id: Some("123456789012".into()), ..Default::default() });
+        let roles = plain.statements().iter().find(|s| s["Sid"] == "ManageTheTenantRoles").unwrap()["Resource"].clone();
+        assert_eq!(roles, json!(["arn:aws:iam::123456789012:role/team-a-prod-role", "arn:aws:iam::123456789012:role/team-b-prod-role"]));
+        let names = sids(&plain);
+        for absent in ["PassTheTenantRolesToPodIdentity", "AttachTheFilesManagedPolicies", "FindAndMakeTheOwnersCognitoUsers", "CreateTheOidcProvider"] {
+            assert!(!names.contains(&absent.to_owned()), "{absent} in {names:?}");
+        }
+        assert!(plain.statements().iter().all(|s| s["Sid"].is_string()), "every statement says what needs it");
+
+        let mut pods = tenant("team-p");
+        pods.identity = Some(Road::PodIdentity);
+        pods.managed_policies = Some(vec!["arn:aws:iam::aws:policy/AmazonSageMakerReadOnly".into()]);
+        let more = iam_policy(&file(vec![pods]), &Needs { create_oidc_provider: true, ..Default::default() });
+        let pass = more.statements().iter().find(|s| s["Sid"] == "PassTheTenantRolesToPodIdentity").unwrap().clone();
+        assert_eq!(pass["Condition"]["StringEquals"]["iam:PassedToService"], "pods.eks.amazonaws.com");
+        assert_eq!(pass["Resource"], json!("arn:aws:iam::*:role/team-p-prod-role"));
+        let attach = more.statements().iter().find(|s| s["Sid"] == "AttachTheFilesManagedPolicies").unwrap().clone();
+        assert_eq!(attach["Condition"]["ArnEquals"]["iam:PolicyARN"], json!("arn:aws:iam::aws:policy/AmazonSageMakerReadOnly"));
+        assert!(sids(&more).contains(&"CreateTheOidcProvider".to_owned()));
+    }
+
+    /// The generated policy under IAM's evaluation: the file's calls pass,
+    /// the same calls on what the file does not name do not.
+    #[test]
+    fn the_policy_allows_the_files_calls_and_nothing_beside_them() {
+        let mut pods = tenant("team-p");
+        pods.identity = Some(Road::PodIdentity);
+        pods.managed_policies = Some(vec!["arn:aws:iam::aws:policy/AmazonSageMakerReadOnly".into()]);
+        let doc = iam_policy(&file(vec![tenant("team-a"), pods]), &Needs { account_id: Some("123456789012".into()), ..Default::default() });
+        let role = |name: &str| format!("arn:aws:iam::123456789012:role/{name}");
+        for action in ROLE_ACTIONS {
+            assert!(allows(&doc, action, &role("team-a-prod-role"), &[]), "{action}");
+            assert!(!allows(&doc, action, &role("someone-elses-role"), &[]), "{action} on a role not in the file");
+        }
+        let sagemaker = [("iam:PolicyARN", "arn:aws:iam::aws:policy/AmazonSageMakerReadOnly")];
+        assert!(allows(&doc, "iam:AttachRolePolicy", &role("team-p-prod-role"), &sagemaker));
+        assert!(!allows(&doc, "iam:AttachRolePolicy", &role("team-p-prod-role"), &[("iam:PolicyARN", "arn:aws:iam::aws:policy/AdministratorAccess")]));
+        assert!(allows(&doc, "iam:PassRole", &role("team-p-prod-role"), &[("iam:PassedToService", "pods.eks.amazonaws.com")]));
+        assert!(!allows(&doc, "iam:PassRole", &role("team-p-prod-role"), &[("iam:PassedToService", "ec2.amazonaws.com")]));
+        assert!(!allows(&doc, "iam:PassRole", &role("team-p-prod-role"), &[]));
+        let cluster = "arn:aws:eks:us-west-2:123456789012:cluster/prod";
+        assert!(allows(&doc, "eks:DescribeCluster", cluster, &[]));
+        assert!(!allows(&doc, "eks:DescribeCluster", "arn:aws:eks:us-west-2:123456789012:cluster/other", &[]));
+        assert!(allows(&doc, "eks:CreatePodIdentityAssociation", cluster, &[]));
+        assert!(allows(&doc, "s3:ListBucket", "arn:aws:s3:::kfp-artifacts", &[]));
+        assert!(!allows(&doc, "s3:GetObject", "arn:aws:s3:::kfp-artifacts/x", &[]), "verify's probe uses the tenant's role");
+        assert!(!allows(&doc, "iam:CreateUser", "arn:aws:iam::123456789012:user/x", &[]));
+    }
+
+    #[test]
+    fn too_many_roles_for_one_policy_become_their_path() {
+        let many: Vec<TenantInput> = (0..200).map(|i| tenant(&format!("team-{i:03}"))).collect();
+        let doc = iam_policy(&file(many), &Needs::default());
+        assert!(doc.minified_len() <= MAX_MANAGED_POLICY, "{}", doc.minified_len());
+        let roles = doc.statements().iter().find(|s| s["Sid"] == "ManageTheTenantRoles").unwrap()["Resource"].clone();
+        assert_eq!(roles, json!("arn:aws:iam::*:role/*"));
+    }
+
+    #[test]
+    fn the_rbac_has_a_reason_for_every_rule_and_no_binding() {
+        let yaml = rbac_yaml("kubeflow", true);
+        assert!(!yaml.contains("Binding"));
+        assert_eq!(yaml.matches("  # ").count(), yaml.matches("  - apiGroups").count());
+        assert!(yaml.contains("kubeflowtenants/status") && yaml.contains("namespace: kube-system") && yaml.contains("namespace: kubeflow"));
+    }
+}

@@ -121,8 +121,8 @@ fn operator_holds(operator: &str, keys: &Value, request: &Request) -> Result<(),
         "StringNotEquals" => |want, got| want != got,
         "StringEqualsIgnoreCase" => |want, got| want.eq_ignore_ascii_case(got),
         "StringNotEqualsIgnoreCase" => |want, got| !want.eq_ignore_ascii_case(got),
-        "StringLike" => |want, got| like(want, got),
-        "StringNotLike" => |want, got| !like(want, got),
+        "StringLike" | "ArnLike" | "ArnEquals" => |want, got| like(want, got),
+        "StringNotLike" | "ArnNotLike" | "ArnNotEquals" => |want, got| !like(want, got),
         other => return Err(format!("condition operator {other} is not one kfp-tenant evaluates")),
     };
     let negated = op.contains("Not");
@@ -148,11 +148,27 @@ fn operator_holds(operator: &str, keys: &Value, request: &Request) -> Result<(),
     Ok(())
 }
 
-/// Why `statement` does not match `request`, or `None` when it does.
-fn mismatch(statement: &Value, request: &Request) -> Option<String> {
-    let principal = statement.get("Principal").unwrap_or(&Value::Null);
-    if !principal_matches(principal, &request.provider_arn) {
-        return Some(format!("its principal is not {}", request.provider_arn));
+/// Why `statement` does not match `request`, or `None` when it does. A
+/// trust policy's statement names its principal; an identity policy's
+/// (`resource` given) names the resources instead.
+fn mismatch(statement: &Value, request: &Request, resource: Option<&str>) -> Option<String> {
+    match resource {
+        None => {
+            let principal = statement.get("Principal").unwrap_or(&Value::Null);
+            if !principal_matches(principal, &request.provider_arn) {
+                return Some(format!("its principal is not {}", request.provider_arn));
+            }
+        }
+        Some(resource) => {
+            let covers = match (statement.get("Resource"), statement.get("NotResource")) {
+                (Some(resources), _) => values(resources).iter().any(|r| like(r, resource)),
+                (None, Some(not)) => !values(not).iter().any(|r| like(r, resource)),
+                (None, None) => false,
+            };
+            if !covers {
+                return Some(format!("its resource is not {resource}"));
+            }
+        }
     }
     let covers = match (statement.get("Action"), statement.get("NotAction")) {
         (Some(actions), _) => values(actions).iter().any(|a| action_matches(a, &request.action)),
@@ -172,8 +188,20 @@ fn mismatch(statement: &Value, request: &Request) -> Option<String> {
     None
 }
 
-/// IAM's decision on `request` under `policy`.
+/// IAM's decision on `request` under `policy`, a trust policy.
 pub fn evaluate(policy: &PolicyDocument, request: &Request) -> Decision {
+    decide(policy, request, None)
+}
+
+/// IAM's decision on `request` (its action and context) on `resource` under
+/// `policy`, an identity policy: Action/NotAction, Resource/NotResource with
+/// IAM's wildcards, conditions (string and ARN operators, `IfExists`,
+/// `ForAnyValue`/`ForAllValues`), Deny before Allow.
+pub fn evaluate_identity(policy: &PolicyDocument, request: &Request, resource: &str) -> Decision {
+    decide(policy, request, Some(resource))
+}
+
+fn decide(policy: &PolicyDocument, request: &Request, resource: Option<&str>) -> Decision {
     let statements: Vec<Value> = match policy.as_json().get("Statement") {
         Some(Value::Array(items)) => items.clone(),
         Some(one) => vec![one.clone()],
@@ -182,13 +210,13 @@ pub fn evaluate(policy: &PolicyDocument, request: &Request) -> Decision {
     let sid = |s: &Value| s.get("Sid").and_then(Value::as_str).map(str::to_owned);
     let effect = |s: &Value| s.get("Effect").and_then(Value::as_str).unwrap_or_default().to_owned();
     for (index, statement) in statements.iter().enumerate() {
-        if effect(statement) == "Deny" && mismatch(statement, request).is_none() {
+        if effect(statement) == "Deny" && mismatch(statement, request, resource).is_none() {
             return Decision::Denied { index, sid: sid(statement) };
         }
     }
     let mut reasons = Vec::new();
     for (index, statement) in statements.iter().enumerate().filter(|(_, s)| effect(s) == "Allow") {
-        match mismatch(statement, request) {
+        match mismatch(statement, request, resource) {
             None => return Decision::Allowed { index, sid: sid(statement) },
             Some(why) => {
                 let name = sid(statement).map_or_else(|| format!("statement {index}"), |s| format!("statement {index} ({s})"));

@@ -27,6 +27,10 @@ pub fn provider_error(operation: &str, target: &str, err: kube::Error) -> Provid
             let first = s.message.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("(no body)");
             format!("HTTP {}: {first}", s.code)
         }
+        // The API server's words name the verb and the resource; the fix is the RBAC.
+        kube::Error::Api(s) if kind == ErrorKind::AccessDenied && s.code == 403 => {
+            format!("{} ({}); see `kfp-tenant permissions --kubernetes`", s.message, s.reason)
+        }
         kube::Error::Api(s) => format!("{} ({})", s.message, s.reason),
         other if kind == ErrorKind::Transient => {
             format!("{}; is the Kubernetes API reachable? check --kubeconfig, --context or KUBECONFIG", error_chain(other))
@@ -49,6 +53,9 @@ mod tests {
             .with_code(403);
         let e = provider_error("PATCH", "profiles team-a", kube::Error::Api(denied.boxed()));
         assert_eq!(e.kind, ErrorKind::AccessDenied);
-        assert_eq!(e.message, "profiles.kubeflow.org \"team-a\" is forbidden: User \"ci\" cannot patch (Forbidden)");
+        assert_eq!(
+            e.message,
+            "profiles.kubeflow.org \"team-a\" is forbidden: User \"ci\" cannot patch (Forbidden); see `kfp-tenant permissions --kubernetes`"
+        );
     }
 }
