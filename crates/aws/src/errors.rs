@@ -42,8 +42,12 @@ where
 /// The IAM action an operation needs, as a policy names it.
 pub fn action_of(operation: &str) -> Option<String> {
     let service = match operation {
-        "DescribeCluster" | "ListPodIdentityAssociations" | "DescribePodIdentityAssociation" | "CreatePodIdentityAssociation"
-        | "UpdatePodIdentityAssociation" | "DeletePodIdentityAssociation" => "eks",
+        "DescribeCluster"
+        | "ListPodIdentityAssociations"
+        | "DescribePodIdentityAssociation"
+        | "CreatePodIdentityAssociation"
+        | "UpdatePodIdentityAssociation"
+        | "DeletePodIdentityAssociation" => "eks",
         "ListUsers" | "AdminCreateUser" | "AdminDeleteUser" => "cognito-idp",
         "AssumeRoleWithWebIdentity" | "GetCallerIdentity" => "sts",
         // HeadBucket is authorized as ListBucket.
@@ -183,10 +187,7 @@ mod tests {
         );
         // A denial whose words do not name the action: the operation's is named.
         let bare = refuse(403, "<ErrorResponse><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error></ErrorResponse>");
-        assert_eq!(
-            bare.message,
-            "Access Denied (AccessDenied); the caller needs iam:CreateRole: see `kfp-tenant permissions -f FILE`"
-        );
+        assert_eq!(bare.message, "Access Denied (AccessDenied); the caller needs iam:CreateRole: see `kfp-tenant permissions -f FILE`");
         // A JSON service (EKS) without the SDK's shape.
         let eks = refuse(404, r#"{"__type":"com.amazon.coral#ResourceNotFoundException","message":"No cluster found"}"#);
         assert_eq!((eks.kind, eks.message.as_str()), (ErrorKind::NotFound, "No cluster found (ResourceNotFoundException)"));

@@ -63,7 +63,11 @@ pub fn iam_policy(desired: &Desired, needs: &Needs) -> PolicyDocument {
     let mut statements = vec![
         statement("ReadTheCluster", &["eks:DescribeCluster"], json!(cluster_arn)),
         statement("FindTheOidcProvider", &["iam:ListOpenIDConnectProviders"], json!("*")),
-        statement("VerifyReadsTheOidcProvider", &["iam:GetOpenIDConnectProvider"], json!(format!("arn:{partition}:iam::{account}:oidc-provider/*"))),
+        statement(
+            "VerifyReadsTheOidcProvider",
+            &["iam:GetOpenIDConnectProvider"],
+            json!(format!("arn:{partition}:iam::{account}:oidc-provider/*")),
+        ),
         statement(
             "ReadTheAccountsRolesInBulkOrToFindKfpTenants",
             &["iam:GetAccountSummary", "iam:GetAccountAuthorizationDetails", "iam:ListRoles"],
@@ -152,36 +156,58 @@ pub struct Rule {
     pub names: &'static [&'static str],
 }
 
-const fn rule(
-    why: &'static str,
-    api_group: &'static str,
-    resources: &'static [&'static str],
-    verbs: &'static [&'static str],
-) -> Rule {
+const fn rule(why: &'static str, api_group: &'static str, resources: &'static [&'static str], verbs: &'static [&'static str]) -> Rule {
     Rule { why, api_group, resources, verbs, names: &[] }
 }
 
 /// The cluster-wide rules of the commands (plan, apply, destroy, verify, audit).
 pub const CLUSTER_RULES: &[Rule] = &[
-    rule("Profiles: listed by plan, written by apply, deleted by destroy, watched by --wait", "kubeflow.org", &["profiles"], &["get", "list", "watch", "create", "patch", "delete"]),
+    rule(
+        "Profiles: listed by plan, written by apply, deleted by destroy, watched by --wait",
+        "kubeflow.org",
+        &["profiles"],
+        &["get", "list", "watch", "create", "patch", "delete"],
+    ),
     rule("namespaces: a Profile's owner and readiness; audit lists them", "", &["namespaces"], &["get", "list", "watch"]),
-    rule("service accounts: kfp-tenant's and every default-editor listed, written and deleted", "", &["serviceaccounts"], &["get", "list", "watch", "create", "patch", "delete"]),
+    rule(
+        "service accounts: kfp-tenant's and every default-editor listed, written and deleted",
+        "",
+        &["serviceaccounts"],
+        &["get", "list", "watch", "create", "patch", "delete"],
+    ),
     rule("verify: a token of each granted service account (TokenRequest)", "", &["serviceaccounts/token"], &["create"]),
-    rule("the pipeline ConfigMaps (kfp-launcher, artifact-repositories): listed by name, kfp-tenant's keys applied", "", &["configmaps"], &["list", "create", "patch"]),
+    rule(
+        "the pipeline ConfigMaps (kfp-launcher, artifact-repositories): listed by name, kfp-tenant's keys applied",
+        "",
+        &["configmaps"],
+        &["list", "create", "patch"],
+    ),
 ];
 
 /// The rules in `kube-system`: the identity record binding the cluster.
 pub const RECORD_RULES: &[Rule] = &[
-    Rule { why: "the identity record: read by every run, written by the first apply", api_group: "", resources: &["configmaps"], verbs: &["get", "patch"], names: &["kfp-tenant-cluster"] },
+    Rule {
+        why: "the identity record: read by every run, written by the first apply",
+        api_group: "",
+        resources: &["configmaps"],
+        verbs: &["get", "patch"],
+        names: &["kfp-tenant-cluster"],
+    },
     rule("the identity record: made by the first apply", "", &["configmaps"], &["create"]),
 ];
 
 /// The rules in the lock's namespace: the apply lock (and the controller's election).
-pub const LOCK_RULES: &[Rule] = &[rule("the apply lock, a Lease", "coordination.k8s.io", &["leases"], &["get", "create", "update", "delete"])];
+pub const LOCK_RULES: &[Rule] =
+    &[rule("the apply lock, a Lease", "coordination.k8s.io", &["leases"], &["get", "create", "update", "delete"])];
 
 /// The controller's cluster-wide rules besides the commands'.
 pub const CONTROLLER_RULES: &[Rule] = &[
-    rule("KubeflowTenants: listed and watched, their finalizer held and dropped", "kfp-tenant.io", &["kubeflowtenants"], &["get", "list", "watch", "patch"]),
+    rule(
+        "KubeflowTenants: listed and watched, their finalizer held and dropped",
+        "kfp-tenant.io",
+        &["kubeflowtenants"],
+        &["get", "list", "watch", "patch"],
+    ),
     rule("KubeflowTenants: their status", "kfp-tenant.io", &["kubeflowtenants/status"], &["patch"]),
     rule("an Event for each change and failure", "", &["events"], &["create"]),
 ];
@@ -262,11 +288,19 @@ mod tests {
 
     #[test]
     fn role_writes_name_the_files_roles_and_extras_come_only_with_their_use() {
-        let plain = iam_policy(&file(vec![tenant("team-a"), tenant("team-b")]), &Needs { account_id: Some("123456789012".into()), ..Default::default() });
+        let plain = iam_policy(
+            &file(vec![tenant("team-a"), tenant("team-b")]),
+            &Needs { account_id: Some("123456789012".into()), ..Default::default() },
+        );
         let roles = plain.statements().iter().find(|s| s["Sid"] == "ManageTheTenantRoles").unwrap()["Resource"].clone();
         assert_eq!(roles, json!(["arn:aws:iam::123456789012:role/team-a-prod-role", "arn:aws:iam::123456789012:role/team-b-prod-role"]));
         let names = sids(&plain);
-        for absent in ["PassTheTenantRolesToPodIdentity", "AttachTheFilesManagedPolicies", "FindAndMakeTheOwnersCognitoUsers", "CreateTheOidcProvider"] {
+        for absent in [
+            "PassTheTenantRolesToPodIdentity",
+            "AttachTheFilesManagedPolicies",
+            "FindAndMakeTheOwnersCognitoUsers",
+            "CreateTheOidcProvider",
+        ] {
             assert!(!names.contains(&absent.to_owned()), "{absent} in {names:?}");
         }
         assert!(plain.statements().iter().all(|s| s["Sid"].is_string()), "every statement says what needs it");
@@ -298,7 +332,12 @@ mod tests {
         }
         let sagemaker = [("iam:PolicyARN", "arn:aws:iam::aws:policy/AmazonSageMakerReadOnly")];
         assert!(allows(&doc, "iam:AttachRolePolicy", &role("team-p-prod-role"), &sagemaker));
-        assert!(!allows(&doc, "iam:AttachRolePolicy", &role("team-p-prod-role"), &[("iam:PolicyARN", "arn:aws:iam::aws:policy/AdministratorAccess")]));
+        assert!(!allows(
+            &doc,
+            "iam:AttachRolePolicy",
+            &role("team-p-prod-role"),
+            &[("iam:PolicyARN", "arn:aws:iam::aws:policy/AdministratorAccess")]
+        ));
         assert!(allows(&doc, "iam:PassRole", &role("team-p-prod-role"), &[("iam:PassedToService", "pods.eks.amazonaws.com")]));
         assert!(!allows(&doc, "iam:PassRole", &role("team-p-prod-role"), &[("iam:PassedToService", "ec2.amazonaws.com")]));
         assert!(!allows(&doc, "iam:PassRole", &role("team-p-prod-role"), &[]));
