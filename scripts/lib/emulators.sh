@@ -43,13 +43,24 @@ ensure_venv() {
   touch "$stamp"
 }
 
-# moto_server on a free port, its URL in MOTO_URL. $1 names its log.
+# moto_server on a free port, its URL in MOTO_URL. $1 names its log; with
+# $2 = unsigned-ok, moto's SigV4 check alone is off (authorization stays on):
+# under enforcement it recomputes signatures from the parsed form body and
+# refuses the Rust SDK's IAM writes that carry policy documents.
 run_moto() {
   ensure_venv
   mkdir -p "$RUN_DIR"
   local port
   port=$(free_port)
-  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$RUN_DIR/$1.log" 2>&1 &
+  if [[ "${2:-}" == unsigned-ok ]]; then
+    "$VENV/bin/python" -c 'import sys
+import moto.iam.access_control as access
+access.IAMRequestBase.check_signature = lambda self: None
+from moto.server import main
+main(["-H", "127.0.0.1", "-p", sys.argv[1]])' "$port" >"$RUN_DIR/$1.log" 2>&1 &
+  else
+    "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$RUN_DIR/$1.log" 2>&1 &
+  fi
   EMULATOR_PIDS+=($!)
   MOTO_URL="http://127.0.0.1:$port"
   wait_http "$MOTO_URL/moto-api/" 60 || { cat "$RUN_DIR/$1.log" >&2; return 1; }
@@ -66,11 +77,12 @@ start_moto() {
   log "moto $MOTO_VERSION listening on $AWS_ENDPOINT_URL"
 }
 
-# A second moto whose IAM policy enforcement the verify tests switch on
-# (POST /moto-api/reset-auth): enforcing breaks moto's EKS and the SDK's IAM
-# writes, so the other tests keep the first one. Exports its URL.
+# A second moto whose IAM policy enforcement the verify and permissions
+# tests switch on (POST /moto-api/reset-auth): enforcing breaks moto's EKS,
+# so the other tests keep the first one; its signature check is off (see
+# run_moto), its authorization on. Exports its URL.
 start_enforcing_moto() {
-  run_moto moto-enforcing || return 1
+  run_moto moto-enforcing unsigned-ok || return 1
   export KFP_TEST_AWS_ENFORCING_ENDPOINT="$MOTO_URL"
   log "moto (IAM policies enforced on demand) listening on $MOTO_URL"
 }

@@ -161,3 +161,221 @@ async fn the_printed_rbac_is_enough_and_every_rule_is_needed() {
         }
     }
 }
+
+/// One test at a time may switch the enforcing moto (the verify tests are
+/// another binary, which cargo runs before or after this one).
+fn enforcing_moto() -> &'static tokio::sync::Mutex<()> {
+    static LOCK: std::sync::OnceLock<tokio::sync::Mutex<()>> = std::sync::OnceLock::new();
+    LOCK.get_or_init(|| tokio::sync::Mutex::new(()))
+}
+
+/// `policy` as moto can check it: every Resource `*` (moto matches actions
+/// against `*` only) and no conditions; the scoping is proven apart, below.
+fn for_moto(policy: &serde_json::Value, without: Option<&str>) -> serde_json::Value {
+    let mut policy = policy.clone();
+    for s in policy["Statement"].as_array_mut().unwrap() {
+        s["Resource"] = serde_json::json!("*");
+        s.as_object_mut().unwrap().remove("Condition");
+        let actions: Vec<serde_json::Value> =
+            s["Action"].as_array().unwrap().iter().filter(|a| Some(a.as_str().unwrap()) != without).cloned().collect();
+        s["Action"] = serde_json::json!(actions);
+    }
+    policy["Statement"] = serde_json::json!(
+        policy["Statement"].as_array().unwrap().iter().filter(|s| !s["Action"].as_array().unwrap().is_empty()).cloned().collect::<Vec<_>>()
+    );
+    policy
+}
+
+/// The printed IAM policy on moto with IAM enforcement (its signature check
+/// alone off, as toolchain.md says): a user holding only the printed actions
+/// runs plan, apply, drift repair, verify, audit and destroy; each action
+/// removed in turn makes a step fail; every call the runs made, recorded
+/// with its resource by a proxy, is allowed by the printed policy under
+/// core's evaluation (moto checks actions against `*` only); and every
+/// printed action was used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
+async fn the_printed_iam_policy_is_enough_and_every_action_is_needed() {
+    use kfp_tenant_core::ports::{ClusterApi, IamApi};
+    use kfp_tenant_testkit::apiserver::{FakeApiOptions, FakeApiServer};
+    use kfp_tenant_testkit::recording_proxy::RecordingProxy;
+    use serde_json::json;
+
+    let main = support::aws().await;
+    let cluster = "perm-iam";
+    let issuer = support::cluster_with_provider(&main, cluster).await;
+    let server = FakeApiServer::start(FakeApiOptions { sa_issuer: issuer.clone(), ..Default::default() }).await.unwrap();
+    support::bind(&server, cluster);
+    let dir = std::env::temp_dir().join(format!("kfp-tenant-permissions-iam-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, server.kubeconfig()).unwrap();
+    let _only_me = enforcing_moto().lock().await;
+    support::enforce(false);
+    let aws = support::enforcing_aws().await;
+    let iam = aws.iam_client();
+    let host = issuer.trim_start_matches("https://");
+    let providers = iam.list_open_id_connect_providers().send().await.unwrap();
+    if !providers.open_id_connect_provider_list().iter().any(|p| p.arn().is_some_and(|a| a.ends_with(host))) {
+        aws.create_oidc_provider(&issuer).await.unwrap();
+    }
+    support::ensure_bucket(&support::enforcing_endpoint(), "perm-artifacts").await;
+    let user = |name: &str| {
+        let iam = iam.clone();
+        let name = name.to_owned();
+        async move {
+            let _ = iam.create_user().user_name(&name).send().await;
+            let key = iam.create_access_key().user_name(&name).send().await.unwrap().access_key.unwrap();
+            (key.access_key_id, key.secret_access_key)
+        }
+    };
+    let admin = user("perm-admin").await;
+    let everything = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]});
+    iam.put_user_policy().user_name("perm-admin").policy_name("admin").policy_document(everything.to_string()).send().await.unwrap();
+    let runner = user("perm-runner").await;
+    let sts =
+        kfp_tenant_testkit::signing_proxy::SigningProxy::start(&support::enforcing_endpoint(), "sts", "us-west-2", &admin.0, &admin.1)
+            .await
+            .unwrap();
+    let recorder = RecordingProxy::start(&support::enforcing_endpoint()).await.unwrap();
+    let eks = RecordingProxy::start(&support::moto_endpoint()).await.unwrap();
+
+    let policy_of = |file: &Path| -> serde_json::Value {
+        let printed = kfp(&kubeconfig, &["permissions", "-f", file.to_str().unwrap(), "--account-id", "123456789012"]).unwrap();
+        serde_json::from_str(&printed).unwrap()
+    };
+    let as_runner = |args: &[&str]| -> Result<String, String> {
+        let out = Command::new(env!("CARGO_BIN_EXE_kfp-tenant"))
+            .args(args)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("NO_COLOR", "1")
+            .env("AWS_ACCESS_KEY_ID", &runner.0)
+            .env("AWS_SECRET_ACCESS_KEY", &runner.1)
+            .env("AWS_ENDPOINT_URL", recorder.url())
+            .env("AWS_ENDPOINT_URL_EKS", eks.url())
+            .env("AWS_ENDPOINT_URL_STS", sts.url())
+            .env_remove("AWS_PROFILE")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        match out.status.code() {
+            Some(0) => Ok(text),
+            Some(2) if args[0] == "audit" => Ok(text),
+            _ => Err(format!("{} failed: {text}", args[0])),
+        }
+    };
+    // The life cycle under `policy`, drift made by hand in the middle; stops at the first failing step.
+    let mut runs = 0;
+    let mut life_cycle = async |policy: &serde_json::Value| -> Result<(), String> {
+        runs += 1;
+        let ns = format!("perm-{runs:02}");
+        let role = format!("{ns}-{cluster}-role");
+        let file = dir.join(format!("{ns}.yaml"));
+        std::fs::write(&file, format!("cluster: {cluster}\nregion: us-west-2\nbucket: perm-artifacts\ntenants:\n  - namespace: {ns}\n    owner: {ns}@example.com\n")).unwrap();
+        let f = file.to_str().unwrap();
+        support::enforce(false);
+        iam.put_user_policy().user_name("perm-runner").policy_name("kfp-tenant").policy_document(policy.to_string()).send().await.unwrap();
+        support::enforce(true);
+        let first =
+            as_runner(&["plan", "-f", f]).and_then(|_| as_runner(&["apply", "-f", f, "--auto-approve", "--wait", "--timeout", "30s"]));
+        support::enforce(false);
+        first?;
+        // Drift by hand: the description, a tag, the trust, an inline policy, a managed policy.
+        iam.update_role().role_name(&role).description("edited by hand").send().await.unwrap();
+        iam.tag_role()
+            .role_name(&role)
+            .tags(aws_sdk_iam::types::Tag::builder().key("by-hand").value("x").build().unwrap())
+            .send()
+            .await
+            .unwrap();
+        iam.untag_role().role_name(&role).tag_keys("kfp-tenant/namespace").send().await.unwrap();
+        let trust = aws.get_role(&role).await.unwrap().unwrap().trust_policy;
+        let mut wide = trust.as_json().clone();
+        wide["Statement"][0]["Condition"]["StringEquals"] = json!({format!("{host}:aud"): "sts.amazonaws.com"});
+        iam.update_assume_role_policy().role_name(&role).policy_document(wide.to_string()).send().await.unwrap();
+        iam.put_role_policy().role_name(&role).policy_name("by-hand").policy_document(everything.to_string()).send().await.unwrap();
+        let managed =
+            iam.create_policy().policy_name(format!("by-hand-{ns}")).policy_document(everything.to_string()).send().await.unwrap();
+        iam.attach_role_policy().role_name(&role).policy_arn(managed.policy.unwrap().arn.unwrap()).send().await.unwrap();
+        support::enforce(true);
+        let rest = (|| {
+            as_runner(&["apply", "-f", f, "--auto-approve", "--refresh-mode", "per-role"])?;
+            as_runner(&["plan", "-f", f, "--detailed-exitcode", "--refresh-mode", "bulk"])?;
+            as_runner(&["verify", "-f", f])?;
+            as_runner(&["audit", "-f", f])?;
+            as_runner(&["destroy", "-f", f, "--auto-approve", "--timeout", "30s"])
+        })();
+        support::enforce(false);
+        rest.map(drop)
+    };
+
+    let file = dir.join("perm-01.yaml");
+    std::fs::write(&file, format!("cluster: {cluster}\nregion: us-west-2\nbucket: perm-artifacts\ntenants:\n  - namespace: perm-01\n    owner: perm-01@example.com\n")).unwrap();
+    let printed = policy_of(&file);
+    life_cycle(&for_moto(&printed, None)).await.unwrap();
+
+    // Every call the runner made is allowed by the printed policy, resource by resource.
+    let doc = kfp_tenant_core::policy::PolicyDocument::new(printed.clone());
+    let mut used = std::collections::BTreeSet::new();
+    let mine = |c: &kfp_tenant_testkit::recording_proxy::Recorded| c.access_key.as_deref() == Some(runner.0.as_str());
+    for call in recorder.calls().iter().filter(|c| mine(c)) {
+        let (action, resource, context) = match call.param("Action") {
+            Some(op) => {
+                let resource = match (call.param("RoleName"), call.param("OpenIDConnectProviderArn")) {
+                    (Some(role), _) => format!("arn:aws:iam::123456789012:role/{role}"),
+                    (None, Some(arn)) => arn.to_owned(),
+                    _ => "*".to_owned(),
+                };
+                let context: Vec<(&str, &str)> = call.param("PolicyArn").map(|p| ("iam:PolicyARN", p)).into_iter().collect();
+                (format!("iam:{op}"), resource, context.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<Vec<_>>())
+            }
+            // S3's HeadBucket, authorized as ListBucket.
+            None if call.method == "HEAD" => {
+                ("s3:ListBucket".to_owned(), format!("arn:aws:s3:::{}", call.path.trim_matches('/')), Vec::new())
+            }
+            None => panic!("a call of the runner this test does not know: {call:?}"),
+        };
+        let context: Vec<(&str, &str)> = context.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert!(
+            kfp_tenant_core::permissions::allows(&doc, &action, &resource, &context),
+            "{action} on {resource} {context:?} is not allowed by {printed:#}"
+        );
+        used.insert(action);
+    }
+    for call in eks.calls().iter().filter(|c| mine(c)) {
+        let name = call.path.trim_start_matches("/clusters/");
+        assert_eq!(call.method, "GET", "{call:?}");
+        let resource = format!("arn:aws:eks:us-west-2:123456789012:cluster/{name}");
+        assert!(kfp_tenant_core::permissions::allows(&doc, "eks:DescribeCluster", &resource, &[]), "{resource}");
+        used.insert("eks:DescribeCluster".to_owned());
+    }
+    let printed_actions: std::collections::BTreeSet<String> = printed["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()))
+        .collect();
+    let unused: Vec<&String> = printed_actions.difference(&used).collect();
+    assert!(unused.is_empty(), "printed but never used: {unused:?}");
+
+    // Each printed action removed in turn: a step fails, refused. EKS's
+    // actions are the exception: moto's EKS breaks under enforcement, so it
+    // runs on the suite's moto, which checks nothing (their need is shown by
+    // the recorded calls above).
+    for action in printed_actions.iter().filter(|a| !a.starts_with("eks:")) {
+        if action == "s3:ListBucket" {
+            // The bucket check only warns: without it every step goes on, and the plan says why it could not check.
+            life_cycle(&for_moto(&printed, Some(action))).await.unwrap();
+            support::enforce(true);
+            let plan = as_runner(&["plan", "-f", dir.join("perm-01.yaml").to_str().unwrap()]);
+            support::enforce(false);
+            let plan = plan.unwrap();
+            assert!(plan.contains("could not check that bucket perm-artifacts exists") && plan.contains("s3:ListBucket"), "{plan}");
+            continue;
+        }
+        let failure = life_cycle(&for_moto(&printed, Some(action))).await.expect_err(&format!("{action} was not needed by any step"));
+        assert!(failure.contains("AccessDenied") || failure.contains("not authorized") || failure.contains("403"), "{action}: {failure}");
+        assert!(failure.contains("kfp-tenant permissions"), "the refusal points at the generator: {failure}");
+    }
+}

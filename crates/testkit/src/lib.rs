@@ -34,6 +34,7 @@ mod http1;
 pub mod kube;
 pub mod paging_proxy;
 pub mod pod_identity;
+pub mod recording_proxy;
 pub mod signing_proxy;
 pub mod world;
 
