@@ -314,6 +314,9 @@ async fn the_printed_iam_policy_is_enough_and_every_action_is_needed() {
     std::fs::write(&file, format!("cluster: {cluster}\nregion: us-west-2\nbucket: perm-artifacts\ntenants:\n  - namespace: perm-01\n    owner: perm-01@example.com\n")).unwrap();
     let printed = policy_of(&file);
     life_cycle(&for_moto(&printed, None)).await.unwrap();
+    // moto authorizes HeadBucket under another action than AWS's s3:ListBucket
+    // (it answers 403 with s3:ListBucket allowed on `*`): the bucket check
+    // warns here whatever the policy; its call is checked below, recorded.
 
     // Every call the runner made is allowed by the printed policy, resource by resource.
     let doc = kfp_tenant_core::policy::PolicyDocument::new(printed.clone());
@@ -365,7 +368,7 @@ async fn the_printed_iam_policy_is_enough_and_every_action_is_needed() {
     // the recorded calls above).
     for action in printed_actions.iter().filter(|a| !a.starts_with("eks:")) {
         if action == "s3:ListBucket" {
-            // The bucket check only warns: without it every step goes on, and the plan says why it could not check.
+            // The bucket check only warns (naming s3:ListBucket): without it every step goes on.
             life_cycle(&for_moto(&printed, Some(action))).await.unwrap();
             support::enforce(true);
             let plan = as_runner(&["plan", "-f", dir.join("perm-01.yaml").to_str().unwrap()]);
