@@ -320,3 +320,12 @@ fn the_committed_crd_is_the_binarys() {
     let committed = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/crd.yaml")).unwrap();
     assert_eq!(String::from_utf8(printed.stdout).unwrap(), committed, "run: kfp-tenant crd > deploy/crd.yaml");
 }
+
+/// `deploy/rbac.yaml` holds what `kfp-tenant permissions --kubernetes --controller` prints.
+#[test]
+fn the_committed_rbac_is_the_generators() {
+    let printed = kfp(Path::new("/nonexistent"), &["permissions", "--kubernetes", "--controller", "--lock-namespace", "kubeflow"]);
+    let committed = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/rbac.yaml")).unwrap();
+    let printed = String::from_utf8(printed.stdout).unwrap();
+    assert!(committed.contains(&printed), "run: kfp-tenant permissions --kubernetes --controller, into deploy/rbac.yaml");
+}
