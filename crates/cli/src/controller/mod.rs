@@ -32,6 +32,8 @@ use crate::request::ControllerRequest;
 
 /// Changes that arrive together are one cycle.
 const DEBOUNCE: Duration = Duration::from_millis(500);
+/// A watch stream this long without a change has been drained.
+const QUIET: Duration = Duration::from_millis(100);
 /// At most one cycle this often on changes, however many arrive (a writer
 /// that keeps touching kfp-tenant's objects costs a cycle per gap, not one
 /// per touch); the resync is not held back.
@@ -94,7 +96,12 @@ pub async fn run(req: ControllerRequest) -> Result<ExitCode> {
         tokio::select! {
             Some(()) = triggers.next() => {
                 tokio::time::sleep(DEBOUNCE.max(MIN_GAP.saturating_sub(cycle_started.elapsed()))).await;
-                while futures_util::FutureExt::now_or_never(triggers.next()).is_some() {}
+                // Everything that arrived meanwhile is this cycle's too. A
+                // watch's backlog arrives over several reads of its stream,
+                // so it is drained until the stream stays quiet for a moment
+                // (draining only what is ready cost one cycle per gap for
+                // minutes after a burst of 500 tenants: B9).
+                while let Ok(Some(())) = tokio::time::timeout(QUIET, triggers.next()).await {}
             }
             () = wait => {}
             () = guard.lost() => return lost(&stop),
