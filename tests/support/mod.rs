@@ -124,3 +124,20 @@ pub async fn ensure_bucket(endpoint: &str, bucket: &str) {
         assert!(text.contains("BucketAlreadyOwnedByYou") || text.contains("BucketAlreadyExists"), "create bucket {bucket}: {text}");
     }
 }
+
+/// kubectl with `KUBECONFIG`, `stdin` fed to it: whether it succeeded, and what it said.
+pub fn kubectl(kubeconfig: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("kubectl")
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    child.stdin.take().expect("a pipe").write_all(stdin.as_bytes()).expect("kubectl reads its input");
+    let out = child.wait_with_output().expect("kubectl ends");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}

@@ -20,19 +20,7 @@ use kfp_tenant_core::ports::IamApi;
 use kfp_tenant_testkit::backend::{Backend, TestKube, TestKubeOptions};
 use serde_json::{Value, json};
 
-fn kubectl(kubeconfig: &Path, args: &[&str], stdin: &str) -> (bool, String) {
-    let mut child = Command::new("kubectl")
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl runs");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
+use support::kubectl;
 
 fn kfp(kubeconfig: &Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_kfp-tenant"))

@@ -9,34 +9,25 @@
 #[path = "../../../tests/support/mod.rs"]
 mod support;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use kfp_tenant_testkit::backend::{Backend, TestKube, TestKubeOptions};
 
 fn kubectl(kubeconfig: &Path, args: &[&str], stdin: &str) -> String {
-    let mut child = Command::new("kubectl")
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl runs");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "kubectl {args:?}: {text}");
+    let (ok, text) = support::kubectl(kubeconfig, args, stdin);
+    assert!(ok, "kubectl {args:?}: {text}");
     text
 }
 
-/// The binary as the bound service account; `Err` names the step that failed and why.
-fn kfp(kubeconfig: &Path, args: &[&str]) -> Result<String, String> {
+/// The binary with `KUBECONFIG` and `env`; `Err` names the step that
+/// failed and why (`audit`'s exit 2, findings, is no failure).
+fn kfp_env(kubeconfig: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<String, String> {
     let out = Command::new(env!("CARGO_BIN_EXE_kfp-tenant"))
         .args(args)
         .env("KUBECONFIG", kubeconfig)
         .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
         .env_remove("AWS_PROFILE")
         .stdin(Stdio::null())
         .output()
@@ -44,8 +35,13 @@ fn kfp(kubeconfig: &Path, args: &[&str]) -> Result<String, String> {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     match out.status.code() {
         Some(0) => Ok(text),
+        Some(2) if args[0] == "audit" => Ok(text),
         _ => Err(format!("{} failed: {text}", args[0])),
     }
+}
+
+fn kfp(kubeconfig: &Path, args: &[&str]) -> Result<String, String> {
+    kfp_env(kubeconfig, args, &[])
 }
 
 /// The printed rules as (document index, rule index) pairs, and the YAML
@@ -128,7 +124,7 @@ async fn the_printed_rbac_is_enough_and_every_rule_is_needed() {
             kfp(&as_sa, &[&["apply", "-f", &file, "--auto-approve", "--wait", "--timeout", "60s"][..], &lock_args].concat())?;
             kfp(&as_sa, &["plan", "-f", &file, "--detailed-exitcode"])?;
             kfp(&as_sa, &["verify", "-f", &file])?;
-            kfp(&as_sa, &["audit", "-f", &file]).or_else(|e| if e.contains("findings") { Ok(e) } else { Err(e) })?;
+            kfp(&as_sa, &["audit", "-f", &file])?;
             kfp(&as_sa, &[&["destroy", "-f", &file, "--auto-approve", "--timeout", "90s"][..], &lock_args].concat())
         })();
         (ns, file, result)
@@ -245,25 +241,14 @@ async fn the_printed_iam_policy_is_enough_and_every_action_is_needed() {
         serde_json::from_str(&printed).unwrap()
     };
     let as_runner = |args: &[&str]| -> Result<String, String> {
-        let out = Command::new(env!("CARGO_BIN_EXE_kfp-tenant"))
-            .args(args)
-            .env("KUBECONFIG", &kubeconfig)
-            .env("NO_COLOR", "1")
-            .env("AWS_ACCESS_KEY_ID", &runner.0)
-            .env("AWS_SECRET_ACCESS_KEY", &runner.1)
-            .env("AWS_ENDPOINT_URL", recorder.url())
-            .env("AWS_ENDPOINT_URL_EKS", eks.url())
-            .env("AWS_ENDPOINT_URL_STS", sts.url())
-            .env_remove("AWS_PROFILE")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        match out.status.code() {
-            Some(0) => Ok(text),
-            Some(2) if args[0] == "audit" => Ok(text),
-            _ => Err(format!("{} failed: {text}", args[0])),
-        }
+        let env = [
+            ("AWS_ACCESS_KEY_ID", runner.0.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", runner.1.as_str()),
+            ("AWS_ENDPOINT_URL", recorder.url()),
+            ("AWS_ENDPOINT_URL_EKS", eks.url()),
+            ("AWS_ENDPOINT_URL_STS", sts.url()),
+        ];
+        kfp_env(&kubeconfig, args, &env)
     };
     // The life cycle under `policy`, drift made by hand in the middle; stops at the first failing step.
     let mut runs = 0;
