@@ -1,14 +1,22 @@
-//! The Kubeflow Profile as kube sees it (a typed custom resource), and the
-//! translation to and from core's [`Profile`].
+//! The Kubeflow Profile as kube sees it (a typed custom resource), the
+//! translation to and from core's [`Profile`], and the calls: one listing
+//! for all tenants, a server-side apply of the whole spec (a merge patch
+//! removing what other managers added), a deletion that waits for the
+//! controller's finalizer and the garbage collector, and the readiness wait.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use kfp_tenant_core::ports::{Profile, ProfilePlugin};
+use kfp_tenant_core::ports::{Profile, ProfilePlugin, ProviderResult};
 use kfp_tenant_core::spec::ResourceQuota;
 use kfp_tenant_core::tags;
 use kube::CustomResource;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
+
+use crate::readiness::{not_ready, not_ready_watched, waiting_for};
+use crate::{FIELD_MANAGER, Kube, provider_error};
 
 /// `spec` of a Kubeflow Profile.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -115,6 +123,72 @@ pub fn merge_diff(from: &Value, to: &Value) -> Value {
             Value::Object(patch)
         }
         (_, to) => to.clone(),
+    }
+}
+
+impl Kube {
+    pub(crate) async fn list_profiles_impl(&self) -> ProviderResult<Vec<Profile>> {
+        let mut profiles = Vec::new();
+        let mut params = ListParams::default().limit(500);
+        loop {
+            let page = self.profiles().list(&params).await.map_err(|e| provider_error("ListProfiles", "profiles.kubeflow.org", e))?;
+            profiles.extend(page.items.iter().map(from_resource));
+            let token: Option<String> = page.metadata.continue_.clone().filter(|c| !c.is_empty());
+            match token {
+                Some(token) => params = params.continue_token(&token),
+                None => return Ok(profiles),
+            }
+        }
+    }
+
+    /// Server-side apply, forced. An apply leaves alone the fields that other
+    /// managers set (a `resourceQuotaSpec` added with kubectl edit, say), and
+    /// kfp-tenant owns the whole spec: when the applied spec still differs
+    /// from the desired one, a merge patch removes exactly the difference.
+    pub(crate) async fn apply_profile_impl(&self, profile: &Profile) -> ProviderResult<()> {
+        let target = format!("profile {}", profile.name);
+        let desired = to_resource(profile);
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let applied = self
+            .profiles()
+            .patch(&profile.name, &params, &Patch::Apply(&desired))
+            .await
+            .map_err(|e| provider_error("ApplyProfile", &target, e))?;
+        if applied.spec == desired.spec {
+            return Ok(());
+        }
+        let to_json = |spec: &ProfileSpec| serde_json::to_value(spec).unwrap_or(Value::Null);
+        let patch = json!({"spec": merge_diff(&to_json(&applied.spec), &to_json(&desired.spec))});
+        self.profiles()
+            .patch(
+                &profile.name,
+                &PatchParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..Default::default() },
+                &Patch::Merge(&patch),
+            )
+            .await
+            .map(drop)
+            .map_err(|e| provider_error("ApplyProfile", &target, e))
+    }
+
+    pub(crate) async fn delete_profile_impl(&self, name: &str, timeout: Duration) -> ProviderResult<()> {
+        let target = format!("profile {name}");
+        self.profiles().delete(name, &DeleteParams::foreground()).await.map_err(|e| provider_error("DeleteProfile", &target, e))?;
+        // The controller releases its finalizer, the garbage collector deletes
+        // the namespace (foreground), then the Profile goes.
+        let left = |p: &KubeflowProfile| waiting_for(name, p.metadata.finalizers.as_deref().unwrap_or_default());
+        self.wait(
+            "DeleteProfile",
+            &target,
+            timeout,
+            |watches| watches.profile(name).map(|p| left(&p)),
+            || async { Ok(self.profiles().get_opt(name).await.map_err(|e| provider_error("GetProfile", &target, e))?.map(|p| left(&p))) },
+        )
+        .await
+    }
+
+    pub(crate) async fn wait_ready_impl(&self, profile: &Profile, timeout: Duration) -> ProviderResult<()> {
+        let target = format!("profile {}", profile.name);
+        self.wait("WaitReady", &target, timeout, |watches| not_ready_watched(watches, profile), || not_ready(self, profile)).await
     }
 }
 
