@@ -2,7 +2,9 @@
 //! (RBAC enforced): a service account bound to exactly the printed rules
 //! runs the life cycle through the binary (apply --wait, plan, verify,
 //! audit, destroy), and with each rule removed in turn something that needs
-//! it fails (no rule is spare). AWS is moto, which here enforces nothing.
+//! it fails (no rule is spare); bound to `--controller`'s rules, the
+//! controller makes a KubeflowTenant Ready and deletes it. The IAM policy is
+//! proven on the enforcing moto (below).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
@@ -156,6 +158,53 @@ async fn the_printed_rbac_is_enough_and_every_rule_is_needed() {
             let _ = ns;
         }
     }
+
+    // --controller: the controller, as the same service account bound to
+    // what `permissions --kubernetes --controller` prints, makes a
+    // KubeflowTenant Ready and deletes its tenant with it.
+    let crd = kfp(&admin, &["crd"]).unwrap();
+    kubectl(&admin, &["apply", "--server-side", "--force-conflicts", "-f", "-"], &crd);
+    kubectl(&admin, &["wait", "--for=condition=Established", "crd/kubeflowtenants.kfp-tenant.io", "--timeout=30s"], "");
+    let controller_rules = kfp(&admin, &["permissions", "--kubernetes", "--controller", "--lock-namespace", &lock])
+        .unwrap()
+        .replace("kfp-tenant-controller", "kfp-tenant")
+        .replace("name: kfp-tenant", &format!("name: kfp-tenant{suffix}"));
+    bind(&controller_rules);
+    let settings = dir.join("settings.yaml");
+    std::fs::write(&settings, format!("cluster: {cluster}\nregion: us-west-2\nbucket: kfp-artifacts\ntenants: []\n")).unwrap();
+    let log = dir.join("controller.log");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut controller = Command::new(env!("CARGO_BIN_EXE_kfp-tenant"))
+        .args(["controller", "-f", settings.to_str().unwrap(), "--resync", "3s", "--lock-namespace", &lock])
+        .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+        .env("KUBECONFIG", &as_sa)
+        .env_remove("AWS_PROFILE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let name = kube.name("perm-kt");
+    let resource = format!(
+        "{{\"apiVersion\": \"kfp-tenant.io/v1alpha1\", \"kind\": \"KubeflowTenant\", \"metadata\": {{\"name\": \"{name}\"}}, \"spec\": {{\"owner\": \"{name}@example.com\"}}}}"
+    );
+    kubectl(&admin, &["apply", "-f", "-"], &resource);
+    let mut ready = false;
+    for _ in 0..300 {
+        let object = kube.object("kubeflowtenants", "", &name).await;
+        let conditions = object.and_then(|o| o["status"]["conditions"].as_array().cloned()).unwrap_or_default();
+        ready = conditions.iter().any(|c| c["type"] == "Ready" && c["status"] == "True");
+        if ready {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(ready, "Ready under the printed controller RBAC: {said}");
+    kubectl(&admin, &["delete", "kubeflowtenant", &name, "--timeout=90s"], "");
+    let _ = controller.kill();
+    let _ = controller.wait();
+    assert!(!said.contains("forbidden") && !said.contains("Forbidden"), "{said}");
 }
 
 /// One test at a time may switch the enforcing moto (the verify tests are
