@@ -257,12 +257,15 @@ async fn bulk_and_per_role_refresh_plan_the_same_on_moto() {
     file.tenants[1].s3_access = Some(S3AccessMode::Prefix);
     file.tenants[1].s3_prefix = Some("private/b-two/".to_owned());
     let desired = validate(&file).unwrap();
+    // moto answers 500 now and then when another test changes roles under
+    // its GetAccountAuthorizationDetails: retried, as the binary retries.
+    let resilient = kfp_tenant_core::resilience::Resilient::new(aws.clone(), kfp_tenant_core::resilience::RetryPolicy::default());
     let observe = |mode| {
-        let (aws, profiles, desired) = (&aws, &profiles, &desired);
+        let (aws, profiles, desired, resilient) = (&aws, &profiles, &desired, &resilient);
         async move {
             refresh(
                 &ReadSet::for_desired(desired, true),
-                Providers { cluster: aws, iam: aws, kube: profiles, pod_identity: aws, directory: aws },
+                Providers { cluster: aws, iam: resilient, kube: profiles, pod_identity: aws, directory: aws },
                 10,
                 mode,
             )
