@@ -85,10 +85,14 @@ pub async fn run(req: ControllerRequest) -> Result<ExitCode> {
                 Err(e) => note!("reconcile failed: {e:#}"),
             }
         };
+        // An interrupt lets the cycle end itself: its apply starts nothing new
+        // and gives what runs its grace. A lost Lease cannot wait for that.
         tokio::select! {
             () = cycle => {}
             () = guard.lost() => return lost(&stop),
-            () = stop.stopped() => break,
+        }
+        if stop.is_stopped() {
+            break;
         }
         next_resync = next_resync.max(Instant::now() - req.resync) + req.resync;
         // Wait for a change (then for its siblings) or the resync.

@@ -211,32 +211,60 @@ impl Cycle<'_> {
     pub async fn delete(&self, resources: &[TenantResource], outcomes: &mut Outcomes) -> Result<()> {
         let mut doomed = Vec::new();
         for r in resources.iter().filter(|r| r.deleting && r.has_finalizer) {
-            // Never applied (no role in its status: an invalid spec or a
-            // reserved name, which write nothing): nothing to delete.
-            if r.status.get("roleArn").is_none() {
-                self.live.kube().set_tenant_finalizer(&r.name, false).await?;
-                outcomes.released.insert(r.name.clone());
-                continue;
-            }
-            match tenant_of(&r.name, &r.spec) {
-                Ok((_, DeletionPolicy::Retain)) => {
-                    self.live.kube().set_tenant_finalizer(&r.name, false).await?;
-                    outcomes.released.insert(r.name.clone());
-                }
-                Ok((tenant, DeletionPolicy::Delete)) => doomed.push(tenant),
-                Err(e) => {
+            let parsed = tenant_of(&r.name, &r.spec);
+            let problem = match parsed {
+                Ok((_, DeletionPolicy::Retain)) => None,
+                Ok((tenant, DeletionPolicy::Delete)) => match validate::validate(&self.file(vec![tenant.clone()])) {
+                    Ok(_) => {
+                        // Destroyed whether or not its status says it was applied: a
+                        // status write lost after an apply must not leave its role behind.
+                        doomed.push(tenant);
+                        continue;
+                    }
+                    Err(e) => Some(e.to_string()),
+                },
+                Err(e) => Some(e),
+            };
+            // Retain lets go. An invalid spec or a reserved name writes nothing:
+            // if no apply ever gave it a role, there is nothing to delete.
+            match problem {
+                Some(e) if r.status.get("roleArn").is_some() => {
                     let message = format!("cannot delete the tenant: {e}; fix the spec, or set deletionPolicy: Retain");
                     outcomes.verdicts.insert(r.name.clone(), Verdict::NotReady { reason: "Invalid", message });
+                }
+                _ => {
+                    self.live.kube().set_tenant_finalizer(&r.name, false).await?;
+                    outcomes.released.insert(r.name.clone());
                 }
             }
         }
         if doomed.is_empty() {
             return Ok(());
         }
-        let desired = validate::validate(&self.file(doomed))?;
+        let names: Vec<String> = doomed.iter().map(|t| t.namespace.clone()).collect();
+        let desired = match validate::validate(&self.file(doomed)) {
+            Ok(desired) => desired,
+            Err(e) => {
+                for ns in names {
+                    let message = format!("cannot delete the tenant together with the others being deleted: {e}");
+                    outcomes.verdicts.insert(ns, Verdict::NotReady { reason: "Deleting", message });
+                }
+                return Ok(());
+            }
+        };
         let reads = ReadSet::for_destroy(&desired, self.run.bind_cluster);
         let observed = self.live.observe(&reads, self.run).await?;
-        let plan = plan::plan_destroy(&desired, &observed)?;
+        let plan = match plan::plan_destroy(&desired, &observed) {
+            Ok(plan) => plan,
+            // Refused (a role that is not kfp-tenant's, say): each says why, and stays.
+            Err(e) => {
+                for ns in names {
+                    let message = format!("cannot delete the tenant: {e}");
+                    outcomes.verdicts.insert(ns, Verdict::NotReady { reason: "Refused", message });
+                }
+                return Ok(());
+            }
+        };
         let report = apply::apply(&plan, self.live.providers(), &self.options(), &Logged(self.lease)).await;
         let unfinished: BTreeSet<&str> =
             report.outcomes.iter().filter(|(_, (_, o))| *o != Outcome::Done).filter_map(|(a, _)| a.namespace()).collect();
