@@ -593,6 +593,11 @@ async fn the_pipeline_config_shares_its_configmaps_with_kfps_controller(backend:
     let live = kube.object("configmaps", &second, "kfp-launcher").await.unwrap();
     assert_eq!(data(&live, "defaultPipelineRoot").as_deref(), Some(ours), "{live}");
     assert_eq!(data(&live, "clusterDomain"), None, "KFP's create failed, as metacontroller's does: {live}");
+    // A release of a ConfigMap that is not there makes none (an empty
+    // kfp-launcher would keep KFP's controller from making its own).
+    let gone = ConfigMap { name: "kfp-tenant-released".into(), data: Default::default(), annotations: Default::default(), ..want };
+    provider.apply_config_map(&gone, WAIT).await.unwrap();
+    assert!(kube.object("configmaps", &second, "kfp-tenant-released").await.is_none());
     provider.delete_profile(&second, WAIT).await.unwrap();
     kube.delete_object("namespaces", "", &second).await;
 }

@@ -53,12 +53,24 @@ impl Kube {
     }
 
     /// Forced: the keys KFP's controller wrote (with a create of its own)
-    /// become kfp-tenant's. An apply naming nothing gives them all back.
+    /// become kfp-tenant's. An apply naming nothing gives them all back, and
+    /// never creates the ConfigMap: an empty `kfp-launcher` made by a release
+    /// would keep KFP's controller from making its own (its create would
+    /// fail), so a missing one is left missing, and the apply carries the
+    /// resourceVersion read (one deleted or changed meanwhile is a conflict
+    /// for the next plan, not a new object).
     pub(crate) async fn apply_config_map_keys(&self, config: &TenantConfigMap, timeout: Duration) -> ProviderResult<()> {
         let target = format!("config map {}/{}", config.namespace, config.name);
-        self.wait_for_namespace("ApplyConfigMap", &target, &config.namespace, timeout).await?;
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &config.namespace);
-        api.patch(&config.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&config_map_manifest(config)))
+        let mut manifest = config_map_manifest(config);
+        if config.data.is_empty() && config.annotations.is_empty() {
+            let found = api.get_opt(&config.name).await.map_err(|e| provider_error("GetConfigMap", &target, e))?;
+            let Some(version) = found.and_then(|cm| cm.metadata.resource_version) else { return Ok(()) };
+            manifest["metadata"]["resourceVersion"] = json!(version);
+        } else {
+            self.wait_for_namespace("ApplyConfigMap", &target, &config.namespace, timeout).await?;
+        }
+        api.patch(&config.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&manifest))
             .await
             .map(drop)
             .map_err(|e| provider_error("ApplyConfigMap", &target, e))

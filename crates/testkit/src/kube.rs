@@ -320,6 +320,10 @@ impl KubernetesApi for FakeKube {
             return Err(Self::missing("ApplyConfigMap", format!("namespaces {:?}", config.namespace)));
         }
         let key = (config.namespace.clone(), config.name.clone());
+        // A release never creates the ConfigMap.
+        if config.data.is_empty() && config.annotations.is_empty() && !state.config_maps.contains_key(&key) {
+            return Ok(());
+        }
         let (old_data, old_annotations) = state.applied.remove(&key).unwrap_or_default();
         let map = state.config_maps.entry(key.clone()).or_insert_with(|| ConfigMap {
             namespace: config.namespace.clone(),

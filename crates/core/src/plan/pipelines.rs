@@ -13,7 +13,11 @@ impl Planner<'_> {
     pub(super) fn pipeline_config(&mut self, tenant: &Tenant, profile_action: Action) {
         let ns = tenant.namespace.as_str();
         let Some(root) = &tenant.pipeline_root else {
-            // Opted out: what kfp-tenant wrote is given back; nothing else is touched.
+            // Opted out: what kfp-tenant wrote is given back; nothing else is
+            // touched. A namespace made again with its Profile has nothing of it.
+            if profile_action == Action::Replace {
+                return;
+            }
             for name in PIPELINE_CONFIG_MAPS {
                 if let Some(live) = self.observed.config_maps.get(&(ns.to_owned(), name.to_owned()))
                     && live.ours()

@@ -199,8 +199,9 @@ pub trait KubernetesApi: Send + Sync {
     /// Sets exactly these data keys and annotations of the ConfigMap under
     /// kfp-tenant's field manager (server-side apply, taking them over from
     /// another manager): keys kfp-tenant no longer sets are removed, keys of
-    /// other managers stay; nothing given is a release. Creates the ConfigMap
-    /// if missing; waits, at most `timeout`, for the namespace.
+    /// other managers stay; nothing given is a release, which never creates
+    /// the ConfigMap. Otherwise creates it if missing, waiting, at most
+    /// `timeout`, for the namespace.
     async fn apply_config_map(&self, config: &ConfigMap, timeout: Duration) -> ProviderResult<()>;
     /// A short-lived token of the service account for `audience`
     /// (TokenRequest), the token a projected volume gives a pod; `None` when
