@@ -177,10 +177,10 @@ pub const CLUSTER_RULES: &[Rule] = &[
     ),
     rule("verify: a token of each granted service account (TokenRequest)", "", &["serviceaccounts/token"], &["create"]),
     rule(
-        "the pipeline ConfigMaps (kfp-launcher, artifact-repositories): listed by name, kfp-tenant's keys applied, read before they are given back",
+        "the pipeline ConfigMaps (kfp-launcher, artifact-repositories): listed by name, kfp-tenant's keys applied",
         "",
         &["configmaps"],
-        &["get", "list", "create", "patch"],
+        &["list", "create", "patch"],
     ),
 ];
 

@@ -64,8 +64,10 @@ impl Kube {
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &config.namespace);
         let mut manifest = config_map_manifest(config);
         if config.data.is_empty() && config.annotations.is_empty() {
-            let found = api.get_opt(&config.name).await.map_err(|e| provider_error("GetConfigMap", &target, e))?;
-            let Some(version) = found.and_then(|cm| cm.metadata.resource_version) else { return Ok(()) };
+            // Listed by name rather than read: the RBAC that lists them suffices.
+            let params = ListParams::default().fields(&format!("metadata.name={}", config.name));
+            let found = api.list(&params).await.map_err(|e| provider_error("ListConfigMaps", &target, e))?;
+            let Some(version) = found.items.into_iter().next().and_then(|cm| cm.metadata.resource_version) else { return Ok(()) };
             manifest["metadata"]["resourceVersion"] = json!(version);
         } else {
             self.wait_for_namespace("ApplyConfigMap", &target, &config.namespace, timeout).await?;
