@@ -724,7 +724,7 @@ async fn a_renamed_role_is_deposed_after_the_profile_stops_naming_it() {
     file.tenants[1].role_name = Some("team-b-renamed".into());
     let plan = world.plan(&desired(&file), PlanOptions::default()).await.unwrap();
     check("rename_role", &plan);
-    let graph = kfp_tenant_core::apply::graph(&plan);
+    let graph = kfp_tenant_core::order::walk(&plan);
     let position = |a: &str| graph.nodes().find(|(_, c)| c.address.to_string() == a).map(|(id, _)| id).unwrap();
     let (deposed, profile) = (position(r#"tenant["team-b"].deposed_role["team-b-pipelines"]"#), position(r#"tenant["team-b"].profile"#));
     assert!(graph.edges().any(|(a, b)| a == profile && b == deposed), "the deposed role waits for the Profile");

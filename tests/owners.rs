@@ -87,10 +87,10 @@ async fn one_user_per_owner_is_made_before_the_profiles_and_found_again_by_email
     assert_eq!(plan.change(&alice).unwrap().action, Action::Create, "one user for alice's two tenants");
     assert_eq!(plan.change(&carol).unwrap().action, Action::NoOp, "carol's user is used as it is");
     // `kfp-tenant graph PLAN` draws the order apply walks, this one included.
-    let dot = render::graph_dot(&apply::order(&plan), Some(&plan));
+    let dot = render::graph_dot(&kfp_tenant_core::order::plan(&plan), Some(&plan));
     assert!(dot.contains(r#""cognito_user[\"alice@example.com\"]" -> "tenant[\"team-a\"].profile";"#), "{dot}");
     // And so does `kfp-tenant graph` of the file alone.
-    let dot = render::graph_dot(&kfp_tenant_core::address::file_graph(&d), None);
+    let dot = render::graph_dot(&kfp_tenant_core::order::file(&d), None);
     assert!(dot.contains(r#""cognito_user[\"carol@example.com\"]" -> "tenant[\"team-c\"].profile";"#), "{dot}");
 
     // Cognito answers slowly; the Profiles must still wait for alice's user.

@@ -215,6 +215,15 @@ fn clap_outside_flags(file: &str, source: &str) -> Option<String> {
         .then(|| format!("{file}: names clap; convert the flags into a request in flags/convert.rs instead"))
 }
 
+/// An edge between resources added outside core's `order` (the graph's own
+/// module aside): every order comes from the kinds' declarations there.
+fn edge_outside_order(file: &str, source: &str) -> Option<String> {
+    let allowed = ["crates/core/src/order.rs", "crates/core/src/graph.rs"];
+    (file.starts_with("crates/core/src/") && !allowed.contains(&file) && shipped_part(source).contains("add_edge(")).then(|| {
+        format!("{file}: adds an edge between resources outside crates/core/src/order.rs: declare the order on the kind's Resource impl")
+    })
+}
+
 fn missing_header(file: &str, source: &str) -> Option<String> {
     let first = source.lines().find(|l| !l.trim().is_empty()).unwrap_or_default();
     (!first.starts_with("//!")).then(|| format!("{file}: no //! header saying what the file is for"))
@@ -250,6 +259,7 @@ fn the_architecture_holds() {
             problems.extend(missing_header(&shown, &source));
             problems.extend(too_long(&shown, &source));
             problems.extend(clap_outside_flags(&shown, &source));
+            problems.extend(edge_outside_order(&shown, &source));
             if krate != "testkit" {
                 problems.extend(foreign_names(&krate, &shown, &source));
             }
@@ -347,6 +357,15 @@ fn a_module_missing_from_the_code_map_and_a_missing_header_are_caught() {
     let src = Path::new("/x/src");
     let files = ["/x/src/lib.rs", "/x/src/plan/mod.rs", "/x/src/plan/tenant.rs", "/x/src/bin/tool.rs"].map(PathBuf::from);
     assert_eq!(module_names(src, &files), ["plan", "tenant", "tool"]);
+}
+
+#[test]
+fn an_order_outside_core_order_is_caught() {
+    let apply = "//! x\nfn graph(dag: &mut Dag) { dag.add_edge(a, b); }\n";
+    assert!(edge_outside_order("crates/core/src/apply.rs", apply).is_some());
+    assert_eq!(edge_outside_order("crates/core/src/order.rs", apply), None);
+    assert_eq!(edge_outside_order("crates/cli/src/render.rs", apply), None);
+    assert_eq!(edge_outside_order("crates/core/src/apply.rs", "//! x\n#[cfg(test)]\nmod tests { fn t() { dag.add_edge(a, b); } }\n"), None);
 }
 
 #[test]

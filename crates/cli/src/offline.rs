@@ -29,9 +29,9 @@ pub fn graph(tenants: &Tenants, plan_file: Option<&PathBuf>) -> Result<ExitCode>
     let text = match plan_file {
         Some(path) => {
             let plan = read_plan(path)?;
-            render::graph_dot(&kfp_tenant_core::apply::order(&plan), Some(&plan))
+            render::graph_dot(&kfp_tenant_core::order::plan(&plan), Some(&plan))
         }
-        None => render::graph_dot(&kfp_tenant_core::address::file_graph(&tenants.desired()?), None),
+        None => render::graph_dot(&kfp_tenant_core::order::file(&tenants.desired()?), None),
     };
     output::out(text)?;
     Ok(ExitCode::SUCCESS)

@@ -6,11 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-use crate::graph::Dag;
 
 /// The kind of a per-tenant resource, in dependency order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -86,7 +82,7 @@ pub enum Address {
     ClusterIdentity,
     /// `cognito_user["alice@example.com"]`: the Cognito user who owns the
     /// Profiles of that e-mail, one per owner however many tenants they
-    /// own. Their Profiles wait for it ([`crate::apply::graph`]).
+    /// own. Their Profiles wait for it ([`crate::order`]).
     CognitoUser { email: String },
     /// `tenant["ns"].<kind>`, or `tenant["ns"].<kind>["name"]` for service
     /// accounts and deposed roles.
@@ -141,40 +137,6 @@ impl Address {
         match self {
             Address::Tenant { kind, .. } => Some(*kind),
             _ => None,
-        }
-    }
-
-    /// What this resource is computed from, i.e. the edges of the resource
-    /// graph: the trust policy from the account and the cluster's issuer, the
-    /// role from its trust policy, the inline policy and the Profile from the
-    /// role (the Profile names its ARN), a service account from the role
-    /// (its annotation) and the Profile (its namespace), a Pod Identity
-    /// association from the role and the Profile (the namespace), the trust
-    /// statement of a road being left from the role. A deposed role comes
-    /// after the Profile that stops naming it; apply also puts it, and a
-    /// trust statement, after every other change of its tenant, and a road's
-    /// grants before the other road's revocations ([`crate::apply::graph`]),
-    /// since those names and directions are not known here.
-    pub fn dependencies(&self) -> Vec<Address> {
-        match self {
-            Address::CallerIdentity | Address::ClusterOidc | Address::ClusterIdentity => Vec::new(),
-            // kfp-tenant records the users it creates in the identity record.
-            Address::CognitoUser { .. } => vec![Address::ClusterIdentity],
-            Address::OidcProvider => vec![Address::ClusterOidc],
-            Address::Tenant { namespace, kind, .. } => match kind {
-                Kind::TrustPolicy => vec![Address::CallerIdentity, Address::ClusterOidc, Address::OidcProvider],
-                Kind::IamRole => vec![Address::tenant(namespace, Kind::TrustPolicy)],
-                Kind::S3Policy | Kind::InlinePolicy | Kind::PolicyAttachment | Kind::Profile => {
-                    vec![Address::tenant(namespace, Kind::IamRole)]
-                }
-                Kind::ServiceAccount | Kind::PodIdentity => {
-                    vec![Address::tenant(namespace, Kind::IamRole), Address::tenant(namespace, Kind::Profile)]
-                }
-                Kind::TrustStatement => vec![Address::tenant(namespace, Kind::IamRole)],
-                // Written into the namespace the Profile makes.
-                Kind::PipelineConfig => vec![Address::tenant(namespace, Kind::Profile)],
-                Kind::DeposedRole => vec![Address::tenant(namespace, Kind::Profile)],
-            },
         }
     }
 }
@@ -249,60 +211,6 @@ impl<'de> Deserialize<'de> for Address {
         let s = String::deserialize(deserializer)?;
         s.parse().map_err(serde::de::Error::custom)
     }
-}
-
-/// These resources and everything they depend on, data sources and derived
-/// documents included, with the edges of [`Address::dependencies`].
-pub fn resource_graph(addresses: impl IntoIterator<Item = Address>) -> Dag<Address> {
-    let mut dag = Dag::default();
-    let mut ids = BTreeMap::new();
-    let mut todo: Vec<Address> = addresses.into_iter().collect();
-    while let Some(address) = todo.pop() {
-        if ids.contains_key(&address) {
-            continue;
-        }
-        todo.extend(address.dependencies());
-        ids.insert(address, ());
-    }
-    let ids: BTreeMap<Address, crate::graph::NodeId> = ids.into_keys().map(|a| (a.clone(), dag.add_node(a))).collect();
-    for (address, &id) in &ids {
-        for dependency in address.dependencies() {
-            if let Some(&from) = ids.get(&dependency) {
-                dag.add_edge(from, id);
-            }
-        }
-    }
-    dag
-}
-
-/// What the file asks for, drawn before any plan (`kfp-tenant graph`): the
-/// tenants' resources (their pipeline config included), their owners' Cognito users when the file names a
-/// pool, everything they depend on, and the one order that follows from
-/// content rather than names: a Profile after its owner's user.
-pub fn file_graph(desired: &crate::spec::Desired) -> Dag<Address> {
-    let mut addresses = vec![Address::ClusterIdentity];
-    let mut owned = Vec::new();
-    for tenant in &desired.tenants {
-        addresses.extend(Kind::PER_TENANT.into_iter().map(|k| Address::tenant(&tenant.namespace, k)));
-        addresses.extend(tenant.service_accounts.iter().map(|sa| Address::service_account(&tenant.namespace, sa)));
-        if tenant.road == crate::spec::Road::PodIdentity {
-            addresses.extend(tenant.service_accounts.iter().map(|sa| Address::pod_identity(&tenant.namespace, sa)));
-        }
-        if tenant.pipeline_root.is_some() {
-            addresses.extend(crate::ports::PIPELINE_CONFIG_MAPS.map(|name| Address::pipeline_config(&tenant.namespace, name)));
-        }
-        if desired.cognito.is_some() {
-            let user = Address::CognitoUser { email: tenant.owner.clone() };
-            owned.push((user.clone(), Address::tenant(&tenant.namespace, Kind::Profile)));
-            addresses.push(user);
-        }
-    }
-    let mut dag = resource_graph(addresses);
-    let ids: BTreeMap<Address, crate::graph::NodeId> = dag.nodes().map(|(id, a)| (a.clone(), id)).collect();
-    for (user, profile) in owned {
-        dag.add_edge(ids[&user], ids[&profile]);
-    }
-    dag
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ pub mod graph;
 pub mod identity;
 pub(crate) mod kinds;
 pub mod limits;
+pub mod order;
 pub mod permissions;
 pub mod plan;
 pub mod policy;

@@ -6,12 +6,17 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::{Attr, Cx, Resource, malformed, text};
+use crate::address::Address;
 use crate::plan::{Action, ResourceChange};
 use crate::ports::{ClusterRecord, ErrorKind, OidcProvider, ProviderError};
 use crate::refresh::{Observed, ReadSet};
 
 #[async_trait]
 impl Resource for OidcProvider {
+    fn dependencies(_address: &Address) -> Vec<Address> {
+        vec![Address::ClusterOidc]
+    }
+
     fn label(&self) -> (&'static str, String) {
         ("iam_openid_connect_provider", self.issuer_url.trim_start_matches("https://").to_owned())
     }
@@ -41,6 +46,10 @@ impl Resource for OidcProvider {
 
 #[async_trait]
 impl Resource for ClusterRecord {
+    fn dependencies(_address: &Address) -> Vec<Address> {
+        Vec::new()
+    }
+
     fn label(&self) -> (&'static str, String) {
         ("config_map", "kube-system/kfp-tenant-cluster".to_owned())
     }

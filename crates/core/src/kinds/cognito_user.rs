@@ -6,12 +6,18 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::{Attr, Cx, Resource, ignore_missing, malformed, text};
+use crate::address::Address;
 use crate::plan::{Action, CognitoUser, ResourceChange};
 use crate::ports::{ErrorKind, ProviderError};
 use crate::refresh::{Observed, ReadSet, UserReads};
 
 #[async_trait]
 impl Resource for CognitoUser {
+    /// kfp-tenant records the users it creates in the identity record.
+    fn dependencies(_address: &Address) -> Vec<Address> {
+        vec![Address::ClusterIdentity]
+    }
+
     fn label(&self) -> (&'static str, String) {
         ("cognito_user", format!("{}/{}", self.user_pool_id, self.email))
     }

@@ -5,12 +5,23 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::{Attr, Cx, Resource, ignore_missing, malformed, text};
+use crate::address::{Address, Kind};
 use crate::plan::{Action, DeposedRole, ResourceChange};
 use crate::ports::{InlinePolicy, ProviderError};
 use crate::refresh::{Observed, ReadSet};
 
 #[async_trait]
 impl Resource for DeposedRole {
+    /// The Profile that stops naming it.
+    fn dependencies(address: &Address) -> Vec<Address> {
+        let ns = address.namespace().unwrap_or_default();
+        vec![Address::tenant(ns, Kind::Profile)]
+    }
+
+    /// Last in its tenant, after a retired trust statement: nothing points
+    /// at it any more.
+    const PLACE: u8 = 2;
+
     fn label(&self) -> (&'static str, String) {
         ("iam_role", self.role.name.clone())
     }

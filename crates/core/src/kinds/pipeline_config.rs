@@ -13,10 +13,11 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::{Attr, Cx, Resource, ignore_missing, malformed, text};
-use crate::plan::{Action, ResourceChange};
+use super::{Attr, Cx, Planned, Resource, ignore_missing, malformed, text};
+use crate::address::{Address, Kind};
+use crate::plan::{Action, ClusterContext, Reason, ResourceChange, State};
 use crate::policy::S3Access;
-use crate::ports::{ARTIFACT_REPOSITORIES, ConfigMap, LAUNCHER_CONFIG, OWNED_KEYS_ANNOTATION, ProviderError};
+use crate::ports::{ARTIFACT_REPOSITORIES, ConfigMap, LAUNCHER_CONFIG, OWNED_KEYS_ANNOTATION, PIPELINE_CONFIG_MAPS, ProviderError};
 use crate::refresh::{Observed, ReadSet};
 use crate::spec::Tenant;
 
@@ -71,6 +72,63 @@ pub fn desired_pipeline_config(tenant: &Tenant, root: &str, bucket: &str, region
     ]
 }
 
+/// What a tenant's pipeline config needs, given what its Profile does: its
+/// keys made, set back when they drift, written again when the namespace is
+/// recreated with the Profile, and given back when the tenant opts out.
+pub(crate) fn plan_pipeline_config(tenant: &Tenant, profile_action: Action, observed: &Observed, cluster: &ClusterContext) -> Vec<Planned> {
+    let ns = tenant.namespace.as_str();
+    let mut planned = Vec::new();
+    let Some(root) = &tenant.pipeline_root else {
+        // Opted out: what kfp-tenant wrote is given back; nothing else is
+        // touched. A namespace made again with its Profile has nothing of it.
+        if profile_action == Action::Replace {
+            return planned;
+        }
+        for name in PIPELINE_CONFIG_MAPS {
+            if let Some(live) = observed.config_maps.get(&(ns.to_owned(), name.to_owned()))
+                && live.ours()
+            {
+                let before = Some(State::PipelineConfig(live.clone()));
+                planned.push(Planned {
+                    address: Address::pipeline_config(ns, name),
+                    action: Action::Delete,
+                    reason: Some(Reason::OptedOut),
+                    before,
+                    after: None,
+                });
+            }
+        }
+        return planned;
+    };
+    // A Profile whose namespace the controller has not made yet (its
+    // default-editor is missing: the plan warns) gets no write that could
+    // only wait for it.
+    let editor = (ns.to_owned(), crate::spec::DEFAULT_SERVICE_ACCOUNT.to_owned());
+    if matches!(profile_action, Action::NoOp | Action::Update) && !observed.service_accounts.contains_key(&editor) {
+        return planned;
+    }
+    for want in desired_pipeline_config(tenant, root, &cluster.bucket, &cluster.region) {
+        let address = Address::pipeline_config(ns, &want.name);
+        let live = observed.config_maps.get(&(ns.to_owned(), want.name.clone()));
+        let (action, reason, before) = match live {
+            // The namespace and everything in it goes with the Profile.
+            _ if profile_action == Action::Replace => (Action::Create, Some(Reason::NamespaceRecreated), None),
+            None => (Action::Create, Some(Reason::Missing), None),
+            Some(live) => {
+                let drift = pipeline_config_drift(live, &want);
+                let before = Some(State::PipelineConfig(live.keys_of(&want)));
+                if drift.is_empty() {
+                    (Action::NoOp, None, before)
+                } else {
+                    (Action::Update, Some(Reason::Drift { attributes: drift }), before)
+                }
+            }
+        };
+        planned.push(Planned { address, action, reason, before, after: Some(State::PipelineConfig(want)) });
+    }
+    planned
+}
+
 impl ConfigMap {
     /// The live values of the keys `want` sets (absent keys left out), for a
     /// plan's `before`: what kfp-tenant's write changes.
@@ -89,6 +147,12 @@ impl ConfigMap {
 
 #[async_trait]
 impl Resource for ConfigMap {
+    /// The Profile whose namespace holds it.
+    fn dependencies(address: &Address) -> Vec<Address> {
+        let ns = address.namespace().unwrap_or_default();
+        vec![Address::tenant(ns, Kind::Profile)]
+    }
+
     fn label(&self) -> (&'static str, String) {
         ("config_map", format!("{}/{}", self.namespace, self.name))
     }

@@ -5,14 +5,38 @@
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::{Attr, Cx, Resource, ignore_missing, malformed, text};
+use super::{Attr, Cx, Resource, RoadChange, ignore_missing, malformed, text};
+use crate::address::{Address, Kind};
 use crate::plan::{Action, ResourceChange};
 use crate::ports::{ErrorKind, PodIdentityApi, PodIdentityAssociation, ProviderError};
 use crate::refresh::{Observed, ReadSet};
 use crate::tags;
+use std::collections::BTreeMap;
 
 #[async_trait]
 impl Resource for PodIdentityAssociation {
+    /// The role it hands out, and the Profile whose namespace holds its service account.
+    fn dependencies(address: &Address) -> Vec<Address> {
+        let ns = address.namespace().unwrap_or_default();
+        vec![Address::tenant(ns, Kind::IamRole), Address::tenant(ns, Kind::Profile)]
+    }
+
+    /// It waits for its Profile only when the Profile is created (its
+    /// namespace is made then); otherwise it is a grant that the Profile's
+    /// change may have to wait for.
+    fn waits_for_dependency(action: Action, dependency: &Address, theirs: Action) -> bool {
+        action == Action::Delete || dependency.kind() != Some(Kind::Profile) || matches!(theirs, Action::Create | Action::Replace)
+    }
+
+    /// Made or repointed, it grants; deleted, it revokes.
+    fn road_change(action: Action, _before: Option<&Self>, _after: Option<&Self>) -> Option<RoadChange> {
+        match action {
+            Action::Create | Action::Update | Action::Replace => Some(RoadChange::Grant),
+            Action::Delete => Some(RoadChange::Revoke),
+            Action::NoOp => None,
+        }
+    }
+
     fn label(&self) -> (&'static str, String) {
         ("eks_pod_identity_association", format!("{}/{}", self.namespace, self.service_account))
     }
@@ -54,6 +78,12 @@ impl Resource for PodIdentityAssociation {
             _ => Err(malformed(cx.change)),
         }
     }
+}
+
+/// The tags kfp-tenant puts on a Pod Identity association it creates: its
+/// ownership markers, as on its roles.
+pub fn association_tags(cluster: &str, namespace: &str) -> BTreeMap<String, String> {
+    tags::role_tags(&BTreeMap::new(), cluster, namespace)
 }
 
 /// Creates an association. EKS refuses a second one for the same service

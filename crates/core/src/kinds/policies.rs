@@ -4,13 +4,23 @@
 use async_trait::async_trait;
 
 use super::{Attr, Cx, Resource, ignore_missing, malformed, text};
+use crate::address::{Address, Kind};
+use crate::plan::ClusterContext;
 use crate::plan::{Action, PolicyAttachment, ResourceChange};
+use crate::policy;
 use crate::ports::{InlinePolicy, ProviderError};
 use crate::refresh::{Observed, ReadSet};
+use crate::spec::Tenant;
 use crate::spec::policy_name;
 
 #[async_trait]
 impl Resource for InlinePolicy {
+    /// The role it is on.
+    fn dependencies(address: &Address) -> Vec<Address> {
+        let ns = address.namespace().unwrap_or_default();
+        vec![Address::tenant(ns, Kind::IamRole)]
+    }
+
     fn label(&self) -> (&'static str, String) {
         ("iam_role_policy", format!("{}/{}", self.role_name, self.policy_name))
     }
@@ -42,8 +52,22 @@ impl Resource for InlinePolicy {
     }
 }
 
+pub fn desired_s3_policy(tenant: &Tenant, cluster: &ClusterContext) -> InlinePolicy {
+    InlinePolicy {
+        role_name: tenant.role_name.clone(),
+        policy_name: tenant.policy_name.clone(),
+        document: policy::s3_policy(&cluster.partition, &cluster.bucket, &tenant.s3_access),
+    }
+}
+
 #[async_trait]
 impl Resource for PolicyAttachment {
+    /// The role it is attached to.
+    fn dependencies(address: &Address) -> Vec<Address> {
+        let ns = address.namespace().unwrap_or_default();
+        vec![Address::tenant(ns, Kind::IamRole)]
+    }
+
     fn label(&self) -> (&'static str, String) {
         ("iam_role_policy_attachment", format!("{}/{}", self.role_name, self.policy_arn))
     }

@@ -4,13 +4,38 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{Attr, Cx, Resource, ignore_missing, malformed, text};
+use super::{Attr, Cx, Resource, RoadChange, ignore_missing, malformed, text};
+use crate::address::{Address, Kind};
 use crate::plan::{Action, ResourceChange, State};
+use crate::ports::ProfilePlugin;
 use crate::ports::{Profile, ProviderError};
 use crate::refresh::{Observed, ReadSet};
+use crate::spec::{Road, Tenant};
+use crate::tags;
 
 #[async_trait]
 impl Resource for Profile {
+    /// The role whose ARN its plugin names.
+    fn dependencies(address: &Address) -> Vec<Address> {
+        let ns = address.namespace().unwrap_or_default();
+        vec![Address::tenant(ns, Kind::IamRole)]
+    }
+
+    /// Gaining IRSA's plugin grants, losing it revokes; a replacement
+    /// recreates the namespace (and its pods) and is neither.
+    fn road_change(action: Action, before: Option<&Self>, after: Option<&Self>) -> Option<RoadChange> {
+        let irsa = |p: Option<&Self>| p.is_some_and(|p| p.role_arn().is_some());
+        match action {
+            Action::Create | Action::Update => RoadChange::between(irsa(before), irsa(after)),
+            _ => None,
+        }
+    }
+
+    /// Its owner's Cognito user: the owner signs in before the namespace is theirs.
+    fn waits_for(&self) -> Option<Address> {
+        Some(owner_user(&self.owner))
+    }
+
     fn label(&self) -> (&'static str, String) {
         ("profile", self.name.clone())
     }
@@ -56,6 +81,22 @@ impl Resource for Profile {
     }
 }
 
+pub fn desired_profile(tenant: &Tenant, role_arn: &str, cluster: &str) -> Profile {
+    Profile {
+        name: tenant.namespace.clone(),
+        owner: tenant.owner.clone(),
+        // A Pod Identity tenant's Profile has no plugin: its binding is an EKS
+        // association, and an IRSA annotation would win over it.
+        plugins: match tenant.road {
+            Road::Irsa => vec![ProfilePlugin::aws_iam(role_arn)],
+            Road::PodIdentity => Vec::new(),
+        },
+        resource_quota: tenant.resource_quota.clone(),
+        managed: true,
+        cluster: Some(tags::cluster_label(cluster)),
+    }
+}
+
 /// The attributes of a Profile that differ, by name.
 pub fn profile_drift(live: &Profile, want: &Profile) -> Vec<String> {
     let mut drift = Vec::new();
@@ -72,4 +113,10 @@ pub fn profile_drift(live: &Profile, want: &Profile) -> Vec<String> {
         drift.push("labels");
     }
     drift.into_iter().map(str::to_owned).collect()
+}
+
+/// The Cognito user of a Profile's owner: what a Profile waits for when the
+/// plan (or the file's graph) has it.
+pub(crate) fn owner_user(owner: &str) -> Address {
+    Address::CognitoUser { email: owner.to_owned() }
 }

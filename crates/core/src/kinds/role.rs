@@ -8,13 +8,25 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::{Attr, Cx, Resource, ignore_missing, malformed, text};
+use crate::address::{Address, Kind};
+use crate::plan::ClusterContext;
 use crate::plan::{Action, ResourceChange, State};
+use crate::policy::{self, PolicyDocument};
 use crate::ports::{IamApi, ProviderError, Role};
 use crate::refresh::{Observed, ReadSet};
 use crate::spec::policy_name;
+use crate::spec::{DEFAULT_MAX_SESSION_DURATION, Road, Tenant};
+use crate::tags;
+use serde_json::Value;
 
 #[async_trait]
 impl Resource for Role {
+    /// Its trust policy.
+    fn dependencies(address: &Address) -> Vec<Address> {
+        let ns = address.namespace().unwrap_or_default();
+        vec![Address::tenant(ns, Kind::TrustPolicy)]
+    }
+
     fn label(&self) -> (&'static str, String) {
         ("iam_role", self.name.clone())
     }
@@ -70,6 +82,48 @@ impl Resource for Role {
             _ => Err(malformed(cx.change)),
         }
     }
+}
+
+/// The role as kfp-tenant creates it for `tenant`, trusting the tenant's road alone.
+pub fn desired_role(tenant: &Tenant, cluster: &ClusterContext) -> Role {
+    Role {
+        name: tenant.role_name.clone(),
+        path: tenant.role_path.clone(),
+        arn: format!("arn:{}:iam::{}:role{}{}", cluster.partition, cluster.account_id, tenant.role_path, tenant.role_name),
+        trust_policy: road_trust(tenant.road, tenant, cluster),
+        description: Some(tags::role_description(&tenant.namespace, &cluster.name)),
+        tags: tags::role_tags(&tenant.tags, &cluster.name, &tenant.namespace),
+        max_session_duration: tenant.max_session_duration.unwrap_or(DEFAULT_MAX_SESSION_DURATION),
+        permissions_boundary: tenant.permissions_boundary.clone(),
+    }
+}
+
+/// The trust policy by which `road` reaches the tenant's role: IRSA's
+/// federated statement for the cluster's OIDC issuer, or Pod Identity's
+/// service principal narrowed to the cluster, namespace and accounts.
+pub fn road_trust(road: Road, tenant: &Tenant, cluster: &ClusterContext) -> PolicyDocument {
+    match road {
+        Road::Irsa => {
+            let issuer_host = cluster.oidc_issuer.strip_prefix("https://").unwrap_or(&cluster.oidc_issuer);
+            policy::trust_policy(&cluster.partition, &cluster.account_id, issuer_host, &tenant.namespace, &tenant.service_accounts)
+        }
+        Road::PodIdentity => policy::pod_identity_trust(&cluster.account_id, &cluster.arn, &tenant.namespace, &tenant.service_accounts),
+    }
+}
+
+/// Both roads' statements in one trust policy: what a role trusts while its
+/// tenant moves from one to the other.
+pub fn bridge_trust(first: &PolicyDocument, second: &PolicyDocument) -> PolicyDocument {
+    let statements = |d: &PolicyDocument| -> Vec<Value> {
+        match &d.as_json()["Statement"] {
+            Value::Array(items) => items.clone(),
+            Value::Null => Vec::new(),
+            one => vec![one.clone()],
+        }
+    };
+    let mut all = statements(first);
+    all.extend(statements(second));
+    PolicyDocument::new(json!({"Version": "2012-10-17", "Statement": all}))
 }
 
 /// The attributes of a role that differ, by name. The ARN is IAM's to assign.

@@ -5,13 +5,30 @@
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::{Attr, Cx, Resource, ignore_missing, malformed, text};
+use super::{Attr, Cx, Resource, RoadChange, ignore_missing, malformed, text};
+use crate::address::{Address, Kind};
 use crate::plan::{Action, ResourceChange};
 use crate::ports::{ProviderError, ServiceAccount};
 use crate::refresh::{Observed, ReadSet};
+use crate::tags;
 
 #[async_trait]
 impl Resource for ServiceAccount {
+    /// The role its annotation names, and the Profile whose namespace holds it.
+    fn dependencies(address: &Address) -> Vec<Address> {
+        let ns = address.namespace().unwrap_or_default();
+        vec![Address::tenant(ns, Kind::IamRole), Address::tenant(ns, Kind::Profile)]
+    }
+
+    /// Gaining the role annotation grants, losing it revokes.
+    fn road_change(action: Action, before: Option<&Self>, after: Option<&Self>) -> Option<RoadChange> {
+        let irsa = |sa: Option<&Self>| sa.is_some_and(|sa| sa.role_arn.is_some());
+        match action {
+            Action::Create | Action::Update => RoadChange::between(irsa(before), irsa(after)),
+            _ => None,
+        }
+    }
+
     fn label(&self) -> (&'static str, String) {
         ("service_account", format!("{}/{}", self.namespace, self.name))
     }
@@ -51,6 +68,26 @@ impl Resource for ServiceAccount {
             (Action::Delete, Some(live), _) => ignore_missing(kube.delete_service_account(&live.namespace, &live.name).await),
             _ => Err(malformed(cx.change)),
         }
+    }
+}
+
+/// A service account kfp-tenant annotates itself (`role_arn` is `None` for a
+/// Pod Identity tenant: labelled, not annotated); `created` is kept from the
+/// live one (it records history, not a wish).
+pub fn desired_service_account(
+    namespace: &str,
+    name: &str,
+    role_arn: Option<&str>,
+    cluster: &str,
+    live: Option<&ServiceAccount>,
+) -> ServiceAccount {
+    ServiceAccount {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        role_arn: role_arn.map(str::to_owned),
+        managed: true,
+        cluster: Some(tags::cluster_label(cluster)),
+        created: live.is_none_or(|sa| sa.created),
     }
 }
 

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 
 use super::{Attr, Cx, Resource, ignore_missing, malformed, text};
+use crate::address::{Address, Kind};
 use crate::plan::{Action, ResourceChange, TrustStatement};
 use crate::ports::ProviderError;
 use crate::refresh::{Observed, ReadSet};
@@ -11,6 +12,16 @@ use crate::spec::policy_name;
 
 #[async_trait]
 impl Resource for TrustStatement {
+    /// The role whose trust policy holds it.
+    fn dependencies(address: &Address) -> Vec<Address> {
+        let ns = address.namespace().unwrap_or_default();
+        vec![Address::tenant(ns, Kind::IamRole)]
+    }
+
+    /// After every other change of its tenant: the Profile, the service
+    /// accounts and the associations stop using its road first.
+    const PLACE: u8 = 1;
+
     fn label(&self) -> (&'static str, String) {
         ("iam_role_trust_statement", format!("{}/{}", self.role_name, self.road.as_str()))
     }

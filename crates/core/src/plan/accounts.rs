@@ -4,8 +4,8 @@
 //! kfp-tenant sets back itself when it differs.
 
 use crate::address::Address;
+use crate::kinds::desired_service_account;
 use crate::kinds::service_account_drift;
-use crate::plan::desired::desired_service_account;
 use crate::plan::planner::Planner;
 use crate::plan::{Action, Reason, State};
 use crate::ports::ServiceAccount;

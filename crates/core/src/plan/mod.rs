@@ -12,9 +12,7 @@
 
 mod accounts;
 pub(crate) mod context;
-mod desired;
 mod fresh;
-mod pipelines;
 pub(crate) mod planner;
 mod tenant;
 
@@ -27,12 +25,12 @@ use crate::policy::PolicyDocument;
 use crate::ports::{ClusterRecord, InlinePolicy, OidcProvider, PodIdentityAssociation, Profile, Role, ServiceAccount};
 use crate::spec::Road;
 
-pub use self::desired::{
-    association_tags, bridge_trust, desired_profile, desired_role, desired_s3_policy, desired_service_account, road_trust,
-};
 pub use self::fresh::{StalePlan, check_fresh, fingerprint, reads_of};
 pub use self::planner::{plan, plan_destroy, target};
-pub use crate::kinds::desired_pipeline_config;
+pub use crate::kinds::{
+    association_tags, bridge_trust, desired_pipeline_config, desired_profile, desired_role, desired_s3_policy, desired_service_account,
+    road_trust,
+};
 pub use crate::tags::{role_description, role_description_marker};
 
 /// Version of the saved plan and of `--json` output.

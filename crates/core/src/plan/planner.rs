@@ -132,6 +132,13 @@ impl<'a> Planner<'a> {
         self.changes.insert(address.clone(), ResourceChange { address, action, reason, before, after, observed_fingerprint });
     }
 
+    /// Keeps what a kind planned.
+    pub(super) fn push_planned(&mut self, planned: Vec<crate::kinds::Planned>) {
+        for p in planned {
+            self.push(p.address, p.action, p.reason, p.before, p.after);
+        }
+    }
+
     pub(super) fn refuse(&mut self, address: Address, message: String, fix: impl Into<String>) {
         self.problems.push(PlanProblem { address: Some(address), message, fix: fix.into() });
     }

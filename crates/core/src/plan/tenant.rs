@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use crate::address::{Address, Kind};
 use crate::kinds::profile_drift;
 use crate::kinds::role_drift;
-use crate::plan::desired::{association_tags, bridge_trust, desired_profile, desired_role, desired_s3_policy, road_trust};
+use crate::kinds::{association_tags, bridge_trust, desired_profile, desired_role, desired_s3_policy, road_trust};
 use crate::plan::planner::Planner;
 use crate::plan::{Action, DeposedRole, PolicyAttachment, Reason, State, TrustStatement};
 use crate::ports::{InlinePolicy, PodIdentityAssociation};
@@ -43,7 +43,7 @@ impl Planner<'_> {
             self.service_account(ns, name, annotation, profile_action, adopt);
         }
         self.default_editor(ns, annotation, profile_action);
-        self.pipeline_config(tenant, profile_action);
+        self.push_planned(crate::kinds::plan_pipeline_config(tenant, profile_action, self.observed, &self.cluster));
         if road == Road::PodIdentity {
             self.pod_identities(tenant, &arn, adopt);
         }
