@@ -270,7 +270,7 @@ async fn an_association_made_between_plan_and_apply_is_adopted_when_ours_and_ref
     let d = desired(Road::PodIdentity);
     let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
     // A run cut off after EKS made the association but before its answer came back.
-    let ours = kfp_tenant_core::plan::association_tags(CLUSTER, "team-b");
+    let ours = kfp_tenant_core::kinds::association_tags(CLUSTER, "team-b");
     let association = |sa: &str, tags| PodIdentityAssociation {
         id: String::new(),
         namespace: "team-b".into(),

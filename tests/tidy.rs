@@ -10,7 +10,9 @@
 //!   code map;
 //! - every source file opens with a `//!` header and has at most 500 lines;
 //! - in the binary only `flags` (and `main`) name clap;
-//! - every dependency is named by a source it serves (no unused ones).
+//! - every dependency is named by a source it serves (no unused ones);
+//! - no two source files of a crate use each other (a module and its parent
+//!   excepted), and only core's `order` adds edges between resources.
 //!
 //! Each rule is a function of text, so the last tests plant a violation and
 //! watch the rule catch it.
@@ -224,6 +226,61 @@ fn edge_outside_order(file: &str, source: &str) -> Option<String> {
     })
 }
 
+/// Pairs of a crate's source files (by path under `src`) that use each
+/// other, a module and its parent excepted: each `crate::a::b` and
+/// `super::b` path of shipped code is resolved to the longest module path
+/// that is a file (`a/b.rs`, `a/b/mod.rs`, `a.rs`, `a/mod.rs`).
+fn files_using_each_other(krate: &str, files: &BTreeMap<String, String>) -> Vec<String> {
+    let resolve = |segments: &[&str]| {
+        (1..=segments.len()).rev().find_map(|n| {
+            let base = segments[..n].join("/");
+            [format!("{base}.rs"), format!("{base}/mod.rs")].into_iter().find(|c| files.contains_key(c))
+        })
+    };
+    // The folder of a file's module (for `super`), and its parent module's file.
+    let folder = |file: &str| Path::new(file).parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+    let module_folder = |file: &str| if file.ends_with("mod.rs") { folder(&folder(file)) } else { folder(file) };
+    let is_parent = |child: &str, parent: &str| {
+        let dir = module_folder(child);
+        let candidates =
+            if dir.is_empty() { ["lib.rs".to_owned(), "main.rs".to_owned()] } else { [format!("{dir}.rs"), format!("{dir}/mod.rs")] };
+        candidates.iter().any(|c| c == parent)
+    };
+    let mut uses: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (file, source) in files {
+        let code: Vec<&str> = shipped_part(source).lines().filter(|l| !l.trim_start().starts_with("//")).collect();
+        let code = code.join("\n");
+        for (prefix, base) in [("crate::", String::new()), ("super::", module_folder(file))] {
+            for (at, _) in code.match_indices(prefix) {
+                if code[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_') {
+                    continue;
+                }
+                let path: String =
+                    code[at + prefix.len()..].chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':').collect();
+                let segments: Vec<&str> = base.split('/').chain(path.split("::")).filter(|s| !s.is_empty()).collect();
+                if let Some(target) = resolve(&segments).filter(|t| t != file) {
+                    uses.entry(file).or_default().push(target);
+                }
+            }
+        }
+    }
+    let mut found = Vec::new();
+    for (a, targets) in &uses {
+        for b in targets {
+            let back = uses.get(b.as_str()).is_some_and(|t| t.iter().any(|x| x == a));
+            if *a < b.as_str()
+                && back
+                && !is_parent(a, b)
+                && !is_parent(b, a)
+                && !found.iter().any(|f: &String| f.contains(&format!("{a} and {b}")))
+            {
+                found.push(format!("crates/{krate}: src/{a} and src/{b} use each other: move what both need into one of them or a third"));
+            }
+        }
+    }
+    found
+}
+
 fn missing_header(file: &str, source: &str) -> Option<String> {
     let first = source.lines().find(|l| !l.trim().is_empty()).unwrap_or_default();
     (!first.starts_with("//!")).then(|| format!("{file}: no //! header saying what the file is for"))
@@ -265,6 +322,9 @@ fn the_architecture_holds() {
             }
         }
         problems.extend(unmapped_modules(&architecture, &krate, &module_names(&src, &files)));
+        let by_path: BTreeMap<String, String> =
+            files.iter().map(|f| (f.strip_prefix(&src).unwrap_or(f).to_string_lossy().into_owned(), read(f))).collect();
+        problems.extend(files_using_each_other(&krate, &by_path));
     }
     problems.extend(dependency_violations(&manifests));
     problems.extend(unchecked_ports(&read(&root.join("crates/core/src/ports/mod.rs")), &read(&root.join("crates/testkit/src/lib.rs"))));
@@ -366,6 +426,29 @@ fn an_order_outside_core_order_is_caught() {
     assert_eq!(edge_outside_order("crates/core/src/order.rs", apply), None);
     assert_eq!(edge_outside_order("crates/cli/src/render.rs", apply), None);
     assert_eq!(edge_outside_order("crates/core/src/apply.rs", "//! x\n#[cfg(test)]\nmod tests { fn t() { dag.add_edge(a, b); } }\n"), None);
+}
+
+#[test]
+fn two_files_using_each_other_are_caught() {
+    let files = |pairs: &[(&str, &str)]| pairs.iter().map(|(f, s)| (f.to_string(), format!("//! x\n{s}\n"))).collect::<BTreeMap<_, _>>();
+    let both = files(&[("kinds/mod.rs", "use crate::plan::State;"), ("plan/mod.rs", "pub use crate::kinds::desired_role;")]);
+    assert_eq!(
+        files_using_each_other("core", &both),
+        ["crates/core: src/kinds/mod.rs and src/plan/mod.rs use each other: move what both need into one of them or a third"]
+    );
+    let siblings =
+        files(&[("plan/mod.rs", ""), ("plan/tenant.rs", "use super::planner::Planner;"), ("plan/planner.rs", "use super::tenant::x;")]);
+    assert_eq!(files_using_each_other("core", &siblings).len(), 1);
+    // A module and its parent, one direction, a comment or a test module: no finding.
+    let fine = files(&[
+        ("plan/mod.rs", "mod tenant;\nuse crate::plan::tenant::x;"),
+        ("plan/tenant.rs", "use super::State;"),
+        ("order.rs", "use crate::kinds::place;"),
+        ("kinds/mod.rs", "// see crate::order\n#[cfg(test)]\nmod tests { use crate::order::walk; }"),
+        ("lib.rs", "pub mod order;"),
+        ("apply.rs", "use crate::order::walk; fn x() -> pub(super) {}"),
+    ]);
+    assert_eq!(files_using_each_other("core", &fine), Vec::<String>::new());
 }
 
 #[test]

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use kfp_tenant_core::plan::{self, ClusterContext};
+use kfp_tenant_core::kinds;
+use kfp_tenant_core::plan::ClusterContext;
 use kfp_tenant_core::render;
 use kfp_tenant_core::spec::{Desired, Road};
 
@@ -106,9 +107,9 @@ pub fn render(args: &RenderRequest) -> Result<ExitCode> {
 fn render_stream(desired: &Desired, cluster: &ClusterContext) -> Result<ExitCode> {
     for tenant in &desired.tenants {
         let ns = &tenant.namespace;
-        let role = plan::desired_role(tenant, cluster);
-        let s3 = plan::desired_s3_policy(tenant, cluster);
-        let profile = kfp_tenant_k8s::to_resource(&plan::desired_profile(tenant, &role.arn, &cluster.name));
+        let role = kinds::desired_role(tenant, cluster);
+        let s3 = kinds::desired_s3_policy(tenant, cluster);
+        let profile = kfp_tenant_k8s::to_resource(&kinds::desired_profile(tenant, &role.arn, &cluster.name));
         let quota = desired.cluster.trust_policy_quota;
         say!(
             "---\n# Source: iam/{ns}/trust-policy.json (trust policy of IAM role {}{}, identity {}, {} of {quota} characters)\n{}",
@@ -128,7 +129,7 @@ fn render_stream(desired: &Desired, cluster: &ClusterContext) -> Result<ExitCode
         say!("---\n# Source: {ns}.yaml (Profile {ns})\n{}", serde_yaml_ng::to_string(&profile)?.trim_end())?;
         let annotation = (tenant.road == Road::Irsa).then_some(role.arn.as_str());
         for sa in tenant.extra_service_accounts() {
-            let account = plan::desired_service_account(ns, sa, annotation, &cluster.name, None);
+            let account = kinds::desired_service_account(ns, sa, annotation, &cluster.name, None);
             let manifest = serde_yaml_ng::to_string(&kfp_tenant_k8s::account_manifest(&account))?;
             say!("---\n# Source: {ns}.yaml (ServiceAccount {ns}/{sa})\n{}", manifest.trim_end())?;
         }
@@ -160,9 +161,9 @@ fn render_dir(desired: &Desired, cluster: &ClusterContext, dir: &std::path::Path
     );
     for tenant in &desired.tenants {
         let ns = &tenant.namespace;
-        let role = plan::desired_role(tenant, cluster);
-        let s3 = plan::desired_s3_policy(tenant, cluster);
-        let profile = kfp_tenant_k8s::to_resource(&plan::desired_profile(tenant, &role.arn, &cluster.name));
+        let role = kinds::desired_role(tenant, cluster);
+        let s3 = kinds::desired_s3_policy(tenant, cluster);
+        let profile = kfp_tenant_k8s::to_resource(&kinds::desired_profile(tenant, &role.arn, &cluster.name));
         let mut yaml = match tenant.road {
             Road::Irsa => format!("# tenant {ns}: the Profile, and the service accounts kfp-tenant makes and annotates\n"),
             Road::PodIdentity => format!(
@@ -178,7 +179,7 @@ fn render_dir(desired: &Desired, cluster: &ClusterContext, dir: &std::path::Path
         let annotation = (tenant.road == Road::Irsa).then_some(role.arn.as_str());
         yaml.push_str(&serde_yaml_ng::to_string(&profile)?);
         for sa in tenant.extra_service_accounts() {
-            let account = plan::desired_service_account(ns, sa, annotation, &cluster.name, None);
+            let account = kinds::desired_service_account(ns, sa, annotation, &cluster.name, None);
             yaml.push_str("---\n");
             yaml.push_str(&serde_yaml_ng::to_string(&kfp_tenant_k8s::account_manifest(&account))?);
         }
@@ -216,7 +217,7 @@ fn render_dir(desired: &Desired, cluster: &ClusterContext, dir: &std::path::Path
 /// kfp-tenant's keys of the tenant's pipeline ConfigMaps; none when it opted out.
 fn pipeline_config(tenant: &kfp_tenant_core::spec::Tenant, cluster: &ClusterContext) -> Vec<kfp_tenant_core::ports::ConfigMap> {
     let Some(root) = &tenant.pipeline_root else { return Vec::new() };
-    plan::desired_pipeline_config(tenant, root, &cluster.bucket, &cluster.region).into()
+    kinds::desired_pipeline_config(tenant, root, &cluster.bucket, &cluster.region).into()
 }
 
 /// Whether `<dir>/<ns>.yaml` is a manifest kfp-tenant wrote (its header).

@@ -27,7 +27,7 @@ pub mod crd;
 pub mod fnv;
 pub mod graph;
 pub mod identity;
-pub(crate) mod kinds;
+pub mod kinds;
 pub mod limits;
 pub mod order;
 pub mod permissions;

@@ -200,7 +200,7 @@ impl Cycle<'_> {
                 Some(errors) => Verdict::NotReady { reason: "Failed", message: errors.join("; ") },
                 None => Verdict::Ready { changes: changed.get(ns).copied().unwrap_or(0) },
             };
-            outcomes.roles.insert(ns.clone(), plan::desired_role(tenant, &plan.cluster).arn);
+            outcomes.roles.insert(ns.clone(), kfp_tenant_core::kinds::desired_role(tenant, &plan.cluster).arn);
             outcomes.verdicts.insert(ns.clone(), verdict);
         }
         Ok(())

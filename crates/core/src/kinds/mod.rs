@@ -49,9 +49,9 @@ mod service_account;
 mod trust_statement;
 
 pub(crate) use cognito_user::observed_user;
+pub use pipeline_config::desired_pipeline_config;
 pub(crate) use pipeline_config::live_root;
 pub(crate) use pipeline_config::plan_pipeline_config;
-pub use pipeline_config::desired_pipeline_config;
 pub use pod_identity::association_tags;
 pub use policies::desired_s3_policy;
 pub(crate) use profile::owner_user;

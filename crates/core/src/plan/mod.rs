@@ -27,10 +27,6 @@ use crate::spec::Road;
 
 pub use self::fresh::{StalePlan, check_fresh, fingerprint, reads_of};
 pub use self::planner::{plan, plan_destroy, target};
-pub use crate::kinds::{
-    association_tags, bridge_trust, desired_pipeline_config, desired_profile, desired_role, desired_s3_policy, desired_service_account,
-    road_trust,
-};
 pub use crate::tags::{role_description, role_description_marker};
 
 /// Version of the saved plan and of `--json` output.
