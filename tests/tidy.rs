@@ -281,6 +281,31 @@ fn files_using_each_other(krate: &str, files: &BTreeMap<String, String>) -> Vec<
     found
 }
 
+/// Files that may read a change's `reason`: it is for display, with the
+/// exceptions ARCHITECTURE.md states.
+const REASON_READERS: [&str; 4] =
+    ["crates/core/src/render.rs", "crates/cli/src/commands.rs", "crates/core/src/plan/fresh.rs", "crates/core/src/plan/planner.rs"];
+
+/// A change's `reason` read, or the planner reached, where the
+/// architecture says neither happens (core and the binary).
+fn display_only_violations(file: &str, source: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    if !(file.starts_with("crates/core/src/") || file.starts_with("crates/cli/src/")) {
+        return found;
+    }
+    let code: Vec<&str> = shipped_part(source).lines().filter(|l| !l.trim_start().starts_with("//")).collect();
+    let code = code.join("\n");
+    let reads_reason =
+        code.match_indices(".reason").any(|(at, _)| !code[at + ".reason".len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_'));
+    if reads_reason && !REASON_READERS.contains(&file) {
+        found.push(format!("{file}: reads a change's reason, which is for display (ARCHITECTURE.md names its readers)"));
+    }
+    if code.contains("planner::") && !file.starts_with("crates/core/src/plan/") {
+        found.push(format!("{file}: reaches into plan's planner; use what plan exports"));
+    }
+    found
+}
+
 fn missing_header(file: &str, source: &str) -> Option<String> {
     let first = source.lines().find(|l| !l.trim().is_empty()).unwrap_or_default();
     (!first.starts_with("//!")).then(|| format!("{file}: no //! header saying what the file is for"))
@@ -317,6 +342,7 @@ fn the_architecture_holds() {
             problems.extend(too_long(&shown, &source));
             problems.extend(clap_outside_flags(&shown, &source));
             problems.extend(edge_outside_order(&shown, &source));
+            problems.extend(display_only_violations(&shown, &source));
             if krate != "testkit" {
                 problems.extend(foreign_names(&krate, &shown, &source));
             }
@@ -449,6 +475,18 @@ fn two_files_using_each_other_are_caught() {
         ("apply.rs", "use crate::order::walk; fn x() -> pub(super) {}"),
     ]);
     assert_eq!(files_using_each_other("core", &fine), Vec::<String>::new());
+}
+
+#[test]
+fn a_reason_read_or_the_planner_reached_elsewhere_is_caught() {
+    let apply = "//! x\nfn f(c: &ResourceChange) -> bool { c.reason.is_some() }\n";
+    assert_eq!(display_only_violations("crates/core/src/apply.rs", apply).len(), 1);
+    assert!(display_only_violations("crates/core/src/render.rs", apply).is_empty());
+    assert!(display_only_violations("crates/core/src/apply.rs", "//! x\nfn f(r: Reasons) { r.reasons(); }\n").is_empty());
+    assert!(display_only_violations("crates/k8s/src/errors.rs", apply).is_empty());
+    let verify = "//! x\nuse crate::plan::planner::context;\n";
+    assert_eq!(display_only_violations("crates/core/src/verify/mod.rs", verify).len(), 1);
+    assert!(display_only_violations("crates/core/src/plan/tenant.rs", verify).is_empty());
 }
 
 #[test]
