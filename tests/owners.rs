@@ -68,6 +68,55 @@ impl Progress for Order {
     }
 }
 
+/// Every order `kfp-tenant graph -f` shows between two resources of a
+/// first apply is one that apply keeps (directly or through others), for
+/// every kind a file can ask for: the file's graph does not promise what
+/// the walk does not do.
+#[tokio::test]
+async fn the_files_graph_is_kept_by_the_first_apply() {
+    let world = world();
+    let mut file = file(false);
+    file.tenants[1].identity = Some(kfp_tenant_core::spec::Road::PodIdentity);
+    file.tenants[2].service_accounts = Some(vec!["default-editor".into(), "runner".into()]);
+    let d = validate(&file).expect("valid");
+    let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
+    let walked = kfp_tenant_core::order::plan(&plan);
+    let mut after: std::collections::BTreeMap<&Address, BTreeSet<&Address>> = Default::default();
+    for (a, b) in walked.edges() {
+        after.entry(walked.node(a)).or_default().insert(walked.node(b));
+    }
+    let reaches = |from: &Address, to: &Address| {
+        let mut todo = vec![from];
+        let mut seen = BTreeSet::new();
+        while let Some(at) = todo.pop() {
+            if at == to {
+                return true;
+            }
+            if seen.insert(at) {
+                todo.extend(after.get(at).into_iter().flatten().copied());
+            }
+        }
+        false
+    };
+    let drawn = kfp_tenant_core::order::file(&d);
+    let planned = |a: &Address| plan.change(a).is_some();
+    let mut checked = 0;
+    for (a, b) in drawn.edges() {
+        let (a, b) = (drawn.node(a), drawn.node(b));
+        if planned(a) && planned(b) {
+            assert!(reaches(a, b), "graph -f draws {a} -> {b}, and apply does not keep it");
+            checked += 1;
+        }
+    }
+    // Role -> policy and Profile, Profile -> service accounts, associations
+    // and pipeline config, owner's user -> Profile: many per tenant.
+    assert!(checked >= 20, "only {checked} edges between planned resources");
+    let kinds: BTreeSet<_> = plan.changes.iter().filter_map(|c| c.address.kind()).collect();
+    for kind in [Kind::IamRole, Kind::S3Policy, Kind::Profile, Kind::ServiceAccount, Kind::PodIdentity, Kind::PipelineConfig] {
+        assert!(kinds.contains(&kind), "the plan has no {kind:?}");
+    }
+}
+
 async fn destroy(world: &FakeWorld, d: &Desired) -> Plan {
     let observed = world.observe(&ReadSet::for_desired(d, false)).await.unwrap();
     let plan = plan_destroy(d, &observed).unwrap();
