@@ -60,11 +60,33 @@ impl PolicyDocument {
     /// The statements, canonical, keyed for matching across two documents:
     /// by `Sid` where there is one, else by the canonical statement itself.
     pub fn statements(&self) -> Vec<Value> {
-        match self.canonical().get("Statement") {
-            Some(Value::Array(items)) => items.clone(),
-            Some(one) => vec![one.clone()],
-            None => Vec::new(),
-        }
+        statement_list(&self.canonical())
+    }
+
+    /// The statements as written.
+    pub fn written_statements(&self) -> Vec<Value> {
+        statement_list(self.as_json())
+    }
+}
+
+/// A document's `Statement` as a list: IAM takes one statement or a list.
+fn statement_list(document: &Value) -> Vec<Value> {
+    match document.get("Statement") {
+        Some(Value::Array(items)) => items.clone(),
+        Some(Value::Null) | None => Vec::new(),
+        Some(one) => vec![one.clone()],
+    }
+}
+
+/// A value IAM takes as one string or a list of them (an action, a
+/// resource, a principal, a condition's values; a JWT's `aud` too), as a
+/// list: numbers and booleans as written, nested lists flattened.
+pub fn string_list(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items.iter().flat_map(string_list).collect(),
+        Value::Bool(_) | Value::Number(_) => vec![value.to_string()],
+        Value::Null | Value::Object(_) => Vec::new(),
     }
 }
 
@@ -228,23 +250,11 @@ pub fn pod_identity_trust(account_id: &str, cluster_arn: &str, namespace: &str, 
 /// allows `pods.eks.amazonaws.com` both `sts:AssumeRole` and
 /// `sts:TagSession` (conditions are IAM's to evaluate at assume time).
 pub fn admits_pod_identity(trust: &PolicyDocument) -> bool {
-    let as_list = |v: &Value| -> Vec<String> {
-        match v {
-            Value::String(s) => vec![s.clone()],
-            Value::Array(items) => items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect(),
-            _ => Vec::new(),
-        }
-    };
-    let statements = match &trust.as_json()["Statement"] {
-        Value::Array(items) => items.clone(),
-        one @ Value::Object(_) => vec![one.clone()],
-        _ => Vec::new(),
-    };
-    statements.iter().any(|s| {
-        let actions = as_list(&s["Action"]);
+    trust.written_statements().iter().any(|s| {
+        let actions = string_list(&s["Action"]);
         let allows = |a: &str| actions.iter().any(|x| x == a || x == "sts:*" || x == "*");
         s["Effect"] == "Allow"
-            && as_list(&s["Principal"]["Service"]).iter().any(|p| p == POD_IDENTITY_PRINCIPAL)
+            && string_list(&s["Principal"]["Service"]).iter().any(|p| p == POD_IDENTITY_PRINCIPAL)
             && allows("sts:AssumeRole")
             && allows("sts:TagSession")
     })
@@ -333,6 +343,16 @@ fn diff_keys(sid: &str, old: &Value, new: &Value) -> Vec<StatementChange> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_or_a_list_is_a_list() {
+        assert_eq!(string_list(&json!("s3:GetObject")), ["s3:GetObject"]);
+        assert_eq!(string_list(&json!(["a", ["b"], true, 3])), ["a", "b", "true", "3"]);
+        assert!(string_list(&Value::Null).is_empty() && string_list(&json!({"a": "b"})).is_empty());
+        let one = PolicyDocument::new(json!({"Statement": {"Effect": "Allow"}}));
+        let none = PolicyDocument::new(json!({"Version": "2012-10-17"}));
+        assert_eq!((one.written_statements().len(), none.written_statements().len()), (1, 0));
+    }
 
     fn check_equal(a: &str, b: &str, expected: bool) {
         let (a, b) = (PolicyDocument::parse(a).unwrap(), PolicyDocument::parse(b).unwrap());

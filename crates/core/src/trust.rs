@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::policy::PolicyDocument;
+use crate::policy::{PolicyDocument, string_list};
 
 pub const WEB_IDENTITY_ACTION: &str = "sts:AssumeRoleWithWebIdentity";
 
@@ -50,15 +50,6 @@ pub enum Decision {
     Denied { index: usize, sid: Option<String> },
     /// No statement admits it; why each statement naming the provider does not.
     NotAdmitted { reasons: Vec<String> },
-}
-
-fn values(v: &Value) -> Vec<String> {
-    match v {
-        Value::Array(items) => items.iter().flat_map(values).collect(),
-        Value::String(s) => vec![s.clone()],
-        Value::Null => Vec::new(),
-        other => vec![other.to_string()],
-    }
 }
 
 /// `*` and `?` as IAM's StringLike means them. Linear backtracking (to the
@@ -100,7 +91,7 @@ fn principal_matches(principal: &Value, provider_arn: &str) -> bool {
     match principal {
         Value::String(s) => s == "*",
         Value::Object(map) => map.iter().any(|(kind, v)| {
-            (kind == "Federated" || kind == "AWS") && values(v).iter().any(|p| p == provider_arn || (kind == "AWS" && p == "*"))
+            (kind == "Federated" || kind == "AWS") && string_list(v).iter().any(|p| p == provider_arn || (kind == "AWS" && p == "*"))
         }),
         _ => false,
     }
@@ -128,7 +119,7 @@ fn operator_holds(operator: &str, keys: &Value, request: &Request) -> Result<(),
     let negated = op.contains("Not");
     let Some(keys) = keys.as_object() else { return Err(format!("{operator} has no keys")) };
     for (key, wanted) in keys {
-        let wanted = values(wanted);
+        let wanted = string_list(wanted);
         let got = request.context.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_slice());
         let holds = match got {
             None | Some([]) => if_exists || negated || set == Some("ForAllValues"),
@@ -161,8 +152,8 @@ fn mismatch(statement: &Value, request: &Request, resource: Option<&str>) -> Opt
         }
         Some(resource) => {
             let covers = match (statement.get("Resource"), statement.get("NotResource")) {
-                (Some(resources), _) => values(resources).iter().any(|r| like(r, resource)),
-                (None, Some(not)) => !values(not).iter().any(|r| like(r, resource)),
+                (Some(resources), _) => string_list(resources).iter().any(|r| like(r, resource)),
+                (None, Some(not)) => !string_list(not).iter().any(|r| like(r, resource)),
                 (None, None) => false,
             };
             if !covers {
@@ -171,8 +162,8 @@ fn mismatch(statement: &Value, request: &Request, resource: Option<&str>) -> Opt
         }
     }
     let covers = match (statement.get("Action"), statement.get("NotAction")) {
-        (Some(actions), _) => values(actions).iter().any(|a| action_matches(a, &request.action)),
-        (None, Some(not)) => !values(not).iter().any(|a| action_matches(a, &request.action)),
+        (Some(actions), _) => string_list(actions).iter().any(|a| action_matches(a, &request.action)),
+        (None, Some(not)) => !string_list(not).iter().any(|a| action_matches(a, &request.action)),
         (None, None) => false,
     };
     if !covers {
@@ -202,11 +193,7 @@ pub fn evaluate_identity(policy: &PolicyDocument, request: &Request, resource: &
 }
 
 fn decide(policy: &PolicyDocument, request: &Request, resource: Option<&str>) -> Decision {
-    let statements: Vec<Value> = match policy.as_json().get("Statement") {
-        Some(Value::Array(items)) => items.clone(),
-        Some(one) => vec![one.clone()],
-        None => Vec::new(),
-    };
+    let statements = policy.written_statements();
     let sid = |s: &Value| s.get("Sid").and_then(Value::as_str).map(str::to_owned);
     let effect = |s: &Value| s.get("Effect").and_then(Value::as_str).unwrap_or_default().to_owned();
     for (index, statement) in statements.iter().enumerate() {

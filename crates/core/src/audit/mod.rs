@@ -36,6 +36,7 @@ use serde_json::Value;
 
 use crate::kinds::live_root;
 use crate::plan::ClusterContext;
+use crate::policy::string_list;
 use crate::ports::{AccountQuery, ConfigMap, IamApi, KubernetesApi, LAUNCHER_CONFIG, ProviderError, RoleDetail};
 use crate::spec::Desired;
 use crate::tags;
@@ -232,14 +233,6 @@ pub async fn read(iam: &dyn IamApi, kube: &dyn KubernetesApi) -> Result<Inventor
     })
 }
 
-fn strings(v: &Value) -> Vec<String> {
-    match v {
-        Value::Array(items) => items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect(),
-        Value::String(s) => vec![s.clone()],
-        _ => Vec::new(),
-    }
-}
-
 /// The values of condition key `key` under operators whose name contains `operator`.
 fn condition_values(statement: &Value, operator: &str, key: &str) -> Option<Vec<String>> {
     let conditions = statement.get("Condition")?.as_object()?;
@@ -247,7 +240,7 @@ fn condition_values(statement: &Value, operator: &str, key: &str) -> Option<Vec<
     for keys in conditions.iter().filter(|(op, _)| op.contains(operator) && !op.contains("Not")).map(|(_, keys)| keys) {
         for (k, v) in keys.as_object().into_iter().flatten() {
             if k.eq_ignore_ascii_case(key) {
-                found.get_or_insert_with(Vec::new).extend(strings(v));
+                found.get_or_insert_with(Vec::new).extend(string_list(v));
             }
         }
     }
@@ -268,7 +261,7 @@ fn pod_identity_statements<'s>(statements: &'s [Value], cluster_arn: &str) -> Ve
         .iter()
         .enumerate()
         .filter(|(_, s)| {
-            s["Effect"] == "Allow" && strings(&s["Principal"]["Service"]).iter().any(|p| p == crate::policy::POD_IDENTITY_PRINCIPAL)
+            s["Effect"] == "Allow" && string_list(&s["Principal"]["Service"]).iter().any(|p| p == crate::policy::POD_IDENTITY_PRINCIPAL)
         })
         .filter(|(_, s)| {
             let clusters = condition_values(s, "String", "aws:RequestTag/eks-cluster-arn");
@@ -322,9 +315,9 @@ fn bucket_grants(role: &RoleDetail, partition: &str, bucket: &str) -> Vec<String
     for policy in &role.inline_policies {
         let reaches = policy.document.statements().iter().any(|s| {
             s["Effect"] == "Allow"
-                && strings(&s["Action"]).iter().any(|a| a == "*" || a.to_ascii_lowercase().starts_with("s3:"))
+                && string_list(&s["Action"]).iter().any(|a| a == "*" || a.to_ascii_lowercase().starts_with("s3:"))
                 && (s.get("NotResource").is_some()
-                    || strings(&s["Resource"]).iter().any(|r| targets.iter().any(|t| r == t || crate::trust::like(r, t))))
+                    || string_list(&s["Resource"]).iter().any(|r| targets.iter().any(|t| r == t || crate::trust::like(r, t))))
         });
         if reaches {
             found.push(format!("inline policy {}", policy.policy_name));
@@ -352,7 +345,9 @@ pub fn audit(cluster: &ClusterContext, desired: &Desired, inventory: &Inventory)
             .enumerate()
             .filter(|(_, s)| {
                 s["Effect"] == "Allow"
-                    && strings(&s["Principal"]["Federated"]).iter().any(|p| p == provider || p.ends_with(&format!("oidc-provider/{host}")))
+                    && string_list(&s["Principal"]["Federated"])
+                        .iter()
+                        .any(|p| p == provider || p.ends_with(&format!("oidc-provider/{host}")))
             })
             .collect();
         let managed_for = tags::is_managed_role(&role.tags, &cluster.name).then(|| role.tags.get(tags::NAMESPACE).cloned()).flatten();

@@ -17,7 +17,6 @@ use crate::refresh::{Observed, ReadSet};
 use crate::spec::policy_name;
 use crate::spec::{DEFAULT_MAX_SESSION_DURATION, Road, Tenant};
 use crate::tags;
-use serde_json::Value;
 
 #[async_trait]
 impl Resource for Role {
@@ -114,15 +113,8 @@ pub fn road_trust(road: Road, tenant: &Tenant, cluster: &ClusterContext) -> Poli
 /// Both roads' statements in one trust policy: what a role trusts while its
 /// tenant moves from one to the other.
 pub fn bridge_trust(first: &PolicyDocument, second: &PolicyDocument) -> PolicyDocument {
-    let statements = |d: &PolicyDocument| -> Vec<Value> {
-        match &d.as_json()["Statement"] {
-            Value::Array(items) => items.clone(),
-            Value::Null => Vec::new(),
-            one => vec![one.clone()],
-        }
-    };
-    let mut all = statements(first);
-    all.extend(statements(second));
+    let mut all = first.written_statements();
+    all.extend(second.written_statements());
     PolicyDocument::new(json!({"Version": "2012-10-17", "Statement": all}))
 }
 

@@ -32,7 +32,7 @@ use crate::identity::base64_decode;
 use crate::kinds::live_root;
 use crate::plan::ClusterContext;
 use crate::plan::context::{ProviderNeed, context};
-use crate::policy::S3Access;
+use crate::policy::{S3Access, string_list};
 use crate::ports::{
     BearerToken, ClusterApi, ConfigMap, ErrorKind, IamApi, KubernetesApi, LAUNCHER_CONFIG, ObjectStoreApi, OidcProviderDetails, Role,
     TemporaryCredentials,
@@ -75,11 +75,7 @@ pub struct Claims {
 pub fn claims(token: &BearerToken) -> Option<Claims> {
     let payload = token.value.split('.').nth(1)?;
     let json: Value = serde_json::from_slice(&base64_decode(payload)?).ok()?;
-    let aud = match &json["aud"] {
-        Value::String(s) => vec![s.clone()],
-        Value::Array(items) => items.iter().filter_map(|a| a.as_str().map(str::to_owned)).collect(),
-        _ => Vec::new(),
-    };
+    let aud = string_list(&json["aud"]);
     Some(Claims { iss: json["iss"].as_str()?.to_owned(), sub: json["sub"].as_str()?.to_owned(), aud })
 }
 
@@ -395,11 +391,7 @@ fn admitted_subjects(role: &Role, host: &str) -> Vec<String> {
         .iter()
         .filter_map(|s| s["Condition"]["StringEquals"].as_object())
         .flat_map(|c| c.iter().filter(|(k, _)| k.eq_ignore_ascii_case(&key)).map(|(_, v)| v.clone()).collect::<Vec<_>>())
-        .flat_map(|v| match v {
-            Value::Array(items) => items.into_iter().filter_map(|i| i.as_str().map(str::to_owned)).collect(),
-            Value::String(s) => vec![s],
-            _ => Vec::new(),
-        })
+        .flat_map(|v| string_list(&v))
         .collect();
     found.sort();
     found.dedup();
