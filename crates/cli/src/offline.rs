@@ -107,9 +107,7 @@ pub fn render(args: &RenderRequest) -> Result<ExitCode> {
 fn render_stream(desired: &Desired, cluster: &ClusterContext) -> Result<ExitCode> {
     for tenant in &desired.tenants {
         let ns = &tenant.namespace;
-        let role = kinds::desired_role(tenant, cluster);
-        let s3 = kinds::desired_s3_policy(tenant, cluster);
-        let profile = kfp_tenant_k8s::to_resource(&kinds::desired_profile(tenant, &role.arn, &cluster.name));
+        let TenantDocs { role, s3, manifests } = tenant_docs(tenant, cluster)?;
         let quota = desired.cluster.trust_policy_quota;
         say!(
             "---\n# Source: iam/{ns}/trust-policy.json (trust policy of IAM role {}{}, identity {}, {} of {quota} characters)\n{}",
@@ -126,19 +124,41 @@ fn render_stream(desired: &Desired, cluster: &ClusterContext) -> Result<ExitCode
             s3.document.minified_len(),
             serde_json::to_string_pretty(s3.document.as_json())?
         )?;
-        say!("---\n# Source: {ns}.yaml (Profile {ns})\n{}", serde_yaml_ng::to_string(&profile)?.trim_end())?;
-        let annotation = (tenant.road == Road::Irsa).then_some(role.arn.as_str());
-        for sa in tenant.extra_service_accounts() {
-            let account = kinds::desired_service_account(ns, sa, annotation, &cluster.name, None);
-            let manifest = serde_yaml_ng::to_string(&kfp_tenant_k8s::account_manifest(&account))?;
-            say!("---\n# Source: {ns}.yaml (ServiceAccount {ns}/{sa})\n{}", manifest.trim_end())?;
-        }
-        for config in pipeline_config(tenant, cluster) {
-            let manifest = serde_yaml_ng::to_string(&kfp_tenant_k8s::config_map_manifest(&config))?;
-            say!("---\n# Source: {ns}.yaml (kfp-tenant's keys of ConfigMap {ns}/{})\n{}", config.name, manifest.trim_end())?;
+        for (what, manifest) in manifests {
+            say!("---\n# Source: {ns}.yaml ({what})\n{}", manifest.trim_end())?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One tenant's documents as `render` prints or writes them: the role (its
+/// trust policy), its inline S3 policy, and the Kubernetes manifests in
+/// order, each with what it is (the Profile, the service accounts
+/// kfp-tenant makes, kfp-tenant's keys of the pipeline ConfigMaps).
+struct TenantDocs {
+    role: kfp_tenant_core::ports::Role,
+    s3: kfp_tenant_core::ports::InlinePolicy,
+    manifests: Vec<(String, String)>,
+}
+
+fn tenant_docs(tenant: &kfp_tenant_core::spec::Tenant, cluster: &ClusterContext) -> Result<TenantDocs> {
+    let ns = &tenant.namespace;
+    let role = kinds::desired_role(tenant, cluster);
+    let s3 = kinds::desired_s3_policy(tenant, cluster);
+    let profile = kfp_tenant_k8s::to_resource(&kinds::desired_profile(tenant, &role.arn, &cluster.name));
+    let mut manifests = vec![(format!("Profile {ns}"), serde_yaml_ng::to_string(&profile)?)];
+    let annotation = (tenant.road == Road::Irsa).then_some(role.arn.as_str());
+    for sa in tenant.extra_service_accounts() {
+        let account = kinds::desired_service_account(ns, sa, annotation, &cluster.name, None);
+        manifests.push((format!("ServiceAccount {ns}/{sa}"), serde_yaml_ng::to_string(&kfp_tenant_k8s::account_manifest(&account))?));
+    }
+    if let Some(root) = &tenant.pipeline_root {
+        for config in kinds::desired_pipeline_config(tenant, root, &cluster.bucket, &cluster.region) {
+            let manifest = serde_yaml_ng::to_string(&kfp_tenant_k8s::config_map_manifest(&config))?;
+            manifests.push((format!("kfp-tenant's keys of ConfigMap {ns}/{}", config.name), manifest));
+        }
+    }
+    Ok(TenantDocs { role, s3, manifests })
 }
 
 /// The tenants as files: one Kubernetes manifest per tenant at the top (what
@@ -161,9 +181,7 @@ fn render_dir(desired: &Desired, cluster: &ClusterContext, dir: &std::path::Path
     );
     for tenant in &desired.tenants {
         let ns = &tenant.namespace;
-        let role = kinds::desired_role(tenant, cluster);
-        let s3 = kinds::desired_s3_policy(tenant, cluster);
-        let profile = kfp_tenant_k8s::to_resource(&kinds::desired_profile(tenant, &role.arn, &cluster.name));
+        let TenantDocs { role, s3, manifests } = tenant_docs(tenant, cluster)?;
         let mut yaml = match tenant.road {
             Road::Irsa => format!("# tenant {ns}: the Profile, and the service accounts kfp-tenant makes and annotates\n"),
             Road::PodIdentity => format!(
@@ -175,17 +193,9 @@ fn render_dir(desired: &Desired, cluster: &ClusterContext, dir: &std::path::Path
             // A client-side apply would replace the whole ConfigMaps, KFP's keys included.
             yaml.push_str("# and kfp-tenant's keys of its pipeline ConfigMaps: apply with --server-side, which keeps KFP's own keys\n");
         }
-        yaml.push_str("---\n");
-        let annotation = (tenant.road == Road::Irsa).then_some(role.arn.as_str());
-        yaml.push_str(&serde_yaml_ng::to_string(&profile)?);
-        for sa in tenant.extra_service_accounts() {
-            let account = kinds::desired_service_account(ns, sa, annotation, &cluster.name, None);
+        for (_, manifest) in manifests {
             yaml.push_str("---\n");
-            yaml.push_str(&serde_yaml_ng::to_string(&kfp_tenant_k8s::account_manifest(&account))?);
-        }
-        for config in pipeline_config(tenant, cluster) {
-            yaml.push_str("---\n");
-            yaml.push_str(&serde_yaml_ng::to_string(&kfp_tenant_k8s::config_map_manifest(&config))?);
+            yaml.push_str(&manifest);
         }
         write(dir.join(format!("{ns}.yaml")), yaml)?;
         let iam = dir.join("iam").join(ns);
@@ -212,12 +222,6 @@ fn render_dir(desired: &Desired, cluster: &ClusterContext, dir: &std::path::Path
         dir.display()
     )?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// kfp-tenant's keys of the tenant's pipeline ConfigMaps; none when it opted out.
-fn pipeline_config(tenant: &kfp_tenant_core::spec::Tenant, cluster: &ClusterContext) -> Vec<kfp_tenant_core::ports::ConfigMap> {
-    let Some(root) = &tenant.pipeline_root else { return Vec::new() };
-    kinds::desired_pipeline_config(tenant, root, &cluster.bucket, &cluster.region).into()
 }
 
 /// Whether `<dir>/<ns>.yaml` is a manifest kfp-tenant wrote (its header).
