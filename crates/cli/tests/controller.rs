@@ -4,7 +4,8 @@
 //! refused while a controller leads; the leader killed with SIGKILL in the
 //! middle of reconciling 50 tenants and the standby finishing them;
 //! deletion and `Retain`; a bad spec refused by the API server's schema and
-//! a reserved namespace Ready=False with nothing written.
+//! a reserved namespace Ready=False with nothing written; a leader cut off
+//! from the API server stopping before its Lease ends.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
@@ -114,12 +115,22 @@ fn tenant(name: &str, extra: Value) -> String {
     .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(not(kfp_real_kube), ignore = "needs a real kube-apiserver: run scripts/test")]
-async fn two_replicas_reconcile_kubeflow_tenants_and_fail_over() {
+/// Moto, the real control plane with the KubeflowTenant CRD established,
+/// a bound cluster, a lock namespace and a settings file for the replicas.
+struct Setup {
+    aws: kfp_tenant_aws::Aws,
+    kube: TestKube,
+    cluster: String,
+    kubeconfig: PathBuf,
+    dir: PathBuf,
+    lock_namespace: String,
+    settings: PathBuf,
+}
+
+async fn setup(tag: &str) -> Setup {
     let aws = support::aws().await;
     let kube = TestKube::start(Backend::Real, TestKubeOptions::default()).await;
-    let cluster = kube.cluster("ctl");
+    let cluster = kube.cluster(tag);
     support::cluster_with_provider(&aws, &cluster).await;
     support::ensure_bucket(&support::moto_endpoint(), "kfp-artifacts").await;
     kube.bind(&cluster).await;
@@ -138,6 +149,13 @@ async fn two_replicas_reconcile_kubeflow_tenants_and_fail_over() {
     let (ok, said) =
         kubectl(&kubeconfig, &["wait", "--for=condition=Established", "crd/kubeflowtenants.kfp-tenant.io", "--timeout=30s"], "");
     assert!(ok, "{said}");
+    Setup { aws, kube, cluster, kubeconfig, dir, lock_namespace, settings }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(kfp_real_kube), ignore = "needs a real kube-apiserver: run scripts/test")]
+async fn two_replicas_reconcile_kubeflow_tenants_and_fail_over() {
+    let Setup { aws, kube, cluster, kubeconfig, dir, lock_namespace, settings } = setup("ctl").await;
     let bad = kube.name("kt-bad");
     for (spec, says) in [
         (json!({"ownr": "x"}), "unknown field \"spec.ownr\""),
@@ -286,6 +304,113 @@ async fn two_replicas_reconcile_kubeflow_tenants_and_fail_over() {
         out.status.success()
     })
     .await;
+}
+
+/// A TCP proxy in front of the API server that a test can cut, as a network
+/// partition looks to a client: from the cut on, nothing is forwarded
+/// either way, open connections stay open and silent, and new ones are
+/// accepted and never answered.
+struct Partition {
+    kubeconfig: PathBuf,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl Partition {
+    /// A kubeconfig like `kubeconfig` whose server is reached through the proxy.
+    async fn start(kubeconfig: &Path, dir: &Path) -> Partition {
+        let text = std::fs::read_to_string(kubeconfig).unwrap();
+        let at = text.find("https://").expect("an https server") + "https://".len();
+        let upstream: String = text[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || ".:-".contains(*c)).collect();
+        let server = format!("https://{upstream}");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxied = dir.join("partitioned.kubeconfig");
+        std::fs::write(&proxied, text.replace(&server, &format!("https://{}", listener.local_addr().unwrap()))).unwrap();
+        let (cut, cut_seen) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut cut_seen = cut_seen.clone();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let already_cut = *cut_seen.borrow();
+                    if already_cut {
+                        return std::future::pending::<()>().await;
+                    }
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                    let cut = async move { drop(cut_seen.wait_for(|cut| *cut).await) };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => return,
+                        () = cut => {}
+                    }
+                    // Both sockets stay open, and silent.
+                    std::future::pending::<()>().await
+                });
+            }
+        });
+        Partition { kubeconfig: proxied, cut }
+    }
+
+    fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+}
+
+/// The leader cut off from the API server (its AWS calls still going
+/// through) while it reconciles: it cannot renew, so it stops writing and
+/// exits before its Lease can end, and the standby, which takes the Lease
+/// only once it has ended, finishes the tenants. No moment has two writers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(kfp_real_kube), ignore = "needs a real kube-apiserver: run scripts/test")]
+async fn a_leader_cut_off_from_the_api_server_stops_writing_before_its_lease_ends() {
+    let Setup { aws, kube, cluster, kubeconfig, dir, lock_namespace, settings } = setup("cut").await;
+    let partition = Partition::start(&kubeconfig, &dir).await;
+    let mut cut_off = Replica::start(&partition.kubeconfig, &settings, &lock_namespace, &dir, 1);
+    eventually("the first replica leads", Duration::from_secs(30), async || cut_off.leads()).await;
+    let standby = Replica::start(&kubeconfig, &settings, &lock_namespace, &dir, 2);
+    eventually("the second stands by", Duration::from_secs(30), async || standby.metric("kfp_tenant_leader ") == Some(0.0)).await;
+
+    let many: Vec<String> = (0..30).map(|i| kube.name(&format!("kt-c{i:02}"))).collect();
+    let all: String = many.iter().map(|n| format!("---\n{}\n", tenant(n, json!({})))).collect();
+    let (ok, said) = kubectl(&kubeconfig, &["apply", "-f", "-"], &all);
+    assert!(ok, "{said}");
+    eventually("the leader at work on them", Duration::from_secs(30), async || cut_off.log().contains("(lease ")).await;
+    partition.cut();
+    let cut_at = Instant::now();
+
+    // The standby leads only after the Lease ended; by then the cut-off
+    // leader has stopped (its process has ended) and says why.
+    let mut exited_first = None;
+    eventually("the standby takes over", Duration::from_secs(30), async || {
+        let leads = standby.leads();
+        if leads {
+            exited_first = Some(cut_off.child.try_wait().unwrap().is_some());
+        }
+        leads
+    })
+    .await;
+    let took = cut_at.elapsed();
+    assert_eq!(exited_first, Some(true), "the cut-off leader still ran when the standby led ({took:?} after the cut):\n{}", cut_off.log());
+    assert!(cut_off.log().contains("Lost the Lease"), "{}", cut_off.log());
+    assert!(took >= Duration::from_secs(2), "the standby led {took:?} after the cut: before the Lease (6 s, renewed every 2 s) could end");
+    let writes_before = cut_off.log().lines().filter(|l| l.contains("(lease ")).count();
+
+    eventually("all 30 Ready", Duration::from_secs(180), async || {
+        let mut all = true;
+        for n in &many {
+            all &= ready(kube.object("kubeflowtenants", "", n).await.as_ref()).as_deref() == Some("True");
+        }
+        all
+    })
+    .await;
+    for n in &many {
+        assert!(aws.get_role(&format!("{n}-{cluster}-role")).await.unwrap().is_some(), "{n}");
+    }
+    assert_eq!(cut_off.log().lines().filter(|l| l.contains("(lease ")).count(), writes_before, "{}", cut_off.log());
+    assert!(standby.log().contains("(lease "), "the standby made the rest: {}", standby.log());
+
+    let mut delete = vec!["delete", "kubeflowtenant", "--timeout=300s"];
+    delete.extend(many.iter().map(String::as_str));
+    let (ok, said) = kubectl(&kubeconfig, &delete, "");
+    assert!(ok, "{said}\n{}", standby.log());
 }
 
 /// `deploy/` as CI checks it: the real API server takes every object of

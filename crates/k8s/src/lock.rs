@@ -189,46 +189,66 @@ impl Kube {
 /// becomes false, and the renewing stops) when another acquisition took it
 /// over, or when no renewal succeeded for two thirds of its duration: the
 /// holder then stops writing a third of a duration before anyone else may
-/// take the Lease.
+/// take the Lease. A renewal that hangs (an API server that no longer
+/// answers) counts as failed when that time is up, not when it returns.
 async fn renew_lease(api: Api<Lease>, lock: LockOptions, id: String, held: tokio::sync::watch::Sender<bool>) {
     let every = (lock.duration / 3).max(Duration::from_millis(100));
     let mut renewed = tokio::time::Instant::now();
     loop {
-        tokio::time::sleep(every).await;
-        let lease = match api.get_opt(&lock.name).await {
-            Ok(Some(lease)) => lease,
-            Ok(None) => {
-                tracing::warn!(lease = %lock.name, "the apply lock was removed");
+        let deadline = renewed + lock.duration * 2 / 3;
+        let attempt = async {
+            tokio::time::sleep(every).await;
+            renew_once(&api, &lock, &id).await
+        };
+        match tokio::time::timeout_at(deadline, attempt).await {
+            Ok(Renewal::Renewed) => renewed = tokio::time::Instant::now(),
+            Ok(Renewal::Failed) => {}
+            Ok(Renewal::Gone) => {
                 let _ = held.send(false);
                 return;
             }
-            Err(e) => {
-                tracing::warn!(lease = %lock.name, error = %e, "cannot read the apply lock to renew it");
-                if renewed.elapsed() >= lock.duration * 2 / 3 {
-                    let _ = held.send(false);
-                    return;
-                }
-                continue;
+            Err(_) => {
+                tracing::warn!(lease = %lock.name, "the apply lock was not renewed for two thirds of its duration");
+                let _ = held.send(false);
+                return;
             }
-        };
-        let mut lease = lease;
-        if lock_id(&lease) != id {
-            tracing::warn!(lease = %lock.name, "the apply lock was removed or taken over (now ID {:?})", lock_id(&lease));
-            let _ = held.send(false);
-            return;
         }
-        if let Some(spec) = lease.spec.as_mut() {
-            spec.renew_time = Some(MicroTime(Timestamp::now()));
+    }
+}
+
+/// How one renewal went.
+enum Renewal {
+    Renewed,
+    /// Not this time; the next may.
+    Failed,
+    /// Removed, or taken over by another acquisition.
+    Gone,
+}
+
+async fn renew_once(api: &Api<Lease>, lock: &LockOptions, id: &str) -> Renewal {
+    let mut lease = match api.get_opt(&lock.name).await {
+        Ok(Some(lease)) => lease,
+        Ok(None) => {
+            tracing::warn!(lease = %lock.name, "the apply lock was removed");
+            return Renewal::Gone;
         }
-        match api.replace(&lock.name, &PostParams::default(), &lease).await {
-            Ok(_) => renewed = tokio::time::Instant::now(),
-            Err(e) => {
-                tracing::warn!(lease = %lock.name, error = %e, "cannot renew the apply lock");
-                if renewed.elapsed() >= lock.duration * 2 / 3 {
-                    let _ = held.send(false);
-                    return;
-                }
-            }
+        Err(e) => {
+            tracing::warn!(lease = %lock.name, error = %e, "cannot read the apply lock to renew it");
+            return Renewal::Failed;
+        }
+    };
+    if lock_id(&lease) != id {
+        tracing::warn!(lease = %lock.name, "the apply lock was removed or taken over (now ID {:?})", lock_id(&lease));
+        return Renewal::Gone;
+    }
+    if let Some(spec) = lease.spec.as_mut() {
+        spec.renew_time = Some(MicroTime(Timestamp::now()));
+    }
+    match api.replace(&lock.name, &PostParams::default(), &lease).await {
+        Ok(_) => Renewal::Renewed,
+        Err(e) => {
+            tracing::warn!(lease = %lock.name, error = %e, "cannot renew the apply lock");
+            Renewal::Failed
         }
     }
 }
