@@ -52,6 +52,7 @@ on_both_backends!(
     drift_in_owner_plugin_and_quota_is_planned,
     a_field_added_by_hand_is_removed_by_the_next_apply,
     the_apply_lock_is_exclusive_and_expires,
+    a_holder_cut_off_from_the_api_server_loses_the_lock_in_time,
     a_service_account_waits_for_its_namespace_then_is_annotated,
     the_controller_restores_the_role_annotation,
     a_watch_sees_every_change,
@@ -259,6 +260,39 @@ async fn the_apply_lock_is_exclusive_and_expires(backend: Backend) {
     let held = kube.object("leases", "kubeflow", &lease).await.unwrap();
     assert_eq!((held["spec"]["holderIdentity"].as_str(), held["spec"]["leaseTransitions"].as_i64()), (Some("alice@laptop:1"), Some(1)));
     taken_over.release().await.unwrap();
+}
+
+/// A holder whose API server stops answering (a partition: its renewals
+/// hang rather than fail) learns that it lost the lock two thirds of the
+/// way into the Lease's duration, before anyone else may take it.
+async fn a_holder_cut_off_from_the_api_server_loses_the_lock_in_time(backend: Backend) {
+    let kube = TestKube::start(backend, TestKubeOptions { controller: false, ..Default::default() }).await;
+    let dir = std::env::temp_dir().join(kube.name("kfp-tenant-partition"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let partition = kfp_tenant_testkit::partition::Partition::start(kube.kubeconfig(), &dir.join("kubeconfig")).await;
+    let cut_off = Kube::connect(KubeOptions { kubeconfig: Some(partition.kubeconfig.clone()), ..Default::default() }).await.unwrap();
+    let lease = kube.name("kfp-tenant-lock");
+    let duration = Duration::from_secs(3);
+    let guard = cut_off.lock(&LockOptions { name: lease.clone(), duration, ..LockOptions::new("alice@laptop:1") }).await.unwrap();
+    // Renewed while the server answers.
+    assert!(tokio::time::timeout(duration * 2, guard.lost()).await.is_err(), "lost while renewing");
+    partition.cut();
+    let cut_at = std::time::Instant::now();
+    tokio::time::timeout(duration * 2, guard.lost()).await.expect("lost once no renewal can succeed");
+    let after = cut_at.elapsed();
+    assert!(after <= duration, "lost {after:?} after the cut: the Lease may be taken {duration:?} after its last renewal");
+    // And another may take it once it has run out.
+    let provider = provider(&kube).await;
+    let theirs = LockOptions { name: lease, duration, ..LockOptions::new("bob@ci:7") };
+    let start = std::time::Instant::now();
+    let taken = loop {
+        match provider.lock(&theirs).await {
+            Ok(guard) => break guard,
+            Err(LockError::Held { .. }) if start.elapsed() < duration * 3 => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    taken.release().await.unwrap();
 }
 
 async fn a_service_account_waits_for_its_namespace_then_is_annotated(backend: Backend) {

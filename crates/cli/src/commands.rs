@@ -222,7 +222,8 @@ pub async fn destroy(args: DestroyRequest, no_color: bool) -> Result<ExitCode> {
 
 /// Runs `work` holding the apply lock, with Ctrl-C handled, and releases
 /// the lock whatever happened; `work` says whether every change succeeded.
-/// An interrupt before any change ends `work` at once.
+/// An interrupt before any change ends `work` at once; a lost lock ends it
+/// at once whenever it comes.
 ///
 /// The Kubernetes API is shown to be `cluster` first: a run against the
 /// wrong cluster is refused before it writes anything there, the Lease
@@ -237,7 +238,17 @@ async fn locked(
     live.prove(cluster.0, cluster.1).await?;
     let guard = live.lock(&lifecycle.lock_namespace, verb).await?;
     let stop = interrupt::install(GRACE);
-    let result = work(stop).await;
+    // A lock that could not be renewed may be another run's a third of its
+    // duration later: nothing more is written, not even what is under way.
+    let result = tokio::select! {
+        result = work(stop.clone()) => result,
+        () = guard.lost() => {
+            stop.stop();
+            Err(anyhow::anyhow!(
+                "lost the apply lock: it could not be renewed in time (is the Kubernetes API reachable?) or was taken over with force-unlock; stopped writing at once; run plan to see what was done"
+            ))
+        }
+    };
     unlock(guard, result).await
 }
 

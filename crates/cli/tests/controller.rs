@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use kfp_tenant_core::ports::IamApi;
 use kfp_tenant_testkit::backend::{Backend, TestKube, TestKubeOptions};
+use kfp_tenant_testkit::partition::Partition;
 use serde_json::{Value, json};
 
 use support::kubectl;
@@ -306,54 +307,6 @@ async fn two_replicas_reconcile_kubeflow_tenants_and_fail_over() {
     .await;
 }
 
-/// A TCP proxy in front of the API server that a test can cut, as a network
-/// partition looks to a client: from the cut on, nothing is forwarded
-/// either way, open connections stay open and silent, and new ones are
-/// accepted and never answered.
-struct Partition {
-    kubeconfig: PathBuf,
-    cut: tokio::sync::watch::Sender<bool>,
-}
-
-impl Partition {
-    /// A kubeconfig like `kubeconfig` whose server is reached through the proxy.
-    async fn start(kubeconfig: &Path, dir: &Path) -> Partition {
-        let text = std::fs::read_to_string(kubeconfig).unwrap();
-        let at = text.find("https://").expect("an https server") + "https://".len();
-        let upstream: String = text[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || ".:-".contains(*c)).collect();
-        let server = format!("https://{upstream}");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let proxied = dir.join("partitioned.kubeconfig");
-        std::fs::write(&proxied, text.replace(&server, &format!("https://{}", listener.local_addr().unwrap()))).unwrap();
-        let (cut, cut_seen) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let mut cut_seen = cut_seen.clone();
-                let upstream = upstream.clone();
-                tokio::spawn(async move {
-                    let already_cut = *cut_seen.borrow();
-                    if already_cut {
-                        return std::future::pending::<()>().await;
-                    }
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await else { return };
-                    let cut = async move { drop(cut_seen.wait_for(|cut| *cut).await) };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => return,
-                        () = cut => {}
-                    }
-                    // Both sockets stay open, and silent.
-                    std::future::pending::<()>().await
-                });
-            }
-        });
-        Partition { kubeconfig: proxied, cut }
-    }
-
-    fn cut(&self) {
-        self.cut.send_replace(true);
-    }
-}
-
 /// The leader cut off from the API server (its AWS calls still going
 /// through) while it reconciles: it cannot renew, so it stops writing and
 /// exits before its Lease can end, and the standby, which takes the Lease
@@ -362,7 +315,7 @@ impl Partition {
 #[cfg_attr(not(kfp_real_kube), ignore = "needs a real kube-apiserver: run scripts/test")]
 async fn a_leader_cut_off_from_the_api_server_stops_writing_before_its_lease_ends() {
     let Setup { aws, kube, cluster, kubeconfig, dir, lock_namespace, settings } = setup("cut").await;
-    let partition = Partition::start(&kubeconfig, &dir).await;
+    let partition = Partition::start(&kubeconfig, &dir.join("partitioned.kubeconfig")).await;
     let mut cut_off = Replica::start(&partition.kubeconfig, &settings, &lock_namespace, &dir, 1);
     eventually("the first replica leads", Duration::from_secs(30), async || cut_off.leads()).await;
     let standby = Replica::start(&kubeconfig, &settings, &lock_namespace, &dir, 2);

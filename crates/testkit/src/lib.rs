@@ -33,6 +33,7 @@ pub mod faults;
 mod http1;
 pub mod kube;
 pub mod paging_proxy;
+pub mod partition;
 pub mod pod_identity;
 pub mod recording_proxy;
 pub mod signing_proxy;
