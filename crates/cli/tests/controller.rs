@@ -47,12 +47,13 @@ struct Replica {
 }
 
 impl Replica {
-    fn start(kubeconfig: &Path, settings: &Path, lock_namespace: &str, dir: &Path, n: usize) -> Self {
+    fn start(kubeconfig: &Path, settings: &Path, lock_namespace: &str, dir: &Path, n: usize, extra: &[&str]) -> Self {
         let port = free_port();
         let log = dir.join(format!("controller-{n}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_kfp-tenant"))
             .args(["controller", "-f", settings.to_str().unwrap(), "--resync", "3s", "--lease-duration", "6s", "--timeout", "60s"])
             .args(["--metrics-addr", &format!("127.0.0.1:{port}"), "--lock-namespace", lock_namespace])
+            .args(extra)
             .env("KUBECONFIG", kubeconfig)
             .env("NO_COLOR", "1")
             .env("HOSTNAME", format!("replica-{n}"))
@@ -116,9 +117,16 @@ fn tenant(name: &str, extra: Value) -> String {
     .unwrap()
 }
 
+/// KubeflowTenants are cluster-scoped: a controller of one test would
+/// reconcile another's on the shared API server (and the CRD is shared), so
+/// these tests run one at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Moto, the real control plane with the KubeflowTenant CRD established,
-/// a bound cluster, a lock namespace and a settings file for the replicas.
+/// a bound cluster, a lock namespace and a settings file for the replicas;
+/// no other test's controller runs meanwhile.
 struct Setup {
+    _alone: tokio::sync::MutexGuard<'static, ()>,
     aws: kfp_tenant_aws::Aws,
     kube: TestKube,
     cluster: String,
@@ -129,6 +137,7 @@ struct Setup {
 }
 
 async fn setup(tag: &str) -> Setup {
+    let alone = ONE_AT_A_TIME.lock().await;
     let aws = support::aws().await;
     let kube = TestKube::start(Backend::Real, TestKubeOptions::default()).await;
     let cluster = kube.cluster(tag);
@@ -150,13 +159,13 @@ async fn setup(tag: &str) -> Setup {
     let (ok, said) =
         kubectl(&kubeconfig, &["wait", "--for=condition=Established", "crd/kubeflowtenants.kfp-tenant.io", "--timeout=30s"], "");
     assert!(ok, "{said}");
-    Setup { aws, kube, cluster, kubeconfig, dir, lock_namespace, settings }
+    Setup { _alone: alone, aws, kube, cluster, kubeconfig, dir, lock_namespace, settings }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(kfp_real_kube), ignore = "needs a real kube-apiserver: run scripts/test")]
 async fn two_replicas_reconcile_kubeflow_tenants_and_fail_over() {
-    let Setup { aws, kube, cluster, kubeconfig, dir, lock_namespace, settings } = setup("ctl").await;
+    let Setup { _alone, aws, kube, cluster, kubeconfig, dir, lock_namespace, settings } = setup("ctl").await;
     let bad = kube.name("kt-bad");
     for (spec, says) in [
         (json!({"ownr": "x"}), "unknown field \"spec.ownr\""),
@@ -167,8 +176,8 @@ async fn two_replicas_reconcile_kubeflow_tenants_and_fail_over() {
         assert!(!ok && said.contains(says), "{says:?} in {said}");
     }
 
-    let first = Replica::start(&kubeconfig, &settings, &lock_namespace, &dir, 1);
-    let second = Replica::start(&kubeconfig, &settings, &lock_namespace, &dir, 2);
+    let first = Replica::start(&kubeconfig, &settings, &lock_namespace, &dir, 1, &[]);
+    let second = Replica::start(&kubeconfig, &settings, &lock_namespace, &dir, 2, &[]);
     eventually("one replica leads", Duration::from_secs(30), async || {
         let leaders = [&first, &second].iter().filter(|r| r.leads()).count();
         let standby = [&first, &second].iter().any(|r| r.metric("kfp_tenant_leader ") == Some(0.0));
@@ -314,11 +323,12 @@ async fn two_replicas_reconcile_kubeflow_tenants_and_fail_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(kfp_real_kube), ignore = "needs a real kube-apiserver: run scripts/test")]
 async fn a_leader_cut_off_from_the_api_server_stops_writing_before_its_lease_ends() {
-    let Setup { aws, kube, cluster, kubeconfig, dir, lock_namespace, settings } = setup("cut").await;
+    let Setup { _alone, aws, kube, cluster, kubeconfig, dir, lock_namespace, settings } = setup("cut").await;
     let partition = Partition::start(&kubeconfig, &dir.join("partitioned.kubeconfig")).await;
-    let mut cut_off = Replica::start(&partition.kubeconfig, &settings, &lock_namespace, &dir, 1);
+    // One change at a time, so that the cut always finds work left.
+    let mut cut_off = Replica::start(&partition.kubeconfig, &settings, &lock_namespace, &dir, 1, &["--parallelism", "1"]);
     eventually("the first replica leads", Duration::from_secs(30), async || cut_off.leads()).await;
-    let standby = Replica::start(&kubeconfig, &settings, &lock_namespace, &dir, 2);
+    let standby = Replica::start(&kubeconfig, &settings, &lock_namespace, &dir, 2, &[]);
     eventually("the second stands by", Duration::from_secs(30), async || standby.metric("kfp_tenant_leader ") == Some(0.0)).await;
 
     let many: Vec<String> = (0..30).map(|i| kube.name(&format!("kt-c{i:02}"))).collect();
@@ -371,6 +381,8 @@ async fn a_leader_cut_off_from_the_api_server_stops_writing_before_its_lease_end
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(kfp_real_kube), ignore = "needs a real kube-apiserver: run scripts/test")]
 async fn the_deploy_kustomization_passes_a_server_side_dry_run() {
+    // Its CRD is the one the controller tests apply meanwhile.
+    let _alone = ONE_AT_A_TIME.lock().await;
     let kube = TestKube::start(Backend::Real, TestKubeOptions { controller: false, ..Default::default() }).await;
     let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
     let (ok, said) = kubectl(kube.kubeconfig(), &["apply", "--dry-run=server", "-k", deploy.to_str().unwrap()], "");

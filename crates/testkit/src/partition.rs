@@ -23,7 +23,8 @@ impl Partition {
         let upstream: String = text[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || ".:-".contains(*c)).collect();
         let server = format!("{scheme}{upstream}");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port on 127.0.0.1");
-        std::fs::write(proxied, text.replace(&server, &format!("{scheme}{}", listener.local_addr().expect("a bound address")))).expect("the proxied kubeconfig written");
+        std::fs::write(proxied, text.replace(&server, &format!("{scheme}{}", listener.local_addr().expect("a bound address"))))
+            .expect("the proxied kubeconfig written");
         let (cut, cut_seen) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
