@@ -10,7 +10,7 @@
 //! Time is bounded: [`ApplyOptions::timeout`] is one deadline for every wait
 //! of the run (readiness, a Profile's deletion, a namespace the controller
 //! has yet to make), and a wait that reaches it fails with
-//! [`ErrorKind::Timeout`], which nothing retries. A [`Stop`] ends the run
+//! [`ErrorKind::Timeout`](crate::ports::ErrorKind::Timeout), which nothing retries. A [`Stop`] ends the run
 //! early: nothing new starts, what runs gets [`ApplyOptions::grace`].
 
 use std::collections::BTreeMap;

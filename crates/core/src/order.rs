@@ -4,7 +4,7 @@
 //! so that what `kfp-tenant graph` draws is what apply walks.
 //!
 //! - [`dependencies`]: what a resource is computed from, by name alone;
-//!   [`resources`] and [`file`] draw them (a file's graph before any plan);
+//!   [`resources`] and [`file()`] draw them (a file's graph before any plan);
 //! - [`walk`]: a plan's changes as apply walks them: a change after the
 //!   planned changes it depends on (looking through unplanned ones), a
 //!   deletion before them when they are deleted too; a kind with a place

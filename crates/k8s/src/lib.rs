@@ -8,15 +8,15 @@
 //! whatever another manager added that the apply would leave. Every object
 //! it makes or owns carries `app.kubernetes.io/managed-by=kfp-tenant` and
 //! the cluster label `kfp-tenant/cluster`; in the tenants' pipeline
-//! ConfigMaps, which it shares, it writes only its keys ([`config_maps`]).
+//! ConfigMaps, which it shares, it writes only its keys (`config_maps`).
 //!
 //! The profile controller writes no ready condition. [`Kube::wait_ready`]
 //! (through the port) therefore waits for what makes a tenant usable: the
 //! namespace with the owner annotation, and `default-editor` annotated with
-//! the role ARN. The waits of a run share four watches ([`watches`]) rather
+//! the role ARN. The waits of a run share four watches (`watches`) rather
 //! than polling per tenant, and ask the API server directly only until
 //! those have listed, and every `resync`. Every wait takes its bound from
-//! the caller and ends with [`ErrorKind::Timeout`].
+//! the caller and ends with [`ErrorKind::Timeout`](kfp_tenant_core::ports::ErrorKind::Timeout).
 
 mod accounts;
 mod client;

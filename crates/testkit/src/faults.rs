@@ -1,7 +1,7 @@
 //! What a fake does besides answering: counting calls per operation,
 //! latency, failing the Nth call, seeded throttling and 5xx, a crash after
 //! N writes, a rate limit, a lost response. Shared by every fake through a
-//! [`Meter`]; time is tokio's, so tests on a paused clock do not sleep.
+//! `Meter`; time is tokio's, so tests on a paused clock do not sleep.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

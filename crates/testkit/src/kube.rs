@@ -377,7 +377,7 @@ impl KubernetesApi for FakeKube {
         }
     }
 
-    /// An unsigned JWT with the claims Kubernetes puts in, issuer [`ISSUER`].
+    /// An unsigned JWT with the claims Kubernetes puts in, issuer [`crate::ISSUER`].
     async fn request_token(
         &self,
         namespace: &str,

@@ -5,7 +5,7 @@
 //! goes in its tenant, whether it grants or revokes a road, what its content
 //! makes it wait for); beside it, what the file asks for of it
 //! (`desired_*`) and how live state differs (`*_drift`). Render, fresh,
-//! apply and `crate::order` reach a kind only through [`Resource`] and the
+//! apply and `crate::order` reach a kind only through `Resource` and the
 //! dispatch below; the planner calls its `desired_*`, `*_drift` and, where
 //! a kind plans itself, `plan_*`. Each `State` variant maps to one module:
 //!

@@ -5,9 +5,9 @@
 //! that a saved plan applied later can be refused when the world moved.
 //! [`Reason`] is for display: apply never reads it.
 //!
-//! - [`planner`]: [`plan`] and [`plan_destroy`], pure functions of a
+//! - `planner`: [`plan`] and [`plan_destroy`], pure functions of a
 //!   [`crate::spec::Desired`] and a [`crate::refresh::Observed`];
-//! - [`fresh`]: what a saved plan was made from ([`reads_of`]) and whether
+//! - `fresh`: what a saved plan was made from ([`reads_of`]) and whether
 //!   it still holds ([`check_fresh`]).
 
 mod accounts;

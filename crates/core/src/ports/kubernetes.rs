@@ -176,7 +176,7 @@ pub trait KubernetesApi: Send + Sync {
     async fn delete_profile(&self, name: &str, timeout: Duration) -> ProviderResult<()>;
     /// Waits until the controller has made the tenant usable: the namespace
     /// carries the owner, and `default-editor` the role ARN (the controller
-    /// writes no ready condition). Fails with [`ErrorKind::Timeout`] after
+    /// writes no ready condition). Fails with [`ErrorKind::Timeout`](crate::ports::ErrorKind::Timeout) after
     /// `timeout`, saying what is missing.
     async fn wait_ready(&self, profile: &Profile, timeout: Duration) -> ProviderResult<()>;
     /// Service accounts across every namespace, in one call.

@@ -8,7 +8,7 @@
 //!    file's cluster ([`crate::identity::prove`]) before anything is listed.
 //! 2. two reads side by side:
 //!    - IAM: the roles kfp-tenant manages for this cluster and each tenant's
-//!      role and inline policy, per role or in bulk ([`roles`], chosen by
+//!      role and inline policy, per role or in bulk (`roles`, chosen by
 //!      [`RefreshMode`]);
 //!    - Kubernetes: every Profile, kfp-tenant's service accounts, every
 //!      `default-editor`; then the namespace of each tenant without a
@@ -245,7 +245,7 @@ pub async fn refresh_cluster(
 }
 
 /// Reads everything in `reads`, at most `parallelism` calls at a time,
-/// the roles the way `mode` says ([`roles`]).
+/// the roles the way `mode` says (`roles`).
 pub async fn refresh(reads: &ReadSet, ports: Providers<'_>, parallelism: usize, mode: RefreshMode) -> Result<Observed, RefreshError> {
     let slots = Semaphore::new(parallelism.max(1));
     let slots = &slots;

@@ -12,7 +12,7 @@
 //! Where it and the real API server part, the real one is right: the tests of
 //! the Kubernetes provider run on both (`crate::backend`), and every
 //! difference they found was fixed here. What the real control plane leaves
-//! to kube-controller-manager, the fake does in [`store::Store::collect_garbage`]
+//! to kube-controller-manager, the fake does in `store::Store::collect_garbage`
 //! (`garbage_collector`): without it, like a cluster without the controller
 //! manager, foreground deletions never finish and namespaces stay Terminating.
 
