@@ -240,16 +240,22 @@ async fn locked(
     let stop = interrupt::install(GRACE);
     // A lock that could not be renewed may be another run's a third of its
     // duration later: nothing more is written, not even what is under way.
-    let result = tokio::select! {
-        result = work(stop.clone()) => result,
-        () = guard.lost() => {
-            stop.stop();
-            Err(anyhow::anyhow!(
-                "lost the apply lock: it could not be renewed in time (is the Kubernetes API reachable?) or was taken over with force-unlock; stopped writing at once; run plan to see what was done"
-            ))
-        }
+    let finished = tokio::select! {
+        result = work(stop.clone()) => Some(result),
+        () = guard.lost() => None,
     };
-    unlock(guard, result).await
+    match finished {
+        Some(result) => unlock(guard, result).await,
+        // Not released: it is another run's now, or the API server does not
+        // answer (a release would hang on it); it expires by itself.
+        None => {
+            stop.stop();
+            drop(guard);
+            bail!(
+                "lost the apply lock: it could not be renewed in time (is the Kubernetes API reachable?) or was taken over with force-unlock; stopped writing at once; run plan to see what was done"
+            )
+        }
+    }
 }
 
 /// Reading before any change: an interrupt ends it at once.
