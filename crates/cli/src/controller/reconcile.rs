@@ -242,13 +242,16 @@ impl Cycle<'_> {
             return Ok(());
         }
         let names: Vec<String> = doomed.iter().map(|t| t.namespace.clone()).collect();
+        // Each of them says why it stays.
+        let stays = |outcomes: &mut Outcomes, reason: &'static str, message: String| {
+            for ns in &names {
+                outcomes.verdicts.insert(ns.clone(), Verdict::NotReady { reason, message: message.clone() });
+            }
+        };
         let desired = match validate::validate(&self.file(doomed)) {
             Ok(desired) => desired,
             Err(e) => {
-                for ns in names {
-                    let message = format!("cannot delete the tenant together with the others being deleted: {e}");
-                    outcomes.verdicts.insert(ns, Verdict::NotReady { reason: "Deleting", message });
-                }
+                stays(outcomes, "Deleting", format!("cannot delete the tenant together with the others being deleted: {e}"));
                 return Ok(());
             }
         };
@@ -256,12 +259,9 @@ impl Cycle<'_> {
         let observed = self.live.observe(&reads, self.run).await?;
         let plan = match plan::plan_destroy(&desired, &observed) {
             Ok(plan) => plan,
-            // Refused (a role that is not kfp-tenant's, say): each says why, and stays.
+            // Refused (a role that is not kfp-tenant's, say).
             Err(e) => {
-                for ns in names {
-                    let message = format!("cannot delete the tenant: {e}");
-                    outcomes.verdicts.insert(ns, Verdict::NotReady { reason: "Refused", message });
-                }
+                stays(outcomes, "Refused", format!("cannot delete the tenant: {e}"));
                 return Ok(());
             }
         };

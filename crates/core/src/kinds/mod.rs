@@ -203,59 +203,27 @@ macro_rules! pair_each {
 /// the data sources and the derived trust policy, which are no kind (they
 /// have no state to change), give `$none`.
 macro_rules! by_kind {
+    (@as $t:ident = $ty:ty, $body:expr) => {{
+        type $t = $ty;
+        $body
+    }};
     ($address:expr, $t:ident => $body:expr, $none:expr) => {
         match $address {
-            Address::CallerIdentity | Address::ClusterOidc | Address::Tenant { kind: Kind::TrustPolicy, .. } => $none,
-            Address::OidcProvider => {
-                type $t = OidcProvider;
-                $body
-            }
-            Address::ClusterIdentity => {
-                type $t = ClusterRecord;
-                $body
-            }
-            Address::CognitoUser { .. } => {
-                type $t = CognitoUser;
-                $body
-            }
+            Address::CallerIdentity | Address::ClusterOidc => $none,
+            Address::OidcProvider => by_kind!(@as $t = OidcProvider, $body),
+            Address::ClusterIdentity => by_kind!(@as $t = ClusterRecord, $body),
+            Address::CognitoUser { .. } => by_kind!(@as $t = CognitoUser, $body),
             Address::Tenant { kind, .. } => match kind {
                 Kind::TrustPolicy => $none,
-                Kind::IamRole => {
-                    type $t = Role;
-                    $body
-                }
-                Kind::S3Policy | Kind::InlinePolicy => {
-                    type $t = InlinePolicy;
-                    $body
-                }
-                Kind::PolicyAttachment => {
-                    type $t = PolicyAttachment;
-                    $body
-                }
-                Kind::Profile => {
-                    type $t = Profile;
-                    $body
-                }
-                Kind::ServiceAccount => {
-                    type $t = ServiceAccount;
-                    $body
-                }
-                Kind::PodIdentity => {
-                    type $t = PodIdentityAssociation;
-                    $body
-                }
-                Kind::PipelineConfig => {
-                    type $t = ConfigMap;
-                    $body
-                }
-                Kind::TrustStatement => {
-                    type $t = TrustStatement;
-                    $body
-                }
-                Kind::DeposedRole => {
-                    type $t = DeposedRole;
-                    $body
-                }
+                Kind::IamRole => by_kind!(@as $t = Role, $body),
+                Kind::S3Policy | Kind::InlinePolicy => by_kind!(@as $t = InlinePolicy, $body),
+                Kind::PolicyAttachment => by_kind!(@as $t = PolicyAttachment, $body),
+                Kind::Profile => by_kind!(@as $t = Profile, $body),
+                Kind::ServiceAccount => by_kind!(@as $t = ServiceAccount, $body),
+                Kind::PodIdentity => by_kind!(@as $t = PodIdentityAssociation, $body),
+                Kind::PipelineConfig => by_kind!(@as $t = ConfigMap, $body),
+                Kind::TrustStatement => by_kind!(@as $t = TrustStatement, $body),
+                Kind::DeposedRole => by_kind!(@as $t = DeposedRole, $body),
             },
         }
     };
