@@ -201,6 +201,13 @@ async fn two_replicas_reconcile_kubeflow_tenants_and_fail_over() {
     assert_eq!(resource["status"]["observedGeneration"], resource["metadata"]["generation"]);
     assert!(resource["metadata"]["finalizers"].as_array().unwrap().iter().any(|f| f == "kfp-tenant.io/cleanup"), "{resource:#}");
     assert!(kube.object("profiles", "", &a).await.is_some());
+    // In sync, the next cycles write nothing to it (no status rewritten).
+    let cycles = || leader.metric("kfp_tenant_reconciles_total{result=\"success\"} ").unwrap_or(0.0);
+    let before = cycles();
+    eventually("two more cycles", Duration::from_secs(30), async || cycles() >= before + 2.0).await;
+    let later = kube.object("kubeflowtenants", "", &a).await.unwrap();
+    let version = |r: &Value| r["metadata"]["resourceVersion"].clone();
+    assert_eq!(version(&later), version(&resource), "{:#}\n{:#}", resource["status"], later["status"]);
 
     // A reserved namespace: Ready=False, nothing written.
     let (ok, said) = kubectl(&kubeconfig, &["apply", "-f", "-"], &tenant("kube-public", json!({})));

@@ -187,33 +187,23 @@ async fn write_statuses(live: &Live, resources: &[TenantResource], outcomes: &Ou
 async fn write_status(live: &Live, resource: &TenantResource, verdict: &Verdict, role: Option<&String>, now: &str) {
     let kube = live.kube();
     let name = &resource.name;
+    // `status` keeps the Ready condition's transition time while its status
+    // stays, so an unchanged verdict gives the status the resource has.
+    let status = reconcile::status(resource, verdict, role, now);
+    if status == resource.status {
+        return;
+    }
+    if let Err(e) = kube.set_tenant_status(name, &status).await {
+        note!("cannot write the status of kubeflowtenant {name}: {e}");
+    }
+    let event = match verdict {
+        Verdict::Ready { changes: 0 } => None,
+        Verdict::Ready { changes } => Some((false, "Applied", format!("{changes} change(s) made; the tenant is in sync"))),
+        Verdict::NotReady { reason, message } => Some((true, *reason, message.clone())),
+    };
+    if let Some((warning, reason, message)) = event
+        && let Err(e) = kube.record_tenant_event(resource, warning, reason, &message).await
     {
-        let status = reconcile::status(resource, verdict, role, now);
-        let unchanged = {
-            let strip = |s: &serde_json::Value| {
-                let mut s = s.clone();
-                if let Some(c) = s["conditions"].as_array_mut() {
-                    c.iter_mut().for_each(|c| drop(c.as_object_mut().map(|o| o.remove("lastTransitionTime"))));
-                }
-                s
-            };
-            strip(&status) == strip(&resource.status)
-        };
-        if unchanged {
-            return;
-        }
-        if let Err(e) = kube.set_tenant_status(name, &status).await {
-            note!("cannot write the status of kubeflowtenant {name}: {e}");
-        }
-        let event = match verdict {
-            Verdict::Ready { changes: 0 } => None,
-            Verdict::Ready { changes } => Some((false, "Applied", format!("{changes} change(s) made; the tenant is in sync"))),
-            Verdict::NotReady { reason, message } => Some((true, *reason, message.clone())),
-        };
-        if let Some((warning, reason, message)) = event
-            && let Err(e) = kube.record_tenant_event(resource, warning, reason, &message).await
-        {
-            tracing::debug!(error = %e, "cannot record an event");
-        }
+        tracing::debug!(error = %e, "cannot record an event");
     }
 }
