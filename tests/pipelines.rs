@@ -150,3 +150,30 @@ async fn destroy_and_prune_leave_the_configmaps_to_the_namespace() {
     assert!(world.apply(&destroy).await.is_success());
     assert_eq!(world.kube.config_map(NS, "kfp-launcher"), None, "gone with the namespace");
 }
+
+/// An apply whose Profile's namespace never appeared: the rerun still plans
+/// the ConfigMaps (a plan never says "no changes" while they are missing),
+/// and once the profile controller makes the namespace one apply converges.
+#[tokio::test]
+async fn a_namespace_late_to_appear_keeps_the_configmaps_planned_until_written() {
+    use kfp_tenant_core::apply::{self, ApplyOptions, Quiet};
+    let world = FakeWorld::new();
+    world.kube.set_controller_running(false);
+    let d = desired(&sample_file(1));
+    let short = ApplyOptions { timeout: std::time::Duration::from_millis(300), ..Default::default() };
+    let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
+    let report = apply::apply(&plan, world.providers(), &short, &Quiet).await;
+    assert!(report.failed() > 0, "the writes waited for the namespace and gave up: {report:?}");
+    let again = world.plan(&d, PlanOptions::default()).await.unwrap();
+    let expected: Vec<(String, Action)> = ["artifact-repositories", "kfp-launcher"]
+        .iter()
+        .map(|name| (Address::pipeline_config(NS, name).to_string(), Action::Create))
+        .collect();
+    assert_eq!(changes(&again), expected);
+    // The profile controller, late, makes the namespace.
+    world.kube.insert_namespace(NS, Some(&d.tenants[0].owner));
+    let report = apply::apply(&again, world.providers(), &short, &Quiet).await;
+    assert!(report.is_success(), "{report:?}");
+    let last = world.plan(&d, PlanOptions::default()).await.unwrap();
+    assert!(!last.has_changes(), "{:?}", changes(&last));
+}

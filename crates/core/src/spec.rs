@@ -424,6 +424,23 @@ pub struct Tenant {
     /// `artifact-repositories`; `None` when the tenant opted out
     /// (`pipelineConfig: false`).
     pub pipeline_root: Option<String>,
+    /// Where the tenant is declared; its role records it.
+    pub source: Source,
+}
+
+/// Where a tenant is declared, and so who manages it: a tenants file (the
+/// CLI's, or the controller's settings), or a KubeflowTenant that the
+/// controller reconciles. A KubeflowTenant's role carries the tag
+/// [`crate::tags::KUBEFLOW_TENANT`]; a file's carries none. A run never
+/// changes or deletes a tenant declared the other way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Source {
+    #[default]
+    File,
+    /// A KubeflowTenant. `claims_unmarked`: the controller applied this
+    /// tenant's role before roles were tagged with their KubeflowTenant (its
+    /// status names the role), so it may tag the role now.
+    KubeflowTenant { claims_unmarked: bool },
 }
 
 pub const DEFAULT_TRUST_POLICY_QUOTA: usize = 2048;

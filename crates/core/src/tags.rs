@@ -18,7 +18,11 @@ pub const MANAGED_BY: &str = "kfp-tenant/managed-by";
 pub const CLUSTER: &str = "kfp-tenant/cluster";
 pub const NAMESPACE: &str = "kfp-tenant/namespace";
 pub const MANAGER: &str = "kfp-tenant";
-pub const MARKER_COUNT: usize = 3;
+/// The role tag naming the KubeflowTenant a tenant is declared by (its
+/// name, the namespace); a tenants file's roles carry none.
+pub const KUBEFLOW_TENANT: &str = "kfp-tenant/kubeflowtenant";
+/// The tags kfp-tenant may put on a role: the three markers and [`KUBEFLOW_TENANT`].
+pub const MARKER_COUNT: usize = 4;
 
 /// Label on every Kubernetes object kfp-tenant writes, next to [`CLUSTER`].
 pub const PROFILE_LABEL: &str = "app.kubernetes.io/managed-by";
@@ -32,6 +36,11 @@ pub fn role_tags(user: &BTreeMap<String, String>, cluster: &str, namespace: &str
     tags.insert(CLUSTER.to_owned(), cluster.to_owned());
     tags.insert(NAMESPACE.to_owned(), namespace.to_owned());
     tags
+}
+
+/// The KubeflowTenant a managed role's tags say declares its tenant, if any.
+pub fn kubeflow_tenant(tags: &BTreeMap<String, String>) -> Option<&str> {
+    tags.get(KUBEFLOW_TENANT).map(String::as_str)
 }
 
 /// Whether a role's tags mark it as kfp-tenant's for this cluster.

@@ -100,13 +100,9 @@ pub(crate) fn plan_pipeline_config(tenant: &Tenant, profile_action: Action, obse
         }
         return planned;
     };
-    // A Profile whose namespace the controller has not made yet (its
-    // default-editor is missing: the plan warns) gets no write that could
-    // only wait for it.
-    let editor = (ns.to_owned(), crate::spec::DEFAULT_SERVICE_ACCOUNT.to_owned());
-    if matches!(profile_action, Action::NoOp | Action::Update) && !observed.service_accounts.contains_key(&editor) {
-        return planned;
-    }
+    // A Profile whose namespace the controller has not made yet still gets
+    // its ConfigMaps planned (their writes wait for the namespace), so that
+    // a plan never says "no changes" while they are missing.
     for want in desired_pipeline_config(tenant, root, &cluster.bucket, &cluster.region) {
         let address = Address::pipeline_config(ns, &want.name);
         let live = observed.config_maps.get(&(ns.to_owned(), want.name.clone()));

@@ -15,7 +15,7 @@ use crate::policy::{self, PolicyDocument};
 use crate::ports::{IamApi, ProviderError, Role};
 use crate::refresh::{Observed, ReadSet};
 use crate::spec::policy_name;
-use crate::spec::{DEFAULT_MAX_SESSION_DURATION, Road, Tenant};
+use crate::spec::{DEFAULT_MAX_SESSION_DURATION, Road, Source, Tenant};
 use crate::tags;
 
 #[async_trait]
@@ -85,13 +85,17 @@ impl Resource for Role {
 
 /// The role as kfp-tenant creates it for `tenant`, trusting the tenant's road alone.
 pub fn desired_role(tenant: &Tenant, cluster: &ClusterContext) -> Role {
+    let mut tags = tags::role_tags(&tenant.tags, &cluster.name, &tenant.namespace);
+    if let Source::KubeflowTenant { .. } = tenant.source {
+        tags.insert(tags::KUBEFLOW_TENANT.to_owned(), tenant.namespace.clone());
+    }
     Role {
         name: tenant.role_name.clone(),
         path: tenant.role_path.clone(),
         arn: format!("arn:{}:iam::{}:role{}{}", cluster.partition, cluster.account_id, tenant.role_path, tenant.role_name),
         trust_policy: road_trust(tenant.road, tenant, cluster),
         description: Some(tags::role_description(&tenant.namespace, &cluster.name)),
-        tags: tags::role_tags(&tenant.tags, &cluster.name, &tenant.namespace),
+        tags,
         max_session_duration: tenant.max_session_duration.unwrap_or(DEFAULT_MAX_SESSION_DURATION),
         permissions_boundary: tenant.permissions_boundary.clone(),
     }

@@ -44,6 +44,7 @@ pub fn context(
                 fix: format!(
                     "create it with `eksctl utils associate-iam-oidc-provider --cluster {name} --region {region} --approve`, or let kfp-tenant create it with --create-oidc-provider"
                 ),
+                refusal: super::Refusal::State,
             });
         }
     };

@@ -11,6 +11,7 @@
 //!   it still holds ([`check_fresh`]).
 
 mod accounts;
+mod claims;
 pub(crate) mod context;
 mod fresh;
 pub(crate) mod planner;
@@ -335,6 +336,20 @@ pub struct PlanProblem {
     pub address: Option<Address>,
     pub message: String,
     pub fix: String,
+    /// What the plan refuses: the live state, or another tenant's claim.
+    #[serde(default)]
+    pub refusal: Refusal,
+}
+
+/// What a plan refuses (the controller's status reasons `Refused` and `Conflict`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    /// What is live does not allow it (a foreign role, a namespace of another owner).
+    #[default]
+    State,
+    /// Another tenant, or a tenant declared the other way, has it.
+    Conflict,
 }
 
 impl fmt::Display for PlanProblem {

@@ -10,7 +10,8 @@ use crate::kinds::observed_user;
 use crate::plan::context::{ProviderNeed, context};
 use crate::plan::fresh::fingerprint;
 use crate::plan::{
-    Action, ClusterContext, CognitoUser, FORMAT_VERSION, Mode, Plan, PlanError, PlanOptions, PlanProblem, Reason, ResourceChange, State,
+    Action, ClusterContext, CognitoUser, FORMAT_VERSION, Mode, Plan, PlanError, PlanOptions, PlanProblem, Reason, Refusal, ResourceChange,
+    State,
 };
 use crate::ports::{ClusterRecord, OidcProvider};
 use crate::refresh::{BucketCheck, Observed};
@@ -35,7 +36,7 @@ pub fn plan(desired: &Desired, observed: &Observed, options: PlanOptions) -> Res
     }
     planner.replace = &options.replace;
     for tenant in &desired.tenants {
-        planner.tenant(tenant, options.adopt);
+        planner.claimed_tenant(tenant, options.adopt);
     }
     planner.owners();
     if options.prune {
@@ -57,7 +58,7 @@ pub fn plan(desired: &Desired, observed: &Observed, options: PlanOptions) -> Res
 pub fn plan_destroy(desired: &Desired, observed: &Observed) -> Result<Plan, PlanError> {
     let mut planner = Planner::new(desired, observed, ProviderNeed::NotNeeded)?;
     for tenant in &desired.tenants {
-        planner.delete_tenant(&tenant.namespace, Some(&tenant.role_name), Reason::Destroy);
+        planner.destroy_claimed(tenant);
     }
     let destroyed: BTreeSet<&str> = desired.tenants.iter().map(|t| t.owner.as_str()).collect();
     planner.users_left(|email| destroyed.contains(email) && !desired.untargeted_owners.contains(email));
@@ -140,7 +141,12 @@ impl<'a> Planner<'a> {
     }
 
     pub(super) fn refuse(&mut self, address: Address, message: String, fix: impl Into<String>) {
-        self.problems.push(PlanProblem { address: Some(address), message, fix: fix.into() });
+        self.problems.push(PlanProblem { address: Some(address), message, fix: fix.into(), refusal: Refusal::State });
+    }
+
+    /// A refusal because another tenant has what this one asks for.
+    pub(super) fn conflict(&mut self, address: Address, message: String, fix: impl Into<String>) {
+        self.problems.push(PlanProblem { address: Some(address), message, fix: fix.into(), refusal: Refusal::Conflict });
     }
 
     pub(super) fn warn(&mut self, warning: String) {
@@ -154,20 +160,29 @@ impl<'a> Planner<'a> {
 
     /// This cluster's tenants that the file no longer names: their roles
     /// (by tag) and Profiles (by label), by namespace; a namespace with only
-    /// kfp-tenant's Pod Identity associations left counts too.
+    /// kfp-tenant's Pod Identity associations left counts too. A tenant
+    /// that a KubeflowTenant declares (by its role's tag) is the
+    /// controller's, never the file's to name.
     fn not_in_file(&self) -> BTreeMap<String, (Vec<String>, bool)> {
+        let controllers: BTreeSet<&str> = self
+            .managed_by_namespace
+            .iter()
+            .filter(|(_, roles)| roles.iter().any(|r| tags::kubeflow_tenant(&r.tags).is_some()))
+            .map(|(ns, _)| *ns)
+            .collect();
+        let named = |ns: &str| self.in_file(ns) || controllers.contains(ns);
         let mut found: BTreeMap<String, (Vec<String>, bool)> = BTreeMap::new();
         for ((ns, _), association) in &self.observed.associations {
-            if !self.in_file(ns) && tags::is_managed_role(&association.tags, &self.cluster.name) {
+            if !named(ns) && tags::is_managed_role(&association.tags, &self.cluster.name) {
                 found.entry(ns.clone()).or_default();
             }
         }
         for role in &self.observed.managed_roles {
-            if let Some(ns) = role.tags.get(tags::NAMESPACE).filter(|ns| !self.in_file(ns)) {
+            if let Some(ns) = role.tags.get(tags::NAMESPACE).filter(|ns| !named(ns)) {
                 found.entry(ns.clone()).or_default().0.push(role.name.clone());
             }
         }
-        for profile in self.observed.profiles.values().filter(|p| !self.in_file(&p.name)) {
+        for profile in self.observed.profiles.values().filter(|p| !named(&p.name)) {
             if tags::ownership(profile.managed, profile.cluster.as_deref(), &self.cluster.name) == Ownership::Ours {
                 found.entry(profile.name.clone()).or_default().1 = true;
             }
@@ -373,6 +388,7 @@ impl<'a> Planner<'a> {
                     "the cluster would have {after} EKS Pod Identity associations ({existing} now, {created} to create, {deleted} to delete), over EKS's {MAX_POD_IDENTITY_ASSOCIATIONS} per cluster (not adjustable)"
                 ),
                 fix: "move some tenants to identity: irsa, grant fewer service accounts, or remove associations the cluster no longer needs".to_owned(),
+                refusal: Refusal::State,
             });
         }
     }

@@ -10,8 +10,8 @@ use std::fmt;
 
 use crate::policy::{self, S3Access};
 use crate::spec::{
-    ClusterSpec, DEFAULT_SERVICE_ACCOUNT, DEFAULT_TRUST_POLICY_QUOTA, Desired, MAX_POD_IDENTITY_ASSOCIATIONS, Road, S3AccessMode, Tenant,
-    TenantsFile, default_role_name, policy_name,
+    ClusterSpec, DEFAULT_SERVICE_ACCOUNT, DEFAULT_TRUST_POLICY_QUOTA, Desired, MAX_POD_IDENTITY_ASSOCIATIONS, Road, S3AccessMode, Source,
+    Tenant, TenantsFile, default_role_name, policy_name,
 };
 use crate::tags;
 
@@ -290,6 +290,7 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
             permissions_boundary: t.permissions_boundary.clone().or_else(|| d.permissions_boundary.clone()),
             max_session_duration: t.max_session_duration.or(d.max_session_duration),
             pipeline_root,
+            source: Source::File,
         });
     }
 
