@@ -10,6 +10,7 @@
 //! retains those being deleted, and writes each resource's status. Cycles
 //! run on a change the watches report (debounced), and every `--resync`.
 
+mod delete;
 mod metrics;
 mod reconcile;
 
@@ -38,6 +39,9 @@ const QUIET: Duration = Duration::from_millis(100);
 /// that keeps touching kfp-tenant's objects costs a cycle per gap, not one
 /// per touch); the resync is not held back.
 const MIN_GAP: Duration = Duration::from_secs(5);
+/// After a cycle that left a tenant failed, waiting or still being deleted,
+/// the next comes this soon (not at the resync).
+const RETRY: Duration = Duration::from_secs(5);
 
 pub async fn run(req: ControllerRequest) -> Result<ExitCode> {
     let settings = crate::input::read_file(&req.settings)?;
@@ -81,20 +85,29 @@ pub async fn run(req: ControllerRequest) -> Result<ExitCode> {
             metrics.reconciled(if result.is_ok() { "success" } else { "error" }, started.elapsed());
             metrics.calls(&live.aws_calls(), &live.kube_calls());
             match result {
-                Ok((ready, not_ready)) => metrics.tenants(ready, not_ready),
-                Err(e) => note!("reconcile failed: {e:#}"),
+                Ok(counts) => {
+                    metrics.tenants(counts.ready, counts.not_ready);
+                    counts.retry
+                }
+                Err(e) => {
+                    tracing::warn!("reconcile failed: {e:#}");
+                    true
+                }
             }
         };
         // An interrupt lets the cycle end itself: its apply starts nothing new
         // and gives what runs its grace. A lost Lease cannot wait for that.
-        tokio::select! {
-            () = cycle => {}
+        let retry = tokio::select! {
+            retry = cycle => retry,
             () = guard.lost() => return lost(&stop),
-        }
+        };
         if stop.is_stopped() {
             break;
         }
         next_resync = next_resync.max(Instant::now() - req.resync) + req.resync;
+        if retry {
+            next_resync = next_resync.min(Instant::now() + RETRY);
+        }
         // Wait for a change (then for its siblings) or the resync.
         let wait = tokio::time::sleep_until(next_resync.into());
         tokio::select! {
@@ -136,14 +149,22 @@ fn holder() -> String {
     format!("kfp-tenant controller on {host} (pid {})", std::process::id())
 }
 
-/// One cycle; the counts of Ready and not Ready resources.
+/// What a cycle leaves.
+struct Counts {
+    ready: u64,
+    not_ready: u64,
+    /// A tenant failed, waits or is still being deleted: the next cycle comes soon.
+    retry: bool,
+}
+
+/// One cycle.
 async fn cycle(
     live: &Live,
     settings: &kfp_tenant_core::spec::TenantsFile,
     req: &ControllerRequest,
     stop: &Stop,
     lease: &str,
-) -> Result<(u64, u64)> {
+) -> Result<Counts> {
     let kube = live.kube();
     let resources = kube.list_tenant_resources().await?;
     futures_util::stream::iter(
@@ -168,7 +189,8 @@ async fn cycle(
     converged?;
     deleted?;
     let ready = outcomes.verdicts.values().filter(|v| matches!(v, Verdict::Ready { .. })).count() as u64;
-    Ok((ready, outcomes.verdicts.len() as u64 - ready))
+    let retry = outcomes.verdicts.values().any(Verdict::retries);
+    Ok(Counts { ready, not_ready: outcomes.verdicts.len() as u64 - ready, retry })
 }
 
 /// Each resource's status where it changed, and an Event for each change
@@ -194,7 +216,7 @@ async fn write_status(live: &Live, resource: &TenantResource, verdict: &Verdict,
         return;
     }
     if let Err(e) = kube.set_tenant_status(name, &status).await {
-        note!("cannot write the status of kubeflowtenant {name}: {e}");
+        tracing::warn!("cannot write the status of kubeflowtenant {name}: {e}");
     }
     let event = match verdict {
         Verdict::Ready { changes: 0 } => None,

@@ -1,10 +1,11 @@
 //! One reconcile cycle of the controller: every KubeflowTenant (and the
-//! settings file's own tenants) read, validated one by one (an invalid spec,
-//! a namespace the settings file also names, or a plan's refusal of one
-//! tenant makes that resource Ready=False and leaves it out; nothing of it is
-//! written), the rest planned and applied in one run of the engine,
-//! resources being deleted destroyed (or retained), and each resource's
-//! status and Events written from the outcome.
+//! settings file's own tenants) read, validated one by one (an invalid spec
+//! is `Invalid`; a namespace the settings file also names, or a spec that
+//! clashes with another tenant's, is `Conflict`; a plan's refusal of one
+//! tenant is `Refused`, or `Conflict` when another tenant has what it asks
+//! for: that resource is Ready=False and nothing of it is written), the rest
+//! planned and applied in one run of the engine, then judged Ready only once
+//! the cluster shows it usable. Deletions are `delete`'s.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -12,12 +13,12 @@ use std::time::Duration;
 use anyhow::Result;
 use kfp_tenant_core::address::Address;
 use kfp_tenant_core::apply::{self, ApplyOptions, Outcome, Progress};
-use kfp_tenant_core::crd::{DeletionPolicy, tenant_of};
+use kfp_tenant_core::crd::tenant_of;
 use kfp_tenant_core::graph::Stop;
 use kfp_tenant_core::plan::Action;
-use kfp_tenant_core::plan::{self, Plan, PlanOptions};
+use kfp_tenant_core::plan::{self, Plan, PlanOptions, Refusal};
 use kfp_tenant_core::refresh::ReadSet;
-use kfp_tenant_core::spec::{Desired, TenantInput, TenantsFile};
+use kfp_tenant_core::spec::{Desired, Source, TenantInput, TenantsFile};
 use kfp_tenant_core::validate::{self, InvalidInput};
 use kfp_tenant_k8s::TenantResource;
 use serde_json::{Value, json};
@@ -34,6 +35,14 @@ pub enum Verdict {
     NotReady { reason: &'static str, message: String },
 }
 
+impl Verdict {
+    /// Whether the next cycle should come soon rather than at the resync:
+    /// a failure or a wait may clear by itself; a refusal needs a spec change.
+    pub fn retries(&self) -> bool {
+        matches!(self, Verdict::NotReady { reason: "Failed" | "Waiting" | "Deleting", .. })
+    }
+}
+
 /// What one cycle did.
 #[derive(Debug, Default)]
 pub struct Outcomes {
@@ -46,11 +55,28 @@ pub struct Outcomes {
 
 /// Each change as it starts, with the Lease it is made under: the record
 /// that only the leader writes (its log shows no change before "Leading").
-struct Logged<'a>(&'a str);
+pub struct Logged<'a>(pub &'a str);
 
 impl Progress for Logged<'_> {
     fn started(&self, address: &Address, action: Action) {
         crate::output::note!("{address}: {action:?} (lease {})", self.0);
+    }
+}
+
+/// How long the judgement of a tenant's readiness may wait for the
+/// watches (a first list of them; afterwards it reads their stores).
+const READY_CHECK: Duration = Duration::from_secs(2);
+
+/// The tenants the KubeflowTenants declare: their roles say so, and one
+/// whose status names the role it was applied with (before roles recorded
+/// their KubeflowTenant) may tag it.
+pub fn declared_by_resources(desired: &mut Desired, resources: &[&TenantResource]) {
+    let by_name: BTreeMap<&str, &TenantResource> = resources.iter().map(|r| (r.name.as_str(), *r)).collect();
+    for tenant in &mut desired.tenants {
+        let Some(resource) = by_name.get(tenant.namespace.as_str()) else { continue };
+        let applied_as = format!(":role{}{}", tenant.role_path, tenant.role_name);
+        let claims_unmarked = resource.status["roleArn"].as_str().is_some_and(|arn| arn.ends_with(&applied_as));
+        tenant.source = Source::KubeflowTenant { claims_unmarked };
     }
 }
 
@@ -79,7 +105,7 @@ fn by_tenant(invalid: &InvalidInput) -> (BTreeMap<usize, Vec<String>>, Vec<Strin
 }
 
 impl Cycle<'_> {
-    fn file(&self, tenants: Vec<TenantInput>) -> TenantsFile {
+    pub fn file(&self, tenants: Vec<TenantInput>) -> TenantsFile {
         TenantsFile { tenants, ..self.settings.clone() }
     }
 
@@ -116,7 +142,10 @@ impl Cycle<'_> {
         loop {
             let file = self.file(self.settings.tenants.iter().cloned().chain(candidates.iter().cloned()).collect());
             match validate::validate(&file) {
-                Ok(desired) => return Ok(desired),
+                Ok(mut desired) => {
+                    declared_by_resources(&mut desired, resources);
+                    return Ok(desired);
+                }
                 Err(e) => {
                     let (tenants, others) = by_tenant(&e);
                     let first = self.settings.tenants.len();
@@ -124,10 +153,11 @@ impl Cycle<'_> {
                         anyhow::bail!("the controller's settings file, with the KubeflowTenants, is invalid: {e}");
                     }
                     let bad: BTreeSet<usize> = tenants.keys().map(|i| i - first).collect();
+                    // Each was valid alone: what is wrong now is a clash between tenants.
                     for (i, said) in tenants {
                         let name = candidates[i - first].namespace.clone();
                         let message = said.join("; ").replace(&format!("tenants[{i}]."), "spec.");
-                        outcomes.verdicts.insert(name, Verdict::NotReady { reason: "Invalid", message });
+                        outcomes.verdicts.insert(name, Verdict::NotReady { reason: "Conflict", message });
                     }
                     candidates = candidates.into_iter().enumerate().filter(|(i, _)| !bad.contains(i)).map(|(_, t)| t).collect();
                 }
@@ -136,7 +166,8 @@ impl Cycle<'_> {
     }
 
     /// A plan of `desired`, leaving out the tenants the planner refuses
-    /// (each refusal that names a tenant becomes its verdict).
+    /// (each refusal that names a tenant becomes its verdict: `Conflict`
+    /// when another tenant has what it asks for, `Refused` otherwise).
     async fn plan(&self, desired: &Desired, resources: &BTreeSet<String>, outcomes: &mut Outcomes) -> Result<Plan> {
         let reads = ReadSet::for_desired(desired, self.run.bind_cluster);
         let observed = self.live.observe(&reads, self.run).await?;
@@ -145,17 +176,23 @@ impl Cycle<'_> {
             match plan::plan(&targeted, &observed, PlanOptions::default()) {
                 Ok(plan) => return Ok(plan),
                 Err(e) => {
-                    let refused: BTreeMap<String, String> = e
+                    let refused: BTreeMap<String, (&'static str, String)> = e
                         .problems
                         .iter()
-                        .filter_map(|p| Some((p.address.as_ref()?.namespace()?.to_owned(), format!("{}; {}", p.message, p.fix))))
+                        .filter_map(|p| {
+                            let reason = match p.refusal {
+                                Refusal::Conflict => "Conflict",
+                                Refusal::State => "Refused",
+                            };
+                            Some((p.address.as_ref()?.namespace()?.to_owned(), (reason, format!("{}; {}", p.message, p.fix))))
+                        })
                         .collect();
                     let theirs = refused.keys().all(|ns| resources.contains(ns)) && refused.len() == e.problems.len();
                     if refused.is_empty() || !theirs {
                         anyhow::bail!("{e}");
                     }
-                    for (ns, message) in &refused {
-                        outcomes.verdicts.insert(ns.clone(), Verdict::NotReady { reason: "Refused", message: message.clone() });
+                    for (ns, (reason, message)) in &refused {
+                        outcomes.verdicts.insert(ns.clone(), Verdict::NotReady { reason, message: message.clone() });
                     }
                     let keep: Vec<String> =
                         targeted.tenants.iter().map(|t| t.namespace.clone()).filter(|ns| !refused.contains_key(ns)).collect();
@@ -165,8 +202,11 @@ impl Cycle<'_> {
         }
     }
 
-    fn options(&self) -> ApplyOptions {
-        ApplyOptions { parallelism: self.run.parallelism, timeout: self.timeout, stop: self.stop.clone(), ..Default::default() }
+    /// A cycle waits at most `timeout` for the cluster (a namespace, a
+    /// Profile made usable or deleted): a tenant still waiting is retried by
+    /// a later cycle, so that it never holds the others' changes back.
+    pub fn options(&self) -> ApplyOptions {
+        ApplyOptions { parallelism: self.run.parallelism, wait: true, timeout: self.timeout, stop: self.stop.clone(), ..Default::default() }
     }
 
     /// The tenants of `resources` that are not being deleted, planned and applied.
@@ -191,91 +231,29 @@ impl Cycle<'_> {
                 }
             }
         }
-        for tenant in desired.tenants.iter().filter(|t| names.contains(&t.namespace)) {
+        let applied: Vec<_> =
+            desired.tenants.iter().filter(|t| names.contains(&t.namespace) && !outcomes.verdicts.contains_key(&t.namespace)).collect();
+        // Ready means usable: the profile controller made the namespace and
+        // its service accounts, and default-editor carries the role.
+        let usable = futures_util::future::join_all(applied.iter().map(|tenant| async {
+            let arn = kfp_tenant_core::kinds::desired_role(tenant, &plan.cluster).arn;
+            let profile = kfp_tenant_core::kinds::desired_profile(tenant, &arn, &plan.cluster.name);
+            let kube = self.live.providers().kube;
+            (arn, kube.wait_ready(&profile, READY_CHECK).await)
+        }))
+        .await;
+        for (tenant, (arn, usable)) in applied.into_iter().zip(usable) {
             let ns = &tenant.namespace;
-            if outcomes.verdicts.contains_key(ns) {
-                continue;
-            }
-            let verdict = match failed.remove(ns) {
-                Some(errors) => Verdict::NotReady { reason: "Failed", message: errors.join("; ") },
-                None => Verdict::Ready { changes: changed.get(ns).copied().unwrap_or(0) },
-            };
-            outcomes.roles.insert(ns.clone(), kfp_tenant_core::kinds::desired_role(tenant, &plan.cluster).arn);
-            outcomes.verdicts.insert(ns.clone(), verdict);
-        }
-        Ok(())
-    }
-
-    /// Resources being deleted: `Retain` lets them go at once; `Delete`
-    /// destroys their tenants first, and lets go of those destroyed whole.
-    pub async fn delete(&self, resources: &[TenantResource], outcomes: &mut Outcomes) -> Result<()> {
-        let mut doomed = Vec::new();
-        for r in resources.iter().filter(|r| r.deleting && r.has_finalizer) {
-            let parsed = tenant_of(&r.name, &r.spec);
-            let problem = match parsed {
-                Ok((_, DeletionPolicy::Retain)) => None,
-                Ok((tenant, DeletionPolicy::Delete)) => match validate::validate(&self.file(vec![tenant.clone()])) {
-                    Ok(_) => {
-                        // Destroyed whether or not its status says it was applied: a
-                        // status write lost after an apply must not leave its role behind.
-                        doomed.push(tenant);
-                        continue;
-                    }
-                    Err(e) => Some(e.to_string()),
+            let verdict = match (failed.remove(ns), usable) {
+                (Some(errors), _) => Verdict::NotReady { reason: "Failed", message: errors.join("; ") },
+                (None, Err(e)) => Verdict::NotReady {
+                    reason: "Waiting",
+                    message: format!("applied, but the cluster does not show it usable yet: {}", e.message),
                 },
-                Err(e) => Some(e),
+                (None, Ok(())) => Verdict::Ready { changes: changed.get(ns).copied().unwrap_or(0) },
             };
-            // Retain lets go. An invalid spec or a reserved name writes nothing:
-            // if no apply ever gave it a role, there is nothing to delete.
-            match problem {
-                Some(e) if r.status.get("roleArn").is_some() => {
-                    let message = format!("cannot delete the tenant: {e}; fix the spec, or set deletionPolicy: Retain");
-                    outcomes.verdicts.insert(r.name.clone(), Verdict::NotReady { reason: "Invalid", message });
-                }
-                _ => {
-                    self.live.kube().set_tenant_finalizer(&r.name, false).await?;
-                    outcomes.released.insert(r.name.clone());
-                }
-            }
-        }
-        if doomed.is_empty() {
-            return Ok(());
-        }
-        let names: Vec<String> = doomed.iter().map(|t| t.namespace.clone()).collect();
-        // Each of them says why it stays.
-        let stays = |outcomes: &mut Outcomes, reason: &'static str, message: String| {
-            for ns in &names {
-                outcomes.verdicts.insert(ns.clone(), Verdict::NotReady { reason, message: message.clone() });
-            }
-        };
-        let desired = match validate::validate(&self.file(doomed)) {
-            Ok(desired) => desired,
-            Err(e) => {
-                stays(outcomes, "Deleting", format!("cannot delete the tenant together with the others being deleted: {e}"));
-                return Ok(());
-            }
-        };
-        let reads = ReadSet::for_destroy(&desired, self.run.bind_cluster);
-        let observed = self.live.observe(&reads, self.run).await?;
-        let plan = match plan::plan_destroy(&desired, &observed) {
-            Ok(plan) => plan,
-            // Refused (a role that is not kfp-tenant's, say).
-            Err(e) => {
-                stays(outcomes, "Refused", format!("cannot delete the tenant: {e}"));
-                return Ok(());
-            }
-        };
-        let report = apply::apply(&plan, self.live.providers(), &self.options(), &Logged(self.lease)).await;
-        let unfinished: BTreeSet<&str> =
-            report.outcomes.iter().filter(|(_, (_, o))| *o != Outcome::Done).filter_map(|(a, _)| a.namespace()).collect();
-        for tenant in &desired.tenants {
-            if unfinished.contains(tenant.namespace.as_str()) {
-                let message = "deleting the tenant did not finish; the next cycle goes on".to_owned();
-                outcomes.verdicts.insert(tenant.namespace.clone(), Verdict::NotReady { reason: "Deleting", message });
-            } else {
-                self.live.kube().set_tenant_finalizer(&tenant.namespace, false).await?;
-                outcomes.released.insert(tenant.namespace.clone());
-            }
+            outcomes.roles.insert(ns.clone(), arn);
+            outcomes.verdicts.insert(ns.clone(), verdict);
         }
         Ok(())
     }

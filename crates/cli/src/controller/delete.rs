@@ -1,0 +1,138 @@
+//! KubeflowTenants being deleted. `Retain` lets go at once. `Delete`
+//! destroys what the tenant owns, as `destroy` does, and then lets go; a
+//! resource that owns nothing lets go at once, with nothing else deleted:
+//! one named like a settings file's tenant (that tenant is the file's), one
+//! whose spec never validated and that no apply gave a role, and one whose
+//! destroy the planner refuses (what it names is not this tenant's: another
+//! tenant's, the file's, or not kfp-tenant's). One resource's trouble holds
+//! no other's deletion back.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::Result;
+use kfp_tenant_core::apply::{self, Outcome};
+use kfp_tenant_core::crd::{DeletionPolicy, tenant_of};
+use kfp_tenant_core::plan;
+use kfp_tenant_core::refresh::ReadSet;
+use kfp_tenant_core::spec::TenantInput;
+use kfp_tenant_core::validate;
+use kfp_tenant_k8s::TenantResource;
+
+use super::reconcile::{Cycle, Logged, Outcomes, Verdict, declared_by_resources};
+
+impl Cycle<'_> {
+    /// Resources being deleted: each destroyed (or retained, or let go with
+    /// nothing to delete), then its finalizer dropped.
+    pub async fn delete(&self, resources: &[TenantResource], outcomes: &mut Outcomes) -> Result<()> {
+        let own: BTreeSet<&str> = self.settings.tenants.iter().map(|t| t.namespace.as_str()).collect();
+        let mut doomed = Vec::new();
+        let mut let_go: BTreeMap<String, Option<String>> = BTreeMap::new();
+        for r in resources.iter().filter(|r| r.deleting && r.has_finalizer) {
+            match self.what_to_delete(r, &own) {
+                Ok(Some(tenant)) => doomed.push(tenant),
+                Ok(None) => {
+                    let_go.insert(r.name.clone(), None);
+                }
+                Err(message) => {
+                    outcomes.verdicts.insert(r.name.clone(), Verdict::NotReady { reason: "Invalid", message });
+                }
+            }
+        }
+        if !doomed.is_empty() {
+            let deleting: Vec<&TenantResource> = resources.iter().filter(|r| r.deleting).collect();
+            self.destroy(doomed, &deleting, outcomes, &mut let_go).await?;
+        }
+        for (name, kept) in let_go {
+            if let Some(kept) = kept {
+                crate::output::note!("kubeflowtenant {name}: deleted without its tenant: {kept}");
+            }
+            self.live.kube().set_tenant_finalizer(&name, false).await?;
+            outcomes.released.insert(name);
+        }
+        Ok(())
+    }
+
+    /// The tenant a deleted resource's deletion destroys; `None` when it
+    /// lets go with nothing deleted; an error when it cannot be judged.
+    fn what_to_delete(&self, r: &TenantResource, own: &BTreeSet<&str>) -> Result<Option<TenantInput>, String> {
+        if own.contains(r.name.as_str()) {
+            // A Conflict: the tenant is the settings file's.
+            return Ok(None);
+        }
+        let problem = match tenant_of(&r.name, &r.spec) {
+            Ok((_, DeletionPolicy::Retain)) => return Ok(None),
+            Ok((tenant, DeletionPolicy::Delete)) => match validate::validate(&self.file(vec![tenant.clone()])) {
+                // Destroyed whether or not its status says it was applied: a
+                // status write lost after an apply must not leave its role behind.
+                Ok(_) => return Ok(Some(tenant)),
+                Err(e) => e.to_string(),
+            },
+            Err(e) => e,
+        };
+        // An invalid spec writes nothing: if no apply ever gave it a role,
+        // there is nothing to delete.
+        if r.status.get("roleArn").is_none() {
+            return Ok(None);
+        }
+        Err(format!("cannot delete the tenant: {problem}; fix the spec, or set spec.deletionPolicy: Retain"))
+    }
+
+    /// Destroys `doomed` together, leaving out (and letting go) each whose
+    /// destroy is refused, so that one never holds the others back.
+    async fn destroy(
+        &self,
+        doomed: Vec<TenantInput>,
+        resources: &[&TenantResource],
+        outcomes: &mut Outcomes,
+        let_go: &mut BTreeMap<String, Option<String>>,
+    ) -> Result<()> {
+        let names: Vec<String> = doomed.iter().map(|t| t.namespace.clone()).collect();
+        let mut desired = match validate::validate(&self.file(doomed)) {
+            Ok(desired) => desired,
+            Err(e) => {
+                let message = format!("cannot delete the tenant together with the others being deleted: {e}");
+                for ns in &names {
+                    outcomes.verdicts.insert(ns.clone(), Verdict::NotReady { reason: "Deleting", message: message.clone() });
+                }
+                return Ok(());
+            }
+        };
+        declared_by_resources(&mut desired, resources);
+        let observed = self.live.observe(&ReadSet::for_destroy(&desired, self.run.bind_cluster), self.run).await?;
+        let plan = loop {
+            match plan::plan_destroy(&desired, &observed) {
+                Ok(plan) => break plan,
+                Err(e) => {
+                    let refused: BTreeMap<String, String> = e
+                        .problems
+                        .iter()
+                        .filter_map(|p| Some((p.address.as_ref()?.namespace()?.to_owned(), format!("{}; {}", p.message, p.fix))))
+                        .collect();
+                    if refused.len() != e.problems.len() || refused.is_empty() {
+                        anyhow::bail!("cannot delete the tenants being deleted: {e}");
+                    }
+                    desired = plan::target(
+                        &desired,
+                        &desired.tenants.iter().map(|t| t.namespace.clone()).filter(|ns| !refused.contains_key(ns)).collect::<Vec<_>>(),
+                    );
+                    let_go.extend(refused.into_iter().map(|(ns, why)| (ns, Some(why))));
+                    if desired.tenants.is_empty() {
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        let report = apply::apply(&plan, self.live.providers(), &self.options(), &Logged(self.lease)).await;
+        let unfinished: BTreeSet<&str> =
+            report.outcomes.iter().filter(|(_, (_, o))| *o != Outcome::Done).filter_map(|(a, _)| a.namespace()).collect();
+        for tenant in &desired.tenants {
+            if unfinished.contains(tenant.namespace.as_str()) {
+                let message = "deleting the tenant did not finish; the next cycle goes on".to_owned();
+                outcomes.verdicts.insert(tenant.namespace.clone(), Verdict::NotReady { reason: "Deleting", message });
+            } else {
+                let_go.insert(tenant.namespace.clone(), None);
+            }
+        }
+        Ok(())
+    }
+}
