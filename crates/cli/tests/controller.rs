@@ -323,6 +323,111 @@ async fn two_replicas_reconcile_kubeflow_tenants_and_fail_over() {
     .await;
 }
 
+/// Tenants stay apart under one controller, beside a settings file's
+/// tenant and a role made by hand: a KubeflowTenant naming another's role,
+/// one named like the file's tenant and one naming the foreign role are
+/// Ready=False (Conflict, Conflict, Refused) in the controller's words,
+/// with nothing of the others touched; deleting them all at once, with
+/// three that did become Ready, removes only those three tenants; Ready
+/// comes only once `default-editor` carries the role; and a CLI plan of the
+/// settings file names none of the KubeflowTenants' tenants, nor prunes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(kfp_real_kube), ignore = "needs a real kube-apiserver: run scripts/test")]
+async fn tenants_stay_apart_under_one_controller() {
+    let Setup { _alone, aws, kube, cluster, kubeconfig, dir, lock_namespace, settings } = setup("apart").await;
+    let filed = kube.name("kt-file");
+    std::fs::write(
+        &settings,
+        format!("cluster: {cluster}\nregion: us-west-2\nbucket: kfp-artifacts\ntenants:\n  - namespace: {filed}\n    owner: {filed}@example.com\n"),
+    )
+    .unwrap();
+    let foreign = kube.name("hand-made");
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    aws.iam_client().create_role().role_name(&foreign).assume_role_policy_document(trust).send().await.unwrap();
+    let replica = Replica::start(&kubeconfig, &settings, &lock_namespace, &dir, 1, &[]);
+    let file_role = format!("{filed}-{cluster}-role");
+    eventually("the settings' tenant applied", Duration::from_secs(60), async || {
+        aws.get_role(&file_role).await.unwrap().is_some() && kube.object("profiles", "", &filed).await.is_some()
+    })
+    .await;
+
+    // b is Ready only once default-editor carries its role.
+    let b = kube.name("kt-b");
+    let (ok, said) = kubectl(&kubeconfig, &["apply", "-f", "-"], &tenant(&b, json!({})));
+    assert!(ok, "{said}");
+    eventually("kt-b Ready", Duration::from_secs(60), async || {
+        ready(kube.object("kubeflowtenants", "", &b).await.as_ref()).as_deref() == Some("True")
+    })
+    .await;
+    let b_role = format!("{b}-{cluster}-role");
+    let editor = kube.object("serviceaccounts", &b, "default-editor").await.expect("default-editor, once Ready");
+    let role = aws.get_role(&b_role).await.unwrap().unwrap();
+    assert_eq!(editor["metadata"]["annotations"]["eks.amazonaws.com/role-arn"], role.arn, "{editor:#}");
+    assert_eq!(role.tags.get("kfp-tenant/kubeflowtenant"), Some(&b), "{:?}", role.tags);
+    let b_policy = format!("kf-{b}-pipeline-s3");
+
+    // Three that cannot be: x names b's role, the file's namesake, y names the hand-made role.
+    let x = kube.name("kt-x");
+    let y = kube.name("kt-y");
+    let doomed: Vec<String> = (0..3).map(|i| kube.name(&format!("kt-d{i}"))).collect();
+    let all: String = [tenant(&x, json!({"roleName": b_role})), tenant(&filed, json!({})), tenant(&y, json!({"roleName": foreign}))]
+        .into_iter()
+        .chain(doomed.iter().map(|d| tenant(d, json!({}))))
+        .map(|t| format!("---\n{t}\n"))
+        .collect();
+    let (ok, said) = kubectl(&kubeconfig, &["apply", "-f", "-"], &all);
+    assert!(ok, "{said}");
+    let condition = async |name: &str| kube.object("kubeflowtenants", "", name).await.map(|r| r["status"]["conditions"][0].clone());
+    for (name, reason, says) in
+        [(&x, "Conflict", b.clone()), (&filed, "Conflict", "settings file".to_owned()), (&y, "Refused", foreign.clone())]
+    {
+        eventually(&format!("{name} {reason}"), Duration::from_secs(60), async || {
+            condition(name).await.is_some_and(|c| c["reason"] == reason)
+        })
+        .await;
+        let c = condition(name).await.unwrap();
+        let message = c["message"].as_str().unwrap();
+        assert_eq!(c["status"], "False");
+        assert!(message.contains(&says), "{name}: {message}");
+        for file_words in ["tenants[", "--adopt", "spec.namespace"] {
+            assert!(!message.contains(file_words), "{name} speaks the file's words ({file_words}): {message}");
+        }
+    }
+    for d in &doomed {
+        eventually(&format!("{d} Ready"), Duration::from_secs(60), async || {
+            ready(kube.object("kubeflowtenants", "", d).await.as_ref()).as_deref() == Some("True")
+        })
+        .await;
+    }
+    let role_after = aws.get_role(&b_role).await.unwrap().unwrap();
+    assert_eq!(role_after, role, "b's role untouched by x");
+    assert!(aws.iam_client().get_role_policy().role_name(&b_role).policy_name(&b_policy).send().await.is_ok(), "b's policy stays");
+
+    // A CLI plan of the settings file names no KubeflowTenant's tenant, nor prunes one.
+    let plan = kfp(&kubeconfig, &["plan", "-f", settings.to_str().unwrap(), "--prune"]);
+    let (out, err) = (String::from_utf8_lossy(&plan.stdout), String::from_utf8_lossy(&plan.stderr));
+    assert!(plan.status.success(), "{err}");
+    for name in [&b, &doomed[0]] {
+        assert!(!out.contains(name.as_str()) && !err.contains(name.as_str()), "the file's plan names {name}:\n{out}\n{err}");
+    }
+
+    // Deleted together: only the three that owned anything lose it.
+    let mut delete = vec!["delete", "kubeflowtenant", "--timeout=120s", x.as_str(), filed.as_str(), y.as_str()];
+    delete.extend(doomed.iter().map(String::as_str));
+    let (ok, said) = kubectl(&kubeconfig, &delete, "");
+    assert!(ok, "{said}\n{}", replica.log());
+    for d in &doomed {
+        assert_eq!(aws.get_role(&format!("{d}-{cluster}-role")).await.unwrap(), None, "{d}'s role goes");
+    }
+    assert_eq!(aws.get_role(&b_role).await.unwrap().unwrap(), role, "b's role stays");
+    assert!(aws.get_role(&file_role).await.unwrap().is_some(), "the file's tenant's role stays");
+    assert!(aws.get_role(&foreign).await.unwrap().is_some(), "the hand-made role stays");
+    let profile = kube.object("profiles", "", &filed).await.expect("the file's tenant's Profile stays");
+    assert!(profile["metadata"]["deletionTimestamp"].is_null(), "{profile:#}");
+    let (ok, said) = kubectl(&kubeconfig, &["delete", "kubeflowtenant", "--timeout=120s", b.as_str()], "");
+    assert!(ok, "{said}");
+}
+
 /// The leader cut off from the API server (its AWS calls still going
 /// through) while it reconciles: it cannot renew, so it stops writing and
 /// exits before its Lease can end, and the standby, which takes the Lease

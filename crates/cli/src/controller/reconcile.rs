@@ -90,18 +90,35 @@ pub struct Cycle<'a> {
     pub timeout: Duration,
 }
 
+/// The index of the tenant a problem's field is in (`tenants[3].roleName`: 3).
+fn tenant_index(field: &str) -> Option<usize> {
+    field.strip_prefix("tenants[").and_then(|r| r.split_once(']')).and_then(|(i, _)| i.parse().ok())
+}
+
 /// `problems` of a file of the settings' header and `tenants`, by the index of their tenant.
 fn by_tenant(invalid: &InvalidInput) -> (BTreeMap<usize, Vec<String>>, Vec<String>) {
     let mut tenants: BTreeMap<usize, Vec<String>> = BTreeMap::new();
     let mut others = Vec::new();
     for p in &invalid.problems {
-        let index = p.field.strip_prefix("tenants[").and_then(|r| r.split_once(']')).and_then(|(i, _)| i.parse().ok());
-        match index {
-            Some(i) => tenants.entry(i).or_default().push(format!("{}: {}; {}", p.field, p.message, p.fix)),
+        match tenant_index(&p.field) {
+            Some(i) => tenants.entry(i).or_default().push(p.to_string()),
             None => others.push(p.to_string()),
         }
     }
     (tenants, others)
+}
+
+/// A validation of `names` (the settings' `first` tenants, then
+/// KubeflowTenants) in the words of KubeflowTenant `names[this]`: its own
+/// fields as `spec.`, the other tenants by what declares them.
+fn in_resource_words(invalid: &InvalidInput, names: &[&str], first: usize, this: usize) -> String {
+    let mut said = invalid.problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+    for (j, ns) in names.iter().enumerate().rev() {
+        let whose = if j < first { format!("the settings file's tenant {ns}") } else { format!("KubeflowTenant {ns}") };
+        said = said.replace(&format!("tenants[{j}]."), if j == this { "spec." } else { "" });
+        said = said.replace(&format!("tenants[{j}]"), &whose);
+    }
+    said
 }
 
 impl Cycle<'_> {
@@ -112,14 +129,14 @@ impl Cycle<'_> {
     /// The resources' tenants that validate alone and together with the
     /// settings file's; the others get their verdict.
     fn valid(&self, resources: &[&TenantResource], outcomes: &mut Outcomes) -> Result<Desired> {
-        let own: BTreeSet<&str> = self.settings.tenants.iter().map(|t| t.namespace.as_str()).collect();
+        let settings = &self.settings.tenants;
+        let own: BTreeSet<&str> = settings.iter().map(|t| t.namespace.as_str()).collect();
         let mut candidates: Vec<TenantInput> = Vec::new();
         for r in resources {
-            let invalid = |message: String| Verdict::NotReady { reason: "Invalid", message };
             let tenant = match tenant_of(&r.name, &r.spec) {
                 Ok((tenant, _)) => tenant,
                 Err(e) => {
-                    outcomes.verdicts.insert(r.name.clone(), invalid(e));
+                    outcomes.verdicts.insert(r.name.clone(), Verdict::NotReady { reason: "Invalid", message: e });
                     continue;
                 }
             };
@@ -128,40 +145,50 @@ impl Cycle<'_> {
                 outcomes.verdicts.insert(r.name.clone(), Verdict::NotReady { reason: "Conflict", message });
                 continue;
             }
-            match validate::validate(&self.file(vec![tenant.clone()])) {
-                Ok(_) => candidates.push(tenant),
-                Err(e) => {
-                    let (mine, others) = by_tenant(&e);
-                    let mut said: Vec<String> = mine.into_values().flatten().map(|m| m.replacen("tenants[0].", "spec.", 1)).collect();
-                    said.extend(others);
-                    outcomes.verdicts.insert(r.name.clone(), invalid(said.join("; ")));
+            // Alone (Invalid), then beside the settings' tenants (Conflict).
+            let beside: Vec<TenantInput> = settings.iter().cloned().chain([tenant.clone()]).collect();
+            let problem = [("Invalid", vec![tenant.clone()]), ("Conflict", beside)].into_iter().find_map(|(reason, tenants)| {
+                let names: Vec<&str> = tenants.iter().map(|t| t.namespace.as_str()).collect();
+                let e = validate::validate(&self.file(tenants.clone())).err()?;
+                let this = names.len() - 1;
+                Some(Verdict::NotReady { reason, message: in_resource_words(&e, &names, settings.len().min(this), this) })
+            });
+            match problem {
+                None => candidates.push(tenant),
+                Some(verdict) => {
+                    outcomes.verdicts.insert(r.name.clone(), verdict);
                 }
             }
         }
-        // Together: what needs two tenants (role names, nested prefixes and roots).
+        // Together: what needs two KubeflowTenants (role names, nested prefixes and roots).
         loop {
-            let file = self.file(self.settings.tenants.iter().cloned().chain(candidates.iter().cloned()).collect());
-            match validate::validate(&file) {
+            let file = self.file(settings.iter().cloned().chain(candidates.iter().cloned()).collect());
+            let e = match validate::validate(&file) {
                 Ok(mut desired) => {
-                    declared_by_resources(&mut desired, resources);
+                    // The settings' tenants stay the file's, whatever a KubeflowTenant of their name says.
+                    let declared: Vec<&TenantResource> =
+                        resources.iter().copied().filter(|r| candidates.iter().any(|t| t.namespace == r.name)).collect();
+                    declared_by_resources(&mut desired, &declared);
                     return Ok(desired);
                 }
-                Err(e) => {
-                    let (tenants, others) = by_tenant(&e);
-                    let first = self.settings.tenants.len();
-                    if !others.is_empty() || tenants.keys().any(|i| *i < first) {
-                        anyhow::bail!("the controller's settings file, with the KubeflowTenants, is invalid: {e}");
-                    }
-                    let bad: BTreeSet<usize> = tenants.keys().map(|i| i - first).collect();
-                    // Each was valid alone: what is wrong now is a clash between tenants.
-                    for (i, said) in tenants {
-                        let name = candidates[i - first].namespace.clone();
-                        let message = said.join("; ").replace(&format!("tenants[{i}]."), "spec.");
-                        outcomes.verdicts.insert(name, Verdict::NotReady { reason: "Conflict", message });
-                    }
-                    candidates = candidates.into_iter().enumerate().filter(|(i, _)| !bad.contains(i)).map(|(_, t)| t).collect();
-                }
+                Err(e) => e,
+            };
+            let (tenants, others) = by_tenant(&e);
+            let first = settings.len();
+            if !others.is_empty() || tenants.keys().any(|i| *i < first) {
+                anyhow::bail!("the controller's settings file, with the KubeflowTenants, is invalid: {e}");
             }
+            let names: Vec<&str> = file.tenants.iter().map(|t| t.namespace.as_str()).collect();
+            // Each was valid alone and beside the settings: this is a clash between resources.
+            for i in tenants.keys() {
+                let mine = validate::InvalidInput {
+                    problems: e.problems.iter().filter(|p| tenant_index(&p.field) == Some(*i)).cloned().collect(),
+                };
+                let message = in_resource_words(&mine, &names, first, *i);
+                outcomes.verdicts.insert(names[*i].to_owned(), Verdict::NotReady { reason: "Conflict", message });
+            }
+            let bad: BTreeSet<usize> = tenants.keys().map(|i| i - first).collect();
+            candidates = candidates.into_iter().enumerate().filter(|(i, _)| !bad.contains(i)).map(|(_, t)| t).collect();
         }
     }
 

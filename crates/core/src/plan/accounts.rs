@@ -42,27 +42,27 @@ impl Planner<'_> {
                     Ownership::Legacy => (Action::Update, Some(Reason::Drift { attributes: drift })),
                     Ownership::OtherCluster(other) => {
                         if !adopt {
-                            self.refuse(
+                            self.refuse_unless_adopted(
                                 address.clone(),
                                 format!(
                                     "service account {ns}/{name} was written by kfp-tenant for EKS cluster {other}, not {}",
                                     self.cluster.name
                                 ),
-                                "check the tenants file's cluster and the kubeconfig context (--context), or take it over with --adopt",
+                                "check the tenants file's cluster and the kubeconfig context (--context)",
                             );
                         }
                         (Action::Update, Some(Reason::AdoptFromCluster { cluster: other }))
                     }
                     Ownership::Foreign => {
                         if !adopt {
-                            self.refuse(
+                            self.refuse_unless_adopted(
                                 address.clone(),
                                 format!(
                                     "service account {ns}/{name} exists but was not created by kfp-tenant (no {}={} label)",
                                     tags::PROFILE_LABEL,
                                     tags::MANAGER
                                 ),
-                                "remove it from serviceAccounts, or take it over with --adopt",
+                                "remove it from serviceAccounts",
                             );
                         }
                         (Action::Update, Some(Reason::Adopt))

@@ -45,6 +45,7 @@ pub fn context(
                     "create it with `eksctl utils associate-iam-oidc-provider --cluster {name} --region {region} --approve`, or let kfp-tenant create it with --create-oidc-provider"
                 ),
                 refusal: super::Refusal::State,
+                adoptable: false,
             });
         }
     };

@@ -339,6 +339,10 @@ pub struct PlanProblem {
     /// What the plan refuses: the live state, or another tenant's claim.
     #[serde(default)]
     pub refusal: Refusal,
+    /// `--adopt` would take it over (the CLI says so after the fix; the
+    /// controller, which never adopts, does not).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adoptable: bool,
 }
 
 /// What a plan refuses (the controller's status reasons `Refused` and `Conflict`).
@@ -357,7 +361,11 @@ impl fmt::Display for PlanProblem {
         if let Some(a) = &self.address {
             write!(f, "{a}: ")?;
         }
-        write!(f, "{}; {}", self.message, self.fix)
+        write!(f, "{}; {}", self.message, self.fix)?;
+        if self.adoptable {
+            f.write_str(", or take it over with --adopt")?;
+        }
+        Ok(())
     }
 }
 

@@ -141,12 +141,17 @@ impl<'a> Planner<'a> {
     }
 
     pub(super) fn refuse(&mut self, address: Address, message: String, fix: impl Into<String>) {
-        self.problems.push(PlanProblem { address: Some(address), message, fix: fix.into(), refusal: Refusal::State });
+        self.problems.push(PlanProblem { address: Some(address), message, fix: fix.into(), refusal: Refusal::State, adoptable: false });
+    }
+
+    /// A refusal that `--adopt` would lift (the CLI's display says so).
+    pub(super) fn refuse_unless_adopted(&mut self, address: Address, message: String, fix: impl Into<String>) {
+        self.problems.push(PlanProblem { address: Some(address), message, fix: fix.into(), refusal: Refusal::State, adoptable: true });
     }
 
     /// A refusal because another tenant has what this one asks for.
     pub(super) fn conflict(&mut self, address: Address, message: String, fix: impl Into<String>) {
-        self.problems.push(PlanProblem { address: Some(address), message, fix: fix.into(), refusal: Refusal::Conflict });
+        self.problems.push(PlanProblem { address: Some(address), message, fix: fix.into(), refusal: Refusal::Conflict, adoptable: false });
     }
 
     pub(super) fn warn(&mut self, warning: String) {
@@ -389,6 +394,7 @@ impl<'a> Planner<'a> {
                 ),
                 fix: "move some tenants to identity: irsa, grant fewer service accounts, or remove associations the cluster no longer needs".to_owned(),
                 refusal: Refusal::State,
+                adoptable: false,
             });
         }
     }

@@ -112,7 +112,7 @@ impl Planner<'_> {
             };
             if !tags::is_managed_role(&live.tags, &self.cluster.name) {
                 if !adopt {
-                    self.refuse(
+                    self.refuse_unless_adopted(
                         address.clone(),
                         format!(
                             "service account {ns}/{sa} already has EKS Pod Identity association {} (role {}), not made by kfp-tenant for cluster {}, and EKS allows one per service account",
@@ -121,7 +121,7 @@ impl Planner<'_> {
                             self.cluster.name
                         ),
                         format!(
-                            "delete it (aws eks delete-pod-identity-association --cluster-name {} --association-id {}), or take it over with --adopt",
+                            "delete it (aws eks delete-pod-identity-association --cluster-name {} --association-id {})",
                             self.cluster.name, live.id
                         ),
                     );
@@ -180,7 +180,7 @@ impl Planner<'_> {
         };
         let managed = tags::is_managed_role(&live.tags, &self.cluster.name);
         if !managed && !adopt {
-            self.refuse(
+            self.refuse_unless_adopted(
                 address.clone(),
                 format!(
                     "IAM role {} exists but was not created by kfp-tenant for cluster {} (tags: {})",
@@ -188,7 +188,7 @@ impl Planner<'_> {
                     self.cluster.name,
                     describe_tags(&live.tags)
                 ),
-                "choose another roleName, or take it over with --adopt",
+                "choose another roleName",
             );
         }
         if live.path != want.path {
@@ -330,15 +330,15 @@ impl Planner<'_> {
         };
         let ownership = tags::ownership(live.managed, live.cluster.as_deref(), &self.cluster.name);
         match &ownership {
-            Ownership::Foreign if !adopt => self.refuse(
+            Ownership::Foreign if !adopt => self.refuse_unless_adopted(
                 address.clone(),
                 format!("Profile {ns} exists but was not created by kfp-tenant (no {}={} label)", tags::PROFILE_LABEL, tags::MANAGER),
-                "choose another namespace, or take it over with --adopt",
+                "choose another namespace",
             ),
-            Ownership::OtherCluster(other) if !adopt => self.refuse(
+            Ownership::OtherCluster(other) if !adopt => self.refuse_unless_adopted(
                 address.clone(),
                 format!("Profile {ns} was written by kfp-tenant for EKS cluster {other}, not {}", self.cluster.name),
-                "check the tenants file's cluster and the kubeconfig context (--context); if the Profile really is this cluster's tenant, take it over with --adopt",
+                "check the tenants file's cluster and the kubeconfig context (--context)",
             ),
             _ => {}
         }
