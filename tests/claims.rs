@@ -118,3 +118,22 @@ async fn a_file_and_the_controller_keep_to_their_own_tenants() {
     let changed: Vec<&Address> = plan.changes.iter().filter(|c| c.action != Action::NoOp).map(|c| &c.address).collect();
     assert_eq!(changed, [&Address::tenant("team-f", Kind::IamRole)], "only the role's tag");
 }
+
+/// One tenant from flags (the page's variables) is a partial input: it
+/// names no other tenant as missing, so it never advises a `--prune` that
+/// the CLI refuses for it; a file does.
+#[tokio::test]
+async fn a_partial_input_advises_no_prune() {
+    use kfp_tenant_core::plan::Listing;
+    let world = FakeWorld::new();
+    applied(&world, &validate(&file(&[("team-a", None), ("team-b", None)])).unwrap()).await;
+    let one = validate(&file(&[("team-a", None)])).unwrap();
+    let whole = world.plan(&one, PlanOptions::default()).await.unwrap();
+    assert!(
+        whole.warnings.iter().any(|w| w.contains("tenant team-b is not in the tenants file") && w.contains("--prune")),
+        "{:?}",
+        whole.warnings
+    );
+    let partial = world.plan(&one, PlanOptions { listing: Listing::Partial, ..Default::default() }).await.unwrap();
+    assert!(partial.warnings.is_empty(), "{:?}", partial.warnings);
+}

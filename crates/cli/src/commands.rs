@@ -86,8 +86,11 @@ pub async fn plan(args: PlanRequest, no_color: bool) -> Result<ExitCode> {
         false => ReadSet::for_desired(&desired, args.run.bind_cluster),
     };
     let observed = live.observe(&reads, &args.run).await?;
-    let plan =
-        if args.destroy { plan::plan_destroy(&desired, &observed)? } else { plan::plan(&desired, &observed, args.planning.options())? };
+    let plan = if args.destroy {
+        plan::plan_destroy(&desired, &observed)?
+    } else {
+        plan::plan(&desired, &observed, args.planning.options(&args.tenants))?
+    };
     // With --refresh-only, only existing resources that differ are drift;
     // resources not created yet are not.
     let changed = if args.refresh_only { !drift(&plan).is_empty() } else { plan.has_changes() };
@@ -157,7 +160,7 @@ pub async fn apply(args: ApplyRequest, no_color: bool) -> Result<ExitCode> {
     let applied = locked(&live, (&desired.cluster.name, args.run.bind_cluster), &args.lifecycle, "apply", async |stop| {
         let reads = ReadSet::for_desired(&desired, args.run.bind_cluster);
         let observed = until_stopped(&stop, live.observe(&reads, &args.run)).await?;
-        let plan = plan::plan(&desired, &observed, args.planning.options())?;
+        let plan = plan::plan(&desired, &observed, args.planning.options(&args.tenants))?;
         let question = "Do you want to perform these actions?";
         let wait = args.wait || args.verify;
         let writer = Writer { live: &live, run: &args.run, lifecycle: &args.lifecycle, wait };

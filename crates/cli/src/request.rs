@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kfp_tenant_core::address::Address;
-use kfp_tenant_core::plan::PlanOptions;
+use kfp_tenant_core::plan::{Listing, PlanOptions};
 use kfp_tenant_core::refresh::RefreshMode;
 
 /// Where the tenants come from: a tenants file, or one tenant from flags
@@ -47,12 +47,15 @@ pub struct Planning {
 }
 
 impl Planning {
-    pub fn options(&self) -> PlanOptions {
+    /// The plan's options for `tenants`: a file lists the cluster's
+    /// tenants, one tenant from flags only itself.
+    pub fn options(&self, tenants: &Tenants) -> PlanOptions {
         PlanOptions {
             adopt: self.adopt,
             prune: self.prune,
             create_oidc_provider: self.create_oidc_provider,
             replace: self.replace.iter().cloned().collect(),
+            listing: if tenants.file.is_some() { Listing::Whole } else { Listing::Partial },
         }
     }
 

@@ -399,4 +399,16 @@ pub struct PlanOptions {
     /// Profile deletes its namespace and everything in it, so no plan does
     /// it unless the operator names it here.
     pub replace: std::collections::BTreeSet<Address>,
+    /// Whether the input lists every tenant of the cluster.
+    pub listing: Listing,
+}
+
+/// What the input lists: every tenant of the cluster (a tenants file), or
+/// some (one tenant from flags): a partial input names no other tenant as
+/// missing from it, and so advises no `--prune`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Listing {
+    #[default]
+    Whole,
+    Partial,
 }

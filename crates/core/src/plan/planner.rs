@@ -10,8 +10,8 @@ use crate::kinds::observed_user;
 use crate::plan::context::{ProviderNeed, context};
 use crate::plan::fresh::fingerprint;
 use crate::plan::{
-    Action, ClusterContext, CognitoUser, FORMAT_VERSION, Mode, Plan, PlanError, PlanOptions, PlanProblem, Reason, Refusal, ResourceChange,
-    State,
+    Action, ClusterContext, CognitoUser, FORMAT_VERSION, Listing, Mode, Plan, PlanError, PlanOptions, PlanProblem, Reason, Refusal,
+    ResourceChange, State,
 };
 use crate::ports::{ClusterRecord, OidcProvider};
 use crate::refresh::{BucketCheck, Observed};
@@ -44,7 +44,7 @@ pub fn plan(desired: &Desired, observed: &Observed, options: PlanOptions) -> Res
         let file: BTreeSet<&str> =
             desired.tenants.iter().map(|t| t.owner.as_str()).chain(desired.untargeted_owners.iter().map(String::as_str)).collect();
         planner.users_left(|email| !file.contains(email));
-    } else {
+    } else if options.listing == Listing::Whole {
         planner.warn_not_in_file();
     }
     planner.association_quota();
