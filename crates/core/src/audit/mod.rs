@@ -402,12 +402,17 @@ pub fn audit(cluster: &ClusterContext, desired: &Desired, inventory: &Inventory)
                 }
             }
         }
+        // A KubeflowTenant's tenant is the controller's: the file neither
+        // lists it nor knows the permissions its spec gives.
+        let controllers = managed_for.as_ref().is_some_and(|ns| !in_file(ns)) && tags::kubeflow_tenant(&role.tags).is_some();
         if let Some(ns) = &managed_for
             && !in_file(ns)
+            && !controllers
         {
             findings.insert(Finding::NotInFile { namespace: ns.clone() });
         }
         match &managed_for {
+            Some(_) if controllers => {}
             Some(ns) => {
                 let own = crate::spec::policy_name(ns);
                 let listed = desired.tenants.iter().find(|t| &t.namespace == ns).map(|t| t.managed_policies.as_slice()).unwrap_or_default();

@@ -217,6 +217,12 @@ fn roles_not_naming_the_provider_are_left_out_and_managed_ones_outside_the_file_
     assert_eq!(report.roles_read, 2);
     assert_eq!(report.roles.len(), 1);
     assert_eq!(report.roles[0].findings, [Finding::NotInFile { namespace: "team-z".into() }]);
+    // A KubeflowTenant's tenant is the controller's, not missing from the file.
+    let mut inventory = inventory;
+    inventory.roles[1].tags.insert(tags::KUBEFLOW_TENANT.into(), "team-z".into());
+    let report = audit(&cluster(), &desired, &inventory);
+    assert_eq!(report.roles.len(), 1);
+    assert_eq!(report.roles[0].findings, []);
 }
 
 /// kfp-tenant's role for team-a (a prefix tenant): its launcher root inside
