@@ -251,13 +251,7 @@ impl<P> Resilient<P> {
                 return Err(error);
             }
             *lock(&self.retries).entry(error.kind).or_default() += 1;
-            // The service unreachable or failing is the operator's to see at
-            // once; throttling and IAM's consistency are routine.
-            if error.kind == ErrorKind::Transient {
-                tracing::warn!(attempt, ?delay, "{error}; retrying");
-            } else {
-                tracing::debug!(error = %error, attempt, ?delay, "retrying");
-            }
+            tracing::debug!(error = %error, attempt, ?delay, "retrying");
             tokio::time::sleep(jitter(delay, attempt, &error.target)).await;
             delay = (delay * 2).min(self.policy.max_delay);
         }
