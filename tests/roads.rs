@@ -284,7 +284,7 @@ async fn an_association_made_between_plan_and_apply_is_adopted_when_ours_and_ref
     let report = world.apply(&plan).await;
     let outcome = |sa: &str| report.outcomes[&Address::pod_identity("team-b", sa)].1.clone();
     assert_eq!(outcome("default-editor"), Outcome::Done);
-    let Outcome::Failed { error } = outcome("pipeline-runner") else { panic!("{report:?}") };
+    let Outcome::Failed { error, .. } = outcome("pipeline-runner") else { panic!("{report:?}") };
     assert!(error.contains(&theirs) && error.contains("run plan again"), "{error}");
     let associations = world.iam.associations(CLUSTER);
     let editor = associations.iter().find(|a| a.service_account == "default-editor").unwrap();
@@ -340,7 +340,9 @@ async fn eks_refusing_a_role_iam_has_not_yet_shown_it_is_retried_within_the_wind
     let plan = world.plan(&d, PlanOptions::default()).await.unwrap();
     world.set_faults(Faults { invisible_for: Duration::from_secs(8), ..Default::default() });
     let report = world.apply(&plan).await;
-    let Outcome::Failed { error } = &report.outcomes[&Address::pod_identity("team-b", "default-editor")].1 else { panic!("{report:?}") };
+    let Outcome::Failed { error, .. } = &report.outcomes[&Address::pod_identity("team-b", "default-editor")].1 else {
+        panic!("{report:?}")
+    };
     assert!(error.contains("Role provided in the request does not exist"), "{error}");
 }
 

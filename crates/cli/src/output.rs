@@ -156,7 +156,7 @@ impl Progress for ApplyProgress {
         }
         match outcome {
             Outcome::Done => self.line(format_args!("{address}: {} after {:.1}s", verbs(action).1, elapsed.as_secs_f64())),
-            Outcome::Failed { error } => self.line(format_args!("{address}: failed after {:.1}s: {error}", elapsed.as_secs_f64())),
+            Outcome::Failed { error, .. } => self.line(format_args!("{address}: failed after {:.1}s: {error}", elapsed.as_secs_f64())),
             Outcome::Skipped { because } => self.line(format_args!("{address}: skipped, because {because} failed")),
             Outcome::NotStarted | Outcome::Interrupted => {}
         }
@@ -194,7 +194,7 @@ pub fn summarize(report: &Report, destroying: bool) -> bool {
     }
     for (address, (_, outcome)) in &report.outcomes {
         match outcome {
-            Outcome::Failed { error } => note!("  - {address}: {error}"),
+            Outcome::Failed { error, .. } => note!("  - {address}: {error}"),
             Outcome::NotStarted => note!("  - {address}: not started"),
             Outcome::Interrupted => note!("  - {address}: cut short by the interrupt; it may or may not have taken effect"),
             Outcome::Done | Outcome::Skipped { .. } => {}

@@ -51,7 +51,7 @@ impl Replica {
         let port = free_port();
         let log = dir.join(format!("controller-{n}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_kfp-tenant"))
-            .args(["controller", "-f", settings.to_str().unwrap(), "--resync", "3s", "--lease-duration", "6s", "--timeout", "60s"])
+            .args(["controller", "-f", settings.to_str().unwrap(), "--resync", "3s", "--lease-duration", "6s"])
             .args(["--metrics-addr", &format!("127.0.0.1:{port}"), "--lock-namespace", lock_namespace])
             .args(extra)
             .env("KUBECONFIG", kubeconfig)
@@ -137,9 +137,13 @@ struct Setup {
 }
 
 async fn setup(tag: &str) -> Setup {
+    setup_with(tag, TestKubeOptions::default()).await
+}
+
+async fn setup_with(tag: &str, options: TestKubeOptions) -> Setup {
     let alone = ONE_AT_A_TIME.lock().await;
     let aws = support::aws().await;
-    let kube = TestKube::start(Backend::Real, TestKubeOptions::default()).await;
+    let kube = TestKube::start(Backend::Real, options).await;
     let cluster = kube.cluster(tag);
     support::cluster_with_provider(&aws, &cluster).await;
     support::ensure_bucket(&support::moto_endpoint(), "kfp-artifacts").await;
@@ -426,6 +430,61 @@ async fn tenants_stay_apart_under_one_controller() {
     assert!(profile["metadata"]["deletionTimestamp"].is_null(), "{profile:#}");
     let (ok, said) = kubectl(&kubeconfig, &["delete", "kubeflowtenant", "--timeout=120s", b.as_str()], "");
     assert!(ok, "{said}");
+}
+
+/// No profile controller runs: the test plays it for one tenant only. The
+/// other's namespace never appears: it is Waiting, never Ready, and Failed
+/// once it waited `--timeout`; meanwhile the first becomes Ready and an edit
+/// of it is applied, so one tenant's wait holds no other's changes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(kfp_real_kube), ignore = "needs a real kube-apiserver: run scripts/test")]
+async fn a_tenant_waiting_for_its_namespace_holds_no_other_back() {
+    let options = TestKubeOptions { controller: false, ..Default::default() };
+    let Setup { _alone, aws, kube, cluster, kubeconfig, dir, lock_namespace, settings } = setup_with("wait", options).await;
+    let replica = Replica::start(&kubeconfig, &settings, &lock_namespace, &dir, 1, &["--timeout", "20s"]);
+    let (w, e) = (kube.name("kt-w"), kube.name("kt-e"));
+    let (ok, said) = kubectl(&kubeconfig, &["apply", "-f", "-"], &tenant(&w, json!({})));
+    assert!(ok, "{said}");
+    let condition = async |name: &str| kube.object("kubeflowtenants", "", name).await.map(|r| r["status"]["conditions"][0].clone());
+    eventually("kt-w Waiting", Duration::from_secs(30), async || condition(&w).await.is_some_and(|c| c["reason"] == "Waiting")).await;
+    let waiting = condition(&w).await.unwrap();
+    assert_eq!(waiting["status"], "False");
+    assert!(waiting["message"].as_str().unwrap().contains(&format!("namespace {w}")), "{waiting:#}");
+
+    // The test makes e's namespace and service accounts, as the profile controller would.
+    let (ok, said) = kubectl(&kubeconfig, &["apply", "-f", "-"], &tenant(&e, json!({})));
+    assert!(ok, "{said}");
+    eventually("kt-e's Profile", Duration::from_secs(30), async || kube.object("profiles", "", &e).await.is_some()).await;
+    let arn = aws.get_role(&format!("{e}-{cluster}-role")).await.unwrap().expect("e's role").arn;
+    let made = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": e, "annotations": {"owner": format!("{e}@example.com")}}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default-editor", "namespace": e, "annotations": {"eks.amazonaws.com/role-arn": arn}}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default-viewer", "namespace": e}},
+    ]});
+    let (ok, said) = kubectl(&kubeconfig, &["apply", "-f", "-"], &made.to_string());
+    assert!(ok, "{said}");
+    eventually("kt-e Ready beside the waiting kt-w", Duration::from_secs(30), async || {
+        ready(kube.object("kubeflowtenants", "", &e).await.as_ref()).as_deref() == Some("True")
+    })
+    .await;
+    let (ok, said) =
+        kubectl(&kubeconfig, &["patch", "kubeflowtenant", &e, "--type", "merge", "-p", r#"{"spec":{"tags":{"team":"edited"}}}"#], "");
+    assert!(ok, "{said}");
+    eventually("kt-e's edit applied", Duration::from_secs(30), async || {
+        aws.get_role(&format!("{e}-{cluster}-role"))
+            .await
+            .unwrap()
+            .is_some_and(|r| r.tags.get("team").map(String::as_str) == Some("edited"))
+    })
+    .await;
+    assert_eq!(ready(kube.object("kubeflowtenants", "", &w).await.as_ref()).as_deref(), Some("False"), "never Ready without its namespace");
+
+    // Waited longer than --timeout: Failed, saying so.
+    eventually("kt-w Failed", Duration::from_secs(60), async || condition(&w).await.is_some_and(|c| c["reason"] == "Failed")).await;
+    let failed = condition(&w).await.unwrap();
+    assert!(failed["message"].as_str().unwrap().contains("--timeout"), "{failed:#}\n{}", replica.log());
+    let (ok, said) = kubectl(&kubeconfig, &["delete", "kubeflowtenant", "--timeout=120s", &w, &e], "");
+    assert!(ok, "{said}\n{}", replica.log());
 }
 
 /// The leader cut off from the API server (its AWS calls still going

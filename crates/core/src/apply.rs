@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use crate::address::Address;
 use crate::graph::{Slots, Stop, Visit};
 use crate::plan::{Action, Plan, State};
+use crate::ports::ErrorKind;
 pub use crate::ports::Providers;
 
 pub const DEFAULT_PARALLELISM: usize = 10;
@@ -61,6 +62,9 @@ pub enum Outcome {
     Done,
     Failed {
         error: String,
+        /// How it failed: a wait that ran out is [`ErrorKind::Timeout`].
+        #[serde(skip)]
+        kind: ErrorKind,
     },
     /// Not attempted because a resource it depends on failed.
     Skipped {
@@ -133,10 +137,9 @@ pub async fn apply(plan: &Plan, providers: Providers<'_>, options: &ApplyOptions
                 slots.release(id);
                 result = providers.kube.wait_ready(want, crate::kinds::remaining(deadline)).await;
             }
-            let result = result.map_err(|e| e.to_string());
             let outcome = match &result {
                 Ok(()) => Outcome::Done,
-                Err(error) => Outcome::Failed { error: error.clone() },
+                Err(error) => Outcome::Failed { error: error.to_string(), kind: error.kind },
             };
             progress.finished(&change.address, change.action, &outcome, started.elapsed());
             result
@@ -150,7 +153,7 @@ pub async fn apply(plan: &Plan, providers: Providers<'_>, options: &ApplyOptions
         }
         let outcome = match &visits[id.ordinal()] {
             Visit::Done => Outcome::Done,
-            Visit::Failed(error) => Outcome::Failed { error: error.clone() },
+            Visit::Failed(error) => Outcome::Failed { error: error.to_string(), kind: error.kind },
             Visit::Skipped { because } => {
                 let because = dag.node(*because).address.clone();
                 progress.finished(&change.address, change.action, &Outcome::Skipped { because: because.clone() }, Duration::ZERO);

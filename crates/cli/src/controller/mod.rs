@@ -14,7 +14,7 @@ mod delete;
 mod metrics;
 mod reconcile;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -40,8 +40,10 @@ const QUIET: Duration = Duration::from_millis(100);
 /// per touch); the resync is not held back.
 const MIN_GAP: Duration = Duration::from_secs(5);
 /// After a cycle that left a tenant failed, waiting or still being deleted,
-/// the next comes this soon (not at the resync).
+/// the next comes this soon (not at the resync), twice as late after each
+/// such cycle in a row, up to [`MAX_RETRY`].
 const RETRY: Duration = Duration::from_secs(5);
+const MAX_RETRY: Duration = Duration::from_secs(60);
 
 pub async fn run(req: ControllerRequest) -> Result<ExitCode> {
     let settings = crate::input::read_file(&req.settings)?;
@@ -77,16 +79,22 @@ pub async fn run(req: ControllerRequest) -> Result<ExitCode> {
 
     let mut triggers = live.kube().tenant_triggers();
     let mut next_resync = Instant::now();
+    let mut waiting_since: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut retry_after = RETRY;
     loop {
         let cycle_started = Instant::now();
         let cycle = async {
             let started = Instant::now();
-            let result = cycle(&live, &settings, &req, &stop, guard.id()).await;
+            let result = cycle(&live, &settings, &req, &stop, guard.id(), &waiting_since).await;
             metrics.reconciled(if result.is_ok() { "success" } else { "error" }, started.elapsed());
             metrics.calls(&live.aws_calls(), &live.kube_calls());
             match result {
                 Ok(counts) => {
                     metrics.tenants(counts.ready, counts.not_ready);
+                    waiting_since.retain(|name, _| counts.waiting.contains(name));
+                    for name in counts.waiting {
+                        waiting_since.entry(name).or_insert_with(Instant::now);
+                    }
                     counts.retry
                 }
                 Err(e) => {
@@ -106,7 +114,10 @@ pub async fn run(req: ControllerRequest) -> Result<ExitCode> {
         }
         next_resync = next_resync.max(Instant::now() - req.resync) + req.resync;
         if retry {
-            next_resync = next_resync.min(Instant::now() + RETRY);
+            next_resync = next_resync.min(Instant::now() + retry_after);
+            retry_after = (retry_after * 2).min(MAX_RETRY);
+        } else {
+            retry_after = RETRY;
         }
         // Wait for a change (then for its siblings) or the resync.
         let wait = tokio::time::sleep_until(next_resync.into());
@@ -155,6 +166,8 @@ struct Counts {
     not_ready: u64,
     /// A tenant failed, waits or is still being deleted: the next cycle comes soon.
     retry: bool,
+    /// The tenants waiting for the cluster.
+    waiting: BTreeSet<String>,
 }
 
 /// One cycle.
@@ -164,6 +177,7 @@ async fn cycle(
     req: &ControllerRequest,
     stop: &Stop,
     lease: &str,
+    waiting_since: &BTreeMap<String, Instant>,
 ) -> Result<Counts> {
     let kube = live.kube();
     let resources = kube.list_tenant_resources().await?;
@@ -175,7 +189,7 @@ async fn cycle(
     .await
     .into_iter()
     .collect::<Result<Vec<()>, _>>()?;
-    let cycle = Cycle { live, lease, settings, run: &req.run, stop, timeout: req.timeout };
+    let cycle = Cycle { live, lease, settings, run: &req.run, stop, timeout: req.timeout, waiting_since };
     let mut outcomes = Outcomes::default();
     let converged = cycle.converge(&resources, &mut outcomes).await;
     let deleted = cycle.delete(&resources, &mut outcomes).await;
@@ -190,7 +204,13 @@ async fn cycle(
     deleted?;
     let ready = outcomes.verdicts.values().filter(|v| matches!(v, Verdict::Ready { .. })).count() as u64;
     let retry = outcomes.verdicts.values().any(Verdict::retries);
-    Ok(Counts { ready, not_ready: outcomes.verdicts.len() as u64 - ready, retry })
+    let waiting = outcomes
+        .verdicts
+        .iter()
+        .filter(|(_, v)| matches!(v, Verdict::NotReady { reason: "Waiting", .. }))
+        .map(|(n, _)| n.clone())
+        .collect();
+    Ok(Counts { ready, not_ready: outcomes.verdicts.len() as u64 - ready, retry, waiting })
 }
 
 /// Each resource's status where it changed, and an Event for each change

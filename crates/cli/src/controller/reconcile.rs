@@ -8,7 +8,7 @@
 //! the cluster shows it usable. Deletions are `delete`'s.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use kfp_tenant_core::address::Address;
@@ -17,6 +17,7 @@ use kfp_tenant_core::crd::tenant_of;
 use kfp_tenant_core::graph::Stop;
 use kfp_tenant_core::plan::Action;
 use kfp_tenant_core::plan::{self, Plan, PlanOptions, Refusal};
+use kfp_tenant_core::ports::ErrorKind;
 use kfp_tenant_core::refresh::ReadSet;
 use kfp_tenant_core::spec::{Desired, Source, TenantInput, TenantsFile};
 use kfp_tenant_core::validate::{self, InvalidInput};
@@ -87,7 +88,23 @@ pub struct Cycle<'a> {
     pub settings: &'a TenantsFile,
     pub run: &'a Run,
     pub stop: &'a Stop,
+    /// How long a tenant may wait for the cluster before it is `Failed`.
     pub timeout: Duration,
+    /// Since when each tenant that waited at the end of an earlier cycle has waited.
+    pub waiting_since: &'a BTreeMap<String, Instant>,
+}
+
+/// How long one cycle waits for the cluster (a namespace, a Profile made
+/// usable or deleted): a tenant still waiting is retried by a later cycle,
+/// so that it never holds the others' changes back.
+const CYCLE_WAIT: Duration = Duration::from_secs(2);
+
+/// A duration as `--timeout` takes it.
+fn human(d: Duration) -> String {
+    match d.as_secs() {
+        s if s % 60 == 0 && s > 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 /// The index of the tenant a problem's field is in (`tenants[3].roleName`: 3).
@@ -229,11 +246,9 @@ impl Cycle<'_> {
         }
     }
 
-    /// A cycle waits at most `timeout` for the cluster (a namespace, a
-    /// Profile made usable or deleted): a tenant still waiting is retried by
-    /// a later cycle, so that it never holds the others' changes back.
+    /// Apply's options in a cycle: every wait ends after [`CYCLE_WAIT`].
     pub fn options(&self) -> ApplyOptions {
-        ApplyOptions { parallelism: self.run.parallelism, wait: true, timeout: self.timeout, stop: self.stop.clone(), ..Default::default() }
+        ApplyOptions { parallelism: self.run.parallelism, wait: true, timeout: CYCLE_WAIT, stop: self.stop.clone(), ..Default::default() }
     }
 
     /// The tenants of `resources` that are not being deleted, planned and applied.
@@ -244,19 +259,29 @@ impl Cycle<'_> {
         let plan = self.plan(&desired, &names, outcomes).await?;
         let report = apply::apply(&plan, self.live.providers(), &self.options(), &Logged(self.lease)).await;
         let mut failed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        // Tenants with a failure other than a wait that ran out.
+        let mut broken: BTreeSet<String> = BTreeSet::new();
         let mut changed: BTreeMap<String, usize> = BTreeMap::new();
         for (address, (_, outcome)) in &report.outcomes {
             let Some(ns) = address.namespace() else { continue };
-            match outcome {
-                Outcome::Done => *changed.entry(ns.to_owned()).or_default() += 1,
-                Outcome::Failed { error } => failed.entry(ns.to_owned()).or_default().push(format!("{address}: {error}")),
-                Outcome::Skipped { because } => {
-                    failed.entry(ns.to_owned()).or_default().push(format!("{address}: skipped, {because} failed"))
+            let said = match outcome {
+                Outcome::Done => {
+                    *changed.entry(ns.to_owned()).or_default() += 1;
+                    continue;
                 }
+                Outcome::Failed { error, kind } => {
+                    if *kind != ErrorKind::Timeout {
+                        broken.insert(ns.to_owned());
+                    }
+                    format!("{address}: {error}")
+                }
+                Outcome::Skipped { because } => format!("{address}: skipped, {because} failed"),
                 Outcome::NotStarted | Outcome::Interrupted => {
-                    failed.entry(ns.to_owned()).or_default().push(format!("{address}: not finished (the controller stopped)"))
+                    broken.insert(ns.to_owned());
+                    format!("{address}: not finished (the controller stopped)")
                 }
-            }
+            };
+            failed.entry(ns.to_owned()).or_default().push(said);
         }
         let applied: Vec<_> =
             desired.tenants.iter().filter(|t| names.contains(&t.namespace) && !outcomes.verdicts.contains_key(&t.namespace)).collect();
@@ -271,12 +296,17 @@ impl Cycle<'_> {
         .await;
         for (tenant, (arn, usable)) in applied.into_iter().zip(usable) {
             let ns = &tenant.namespace;
-            let verdict = match (failed.remove(ns), usable) {
-                (Some(errors), _) => Verdict::NotReady { reason: "Failed", message: errors.join("; ") },
-                (None, Err(e)) => Verdict::NotReady {
-                    reason: "Waiting",
-                    message: format!("applied, but the cluster does not show it usable yet: {}", e.message),
+            let waiting = |message: String| match self.waiting_since.get(ns) {
+                Some(since) if since.elapsed() > self.timeout => Verdict::NotReady {
+                    reason: "Failed",
+                    message: format!("waited longer than {} (--timeout) for the cluster: {message}", human(self.timeout)),
                 },
+                _ => Verdict::NotReady { reason: "Waiting", message },
+            };
+            let verdict = match (failed.remove(ns), usable) {
+                (Some(errors), _) if broken.contains(ns) => Verdict::NotReady { reason: "Failed", message: errors.join("; ") },
+                (Some(errors), _) => waiting(errors.join("; ")),
+                (None, Err(e)) => waiting(format!("applied, but the cluster does not show it usable yet: {}", e.message)),
                 (None, Ok(())) => Verdict::Ready { changes: changed.get(ns).copied().unwrap_or(0) },
             };
             outcomes.roles.insert(ns.clone(), arn);

@@ -289,10 +289,10 @@ pub struct ControllerArgs {
     /// How long a leader that stopped renewing keeps the Lease.
     #[arg(long, default_value = "15s", value_parser = output::parse_duration)]
     pub lease_duration: Duration,
-    /// How long one cycle waits for the cluster (a namespace to appear, a
-    /// tenant to become usable, a Profile to go); a tenant still waiting
-    /// then is retried by a later cycle, and holds no other back.
-    #[arg(long, default_value = "15s", value_parser = output::parse_duration)]
+    /// How long a tenant may wait for the cluster (its namespace to appear,
+    /// to become usable) before its status says Failed. A cycle waits only
+    /// moments and retries a waiting tenant later, so none holds another back.
+    #[arg(long, default_value = "5m", value_parser = output::parse_duration)]
     pub timeout: Duration,
 }
 
