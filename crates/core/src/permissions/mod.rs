@@ -1,7 +1,8 @@
 //! What the principal that runs kfp-tenant may need, and no more: the IAM
 //! policy for a tenants file (`kfp-tenant permissions`), each statement with
-//! a Sid saying what needs it, and the Kubernetes RBAC rules of the commands
-//! (`--kubernetes`) and of the controller (`--controller`).
+//! a Sid saying what needs it, and (in [`kubernetes`]) the Kubernetes RBAC
+//! rules of the commands (`--kubernetes`) and of the controller
+//! (`--controller`) with the admission policy that narrows them.
 //!
 //! Role writes are scoped to the ARNs of the file's roles; attaching a
 //! managed policy to those listed in the file (`iam:PolicyARN`), a
@@ -12,6 +13,9 @@
 //! probe runs with the tenant role's own credentials.
 
 use serde_json::{Value, json};
+
+pub mod kubernetes;
+pub use kubernetes::{Rule, admission_yaml, controller_user, kubernetes_yaml, rbac_yaml};
 
 use crate::policy::PolicyDocument;
 use crate::spec::{Desired, Road};
@@ -145,73 +149,6 @@ pub fn iam_policy(desired: &Desired, needs: &Needs) -> PolicyDocument {
     document
 }
 
-/// A Kubernetes RBAC rule, and what needs it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rule {
-    pub why: &'static str,
-    pub api_group: &'static str,
-    pub resources: &'static [&'static str],
-    pub verbs: &'static [&'static str],
-    /// Only these objects, when set.
-    pub names: &'static [&'static str],
-}
-
-const fn rule(why: &'static str, api_group: &'static str, resources: &'static [&'static str], verbs: &'static [&'static str]) -> Rule {
-    Rule { why, api_group, resources, verbs, names: &[] }
-}
-
-/// The cluster-wide rules of the commands (plan, apply, destroy, verify, audit).
-pub const CLUSTER_RULES: &[Rule] = &[
-    rule(
-        "Profiles: listed by plan, written by apply, deleted by destroy, watched by --wait",
-        "kubeflow.org",
-        &["profiles"],
-        &["get", "list", "watch", "create", "patch", "delete"],
-    ),
-    rule("namespaces: a Profile's owner and readiness; audit lists them", "", &["namespaces"], &["get", "list", "watch"]),
-    rule(
-        "service accounts: kfp-tenant's and every default-editor listed, written and deleted",
-        "",
-        &["serviceaccounts"],
-        &["get", "list", "watch", "create", "patch", "delete"],
-    ),
-    rule("verify: a token of each granted service account (TokenRequest)", "", &["serviceaccounts/token"], &["create"]),
-    rule(
-        "the pipeline ConfigMaps (kfp-launcher, artifact-repositories): listed by name, kfp-tenant's keys applied",
-        "",
-        &["configmaps"],
-        &["list", "create", "patch"],
-    ),
-];
-
-/// The rules in `kube-system`: the identity record binding the cluster.
-pub const RECORD_RULES: &[Rule] = &[
-    Rule {
-        why: "the identity record: read by every run, written by the first apply",
-        api_group: "",
-        resources: &["configmaps"],
-        verbs: &["get", "patch"],
-        names: &["kfp-tenant-cluster"],
-    },
-    rule("the identity record: made by the first apply", "", &["configmaps"], &["create"]),
-];
-
-/// The rules in the lock's namespace: the apply lock (and the controller's election).
-pub const LOCK_RULES: &[Rule] =
-    &[rule("the apply lock, a Lease", "coordination.k8s.io", &["leases"], &["get", "create", "update", "delete"])];
-
-/// The controller's cluster-wide rules besides the commands'.
-pub const CONTROLLER_RULES: &[Rule] = &[
-    rule(
-        "KubeflowTenants: listed and watched, their finalizer held and dropped",
-        "kfp-tenant.io",
-        &["kubeflowtenants"],
-        &["get", "list", "watch", "patch"],
-    ),
-    rule("KubeflowTenants: their status", "kfp-tenant.io", &["kubeflowtenants/status"], &["patch"]),
-    rule("an Event for each change and failure", "", &["events"], &["create"]),
-];
-
 /// Whether `policy` allows `action` on `resource` with these condition keys
 /// (IAM's evaluation of an identity policy, [`crate::trust::evaluate_identity`]).
 pub fn allows(policy: &PolicyDocument, action: &str, resource: &str, context: &[(&str, &str)]) -> bool {
@@ -221,45 +158,6 @@ pub fn allows(policy: &PolicyDocument, action: &str, resource: &str, context: &[
         context: context.iter().map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()])).collect(),
     };
     matches!(crate::trust::evaluate_identity(policy, &request, resource), crate::trust::Decision::Allowed { .. })
-}
-
-/// One rule as YAML, its reason above it.
-fn rule_yaml(rule: &Rule) -> String {
-    let list = |items: &[&str]| items.iter().map(|i| format!("{i:?}")).collect::<Vec<_>>().join(", ");
-    let mut out = format!("  # {}\n  - apiGroups: [{:?}]\n    resources: [{}]\n", rule.why, rule.api_group, list(rule.resources));
-    if !rule.names.is_empty() {
-        out.push_str(&format!("    resourceNames: [{}]\n", list(rule.names)));
-    }
-    out.push_str(&format!("    verbs: [{}]\n", list(rule.verbs)));
-    out
-}
-
-fn role_yaml(kind: &str, name: &str, namespace: Option<&str>, rules: &[&Rule]) -> String {
-    let mut out = format!("apiVersion: rbac.authorization.k8s.io/v1\nkind: {kind}\nmetadata:\n  name: {name}\n");
-    if let Some(ns) = namespace {
-        out.push_str(&format!("  namespace: {ns}\n"));
-    }
-    out.push_str("rules:\n");
-    for rule in rules {
-        out.push_str(&rule_yaml(rule));
-    }
-    out
-}
-
-/// The ClusterRole and the two Roles, as YAML documents (no bindings: the
-/// operator binds them to whoever runs kfp-tenant).
-pub fn rbac_yaml(lock_namespace: &str, controller: bool) -> String {
-    let mut cluster: Vec<&Rule> = CLUSTER_RULES.iter().collect();
-    if controller {
-        cluster.extend(CONTROLLER_RULES);
-    }
-    let name = if controller { "kfp-tenant-controller" } else { "kfp-tenant" };
-    [
-        role_yaml("ClusterRole", name, None, &cluster),
-        role_yaml("Role", &format!("{name}-identity-record"), Some("kube-system"), &RECORD_RULES.iter().collect::<Vec<_>>()),
-        role_yaml("Role", &format!("{name}-lock"), Some(lock_namespace), &LOCK_RULES.iter().collect::<Vec<_>>()),
-    ]
-    .join("---\n")
 }
 
 #[cfg(test)]
@@ -357,13 +255,5 @@ mod tests {
         assert!(doc.minified_len() <= MAX_MANAGED_POLICY, "{}", doc.minified_len());
         let roles = doc.statements().iter().find(|s| s["Sid"] == "ManageTheTenantRoles").unwrap()["Resource"].clone();
         assert_eq!(roles, json!("arn:aws:iam::*:role/*"));
-    }
-
-    #[test]
-    fn the_rbac_has_a_reason_for_every_rule_and_no_binding() {
-        let yaml = rbac_yaml("kubeflow", true);
-        assert!(!yaml.contains("Binding"));
-        assert_eq!(yaml.matches("  # ").count(), yaml.matches("  - apiGroups").count());
-        assert!(yaml.contains("kubeflowtenants/status") && yaml.contains("namespace: kube-system") && yaml.contains("namespace: kubeflow"));
     }
 }
