@@ -401,7 +401,7 @@ async fn the_printed_iam_policy_is_enough_and_every_action_is_needed() {
             as_runner(&["plan", "-f", f]).and_then(|_| as_runner(&["apply", "-f", f, "--auto-approve", "--wait", "--timeout", "30s"]));
         support::enforce(false);
         first?;
-        // Drift by hand: the description, a tag, the trust, an inline policy, a managed policy.
+        // Drift by hand: the description, a tag, the trust, an inline policy, a managed policy, a boundary.
         iam.update_role().role_name(&role).description("edited by hand").send().await.unwrap();
         iam.tag_role()
             .role_name(&role)
@@ -417,7 +417,10 @@ async fn the_printed_iam_policy_is_enough_and_every_action_is_needed() {
         iam.put_role_policy().role_name(&role).policy_name("by-hand").policy_document(everything.to_string()).send().await.unwrap();
         let managed =
             iam.create_policy().policy_name(format!("by-hand-{ns}")).policy_document(everything.to_string()).send().await.unwrap();
-        iam.attach_role_policy().role_name(&role).policy_arn(managed.policy.unwrap().arn.unwrap()).send().await.unwrap();
+        let managed = managed.policy.unwrap().arn.unwrap();
+        iam.attach_role_policy().role_name(&role).policy_arn(&managed).send().await.unwrap();
+        // A permissions boundary the file does not set: removed by DeleteRolePermissionsBoundary.
+        iam.put_role_permissions_boundary().role_name(&role).permissions_boundary(&managed).send().await.unwrap();
         support::enforce(true);
         let rest = (|| {
             as_runner(&["apply", "-f", f, "--auto-approve", "--refresh-mode", "per-role"])?;
