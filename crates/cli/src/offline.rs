@@ -45,9 +45,11 @@ pub fn schema() -> Result<ExitCode> {
 }
 
 pub fn permissions(req: &crate::request::PermissionsRequest) -> Result<ExitCode> {
-    use kfp_tenant_core::permissions::{Needs, iam_policy, rbac_yaml};
+    use kfp_tenant_core::permissions::{Needs, controller_user, iam_policy, kubernetes_yaml};
     if req.kubernetes {
-        say!("{}", rbac_yaml(&req.lock_namespace, req.controller).trim_end())?;
+        // The controller's user defaults to deploy/'s service account in the lock's namespace.
+        let user = req.user.clone().or_else(|| req.controller.then(|| controller_user(&req.lock_namespace)));
+        say!("{}", kubernetes_yaml(&req.lock_namespace, req.controller, user.as_deref()).trim_end())?;
         return Ok(ExitCode::SUCCESS);
     }
     let desired = req.tenants.desired()?;

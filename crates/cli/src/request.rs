@@ -114,6 +114,7 @@ pub struct PermissionsRequest {
     pub create_oidc_provider: bool,
     pub kubernetes: bool,
     pub controller: bool,
+    pub user: Option<String>,
     pub lock_namespace: String,
 }
 

@@ -571,11 +571,23 @@ fn the_committed_crd_is_the_binarys() {
     assert_eq!(String::from_utf8(printed.stdout).unwrap(), committed, "run: kfp-tenant crd > deploy/crd.yaml");
 }
 
-/// `deploy/rbac.yaml` holds what `kfp-tenant permissions --kubernetes --controller` prints.
+/// `deploy/rbac.yaml` holds the RBAC `kfp-tenant permissions --kubernetes
+/// --controller` prints, `deploy/admission.yaml` its admission policy (for
+/// deploy/'s service account, the default user).
 #[test]
-fn the_committed_rbac_is_the_generators() {
+fn the_committed_rbac_and_admission_policy_are_the_generators() {
     let printed = kfp(Path::new("/nonexistent"), &["permissions", "--kubernetes", "--controller", "--lock-namespace", "kubeflow"]);
-    let committed = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/rbac.yaml")).unwrap();
     let printed = String::from_utf8(printed.stdout).unwrap();
-    assert!(committed.contains(&printed), "run: kfp-tenant permissions --kubernetes --controller, into deploy/rbac.yaml");
+    let (rbac, admission) = printed.split_once(kfp_tenant_core::permissions::kubernetes::ADMISSION_HEADER).unwrap();
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    let committed = std::fs::read_to_string(deploy.join("rbac.yaml")).unwrap();
+    let rbac = rbac.strip_suffix("---\n").unwrap();
+    assert!(committed.contains(rbac), "run: kfp-tenant permissions --kubernetes --controller, into deploy/rbac.yaml");
+    let committed = std::fs::read_to_string(deploy.join("admission.yaml")).unwrap();
+    let expected = format!("{}{admission}", kfp_tenant_core::permissions::kubernetes::ADMISSION_HEADER);
+    assert!(
+        committed.ends_with(&expected),
+        "run: kfp-tenant permissions --kubernetes --controller, its admission policy into deploy/admission.yaml"
+    );
+    assert!(committed.contains("username == \"system:serviceaccount:kubeflow:kfp-tenant\""), "deploy/'s service account");
 }

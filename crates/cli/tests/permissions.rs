@@ -3,7 +3,10 @@
 //! runs the life cycle through the binary (apply --wait, plan, verify,
 //! audit, destroy), and with each rule removed in turn something that needs
 //! it fails (no rule is spare); bound to `--controller`'s rules, the
-//! controller makes a KubeflowTenant Ready and deletes it. The IAM policy is
+//! controller makes a KubeflowTenant Ready and deletes it. Under either, and
+//! under the admission policy beside broader rules, writing
+//! kube-system/aws-auth or an unrelated ConfigMap and minting another
+//! service account's token are refused. The IAM policy is
 //! proven on the enforcing moto (below).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
@@ -14,12 +17,41 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use kfp_tenant_core::permissions::kubernetes::ADMISSION_HEADER;
 use kfp_tenant_testkit::backend::{Backend, TestKube, TestKubeOptions};
 
 fn kubectl(kubeconfig: &Path, args: &[&str], stdin: &str) -> String {
     let (ok, text) = support::kubectl(kubeconfig, args, stdin);
     assert!(ok, "kubectl {args:?}: {text}");
     text
+}
+
+/// What `as_user` may not do, each refused by the API server (by RBAC or,
+/// with `by_admission`, by the admission policy alone): write
+/// kube-system/aws-auth (an entry in `system:masters` would make anyone an
+/// administrator), write a ConfigMap kfp-tenant has no business with, and
+/// mint a token of another service account (`admin`, a cluster-admin).
+fn refused_the_escalations(as_user: &Path, lock: &str, admin: &str, suffix: &str, by_admission: bool) {
+    let masters = "{\"data\": {\"mapRoles\": \"- {rolearn: arn:aws:iam::123456789012:role/x, username: x, groups: [system:masters]}\"}}";
+    let attempts: [(&str, Vec<String>, String); 4] = [
+        ("patch kube-system/aws-auth", ["-n", "kube-system", "patch", "configmap", "aws-auth", "--type", "merge", "-p", masters].map(String::from).to_vec(), String::new()),
+        (
+            "apply kube-system/aws-auth",
+            ["apply", "--server-side", "--force-conflicts", "-f", "-"].map(String::from).to_vec(),
+            "{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\", \"metadata\": {\"name\": \"aws-auth\", \"namespace\": \"kube-system\"}, \"data\": {\"mapUsers\": \"x\"}}".to_owned(),
+        ),
+        ("create an unrelated ConfigMap", vec!["-n".into(), lock.into(), "create".into(), "configmap".into(), format!("unrelated{suffix}"), "--from-literal=a=b".into()], String::new()),
+        ("mint another service account's token", vec!["-n".into(), lock.into(), "create".into(), "token".into(), admin.into(), "--audience".into(), "sts.amazonaws.com".into()], String::new()),
+    ];
+    for (what, args, stdin) in attempts {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, said) = support::kubectl(as_user, &args, &stdin);
+        assert!(!ok, "{what} was allowed: {said}");
+        assert!(said.contains("forbidden") || said.contains("Forbidden"), "{what}: {said}");
+        if by_admission {
+            assert!(said.contains("ValidatingAdmissionPolicy"), "{what} refused by the admission policy: {said}");
+        }
+    }
 }
 
 /// The binary with `KUBECONFIG` and `env`; `Err` names the step that
@@ -83,26 +115,70 @@ async fn the_printed_rbac_is_enough_and_every_rule_is_needed() {
     kube.ensure_namespace(&lock).await;
     let dir = std::env::temp_dir().join(format!("kfp-tenant-permissions{suffix}"));
     std::fs::create_dir_all(&dir).unwrap();
-    let printed = kfp(&admin, &["permissions", "--kubernetes", "--lock-namespace", &lock]).unwrap();
-    let printed = printed.replace("name: kfp-tenant", &format!("name: kfp-tenant{suffix}"));
+    let sa = format!("runner{suffix}");
+    let user = format!("system:serviceaccount:{lock}:{sa}");
+    let printed = kfp(&admin, &["permissions", "--kubernetes", "--lock-namespace", &lock, "--user", &user]).unwrap();
+    let named = |yaml: &str| {
+        yaml.replace("name: kfp-tenant", &format!("name: kfp-tenant{suffix}"))
+            .replace("policyName: kfp-tenant", &format!("policyName: kfp-tenant{suffix}"))
+    };
+    let (printed, admission) = printed.split_once(ADMISSION_HEADER).unwrap();
+    let (printed, admission) = (named(printed.strip_suffix("---\n").unwrap()), named(&format!("{ADMISSION_HEADER}{admission}")));
     let rules = printed.split("---\n").map(|d| d.matches("  # ").count()).collect::<Vec<_>>();
 
-    // A service account of its own, and a kubeconfig with its token.
-    let sa = format!("runner{suffix}");
-    kubectl(&admin, &["-n", &lock, "create", "serviceaccount", &sa], "");
-    let token = kubectl(&admin, &["-n", &lock, "create", "token", &sa, "--duration", "2h"], "").trim().to_owned();
+    // A service account of its own, and a kubeconfig with its token; another, a cluster-admin.
     let admin_text = std::fs::read_to_string(&admin).unwrap();
     let admin_token = admin_text.split("token: ").nth(1).unwrap().split(['}', '\n']).next().unwrap().trim().to_owned();
-    let as_sa: PathBuf = dir.join("kubeconfig");
-    std::fs::write(&as_sa, admin_text.replace(&admin_token, &token)).unwrap();
-    let bind = |variant: &str| {
+    let kubeconfig_of = |account: &str| -> PathBuf {
+        kubectl(&admin, &["-n", &lock, "create", "serviceaccount", account], "");
+        let token = kubectl(&admin, &["-n", &lock, "create", "token", account, "--duration", "2h"], "").trim().to_owned();
+        let path = dir.join(format!("kubeconfig-{account}"));
+        std::fs::write(&path, admin_text.replace(&admin_token, &token)).unwrap();
+        path
+    };
+    let as_sa = kubeconfig_of(&sa);
+    let cluster_admin = format!("admin{suffix}");
+    kubectl(&admin, &["-n", &lock, "create", "serviceaccount", &cluster_admin], "");
+    kubectl(
+        &admin,
+        &[
+            "create",
+            "clusterrolebinding",
+            &cluster_admin,
+            "--clusterrole",
+            "cluster-admin",
+            &format!("--serviceaccount={lock}:{cluster_admin}"),
+        ],
+        "",
+    );
+    kubectl(
+        &admin,
+        &["apply", "-f", "-"],
+        "{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\", \"metadata\": {\"name\": \"aws-auth\", \"namespace\": \"kube-system\"}, \"data\": {\"mapRoles\": \"[]\"}}",
+    );
+    // The rules kfp-tenant's used to print, bound beside the printed ones: the admission policy alone refuses.
+    let broad = format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {{name: broad{suffix}}}\nrules:\n- {{apiGroups: [\"\"], resources: [configmaps], verbs: [get, list, create, patch]}}\n- {{apiGroups: [\"\"], resources: [serviceaccounts/token], verbs: [create]}}\n"
+    );
+    kubectl(&admin, &["apply", "-f", "-"], &broad);
+    let broadly = |account: &str, on: bool| {
+        let verb = if on { "create" } else { "delete" };
+        let mut args = vec!["clusterrolebinding".to_owned(), format!("broad{suffix}")];
+        if on {
+            args.extend([format!("--clusterrole=broad{suffix}"), format!("--serviceaccount={lock}:{account}")]);
+        }
+        let args: Vec<&str> = [verb].into_iter().chain(args.iter().map(String::as_str)).collect();
+        kubectl(&admin, &args, "");
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    };
+    let bind = |variant: &str, sa: &str, admission: &str| {
         let subject = format!("[{{kind: ServiceAccount, name: {sa}, namespace: {lock}}}]");
         let bindings = format!(
             "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {{name: kfp-tenant{suffix}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: kfp-tenant{suffix}}}\nsubjects: {subject}\n---\n\
              apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: kfp-tenant{suffix}-identity-record, namespace: kube-system}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: kfp-tenant{suffix}-identity-record}}\nsubjects: {subject}\n---\n\
              apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: kfp-tenant{suffix}-lock, namespace: {lock}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: kfp-tenant{suffix}-lock}}\nsubjects: {subject}\n"
         );
-        kubectl(&admin, &["apply", "-f", "-"], &format!("{variant}---\n{bindings}"));
+        kubectl(&admin, &["apply", "-f", "-"], &format!("{variant}---\n{bindings}---\n{admission}"));
         // The authorizer follows RBAC objects through its informers.
         std::thread::sleep(std::time::Duration::from_secs(1));
     };
@@ -132,15 +208,17 @@ async fn the_printed_rbac_is_enough_and_every_rule_is_needed() {
         (ns, file, result)
     };
 
-    bind(&printed);
+    bind(&printed, &sa, &admission);
     let (_, _, all) = life_cycle();
     assert!(all.is_ok(), "the printed rules are enough: {all:?}");
+    // Neither the printed rules nor, beside broader ones, the admission policy let it escalate.
+    refused_the_escalations(&as_sa, &lock, &cluster_admin, &suffix, false);
+    broadly(&sa, true);
+    refused_the_escalations(&as_sa, &lock, &cluster_admin, &suffix, true);
+    broadly(&sa, false);
 
     // Each rule removed in turn: something that needs it fails.
-    let spare_here = [
-        // The identity record is made by a cluster's first apply; the shared test server has it already.
-        "the identity record: made by the first apply",
-    ];
+    let spare_here: [&str; 0] = [];
     for (doc, count) in rules.iter().enumerate() {
         for rule in 0..*count {
             let variant = without(&printed, Some((doc, rule)));
@@ -148,7 +226,7 @@ async fn the_printed_rbac_is_enough_and_every_rule_is_needed() {
             if spare_here.iter().any(|s| missing.starts_with(s)) {
                 continue;
             }
-            bind(&variant);
+            bind(&variant, &sa, &admission);
             let (ns, file, result) = life_cycle();
             let Err(failure) = result else { panic!("the rule \"{missing}\" was not needed by any step") };
             assert!(failure.contains("forbidden") || failure.contains("Forbidden"), "{missing}: {failure}");
@@ -159,17 +237,25 @@ async fn the_printed_rbac_is_enough_and_every_rule_is_needed() {
         }
     }
 
-    // --controller: the controller, as the same service account bound to
-    // what `permissions --kubernetes --controller` prints, makes a
-    // KubeflowTenant Ready and deletes its tenant with it.
+    // --controller: the controller, as deploy/'s service account (kfp-tenant
+    // in the lock's namespace, the policy's default user) bound to what
+    // `permissions --kubernetes --controller` prints, cannot escalate and
+    // makes a KubeflowTenant Ready and deletes its tenant with it.
     let crd = kfp(&admin, &["crd"]).unwrap();
     kubectl(&admin, &["apply", "--server-side", "--force-conflicts", "-f", "-"], &crd);
     kubectl(&admin, &["wait", "--for=condition=Established", "crd/kubeflowtenants.kfp-tenant.io", "--timeout=30s"], "");
     let controller_rules = kfp(&admin, &["permissions", "--kubernetes", "--controller", "--lock-namespace", &lock])
         .unwrap()
-        .replace("kfp-tenant-controller", "kfp-tenant")
-        .replace("name: kfp-tenant", &format!("name: kfp-tenant{suffix}"));
-    bind(&controller_rules);
+        .replace("kfp-tenant-controller", "kfp-tenant");
+    assert!(controller_rules.contains(&format!("username == \"system:serviceaccount:{lock}:kfp-tenant\"")), "{controller_rules}");
+    let (controller_rules, controller_admission) = controller_rules.split_once(ADMISSION_HEADER).unwrap();
+    let controller_admission = named(&format!("{ADMISSION_HEADER}{controller_admission}"));
+    let deployed = kubeconfig_of("kfp-tenant");
+    bind(&named(controller_rules.strip_suffix("---\n").unwrap()), "kfp-tenant", &controller_admission);
+    refused_the_escalations(&deployed, &lock, &cluster_admin, &suffix, false);
+    broadly("kfp-tenant", true);
+    refused_the_escalations(&deployed, &lock, &cluster_admin, &suffix, true);
+    broadly("kfp-tenant", false);
     let settings = dir.join("settings.yaml");
     std::fs::write(&settings, format!("cluster: {cluster}\nregion: us-west-2\nbucket: kfp-artifacts\ntenants: []\n")).unwrap();
     let log = dir.join("controller.log");
@@ -177,7 +263,7 @@ async fn the_printed_rbac_is_enough_and_every_rule_is_needed() {
     let mut controller = Command::new(env!("CARGO_BIN_EXE_kfp-tenant"))
         .args(["controller", "-f", settings.to_str().unwrap(), "--resync", "3s", "--lock-namespace", &lock])
         .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
-        .env("KUBECONFIG", &as_sa)
+        .env("KUBECONFIG", &deployed)
         .env_remove("AWS_PROFILE")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -315,7 +401,7 @@ async fn the_printed_iam_policy_is_enough_and_every_action_is_needed() {
             as_runner(&["plan", "-f", f]).and_then(|_| as_runner(&["apply", "-f", f, "--auto-approve", "--wait", "--timeout", "30s"]));
         support::enforce(false);
         first?;
-        // Drift by hand: the description, a tag, the trust, an inline policy, a managed policy.
+        // Drift by hand: the description, a tag, the trust, an inline policy, a managed policy, a boundary.
         iam.update_role().role_name(&role).description("edited by hand").send().await.unwrap();
         iam.tag_role()
             .role_name(&role)
@@ -331,7 +417,10 @@ async fn the_printed_iam_policy_is_enough_and_every_action_is_needed() {
         iam.put_role_policy().role_name(&role).policy_name("by-hand").policy_document(everything.to_string()).send().await.unwrap();
         let managed =
             iam.create_policy().policy_name(format!("by-hand-{ns}")).policy_document(everything.to_string()).send().await.unwrap();
-        iam.attach_role_policy().role_name(&role).policy_arn(managed.policy.unwrap().arn.unwrap()).send().await.unwrap();
+        let managed = managed.policy.unwrap().arn.unwrap();
+        iam.attach_role_policy().role_name(&role).policy_arn(&managed).send().await.unwrap();
+        // A permissions boundary the file does not set: removed by DeleteRolePermissionsBoundary.
+        iam.put_role_permissions_boundary().role_name(&role).permissions_boundary(&managed).send().await.unwrap();
         support::enforce(true);
         let rest = (|| {
             as_runner(&["apply", "-f", f, "--auto-approve", "--refresh-mode", "per-role"])?;

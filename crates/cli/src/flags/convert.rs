@@ -94,6 +94,7 @@ impl From<PermissionsArgs> for crate::request::PermissionsRequest {
             create_oidc_provider: a.create_oidc_provider,
             kubernetes: a.kubernetes,
             controller: a.controller,
+            user: a.user,
             lock_namespace: a.lock_namespace,
         }
     }

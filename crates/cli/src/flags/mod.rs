@@ -257,12 +257,20 @@ pub struct PermissionsArgs {
     #[arg(long)]
     pub create_oidc_provider: bool,
     /// Print the Kubernetes RBAC instead: a ClusterRole and Roles in
-    /// kube-system and the lock's namespace, no bindings.
+    /// kube-system and the lock's namespace, no bindings; with a user, the
+    /// admission policy that narrows what RBAC cannot.
     #[arg(long)]
     pub kubernetes: bool,
-    /// With --kubernetes: what `kfp-tenant controller` needs too.
+    /// With --kubernetes: what `kfp-tenant controller` needs instead (no
+    /// token requests; KubeflowTenants, Events).
     #[arg(long, requires = "kubernetes")]
     pub controller: bool,
+    /// With --kubernetes: the user the roles are bound to (a service account
+    /// is system:serviceaccount:NAMESPACE:NAME), whose ConfigMap writes and
+    /// token requests the admission policy limits to kfp-tenant's [default
+    /// with --controller: deploy/'s, system:serviceaccount:LOCK_NAMESPACE:kfp-tenant]
+    #[arg(long, value_name = "NAME", requires = "kubernetes")]
+    pub user: Option<String>,
     /// Namespace of the Lease.
     #[arg(long, value_name = "NAMESPACE", default_value = "kubeflow")]
     pub lock_namespace: String,

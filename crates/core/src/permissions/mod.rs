@@ -1,17 +1,25 @@
 //! What the principal that runs kfp-tenant may need, and no more: the IAM
 //! policy for a tenants file (`kfp-tenant permissions`), each statement with
-//! a Sid saying what needs it, and the Kubernetes RBAC rules of the commands
-//! (`--kubernetes`) and of the controller (`--controller`).
+//! a Sid saying what needs it, and (in [`kubernetes`]) the Kubernetes RBAC
+//! rules of the commands (`--kubernetes`) and of the controller
+//! (`--controller`) with the admission policy that narrows them.
 //!
 //! Role writes are scoped to the ARNs of the file's roles; attaching a
-//! managed policy to those listed in the file (`iam:PolicyARN`), a
-//! permissions boundary to those the file sets (`iam:PermissionsBoundary`);
-//! `iam:PassRole` only for Pod Identity, only to `pods.eks.amazonaws.com`
-//! (`iam:PassedToService`); EKS Pod Identity and Cognito only when the file
-//! uses them. `sts:GetCallerIdentity` needs no permission, and verify's S3
+//! managed policy to a role only for that role's `managedPolicies`
+//! (`iam:PolicyARN`), a permissions boundary only that role's
+//! (`iam:PermissionsBoundary`); `iam:PassRole` only on the Pod Identity
+//! tenants' roles, only to `pods.eks.amazonaws.com` (`iam:PassedToService`);
+//! EKS Pod Identity and Cognito only when the file uses them. Too long for a
+//! managed policy, the ARNs become the roles' paths and the per-role
+//! statements one each. `sts:GetCallerIdentity` needs no permission, and verify's S3
 //! probe runs with the tenant role's own credentials.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde_json::{Value, json};
+
+pub mod kubernetes;
+pub use kubernetes::{Rule, admission_yaml, controller_user, kubernetes_yaml, rbac_yaml};
 
 use crate::policy::PolicyDocument;
 use crate::spec::{Desired, Road};
@@ -29,8 +37,10 @@ pub struct Needs {
 const MAX_MANAGED_POLICY: usize = 6_144;
 
 /// The role actions a tenant's role needs, from create to delete, drift
-/// repair and the exact-permissions rule included.
-pub const ROLE_ACTIONS: [&str; 13] = [
+/// repair (a hand-added permissions boundary removed included, since no
+/// file's boundary is ever removed but by that call) and the
+/// exact-permissions rule included.
+pub const ROLE_ACTIONS: [&str; 14] = [
     "iam:CreateRole",
     "iam:GetRole",
     "iam:UpdateRole",
@@ -38,6 +48,7 @@ pub const ROLE_ACTIONS: [&str; 13] = [
     "iam:DeleteRole",
     "iam:TagRole",
     "iam:UntagRole",
+    "iam:DeleteRolePermissionsBoundary",
     "iam:ListRolePolicies",
     "iam:GetRolePolicy",
     "iam:PutRolePolicy",
@@ -50,15 +61,49 @@ fn statement(sid: &str, actions: &[&str], resources: Value) -> Value {
     json!({"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources})
 }
 
-/// The IAM policy for `desired`.
+/// Statements that name a role's own values (its managed policies, its
+/// boundary): one per distinct value set with the roles that share it, each
+/// `action` allowed under `condition_key` for those values only; numbered
+/// when more than one.
+fn per_role(sid: &str, action: &str, condition_key: &str, groups: BTreeMap<Vec<String>, Vec<String>>) -> Vec<Value> {
+    let numbered = groups.len() > 1;
+    groups
+        .into_iter()
+        .enumerate()
+        .map(|(i, (values, roles))| {
+            let sid = if numbered { format!("{sid}{}", i + 1) } else { sid.to_owned() };
+            let mut s = statement(&sid, &[action], json!(roles));
+            s["Condition"] = json!({"ArnEquals": {condition_key: values}});
+            s
+        })
+        .collect()
+}
+
+/// The IAM policy for `desired`: each role write on the roles that need it,
+/// by ARN; when that is longer than a managed policy may be, by the roles'
+/// paths, each conditioned action then allowed for all the file's values.
 pub fn iam_policy(desired: &Desired, needs: &Needs) -> PolicyDocument {
+    let document = iam_policy_scoped(desired, needs, false);
+    if document.minified_len() <= MAX_MANAGED_POLICY { document } else { iam_policy_scoped(desired, needs, true) }
+}
+
+fn iam_policy_scoped(desired: &Desired, needs: &Needs, by_path: bool) -> PolicyDocument {
     let c = &desired.cluster;
     let partition = crate::validate::partition_of_region(&c.region);
     let account = needs.account_id.as_deref().unwrap_or("*");
-    let mut roles: Vec<String> =
-        desired.tenants.iter().map(|t| format!("arn:{partition}:iam::{account}:role{}{}", t.role_path, t.role_name)).collect();
-    roles.sort();
-    roles.dedup();
+    // A tenant's role as a Resource: its ARN, or with `by_path` its path.
+    let resource = |t: &crate::spec::Tenant| {
+        if by_path {
+            format!("arn:{partition}:iam::{account}:role{}*", t.role_path)
+        } else {
+            format!("arn:{partition}:iam::{account}:role{}{}", t.role_path, t.role_name)
+        }
+    };
+    let of = |tenants: &mut dyn Iterator<Item = &crate::spec::Tenant>| -> Vec<String> {
+        let set: BTreeSet<String> = tenants.map(resource).collect();
+        set.into_iter().collect()
+    };
+    let roles = of(&mut desired.tenants.iter());
     let cluster_arn = format!("arn:{partition}:eks:{}:{account}:cluster/{}", c.region, c.name);
     let mut statements = vec![
         statement("ReadTheCluster", &["eks:DescribeCluster"], json!(cluster_arn)),
@@ -83,24 +128,41 @@ pub fn iam_policy(desired: &Desired, needs: &Needs) -> PolicyDocument {
             json!(format!("arn:{partition}:iam::{account}:oidc-provider/*")),
         ));
     }
-    let mut policies: Vec<&str> = desired.tenants.iter().flat_map(|t| t.managed_policies.iter().map(String::as_str)).collect();
-    policies.sort();
-    policies.dedup();
-    if !policies.is_empty() {
-        let mut attach = statement("AttachTheFilesManagedPolicies", &["iam:AttachRolePolicy"], json!(roles));
-        attach["Condition"] = json!({"ArnEquals": {"iam:PolicyARN": policies}});
-        statements.push(attach);
-    }
-    let mut boundaries: Vec<&str> = desired.tenants.iter().filter_map(|t| t.permissions_boundary.as_deref()).collect();
-    boundaries.sort();
-    boundaries.dedup();
-    if !boundaries.is_empty() {
-        let mut put = statement("SetTheFilesPermissionsBoundaries", &["iam:PutRolePermissionsBoundary"], json!(roles));
-        put["Condition"] = json!({"ArnEquals": {"iam:PermissionsBoundary": boundaries}});
-        statements.push(put);
-        statements.push(statement("RemoveAPermissionsBoundary", &["iam:DeleteRolePermissionsBoundary"], json!(roles)));
-    }
-    if desired.tenants.iter().any(|t| t.road == Road::PodIdentity) {
+    // Roles grouped by the values they may be given (by path: one group of every value).
+    let group = |values: &dyn Fn(&crate::spec::Tenant) -> Vec<String>| {
+        let mut groups: BTreeMap<Vec<String>, BTreeSet<String>> = BTreeMap::new();
+        for t in &desired.tenants {
+            let mut v = values(t);
+            v.sort();
+            v.dedup();
+            if !v.is_empty() {
+                groups.entry(v).or_default().insert(resource(t));
+            }
+        }
+        if by_path && groups.len() > 1 {
+            let (mut all, mut at): (BTreeSet<String>, BTreeSet<String>) = Default::default();
+            for (v, r) in std::mem::take(&mut groups) {
+                all.extend(v);
+                at.extend(r);
+            }
+            groups.insert(all.into_iter().collect(), at);
+        }
+        groups.into_iter().map(|(v, r)| (v, r.into_iter().collect())).collect::<BTreeMap<Vec<String>, Vec<String>>>()
+    };
+    statements.extend(per_role(
+        "AttachTheRolesManagedPolicies",
+        "iam:AttachRolePolicy",
+        "iam:PolicyARN",
+        group(&|t| t.managed_policies.clone()),
+    ));
+    statements.extend(per_role(
+        "SetTheRolesPermissionsBoundaries",
+        "iam:PutRolePermissionsBoundary",
+        "iam:PermissionsBoundary",
+        group(&|t| t.permissions_boundary.iter().cloned().collect()),
+    ));
+    let pods = of(&mut desired.tenants.iter().filter(|t| t.road == Road::PodIdentity));
+    if !pods.is_empty() {
         let associations = format!("arn:{partition}:eks:{}:{account}:podidentityassociation/{}/*", c.region, c.name);
         statements.push(statement(
             "ManageThePodIdentityAssociations",
@@ -114,7 +176,7 @@ pub fn iam_policy(desired: &Desired, needs: &Needs) -> PolicyDocument {
             ],
             json!([cluster_arn, associations]),
         ));
-        let mut pass = statement("PassTheTenantRolesToPodIdentity", &["iam:PassRole"], json!(roles));
+        let mut pass = statement("PassThePodIdentityRolesToEks", &["iam:PassRole"], json!(pods));
         pass["Condition"] = json!({"StringEquals": {"iam:PassedToService": "pods.eks.amazonaws.com"}});
         statements.push(pass);
     }
@@ -126,91 +188,8 @@ pub fn iam_policy(desired: &Desired, needs: &Needs) -> PolicyDocument {
         }
         statements.push(statement("FindAndMakeTheOwnersCognitoUsers", &actions, json!(pool)));
     }
-    let mut document = PolicyDocument::new(json!({"Version": "2012-10-17", "Statement": statements}));
-    // Too many roles for one managed policy: their path instead, as narrow as the file allows.
-    if document.minified_len() > MAX_MANAGED_POLICY {
-        let mut paths: Vec<String> =
-            desired.tenants.iter().map(|t| format!("arn:{partition}:iam::{account}:role{}*", t.role_path)).collect();
-        paths.sort();
-        paths.dedup();
-        let mut json = document.as_json().clone();
-        let listed = PolicyDocument::new(json!({"Resource": roles})).as_json()["Resource"].clone();
-        for s in json["Statement"].as_array_mut().into_iter().flatten() {
-            if s["Resource"] == listed {
-                s["Resource"] = json!(paths);
-            }
-        }
-        document = PolicyDocument::new(json);
-    }
-    document
+    PolicyDocument::new(json!({"Version": "2012-10-17", "Statement": statements}))
 }
-
-/// A Kubernetes RBAC rule, and what needs it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rule {
-    pub why: &'static str,
-    pub api_group: &'static str,
-    pub resources: &'static [&'static str],
-    pub verbs: &'static [&'static str],
-    /// Only these objects, when set.
-    pub names: &'static [&'static str],
-}
-
-const fn rule(why: &'static str, api_group: &'static str, resources: &'static [&'static str], verbs: &'static [&'static str]) -> Rule {
-    Rule { why, api_group, resources, verbs, names: &[] }
-}
-
-/// The cluster-wide rules of the commands (plan, apply, destroy, verify, audit).
-pub const CLUSTER_RULES: &[Rule] = &[
-    rule(
-        "Profiles: listed by plan, written by apply, deleted by destroy, watched by --wait",
-        "kubeflow.org",
-        &["profiles"],
-        &["get", "list", "watch", "create", "patch", "delete"],
-    ),
-    rule("namespaces: a Profile's owner and readiness; audit lists them", "", &["namespaces"], &["get", "list", "watch"]),
-    rule(
-        "service accounts: kfp-tenant's and every default-editor listed, written and deleted",
-        "",
-        &["serviceaccounts"],
-        &["get", "list", "watch", "create", "patch", "delete"],
-    ),
-    rule("verify: a token of each granted service account (TokenRequest)", "", &["serviceaccounts/token"], &["create"]),
-    rule(
-        "the pipeline ConfigMaps (kfp-launcher, artifact-repositories): listed by name, kfp-tenant's keys applied",
-        "",
-        &["configmaps"],
-        &["list", "create", "patch"],
-    ),
-];
-
-/// The rules in `kube-system`: the identity record binding the cluster.
-pub const RECORD_RULES: &[Rule] = &[
-    Rule {
-        why: "the identity record: read by every run, written by the first apply",
-        api_group: "",
-        resources: &["configmaps"],
-        verbs: &["get", "patch"],
-        names: &["kfp-tenant-cluster"],
-    },
-    rule("the identity record: made by the first apply", "", &["configmaps"], &["create"]),
-];
-
-/// The rules in the lock's namespace: the apply lock (and the controller's election).
-pub const LOCK_RULES: &[Rule] =
-    &[rule("the apply lock, a Lease", "coordination.k8s.io", &["leases"], &["get", "create", "update", "delete"])];
-
-/// The controller's cluster-wide rules besides the commands'.
-pub const CONTROLLER_RULES: &[Rule] = &[
-    rule(
-        "KubeflowTenants: listed and watched, their finalizer held and dropped",
-        "kfp-tenant.io",
-        &["kubeflowtenants"],
-        &["get", "list", "watch", "patch"],
-    ),
-    rule("KubeflowTenants: their status", "kfp-tenant.io", &["kubeflowtenants/status"], &["patch"]),
-    rule("an Event for each change and failure", "", &["events"], &["create"]),
-];
 
 /// Whether `policy` allows `action` on `resource` with these condition keys
 /// (IAM's evaluation of an identity policy, [`crate::trust::evaluate_identity`]).
@@ -221,45 +200,6 @@ pub fn allows(policy: &PolicyDocument, action: &str, resource: &str, context: &[
         context: context.iter().map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()])).collect(),
     };
     matches!(crate::trust::evaluate_identity(policy, &request, resource), crate::trust::Decision::Allowed { .. })
-}
-
-/// One rule as YAML, its reason above it.
-fn rule_yaml(rule: &Rule) -> String {
-    let list = |items: &[&str]| items.iter().map(|i| format!("{i:?}")).collect::<Vec<_>>().join(", ");
-    let mut out = format!("  # {}\n  - apiGroups: [{:?}]\n    resources: [{}]\n", rule.why, rule.api_group, list(rule.resources));
-    if !rule.names.is_empty() {
-        out.push_str(&format!("    resourceNames: [{}]\n", list(rule.names)));
-    }
-    out.push_str(&format!("    verbs: [{}]\n", list(rule.verbs)));
-    out
-}
-
-fn role_yaml(kind: &str, name: &str, namespace: Option<&str>, rules: &[&Rule]) -> String {
-    let mut out = format!("apiVersion: rbac.authorization.k8s.io/v1\nkind: {kind}\nmetadata:\n  name: {name}\n");
-    if let Some(ns) = namespace {
-        out.push_str(&format!("  namespace: {ns}\n"));
-    }
-    out.push_str("rules:\n");
-    for rule in rules {
-        out.push_str(&rule_yaml(rule));
-    }
-    out
-}
-
-/// The ClusterRole and the two Roles, as YAML documents (no bindings: the
-/// operator binds them to whoever runs kfp-tenant).
-pub fn rbac_yaml(lock_namespace: &str, controller: bool) -> String {
-    let mut cluster: Vec<&Rule> = CLUSTER_RULES.iter().collect();
-    if controller {
-        cluster.extend(CONTROLLER_RULES);
-    }
-    let name = if controller { "kfp-tenant-controller" } else { "kfp-tenant" };
-    [
-        role_yaml("ClusterRole", name, None, &cluster),
-        role_yaml("Role", &format!("{name}-identity-record"), Some("kube-system"), &RECORD_RULES.iter().collect::<Vec<_>>()),
-        role_yaml("Role", &format!("{name}-lock"), Some(lock_namespace), &LOCK_RULES.iter().collect::<Vec<_>>()),
-    ]
-    .join("---\n")
 }
 
 #[cfg(test)]
@@ -295,12 +235,9 @@ mod tests {
         let roles = plain.statements().iter().find(|s| s["Sid"] == "ManageTheTenantRoles").unwrap()["Resource"].clone();
         assert_eq!(roles, json!(["arn:aws:iam::123456789012:role/team-a-prod-role", "arn:aws:iam::123456789012:role/team-b-prod-role"]));
         let names = sids(&plain);
-        for absent in [
-            "PassTheTenantRolesToPodIdentity",
-            "AttachTheFilesManagedPolicies",
-            "FindAndMakeTheOwnersCognitoUsers",
-            "CreateTheOidcProvider",
-        ] {
+        for absent in
+            ["PassThePodIdentityRolesToEks", "AttachTheRolesManagedPolicies", "FindAndMakeTheOwnersCognitoUsers", "CreateTheOidcProvider"]
+        {
             assert!(!names.contains(&absent.to_owned()), "{absent} in {names:?}");
         }
         assert!(plain.statements().iter().all(|s| s["Sid"].is_string()), "every statement says what needs it");
@@ -309,10 +246,10 @@ mod tests {
         pods.identity = Some(Road::PodIdentity);
         pods.managed_policies = Some(vec!["arn:aws:iam::aws:policy/AmazonSageMakerReadOnly".into()]);
         let more = iam_policy(&file(vec![pods]), &Needs { create_oidc_provider: true, ..Default::default() });
-        let pass = more.statements().iter().find(|s| s["Sid"] == "PassTheTenantRolesToPodIdentity").unwrap().clone();
+        let pass = more.statements().iter().find(|s| s["Sid"] == "PassThePodIdentityRolesToEks").unwrap().clone();
         assert_eq!(pass["Condition"]["StringEquals"]["iam:PassedToService"], "pods.eks.amazonaws.com");
         assert_eq!(pass["Resource"], json!("arn:aws:iam::*:role/team-p-prod-role"));
-        let attach = more.statements().iter().find(|s| s["Sid"] == "AttachTheFilesManagedPolicies").unwrap().clone();
+        let attach = more.statements().iter().find(|s| s["Sid"] == "AttachTheRolesManagedPolicies").unwrap().clone();
         assert_eq!(attach["Condition"]["ArnEquals"]["iam:PolicyARN"], json!("arn:aws:iam::aws:policy/AmazonSageMakerReadOnly"));
         assert!(sids(&more).contains(&"CreateTheOidcProvider".to_owned()));
     }
@@ -350,6 +287,68 @@ mod tests {
         assert!(!allows(&doc, "iam:CreateUser", "arn:aws:iam::123456789012:user/x", &[]));
     }
 
+    /// Each role may be given only its own managed policies, and only the
+    /// Pod Identity tenants' roles may be passed.
+    #[test]
+    fn attaching_and_passing_are_allowed_per_role() {
+        let mut pods = tenant("team-p");
+        pods.identity = Some(Road::PodIdentity);
+        pods.managed_policies = Some(vec!["arn:aws:iam::123456789012:policy/p".into()]);
+        let mut irsa = tenant("team-i");
+        irsa.managed_policies = Some(vec!["arn:aws:iam::123456789012:policy/i".into()]);
+        let doc =
+            iam_policy(&file(vec![pods, irsa, tenant("team-n")]), &Needs { account_id: Some("123456789012".into()), ..Default::default() });
+        let role = |name: &str| format!("arn:aws:iam::123456789012:role/{name}-prod-role");
+        let policy = |name: &str| [("iam:PolicyARN", format!("arn:aws:iam::123456789012:policy/{name}"))];
+        let check = |action: &str, on: &str, context: &[(&str, String)], expected: bool| {
+            let context: Vec<(&str, &str)> = context.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            assert_eq!(allows(&doc, action, &role(on), &context), expected, "{action} on {on} {context:?}");
+        };
+        check("iam:AttachRolePolicy", "team-p", &policy("p"), true);
+        check("iam:AttachRolePolicy", "team-i", &policy("i"), true);
+        check("iam:AttachRolePolicy", "team-p", &policy("i"), false);
+        check("iam:AttachRolePolicy", "team-i", &policy("p"), false);
+        check("iam:AttachRolePolicy", "team-n", &policy("p"), false);
+        let eks = [("iam:PassedToService", "pods.eks.amazonaws.com".to_owned())];
+        check("iam:PassRole", "team-p", &eks, true);
+        check("iam:PassRole", "team-i", &eks, false);
+        check("iam:PassRole", "team-n", &eks, false);
+        check("iam:DeleteRolePermissionsBoundary", "team-n", &[], true);
+        check("iam:PutRolePermissionsBoundary", "team-n", &[("iam:PermissionsBoundary", "arn:aws:iam::aws:policy/x".into())], false);
+    }
+
+    /// A file too long for per-role statements falls back to paths, and the
+    /// per-role statements to one each, within IAM's limit.
+    #[test]
+    fn many_roles_each_with_its_own_policy_fall_back_to_paths() {
+        let many: Vec<TenantInput> = (0..60)
+            .map(|i| {
+                let mut t = tenant(&format!("team-{i:03}"));
+                t.identity = Some(if i % 2 == 0 { Road::PodIdentity } else { Road::Irsa });
+                t.managed_policies = Some(vec![format!("arn:aws:iam::123456789012:policy/team-{i:03}")]);
+                t
+            })
+            .collect();
+        let doc = iam_policy(&file(many), &Needs::default());
+        assert!(doc.minified_len() <= MAX_MANAGED_POLICY, "{}", doc.minified_len());
+        let attach: Vec<Value> =
+            doc.statements().into_iter().filter(|s| crate::policy::string_list(&s["Action"]) == ["iam:AttachRolePolicy"]).collect();
+        assert_eq!(attach.len(), 1, "{attach:?}");
+        assert_eq!(attach[0]["Resource"], json!("arn:aws:iam::*:role/*"));
+        assert!(allows(
+            &doc,
+            "iam:AttachRolePolicy",
+            "arn:aws:iam::1:role/team-001-prod-role",
+            &[("iam:PolicyARN", "arn:aws:iam::123456789012:policy/team-059")]
+        ));
+        assert!(!allows(
+            &doc,
+            "iam:AttachRolePolicy",
+            "arn:aws:iam::1:role/x",
+            &[("iam:PolicyARN", "arn:aws:iam::aws:policy/AdministratorAccess")]
+        ));
+    }
+
     #[test]
     fn too_many_roles_for_one_policy_become_their_path() {
         let many: Vec<TenantInput> = (0..200).map(|i| tenant(&format!("team-{i:03}"))).collect();
@@ -357,13 +356,5 @@ mod tests {
         assert!(doc.minified_len() <= MAX_MANAGED_POLICY, "{}", doc.minified_len());
         let roles = doc.statements().iter().find(|s| s["Sid"] == "ManageTheTenantRoles").unwrap()["Resource"].clone();
         assert_eq!(roles, json!("arn:aws:iam::*:role/*"));
-    }
-
-    #[test]
-    fn the_rbac_has_a_reason_for_every_rule_and_no_binding() {
-        let yaml = rbac_yaml("kubeflow", true);
-        assert!(!yaml.contains("Binding"));
-        assert_eq!(yaml.matches("  # ").count(), yaml.matches("  - apiGroups").count());
-        assert!(yaml.contains("kubeflowtenants/status") && yaml.contains("namespace: kube-system") && yaml.contains("namespace: kubeflow"));
     }
 }
