@@ -441,7 +441,7 @@ async fn tenants_stay_apart_under_one_controller() {
 async fn a_tenant_waiting_for_its_namespace_holds_no_other_back() {
     let options = TestKubeOptions { controller: false, ..Default::default() };
     let Setup { _alone, aws, kube, cluster, kubeconfig, dir, lock_namespace, settings } = setup_with("wait", options).await;
-    let replica = Replica::start(&kubeconfig, &settings, &lock_namespace, &dir, 1, &["--timeout", "20s"]);
+    let replica = Replica::start(&kubeconfig, &settings, &lock_namespace, &dir, 1, &["--timeout", "45s"]);
     let (w, e) = (kube.name("kt-w"), kube.name("kt-e"));
     let (ok, said) = kubectl(&kubeconfig, &["apply", "-f", "-"], &tenant(&w, json!({})));
     assert!(ok, "{said}");
@@ -480,7 +480,7 @@ async fn a_tenant_waiting_for_its_namespace_holds_no_other_back() {
     assert_eq!(ready(kube.object("kubeflowtenants", "", &w).await.as_ref()).as_deref(), Some("False"), "never Ready without its namespace");
 
     // Waited longer than --timeout: Failed, saying so.
-    eventually("kt-w Failed", Duration::from_secs(60), async || condition(&w).await.is_some_and(|c| c["reason"] == "Failed")).await;
+    eventually("kt-w Failed", Duration::from_secs(90), async || condition(&w).await.is_some_and(|c| c["reason"] == "Failed")).await;
     let failed = condition(&w).await.unwrap();
     assert!(failed["message"].as_str().unwrap().contains("--timeout"), "{failed:#}\n{}", replica.log());
     let (ok, said) = kubectl(&kubeconfig, &["delete", "kubeflowtenant", "--timeout=120s", &w, &e], "");
