@@ -48,6 +48,19 @@ struct Replica {
 
 impl Replica {
     fn start(kubeconfig: &Path, settings: &Path, lock_namespace: &str, dir: &Path, n: usize, extra: &[&str]) -> Self {
+        Self::start_with(kubeconfig, settings, lock_namespace, dir, n, extra, &[])
+    }
+
+    /// A replica with more environment (an AWS endpoint of its own, say).
+    fn start_with(
+        kubeconfig: &Path,
+        settings: &Path,
+        lock_namespace: &str,
+        dir: &Path,
+        n: usize,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let port = free_port();
         let log = dir.join(format!("controller-{n}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_kfp-tenant"))
@@ -57,6 +70,7 @@ impl Replica {
             .env("KUBECONFIG", kubeconfig)
             .env("NO_COLOR", "1")
             .env("HOSTNAME", format!("replica-{n}"))
+            .envs(env.iter().copied())
             .env_remove("AWS_PROFILE")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -436,6 +450,7 @@ async fn tenants_stay_apart_under_one_controller() {
 /// other's namespace never appears: it is Waiting, never Ready, and Failed
 /// once it waited `--timeout`; meanwhile the first becomes Ready and an edit
 /// of it is applied, so one tenant's wait holds no other's changes back.
+/// Then the CLI: a failed apply's rerun still plans the pipeline ConfigMaps.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(kfp_real_kube), ignore = "needs a real kube-apiserver: run scripts/test")]
 async fn a_tenant_waiting_for_its_namespace_holds_no_other_back() {
@@ -484,6 +499,105 @@ async fn a_tenant_waiting_for_its_namespace_holds_no_other_back() {
     let failed = condition(&w).await.unwrap();
     assert!(failed["message"].as_str().unwrap().contains("--timeout"), "{failed:#}\n{}", replica.log());
     let (ok, said) = kubectl(&kubeconfig, &["delete", "kubeflowtenant", "--timeout=120s", &w, &e], "");
+    assert!(ok, "{said}\n{}", replica.log());
+    drop(replica);
+
+    // The CLI: an apply whose namespace never appears fails; the rerun's
+    // plan still has the pipeline ConfigMaps to write (not "No changes").
+    let late = kube.name("kt-late");
+    let file = dir.join("late.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "cluster: {cluster}\nregion: us-west-2\nbucket: kfp-artifacts\ntenants:\n  - namespace: {late}\n    owner: {late}@example.com\n"
+        ),
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let mut applied = None;
+    eventually("the Lease released or expired", Duration::from_secs(30), async || {
+        let out = kfp(&kubeconfig, &["apply", "-f", file, "--auto-approve", "--timeout", "3s", "--lock-namespace", &lock_namespace]);
+        let held = String::from_utf8_lossy(&out.stderr).contains("another run holds the apply lock");
+        applied = Some(out);
+        !held
+    })
+    .await;
+    let applied = applied.unwrap();
+    assert_eq!(applied.status.code(), Some(1), "{}", String::from_utf8_lossy(&applied.stderr));
+    let plan = kfp(&kubeconfig, &["plan", "-f", file, "--detailed-exitcode"]);
+    let out = String::from_utf8_lossy(&plan.stdout);
+    assert_eq!(plan.status.code(), Some(2), "{out}\n{}", String::from_utf8_lossy(&plan.stderr));
+    assert!(out.contains(&format!(r#"tenant["{late}"].pipeline_config["kfp-launcher"]"#)), "{out}");
+    let destroyed = kfp(&kubeconfig, &["destroy", "-f", file, "--auto-approve", "--lock-namespace", &lock_namespace]);
+    assert!(destroyed.status.success(), "{}", String::from_utf8_lossy(&destroyed.stderr));
+}
+
+/// A TCP proxy to moto that a test takes down: from then on every
+/// connection, open or new, is closed at once, as a service that is down.
+struct Outage {
+    endpoint: String,
+    down: tokio::sync::watch::Sender<bool>,
+}
+
+impl Outage {
+    async fn start(upstream: String) -> Outage {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let (down, seen) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let (mut seen, upstream) = (seen.clone(), upstream.clone());
+                tokio::spawn(async move {
+                    if *seen.borrow() {
+                        return;
+                    }
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = seen.wait_for(|down| *down) => {}
+                    }
+                });
+            }
+        });
+        Outage { endpoint, down }
+    }
+
+    fn set_down(&self, down: bool) {
+        self.down.send_replace(down);
+    }
+}
+
+/// AWS down while the controller runs: the tenants' statuses say so in the
+/// service's words, the log says so at WARN, the error count moves, and the
+/// tenants are Ready again once AWS is back, with no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(kfp_real_kube), ignore = "needs a real kube-apiserver: run scripts/test")]
+async fn aws_down_shows_on_the_statuses_and_at_warn() {
+    let Setup { _alone, aws: _aws, kube, cluster: _, kubeconfig, dir, lock_namespace, settings } = setup("down").await;
+    let outage = Outage::start(support::moto_endpoint().trim_start_matches("http://").to_owned()).await;
+    let env = [("AWS_ENDPOINT_URL", outage.endpoint.as_str())];
+    let replica = Replica::start_with(&kubeconfig, &settings, &lock_namespace, &dir, 1, &[], &env);
+    let a = kube.name("kt-down");
+    let (ok, said) = kubectl(&kubeconfig, &["apply", "-f", "-"], &tenant(&a, json!({})));
+    assert!(ok, "{said}");
+    let condition = async || kube.object("kubeflowtenants", "", &a).await.map(|r| r["status"]["conditions"][0].clone());
+    eventually("kt-down Ready", Duration::from_secs(60), async || condition().await.is_some_and(|c| c["status"] == "True")).await;
+
+    outage.set_down(true);
+    let (ok, said) =
+        kubectl(&kubeconfig, &["patch", "kubeflowtenant", &a, "--type", "merge", "-p", r#"{"spec":{"tags":{"team":"x"}}}"#], "");
+    assert!(ok, "{said}");
+    eventually("kt-down Failed", Duration::from_secs(60), async || condition().await.is_some_and(|c| c["reason"] == "Failed")).await;
+    let failed = condition().await.unwrap();
+    let message = failed["message"].as_str().unwrap();
+    assert!(message.contains("dispatch failure") || message.contains("onnection"), "the service's words: {message}");
+    let log = replica.log();
+    assert!(log.lines().any(|l| l.contains(" WARN ") && l.contains("reconcile failed")), "{log}");
+    assert!(replica.metric("kfp_tenant_reconciles_total{result=\"error\"} ").unwrap_or(0.0) >= 1.0, "{log}");
+
+    outage.set_down(false);
+    eventually("kt-down Ready again", Duration::from_secs(90), async || condition().await.is_some_and(|c| c["status"] == "True")).await;
+    let (ok, said) = kubectl(&kubeconfig, &["delete", "kubeflowtenant", "--timeout=120s", &a], "");
     assert!(ok, "{said}\n{}", replica.log());
 }
 

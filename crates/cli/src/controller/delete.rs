@@ -1,4 +1,6 @@
-//! KubeflowTenants being deleted. `Retain` lets go at once. `Delete`
+//! KubeflowTenants being deleted. `Retain` keeps the tenant and hands it
+//! back to the tenants files (its role loses the KubeflowTenant's tag), then
+//! lets go. `Delete`
 //! destroys what the tenant owns, as `destroy` does, and then lets go; a
 //! resource that owns nothing lets go at once, with nothing else deleted:
 //! one named like a settings file's tenant (that tenant is the file's), one
@@ -15,10 +17,21 @@ use kfp_tenant_core::crd::{DeletionPolicy, tenant_of};
 use kfp_tenant_core::plan;
 use kfp_tenant_core::refresh::ReadSet;
 use kfp_tenant_core::spec::TenantInput;
+use kfp_tenant_core::tags;
 use kfp_tenant_core::validate;
 use kfp_tenant_k8s::TenantResource;
 
 use super::reconcile::{Cycle, Logged, Outcomes, Verdict, declared_by_resources};
+
+/// What deleting a KubeflowTenant does.
+enum Deletion {
+    /// Its tenant is destroyed.
+    Destroy(TenantInput),
+    /// Its tenant stays, handed back to the tenants files.
+    Retain(TenantInput),
+    /// It owns nothing: it goes alone.
+    Nothing,
+}
 
 impl Cycle<'_> {
     /// Resources being deleted: each destroyed (or retained, or let go with
@@ -29,8 +42,17 @@ impl Cycle<'_> {
         let mut let_go: BTreeMap<String, Option<String>> = BTreeMap::new();
         for r in resources.iter().filter(|r| r.deleting && r.has_finalizer) {
             match self.what_to_delete(r, &own) {
-                Ok(Some(tenant)) => doomed.push(tenant),
-                Ok(None) => {
+                Ok(Deletion::Destroy(tenant)) => doomed.push(tenant),
+                Ok(Deletion::Retain(tenant)) => match self.hand_back(&tenant).await {
+                    Ok(()) => {
+                        let_go.insert(r.name.clone(), None);
+                    }
+                    Err(e) => {
+                        let message = format!("cannot hand the retained tenant back to the tenants files: {e}");
+                        outcomes.verdicts.insert(r.name.clone(), Verdict::NotReady { reason: "Deleting", message });
+                    }
+                },
+                Ok(Deletion::Nothing) => {
                     let_go.insert(r.name.clone(), None);
                 }
                 Err(message) => {
@@ -52,19 +74,18 @@ impl Cycle<'_> {
         Ok(())
     }
 
-    /// The tenant a deleted resource's deletion destroys; `None` when it
-    /// lets go with nothing deleted; an error when it cannot be judged.
-    fn what_to_delete(&self, r: &TenantResource, own: &BTreeSet<&str>) -> Result<Option<TenantInput>, String> {
+    /// What a deleted resource's deletion does; an error when it cannot be judged.
+    fn what_to_delete(&self, r: &TenantResource, own: &BTreeSet<&str>) -> Result<Deletion, String> {
         if own.contains(r.name.as_str()) {
             // A Conflict: the tenant is the settings file's.
-            return Ok(None);
+            return Ok(Deletion::Nothing);
         }
         let problem = match tenant_of(&r.name, &r.spec) {
-            Ok((_, DeletionPolicy::Retain)) => return Ok(None),
+            Ok((tenant, DeletionPolicy::Retain)) => return Ok(Deletion::Retain(tenant)),
             Ok((tenant, DeletionPolicy::Delete)) => match validate::validate(&self.file(vec![tenant.clone()])) {
                 // Destroyed whether or not its status says it was applied: a
                 // status write lost after an apply must not leave its role behind.
-                Ok(_) => return Ok(Some(tenant)),
+                Ok(_) => return Ok(Deletion::Destroy(tenant)),
                 Err(e) => e.to_string(),
             },
             Err(e) => e,
@@ -72,9 +93,24 @@ impl Cycle<'_> {
         // An invalid spec writes nothing: if no apply ever gave it a role,
         // there is nothing to delete.
         if r.status.get("roleArn").is_none() {
-            return Ok(None);
+            return Ok(Deletion::Nothing);
         }
         Err(format!("cannot delete the tenant: {problem}; fix the spec, or set spec.deletionPolicy: Retain"))
+    }
+
+    /// A retained tenant's role no longer says a KubeflowTenant declares it,
+    /// so that a tenants file may manage (or destroy) it; a role that does
+    /// not exist, or names another KubeflowTenant, is left as it is.
+    async fn hand_back(&self, tenant: &TenantInput) -> Result<()> {
+        let Ok(desired) = validate::validate(&self.file(vec![tenant.clone()])) else { return Ok(()) };
+        let iam = self.live.providers().iam;
+        let name = &desired.tenants[0].role_name;
+        let declared = iam.get_role(name).await?.is_some_and(|role| tags::kubeflow_tenant(&role.tags) == Some(tenant.namespace.as_str()));
+        if declared {
+            crate::output::note!("kubeflowtenant {}: retained; IAM role {name} is handed back to the tenants files", tenant.namespace);
+            iam.untag_role(name, &[tags::KUBEFLOW_TENANT.to_owned()]).await?;
+        }
+        Ok(())
     }
 
     /// Destroys `doomed` together, leaving out (and letting go) each whose
