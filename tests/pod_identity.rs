@@ -146,7 +146,7 @@ async fn roles_that_eks_would_refuse_are_refused_with_its_words() {
 async fn a_role_younger_than_the_consistency_window_does_not_exist_yet() {
     let moto = aws().await;
     ensure_cluster(&moto, "pod-identity").await;
-    let options = PodIdentityOptions { consistency_window: Duration::from_secs(2) };
+    let options = PodIdentityOptions { consistency_window: Duration::from_secs(2), ..Default::default() };
     let server = PodIdentityServer::start(&support::moto_endpoint(), options).await.unwrap();
     let eks = through(&server, 100).await;
     let fresh = moto.create_role(&role("pi-fresh", pods_trust())).await.unwrap();

@@ -293,6 +293,14 @@ async fn the_printed_rbac_is_enough_and_every_rule_is_needed() {
     assert!(!said.contains("forbidden") && !said.contains("Forbidden"), "{said}");
 }
 
+/// The IAM proof's file: an IRSA tenant `ns` (whose role the test drifts by
+/// hand) and a Pod Identity tenant `ns-pi`.
+fn tenants_file(cluster: &str, ns: &str) -> String {
+    format!(
+        "cluster: {cluster}\nregion: us-west-2\nbucket: perm-artifacts\ntenants:\n  - namespace: {ns}\n    owner: {ns}@example.com\n  - namespace: {ns}-pi\n    owner: {ns}@example.com\n    identity: podIdentity\n"
+    )
+}
+
 /// One test at a time may switch the enforcing moto (the verify tests are
 /// another binary, which cargo runs before or after this one).
 fn enforcing_moto() -> &'static tokio::sync::Mutex<()> {
@@ -327,8 +335,9 @@ fn for_moto(policy: &serde_json::Value, without: Option<&str>) -> serde_json::Va
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(kfp_emulators), ignore = "needs moto: run scripts/test")]
 async fn the_printed_iam_policy_is_enough_and_every_action_is_needed() {
-    use kfp_tenant_core::ports::{ClusterApi, IamApi};
+    use kfp_tenant_core::ports::{ClusterApi, IamApi, PodIdentityApi};
     use kfp_tenant_testkit::apiserver::{FakeApiOptions, FakeApiServer};
+    use kfp_tenant_testkit::pod_identity::{PodIdentityOptions, PodIdentityServer};
     use kfp_tenant_testkit::recording_proxy::RecordingProxy;
     use serde_json::json;
 
@@ -369,7 +378,23 @@ async fn the_printed_iam_policy_is_enough_and_every_action_is_needed() {
             .await
             .unwrap();
     let recorder = RecordingProxy::start(&support::enforcing_endpoint()).await.unwrap();
-    let eks = RecordingProxy::start(&support::moto_endpoint()).await.unwrap();
+    // EKS (moto's breaks under enforcement) on the suite's moto, with Pod
+    // Identity in front of it (moto has none), reading the roles it is
+    // handed from the enforcing moto as the administrator.
+    let roles_reader =
+        kfp_tenant_testkit::signing_proxy::SigningProxy::start(&support::enforcing_endpoint(), "iam", "us-east-1", &admin.0, &admin.1)
+            .await
+            .unwrap();
+    let options = PodIdentityOptions { iam_endpoint: Some(roles_reader.url().to_owned()), ..Default::default() };
+    let pods = PodIdentityServer::start(&support::moto_endpoint(), options).await.unwrap();
+    let eks = RecordingProxy::start(pods.url()).await.unwrap();
+    let pods_api = kfp_tenant_aws::Aws::connect(&kfp_tenant_aws::AwsOptions {
+        region: Some("us-west-2".to_owned()),
+        eks_endpoint: Some(pods.url().to_owned()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
 
     let policy_of = |file: &Path| -> serde_json::Value {
         let printed = kfp(&kubeconfig, &["permissions", "-f", file.to_str().unwrap(), "--account-id", "123456789012"]).unwrap();
@@ -392,7 +417,7 @@ async fn the_printed_iam_policy_is_enough_and_every_action_is_needed() {
         let ns = format!("perm-{runs:02}");
         let role = format!("{ns}-{cluster}-role");
         let file = dir.join(format!("{ns}.yaml"));
-        std::fs::write(&file, format!("cluster: {cluster}\nregion: us-west-2\nbucket: perm-artifacts\ntenants:\n  - namespace: {ns}\n    owner: {ns}@example.com\n")).unwrap();
+        std::fs::write(&file, tenants_file(cluster, &ns)).unwrap();
         let f = file.to_str().unwrap();
         support::enforce(false);
         iam.put_user_policy().user_name("perm-runner").policy_name("kfp-tenant").policy_document(policy.to_string()).send().await.unwrap();
@@ -421,6 +446,19 @@ async fn the_printed_iam_policy_is_enough_and_every_action_is_needed() {
         iam.attach_role_policy().role_name(&role).policy_arn(&managed).send().await.unwrap();
         // A permissions boundary the file does not set: removed by DeleteRolePermissionsBoundary.
         iam.put_role_permissions_boundary().role_name(&role).permissions_boundary(&managed).send().await.unwrap();
+        // The Pod Identity tenant's association handed another role: updated back.
+        let pods_trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": ["sts:AssumeRole", "sts:TagSession"]}]});
+        let elsewhere = iam
+            .create_role()
+            .role_name(format!("{ns}-elsewhere"))
+            .assume_role_policy_document(pods_trust.to_string())
+            .send()
+            .await
+            .unwrap();
+        let elsewhere = elsewhere.role.unwrap().arn;
+        let listed = pods_api.list_pod_identity_associations(cluster).await.unwrap();
+        let association = listed.iter().find(|a| a.namespace == format!("{ns}-pi")).expect("the Pod Identity tenant's association");
+        pods_api.update_pod_identity_association(cluster, &association.id, &elsewhere).await.unwrap();
         support::enforce(true);
         let rest = (|| {
             as_runner(&["apply", "-f", f, "--auto-approve", "--refresh-mode", "per-role"])?;
@@ -434,7 +472,7 @@ async fn the_printed_iam_policy_is_enough_and_every_action_is_needed() {
     };
 
     let file = dir.join("perm-01.yaml");
-    std::fs::write(&file, format!("cluster: {cluster}\nregion: us-west-2\nbucket: perm-artifacts\ntenants:\n  - namespace: perm-01\n    owner: perm-01@example.com\n")).unwrap();
+    std::fs::write(&file, tenants_file(cluster, "perm-01")).unwrap();
     let printed = policy_of(&file);
     life_cycle(&for_moto(&printed, None)).await.unwrap();
     // moto authorizes HeadBucket under another action than AWS's s3:ListBucket
@@ -469,13 +507,51 @@ async fn the_printed_iam_policy_is_enough_and_every_action_is_needed() {
         );
         used.insert(action);
     }
+    let passed = [("iam:PassedToService", "pods.eks.amazonaws.com")];
     for call in eks.calls().iter().filter(|c| mine(c)) {
-        let name = call.path.trim_start_matches("/clusters/");
-        assert_eq!(call.method, "GET", "{call:?}");
-        let resource = format!("arn:aws:eks:us-west-2:123456789012:cluster/{name}");
-        assert!(kfp_tenant_core::permissions::allows(&doc, "eks:DescribeCluster", &resource, &[]), "{resource}");
-        used.insert("eks:DescribeCluster".to_owned());
+        let path = call.path.split('?').next().unwrap_or_default();
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let arn = |what: &str| format!("arn:aws:eks:us-west-2:123456789012:{what}");
+        let (action, resource) = match (call.method.as_str(), parts.as_slice()) {
+            ("GET", ["clusters", name]) => ("eks:DescribeCluster", arn(&format!("cluster/{name}"))),
+            ("GET", ["clusters", name, "pod-identity-associations"]) => {
+                ("eks:ListPodIdentityAssociations", arn(&format!("cluster/{name}")))
+            }
+            ("POST", ["clusters", name, "pod-identity-associations"]) => {
+                ("eks:CreatePodIdentityAssociation", arn(&format!("cluster/{name}")))
+            }
+            ("GET", ["clusters", name, "pod-identity-associations", id]) => {
+                ("eks:DescribePodIdentityAssociation", arn(&format!("podidentityassociation/{name}/{id}")))
+            }
+            ("POST", ["clusters", name, "pod-identity-associations", id]) => {
+                ("eks:UpdatePodIdentityAssociation", arn(&format!("podidentityassociation/{name}/{id}")))
+            }
+            ("DELETE", ["clusters", name, "pod-identity-associations", id]) => {
+                ("eks:DeletePodIdentityAssociation", arn(&format!("podidentityassociation/{name}/{id}")))
+            }
+            _ => panic!("an EKS call of the runner this test does not know: {call:?}"),
+        };
+        assert!(kfp_tenant_core::permissions::allows(&doc, action, &resource, &[]), "{action} on {resource} is not allowed by {printed:#}");
+        used.insert(action.to_owned());
+        // Tags on create are authorized as eks:TagResource on the new
+        // association (kfp-tenant tags every association it makes).
+        if let ("eks:CreatePodIdentityAssociation", [_, name, _]) = (action, parts.as_slice()) {
+            let new = arn(&format!("podidentityassociation/{name}/a-new-one"));
+            assert!(kfp_tenant_core::permissions::allows(&doc, "eks:TagResource", &new, &[]), "eks:TagResource on {new}: {printed:#}");
+            used.insert("eks:TagResource".to_owned());
+        }
+        // EKS asks the caller for iam:PassRole on the role it hands over.
+        if let Some(role) = call.param("roleArn") {
+            assert!(
+                kfp_tenant_core::permissions::allows(&doc, "iam:PassRole", role, &passed),
+                "iam:PassRole on {role} is not allowed by {printed:#}"
+            );
+            used.insert("iam:PassRole".to_owned());
+        }
     }
+    // ... and only on the Pod Identity tenant's role.
+    let irsa_role = format!("arn:aws:iam::123456789012:role/perm-01-{cluster}-role");
+    assert!(!kfp_tenant_core::permissions::allows(&doc, "iam:PassRole", &irsa_role, &passed), "{printed:#}");
     let printed_actions: std::collections::BTreeSet<String> = printed["Statement"]
         .as_array()
         .unwrap()
@@ -489,7 +565,9 @@ async fn the_printed_iam_policy_is_enough_and_every_action_is_needed() {
     // actions are the exception: moto's EKS breaks under enforcement, so it
     // runs on the suite's moto, which checks nothing (their need is shown by
     // the recorded calls above).
-    for action in printed_actions.iter().filter(|a| !a.starts_with("eks:")) {
+    // So is iam:PassRole: EKS asks for it, and neither moto nor the Pod
+    // Identity emulator checks it.
+    for action in printed_actions.iter().filter(|a| !a.starts_with("eks:") && *a != "iam:PassRole") {
         if action == "s3:ListBucket" {
             // The bucket check only warns (naming s3:ListBucket): without it every step goes on.
             life_cycle(&for_moto(&printed, Some(action))).await.unwrap();

@@ -34,6 +34,15 @@ pub struct PodIdentityOptions {
     /// A role created less than this long ago is "not found", as IAM's
     /// eventual consistency makes EKS answer right after CreateRole.
     pub consistency_window: Duration,
+    /// Where the roles handed to it are read (`http://host:port`), when not
+    /// the moto it forwards to (the enforcing moto, through a signing proxy).
+    pub iam_endpoint: Option<String>,
+}
+
+impl PodIdentityOptions {
+    fn iam<'a>(&'a self, moto: &'a str) -> &'a str {
+        self.iam_endpoint.as_deref().map_or(moto, |e| e.trim_start_matches("http://").trim_end_matches('/'))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -169,7 +178,7 @@ async fn pod_identity(
             if namespace.is_empty() || service_account.is_empty() || role_arn.is_empty() {
                 return Ok(error(400, "InvalidParameterException", "namespace, serviceAccount and roleArn are required"));
             }
-            if let Some(refused) = check_role(moto, &role_arn, options.consistency_window).await? {
+            if let Some(refused) = check_role(options.iam(moto), &role_arn, options.consistency_window).await? {
                 return Ok(refused);
             }
             let mut state = lock(state);
@@ -224,7 +233,7 @@ async fn pod_identity(
                 "GET" => lock(state).associations.get(id).map_or_else(missing, |a| (200, None, json!({"association": full(a)}))),
                 "POST" => {
                     if let Some(role_arn) = body["roleArn"].as_str()
-                        && let Some(refused) = check_role(moto, role_arn, options.consistency_window).await?
+                        && let Some(refused) = check_role(options.iam(moto), role_arn, options.consistency_window).await?
                     {
                         return Ok(refused);
                     }

@@ -19,7 +19,8 @@ pub struct Recorded {
     pub access_key: Option<String>,
     pub method: String,
     pub path: String,
-    /// Form parameters of a Query API call (`Action`, `RoleName`, ...).
+    /// Form parameters of a Query API call (`Action`, `RoleName`, ...), or
+    /// the top-level string fields of a JSON one (`roleArn`, ...).
     pub params: Vec<(String, String)>,
 }
 
@@ -83,7 +84,13 @@ async fn forward(mut client: TcpStream, target: &str, recorded: &Mutex<Vec<Recor
         .and_then(|c| c.split('/').next())
         .map(str::to_owned);
     let form = headers.iter().any(|(k, v)| k == "content-type" && v.starts_with("application/x-www-form-urlencoded"));
-    let params = if form { form_urlencoded::parse(&body).into_owned().collect() } else { Vec::new() };
+    let params = if form {
+        form_urlencoded::parse(&body).into_owned().collect()
+    } else {
+        // A JSON API call (EKS): its top-level string fields.
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        json.as_object().into_iter().flatten().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect()
+    };
     crate::lock(recorded).push(Recorded { access_key, method: method.clone(), path: path.clone(), params });
     let mut head = format!("{method} {path} HTTP/1.1\r\n");
     for (k, v) in headers.iter().filter(|(k, _)| k != "connection") {
