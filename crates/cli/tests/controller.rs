@@ -498,6 +498,19 @@ async fn a_tenant_waiting_for_its_namespace_holds_no_other_back() {
     eventually("kt-w Failed", Duration::from_secs(90), async || condition(&w).await.is_some_and(|c| c["reason"] == "Failed")).await;
     let failed = condition(&w).await.unwrap();
     assert!(failed["message"].as_str().unwrap().contains("--timeout"), "{failed:#}\n{}", replica.log());
+    // ... and stays so in the next cycles (one run by another edit of e,
+    // and one after it: two more ended since the edit).
+    let cycles = || replica.metric("kfp_tenant_reconciles_total{result=\"success\"} ").unwrap_or(0.0);
+    let before = cycles();
+    let (ok, said) =
+        kubectl(&kubeconfig, &["patch", "kubeflowtenant", &e, "--type", "merge", "-p", r#"{"spec":{"tags":{"team":"again"}}}"#], "");
+    assert!(ok, "{said}");
+    eventually("kt-e's second edit applied, two cycles ended", Duration::from_secs(90), async || {
+        let role = aws.get_role(&format!("{e}-{cluster}-role")).await.unwrap();
+        role.is_some_and(|r| r.tags.get("team").map(String::as_str) == Some("again")) && cycles() >= before + 2.0
+    })
+    .await;
+    assert_eq!(condition(&w).await.unwrap()["reason"], "Failed", "{}", replica.log());
     let (ok, said) = kubectl(&kubeconfig, &["delete", "kubeflowtenant", "--timeout=120s", &w, &e], "");
     assert!(ok, "{said}\n{}", replica.log());
     drop(replica);

@@ -204,13 +204,7 @@ async fn cycle(
     deleted?;
     let ready = outcomes.verdicts.values().filter(|v| matches!(v, Verdict::Ready { .. })).count() as u64;
     let retry = outcomes.verdicts.values().any(Verdict::retries);
-    let waiting = outcomes
-        .verdicts
-        .iter()
-        .filter(|(_, v)| matches!(v, Verdict::NotReady { reason: "Waiting", .. }))
-        .map(|(n, _)| n.clone())
-        .collect();
-    Ok(Counts { ready, not_ready: outcomes.verdicts.len() as u64 - ready, retry, waiting })
+    Ok(Counts { ready, not_ready: outcomes.verdicts.len() as u64 - ready, retry, waiting: outcomes.waiting })
 }
 
 /// Each resource's status where it changed, and an Event for each change

@@ -52,6 +52,9 @@ pub struct Outcomes {
     pub roles: BTreeMap<String, String>,
     /// Resources whose tenant was deleted or retained: their finalizer is gone.
     pub released: BTreeSet<String>,
+    /// Tenants still waiting for the cluster (`Waiting`, or `Failed` for
+    /// having waited longer than `--timeout`): their wait goes on.
+    pub waiting: BTreeSet<String>,
 }
 
 /// Each change as it starts, with the Lease it is made under: the record
@@ -309,6 +312,9 @@ impl Cycle<'_> {
                 (None, Err(e)) => waiting(format!("applied, but the cluster does not show it usable yet: {}", e.message)),
                 (None, Ok(())) => Verdict::Ready { changes: changed.get(ns).copied().unwrap_or(0) },
             };
+            if !broken.contains(ns) && !matches!(verdict, Verdict::Ready { .. }) {
+                outcomes.waiting.insert(ns.clone());
+            }
             outcomes.roles.insert(ns.clone(), arn);
             outcomes.verdicts.insert(ns.clone(), verdict);
         }
