@@ -60,16 +60,35 @@ impl Cycle<'_> {
                 }
             }
         }
-        if !doomed.is_empty() {
-            let deleting: Vec<&TenantResource> = resources.iter().filter(|r| r.deleting).collect();
-            self.destroy(doomed, &deleting, outcomes, &mut let_go).await?;
+        let deleting: Vec<&TenantResource> = resources.iter().filter(|r| r.deleting).collect();
+        let names: Vec<String> = doomed.iter().map(|t| t.namespace.clone()).collect();
+        if validate::validate(&self.file(doomed.clone())).is_ok() {
+            if !doomed.is_empty() {
+                self.destroy(doomed, &deleting, outcomes, &mut let_go).await?;
+            }
+        } else {
+            // Valid one by one but not together (two name one role, say):
+            // each is destroyed on its own, the claims keeping them apart.
+            for (tenant, ns) in doomed.into_iter().zip(names) {
+                if let Err(e) = self.destroy(vec![tenant], &deleting, outcomes, &mut let_go).await {
+                    let message = format!("deleting the tenant did not finish: {e:#}; the next cycle goes on");
+                    outcomes.verdicts.insert(ns, Verdict::NotReady { reason: "Deleting", message });
+                }
+            }
         }
         for (name, kept) in let_go {
             if let Some(kept) = kept {
                 crate::output::note!("kubeflowtenant {name}: deleted without its tenant: {kept}");
             }
-            self.live.kube().set_tenant_finalizer(&name, false).await?;
-            outcomes.released.insert(name);
+            match self.live.kube().set_tenant_finalizer(&name, false).await {
+                Ok(()) => {
+                    outcomes.released.insert(name);
+                }
+                Err(e) => {
+                    let message = format!("cannot drop the finalizer: {e}; the next cycle tries again");
+                    outcomes.verdicts.insert(name, Verdict::NotReady { reason: "Deleting", message });
+                }
+            }
         }
         Ok(())
     }
@@ -107,14 +126,16 @@ impl Cycle<'_> {
         let name = &desired.tenants[0].role_name;
         let declared = iam.get_role(name).await?.is_some_and(|role| tags::kubeflow_tenant(&role.tags) == Some(tenant.namespace.as_str()));
         if declared {
-            crate::output::note!("kubeflowtenant {}: retained; IAM role {name} is handed back to the tenants files", tenant.namespace);
+            let (ns, lease) = (&tenant.namespace, self.lease);
+            crate::output::note!("kubeflowtenant {ns}: retained; IAM role {name} is handed back to the tenants files (lease {lease})");
             iam.untag_role(name, &[tags::KUBEFLOW_TENANT.to_owned()]).await?;
         }
         Ok(())
     }
 
-    /// Destroys `doomed` together, leaving out (and letting go) each whose
-    /// destroy is refused, so that one never holds the others back.
+    /// Destroys `doomed` (valid together) in one plan, leaving out (and
+    /// letting go) each whose destroy is refused, so that one never holds
+    /// the others back.
     async fn destroy(
         &self,
         doomed: Vec<TenantInput>,
@@ -122,17 +143,7 @@ impl Cycle<'_> {
         outcomes: &mut Outcomes,
         let_go: &mut BTreeMap<String, Option<String>>,
     ) -> Result<()> {
-        let names: Vec<String> = doomed.iter().map(|t| t.namespace.clone()).collect();
-        let mut desired = match validate::validate(&self.file(doomed)) {
-            Ok(desired) => desired,
-            Err(e) => {
-                let message = format!("cannot delete the tenant together with the others being deleted: {e}");
-                for ns in &names {
-                    outcomes.verdicts.insert(ns.clone(), Verdict::NotReady { reason: "Deleting", message: message.clone() });
-                }
-                return Ok(());
-            }
-        };
+        let mut desired = validate::validate(&self.file(doomed))?;
         declared_by_resources(&mut desired, resources);
         let observed = self.live.observe(&ReadSet::for_destroy(&desired, self.run.bind_cluster), self.run).await?;
         let plan = loop {
