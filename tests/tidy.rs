@@ -11,8 +11,9 @@
 //! - every source file opens with a `//!` header and has at most 500 lines;
 //! - in the binary only `flags` (and `main`) name clap;
 //! - every dependency is named by a source it serves (no unused ones);
-//! - no two source files of a crate use each other (a module and its parent
-//!   excepted), and only core's `order` adds edges between resources.
+//! - no import cycle of any length among a crate's source files (a module
+//!   and its parent excepted), and only core's `order` adds edges between
+//!   resources.
 //!
 //! Each rule is a function of text, so the last tests plant a violation and
 //! watch the rule catch it.
@@ -226,11 +227,12 @@ fn edge_outside_order(file: &str, source: &str) -> Option<String> {
     })
 }
 
-/// Pairs of a crate's source files (by path under `src`) that use each
-/// other, a module and its parent excepted: each `crate::a::b` and
-/// `super::b` path of shipped code is resolved to the longest module path
-/// that is a file (`a/b.rs`, `a/b/mod.rs`, `a.rs`, `a/mod.rs`).
-fn files_using_each_other(krate: &str, files: &BTreeMap<String, String>) -> Vec<String> {
+/// Import cycles of any length among a crate's source files (by path under
+/// `src`), a module and its parent excepted: each `crate::a::b` and
+/// `super::b` path of shipped code (comments and `#[cfg(test)]` modules do
+/// not count) is resolved to the longest module path that is a file
+/// (`a/b.rs`, `a/b/mod.rs`, `a.rs`, `a/mod.rs`).
+fn import_cycles(krate: &str, files: &BTreeMap<String, String>) -> Vec<String> {
     let resolve = |segments: &[&str]| {
         (1..=segments.len()).rev().find_map(|n| {
             let base = segments[..n].join("/");
@@ -264,20 +266,39 @@ fn files_using_each_other(krate: &str, files: &BTreeMap<String, String>) -> Vec<
             }
         }
     }
+    // The uses that count: not between a module and its parent.
+    let edges: BTreeMap<&str, Vec<&str>> = uses
+        .iter()
+        .map(|(a, targets)| (*a, targets.iter().map(String::as_str).filter(|b| !is_parent(a, b) && !is_parent(b, a)).collect()))
+        .collect();
+    // One cycle through each file that is the smallest of it, by a search
+    // of the files after it: every cycle is found once, whatever its length.
     let mut found = Vec::new();
-    for (a, targets) in &uses {
-        for b in targets {
-            let back = uses.get(b.as_str()).is_some_and(|t| t.iter().any(|x| x == a));
-            if *a < b.as_str()
-                && back
-                && !is_parent(a, b)
-                && !is_parent(b, a)
-                && !found.iter().any(|f: &String| f.contains(&format!("{a} and {b}")))
-            {
-                found.push(format!("crates/{krate}: src/{a} and src/{b} use each other: move what both need into one of them or a third"));
+    let mut seen: Vec<std::collections::BTreeSet<&str>> = Vec::new();
+    for start in edges.keys() {
+        let mut stack: Vec<(&str, Vec<&str>)> = vec![(start, vec![start])];
+        let mut visited = std::collections::BTreeSet::new();
+        while let Some((at, path)) = stack.pop() {
+            for next in edges.get(at).into_iter().flatten().copied() {
+                if next == *start {
+                    let members: std::collections::BTreeSet<&str> = path.iter().copied().collect();
+                    if !seen.contains(&members) {
+                        let route: Vec<String> = path.iter().chain([start]).map(|f| format!("src/{f}")).collect();
+                        found.push(format!(
+                            "crates/{krate}: {} form an import cycle: move what they share into one of them or a file of its own",
+                            route.join(" -> ")
+                        ));
+                        seen.push(members);
+                    }
+                } else if next > *start && visited.insert(next) {
+                    let mut longer = path.clone();
+                    longer.push(next);
+                    stack.push((next, longer));
+                }
             }
         }
     }
+    found.sort();
     found
 }
 
@@ -350,7 +371,7 @@ fn the_architecture_holds() {
         problems.extend(unmapped_modules(&architecture, &krate, &module_names(&src, &files)));
         let by_path: BTreeMap<String, String> =
             files.iter().map(|f| (f.strip_prefix(&src).unwrap_or(f).to_string_lossy().into_owned(), read(f))).collect();
-        problems.extend(files_using_each_other(&krate, &by_path));
+        problems.extend(import_cycles(&krate, &by_path));
     }
     problems.extend(dependency_violations(&manifests));
     problems.extend(unchecked_ports(&read(&root.join("crates/core/src/ports/mod.rs")), &read(&root.join("crates/testkit/src/lib.rs"))));
@@ -455,16 +476,30 @@ fn an_order_outside_core_order_is_caught() {
 }
 
 #[test]
-fn two_files_using_each_other_are_caught() {
+fn import_cycles_of_any_length_are_caught() {
     let files = |pairs: &[(&str, &str)]| pairs.iter().map(|(f, s)| (f.to_string(), format!("//! x\n{s}\n"))).collect::<BTreeMap<_, _>>();
     let both = files(&[("kinds/mod.rs", "use crate::plan::State;"), ("plan/mod.rs", "pub use crate::kinds::desired_role;")]);
     assert_eq!(
-        files_using_each_other("core", &both),
-        ["crates/core: src/kinds/mod.rs and src/plan/mod.rs use each other: move what both need into one of them or a third"]
+        import_cycles("core", &both),
+        [
+            "crates/core: src/kinds/mod.rs -> src/plan/mod.rs -> src/kinds/mod.rs form an import cycle: move what they share into one of them or a file of its own"
+        ]
+    );
+    // Three files in a circle (k8s had profile -> readiness -> watches -> profile): one finding.
+    let circle = files(&[
+        ("profile.rs", "use crate::readiness::not_ready;"),
+        ("readiness.rs", "use crate::watches::Watches;"),
+        ("watches.rs", "use crate::profile::KubeflowProfile;"),
+    ]);
+    assert_eq!(
+        import_cycles("k8s", &circle),
+        [
+            "crates/k8s: src/profile.rs -> src/readiness.rs -> src/watches.rs -> src/profile.rs form an import cycle: move what they share into one of them or a file of its own"
+        ]
     );
     let siblings =
         files(&[("plan/mod.rs", ""), ("plan/tenant.rs", "use super::planner::Planner;"), ("plan/planner.rs", "use super::tenant::x;")]);
-    assert_eq!(files_using_each_other("core", &siblings).len(), 1);
+    assert_eq!(import_cycles("core", &siblings).len(), 1);
     // A module and its parent, one direction, a comment or a test module: no finding.
     let fine = files(&[
         ("plan/mod.rs", "mod tenant;\nuse crate::plan::tenant::x;"),
@@ -474,7 +509,7 @@ fn two_files_using_each_other_are_caught() {
         ("lib.rs", "pub mod order;"),
         ("apply.rs", "use crate::order::walk; fn x() -> pub(super) {}"),
     ]);
-    assert_eq!(files_using_each_other("core", &fine), Vec::<String>::new());
+    assert_eq!(import_cycles("core", &fine), Vec::<String>::new());
 }
 
 #[test]

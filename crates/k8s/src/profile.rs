@@ -1,8 +1,8 @@
 //! The Kubeflow Profile as kube sees it (a typed custom resource), the
 //! translation to and from core's [`Profile`], and the calls: one listing
 //! for all tenants, a server-side apply of the whole spec (a merge patch
-//! removing what other managers added), a deletion that waits for the
-//! controller's finalizer and the garbage collector, and the readiness wait.
+//! removing what other managers added), and a deletion (whose wait, like
+//! the readiness wait, is `readiness`').
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,7 +15,6 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::readiness::{not_ready, not_ready_watched, waiting_for};
 use crate::{FIELD_MANAGER, Kube, provider_error};
 
 /// `spec` of a Kubeflow Profile.
@@ -173,22 +172,7 @@ impl Kube {
     pub(crate) async fn delete_profile_impl(&self, name: &str, timeout: Duration) -> ProviderResult<()> {
         let target = format!("profile {name}");
         self.profiles().delete(name, &DeleteParams::foreground()).await.map_err(|e| provider_error("DeleteProfile", &target, e))?;
-        // The controller releases its finalizer, the garbage collector deletes
-        // the namespace (foreground), then the Profile goes.
-        let left = |p: &KubeflowProfile| waiting_for(name, p.metadata.finalizers.as_deref().unwrap_or_default());
-        self.wait(
-            "DeleteProfile",
-            &target,
-            timeout,
-            |watches| watches.profile(name).map(|p| left(&p)),
-            || async { Ok(self.profiles().get_opt(name).await.map_err(|e| provider_error("GetProfile", &target, e))?.map(|p| left(&p))) },
-        )
-        .await
-    }
-
-    pub(crate) async fn wait_ready_impl(&self, profile: &Profile, timeout: Duration) -> ProviderResult<()> {
-        let target = format!("profile {}", profile.name);
-        self.wait("WaitReady", &target, timeout, |watches| not_ready_watched(watches, profile), || not_ready(self, profile)).await
+        self.wait_deleted(name, timeout).await
     }
 }
 
