@@ -135,7 +135,7 @@ pub struct TenantsFile {
     /// Largest trust policy IAM accepts in this account, in characters
     /// (2,048 unless the quota was raised).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 2048), example = 4096)]
+    #[schemars(range(min = 2048, max = 4096), example = 4096)]
     pub trust_policy_quota: Option<usize>,
     /// Where the owners sign in: with `cognito`, each tenant's owner is a
     /// user of that pool, made if missing.
@@ -444,6 +444,8 @@ pub enum Source {
 }
 
 pub const DEFAULT_TRUST_POLICY_QUOTA: usize = 2048;
+/// The largest trust policy quota IAM grants (a raised quota; not adjustable beyond).
+pub const MAX_TRUST_POLICY_QUOTA: usize = 4096;
 /// The annotation that gives a service account its IAM role (IRSA): the
 /// profile controller writes it on `default-editor`, kfp-tenant on the others.
 pub const ROLE_ARN_ANNOTATION: &str = "eks.amazonaws.com/role-arn";

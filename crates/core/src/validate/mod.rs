@@ -10,7 +10,7 @@ use std::fmt;
 
 use crate::policy::{self, S3Access};
 use crate::spec::{
-    ClusterSpec, DEFAULT_SERVICE_ACCOUNT, DEFAULT_TRUST_POLICY_QUOTA, Desired, MAX_POD_IDENTITY_ASSOCIATIONS, Road, S3AccessMode, Source,
+    ClusterSpec, DEFAULT_SERVICE_ACCOUNT, DEFAULT_TRUST_POLICY_QUOTA, MAX_TRUST_POLICY_QUOTA, Desired, MAX_POD_IDENTITY_ASSOCIATIONS, Road, S3AccessMode, Source,
     Tenant, TenantsFile, default_role_name, policy_name,
 };
 use crate::tags;
@@ -83,6 +83,14 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
             "leave it out, or set the raised quota of your account",
         );
         quota = DEFAULT_TRUST_POLICY_QUOTA;
+    }
+    if quota > MAX_TRUST_POLICY_QUOTA {
+        v.problem(
+            "trustPolicyQuota",
+            format!("{quota} is above IAM's largest trust policy quota, {MAX_TRUST_POLICY_QUOTA}"),
+            format!("set the quota your account has (Service Quotas, IAM's role trust policy length), at most {MAX_TRUST_POLICY_QUOTA}"),
+        );
+        quota = MAX_TRUST_POLICY_QUOTA;
     }
     let d = &file.defaults;
     if let Some(path) = &d.role_path {

@@ -190,6 +190,13 @@ impl Validator {
             self.problem(field, "the list is empty", format!("list at least one service account, usually {DEFAULT_SERVICE_ACCOUNT}"));
         }
         for (i, name) in names.iter().enumerate() {
+            if let Some(first) = names[..i].iter().position(|n| n == name) {
+                self.problem(
+                    format!("{field}[{i}]"),
+                    format!("{} is listed again (first at {field}[{first}])", shown(name)),
+                    "list each service account once",
+                );
+            }
             let ok = !name.is_empty() && name.len() <= 253 && name.split('.').all(is_dns1123_label);
             if !ok {
                 self.problem(

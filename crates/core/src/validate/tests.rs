@@ -217,6 +217,10 @@ fn bad_fields_are_all_reported() {
     // No tenants is valid: an empty configuration (with --prune, a way to remove all).
     check(|f| f.tenants.clear(), &[]);
     check(|f| f.trust_policy_quota = Some(100), &["trustPolicyQuota"]);
+    check(|f| f.trust_policy_quota = Some(10_000), &["trustPolicyQuota"]);
+    check(|f| f.trust_policy_quota = Some(4096), &[]);
+    check(|f| f.tenants[0].service_accounts = Some(vec!["a".into(), "b".into(), "a".into()]), &["tenants[0].serviceAccounts[2]"]);
+    check(|f| f.defaults.service_accounts = Some(vec!["a".into(), "a".into()]), &["defaults.serviceAccounts[1]"]);
     for reserved in RESERVED_NAMESPACES {
         check(|f| f.tenants[0].namespace = (*reserved).into(), &["tenants[0].namespace"]);
     }
