@@ -240,9 +240,26 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// A duration of at least a second, for what repeats (a resync, a Lease):
+/// zero would spin.
+pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d < Duration::from_secs(1) {
+        return Err(format!("{:?} is too short: at least 1s", text.trim()));
+    }
+    Ok(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn positive_durations() {
+        assert_eq!(parse_positive_duration("3s"), Ok(Duration::from_secs(3)));
+        assert!(parse_positive_duration("0s").unwrap_err().contains("at least 1s"));
+        assert!(parse_positive_duration("500ms").is_err());
+    }
 
     #[test]
     fn durations() {

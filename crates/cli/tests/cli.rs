@@ -592,6 +592,10 @@ fn offline_commands() {
     assert_eq!(unknown.code, 1);
     assert!(unknown.stderr.contains(r#"--replace tenant["team-z"].profile: no such tenant in the input"#), "{}", unknown.stderr);
     assert_eq!(kfp_with(&["--version"], &none).code, 0);
+    // A resync of nothing would spin: refused by the flag's parser.
+    let spin = kfp_with(&["controller", "-f", example, "--resync", "0s"], &none);
+    assert_eq!(spin.code, 1, "{}", spin.stderr);
+    assert!(spin.stderr.contains("--resync") && spin.stderr.contains("at least 1s"), "{}", spin.stderr);
     let completions = kfp_with(&["completions", "bash"], &none);
     assert!(completions.stdout.contains("kfp-tenant"), "{}", completions.stderr);
     // The page's variables stand in for a tenants file.

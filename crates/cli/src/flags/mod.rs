@@ -145,8 +145,9 @@ pub struct RunFlags {
     /// Resources read or changed at once.
     #[arg(long, default_value_t = apply::DEFAULT_PARALLELISM, value_parser = parse_parallelism)]
     pub parallelism: usize,
-    /// How to read IAM roles: `per-role` (GetRole + GetRolePolicy per
-    /// tenant), `bulk` (the whole account, 1,000 roles a call), or `auto`
+    /// How to read IAM roles: `per-role` (GetRole, ListRolePolicies,
+    /// ListAttachedRolePolicies and GetRolePolicy per tenant), `bulk` (the
+    /// whole account, 1,000 roles a call), or `auto`
     /// (the cheaper for this account and file; -v says which).
     #[arg(long, value_name = "MODE", default_value_t = RefreshMode::Auto,
           value_parser = clap::builder::PossibleValuesParser::new(RefreshMode::NAMES).map(|s| s.parse::<RefreshMode>().expect("one of NAMES")))]
@@ -285,8 +286,8 @@ pub struct ControllerArgs {
     pub settings: PathBuf,
     #[command(flatten)]
     pub run: RunFlags,
-    /// How often everything is read again from AWS and repaired, changes or not.
-    #[arg(long, default_value = "10m", value_parser = output::parse_duration)]
+    /// How often everything is read again from AWS and repaired, changes or not (at least 1s).
+    #[arg(long, default_value = "10m", value_parser = output::parse_positive_duration)]
     pub resync: Duration,
     /// Where /metrics, /healthz and /readyz are served.
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
@@ -294,8 +295,8 @@ pub struct ControllerArgs {
     /// Namespace of the Lease the replicas compete for (the one apply takes).
     #[arg(long, value_name = "NAMESPACE", default_value = "kubeflow")]
     pub lock_namespace: String,
-    /// How long a leader that stopped renewing keeps the Lease.
-    #[arg(long, default_value = "15s", value_parser = output::parse_duration)]
+    /// How long a leader that stopped renewing keeps the Lease (at least 1s).
+    #[arg(long, default_value = "15s", value_parser = output::parse_positive_duration)]
     pub lease_duration: Duration,
     /// How long a tenant may wait for the cluster (its namespace to appear,
     /// to become usable) before its status says Failed. A cycle waits only

@@ -10,8 +10,8 @@ use std::fmt;
 
 use crate::policy::{self, S3Access};
 use crate::spec::{
-    ClusterSpec, DEFAULT_SERVICE_ACCOUNT, DEFAULT_TRUST_POLICY_QUOTA, MAX_TRUST_POLICY_QUOTA, Desired, MAX_POD_IDENTITY_ASSOCIATIONS, Road, S3AccessMode, Source,
-    Tenant, TenantsFile, default_role_name, policy_name,
+    ClusterSpec, DEFAULT_SERVICE_ACCOUNT, DEFAULT_TRUST_POLICY_QUOTA, Desired, MAX_POD_IDENTITY_ASSOCIATIONS, MAX_TRUST_POLICY_QUOTA, Road,
+    S3AccessMode, Source, Tenant, TenantsFile, default_role_name, policy_name,
 };
 use crate::tags;
 
