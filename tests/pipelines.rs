@@ -116,7 +116,10 @@ async fn opting_out_gives_back_kfp_tenants_keys_and_keeps_the_configmaps() {
             (launcher_address().to_string(), Action::Delete),
         ]
     );
-    assert!(render::plan_text(&plan, Color::Never).contains("gives back the keys it wrote"));
+    let text = render::plan_text(&plan, Color::Never);
+    assert!(text.contains("gives back the keys it wrote"));
+    // Only kfp-tenant's keys are shown going: KFP's stay.
+    assert!(text.contains("defaultPipelineRoot") && !text.contains("clusterDomain"), "{text}");
     assert!(world.apply(&plan).await.is_success());
     let live = world.kube.config_map(NS, "kfp-launcher").expect("the ConfigMap stays");
     assert_eq!(live.data.keys().collect::<Vec<_>>(), ["clusterDomain"], "only KFP's key is left: {live:?}");

@@ -88,7 +88,8 @@ pub(crate) fn plan_pipeline_config(tenant: &Tenant, profile_action: Action, obse
             if let Some(live) = observed.config_maps.get(&(ns.to_owned(), name.to_owned()))
                 && live.ours()
             {
-                let before = Some(State::PipelineConfig(live.clone()));
+                // What is given back: kfp-tenant's keys (others' stay, and are not shown as going).
+                let before = Some(State::PipelineConfig(live.owned_part()));
                 planned.push(Planned {
                     address: Address::pipeline_config(ns, name),
                     action: Action::Delete,
@@ -128,6 +129,23 @@ pub(crate) fn plan_pipeline_config(tenant: &Tenant, profile_action: Action, obse
 impl ConfigMap {
     /// The live values of the keys `want` sets (absent keys left out), for a
     /// plan's `before`: what kfp-tenant's write changes.
+    /// Only what kfp-tenant writes: the data keys its annotation names, that
+    /// annotation, and Argo's default-repository annotation.
+    pub fn owned_part(&self) -> ConfigMap {
+        let owned: Vec<&str> = self.annotations.get(OWNED_KEYS_ANNOTATION).map(|k| k.split(',').collect()).unwrap_or_default();
+        ConfigMap {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            data: self.data.iter().filter(|(k, _)| owned.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            annotations: self
+                .annotations
+                .iter()
+                .filter(|(k, _)| [OWNED_KEYS_ANNOTATION, DEFAULT_REPOSITORY_ANNOTATION].contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+
     pub fn keys_of(&self, want: &ConfigMap) -> ConfigMap {
         let pick = |live: &BTreeMap<String, String>, keys: &BTreeMap<String, String>| {
             live.iter().filter(|(k, _)| keys.contains_key(*k)).map(|(k, v)| (k.clone(), v.clone())).collect()
