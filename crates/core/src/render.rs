@@ -79,6 +79,10 @@ fn block(out: &mut String, change: &ResourceChange, color: Color) {
         }
         None => out.push('\n'),
     }
+    // The loudest consequence of all: say it where the plan deletes it.
+    if let (Action::Delete, Some(State::Profile(profile))) = (change.action, &change.before) {
+        let _ = writeln!(out, "  # its namespace {} and everything in it (notebooks, volumes, runs) are deleted with it", profile.name);
+    }
     let state = change.after.as_ref().or(change.before.as_ref()).expect("invariant: a change has a state");
     let (kind, name) = state.label();
     let symbol = paint(change.action.symbol(), change.action, color);
