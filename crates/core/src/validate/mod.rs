@@ -72,7 +72,7 @@ fn shown(value: &str) -> String {
 /// Checks the file and resolves defaults. Nothing here does IO.
 pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
     let mut v = Validator::default();
-    v.cluster_name("cluster", &file.cluster);
+    let cluster_ok = v.cluster_name("cluster", &file.cluster);
     v.region("region", &file.region);
     v.bucket("bucket", &file.bucket);
     let mut quota = file.trust_policy_quota.unwrap_or(DEFAULT_TRUST_POLICY_QUOTA);
@@ -141,7 +141,10 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
             }
             None => {
                 let name = default_role_name(&t.namespace, &file.cluster);
-                v.role_name(&at("roleName"), &name, true);
+                // A bad cluster name is one problem, not one more per tenant.
+                if cluster_ok {
+                    v.role_name(&at("roleName"), &name, true);
+                }
                 name
             }
         };

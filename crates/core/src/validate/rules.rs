@@ -21,7 +21,9 @@ impl Validator {
         self.problems.push(InputProblem { field: field.into(), message: message.into(), fix: fix.into() });
     }
 
-    pub(super) fn cluster_name(&mut self, field: &str, name: &str) {
+    /// Whether it is one: a tenant's default role name, made from it, is
+    /// judged only when it is.
+    pub(super) fn cluster_name(&mut self, field: &str, name: &str) -> bool {
         let ok = !name.is_empty()
             && name.len() <= 100
             && name.starts_with(|c: char| c.is_ascii_alphanumeric())
@@ -33,6 +35,7 @@ impl Validator {
                 "use 1-100 letters, digits, '-' or '_', starting with a letter or digit (CLUSTER_NAME)",
             );
         }
+        ok
     }
 
     /// The `identityProvider` block: a Cognito pool whose id has Cognito's

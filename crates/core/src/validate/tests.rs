@@ -218,6 +218,8 @@ fn bad_fields_are_all_reported() {
     check(|f| f.tenants.clear(), &[]);
     check(|f| f.trust_policy_quota = Some(100), &["trustPolicyQuota"]);
     check(|f| f.trust_policy_quota = Some(10_000), &["trustPolicyQuota"]);
+    // An invalid cluster name is one problem, not one more per default role name.
+    check(|f| f.cluster = "bad/cluster".into(), &["cluster"]);
     check(|f| f.trust_policy_quota = Some(4096), &[]);
     check(|f| f.tenants[0].service_accounts = Some(vec!["a".into(), "b".into(), "a".into()]), &["tenants[0].serviceAccounts[2]"]);
     check(|f| f.defaults.service_accounts = Some(vec!["a".into(), "a".into()]), &["defaults.serviceAccounts[1]"]);
