@@ -128,7 +128,7 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
         if let Some(first) = namespaces.insert(&t.namespace, i) {
             v.problem(
                 at("namespace"),
-                format!("namespace {:?} is already used by tenants[{first}]", t.namespace),
+                format!("namespace {} is already used by tenants[{first}]", shown(&t.namespace)),
                 "give every tenant its own namespace",
             );
         }
@@ -151,7 +151,7 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
         if let Some(first) = role_names.insert(role_name.to_ascii_lowercase(), i) {
             v.problem(
                 at("roleName"),
-                format!("role name {role_name:?} is already used by tenants[{first}] (IAM role names are case-insensitive)"),
+                format!("role name {} is already used by tenants[{first}] (IAM role names are case-insensitive)", shown(&role_name)),
                 "set a distinct roleName",
             );
         }
@@ -159,7 +159,7 @@ pub fn validate(file: &TenantsFile) -> Result<Desired, InvalidInput> {
         if policy.len() > MAX_POLICY_NAME {
             v.problem(
                 at("namespace"),
-                format!("inline policy name {policy:?} is over {MAX_POLICY_NAME} characters"),
+                format!("inline policy name {} is over {MAX_POLICY_NAME} characters", shown(&policy)),
                 "use a shorter namespace",
             );
         }

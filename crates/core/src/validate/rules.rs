@@ -158,7 +158,8 @@ impl Validator {
                 self.problem(
                     field,
                     format!(
-                        "the default role name {name:?} (<namespace>-<cluster>-role) is {} characters, over IAM's {MAX_ROLE_NAME}",
+                        "the default role name {} (<namespace>-<cluster>-role) is {} characters, over IAM's {MAX_ROLE_NAME}",
+                        shown(name),
                         name.len()
                     ),
                     "set roleName to a name of at most 64 characters",
@@ -166,7 +167,7 @@ impl Validator {
             } else {
                 self.problem(
                     field,
-                    format!("role name {name:?} is {} characters, over IAM's {MAX_ROLE_NAME}", name.len()),
+                    format!("role name {} is {} characters, over IAM's {MAX_ROLE_NAME}", shown(name), name.len()),
                     "shorten it to at most 64 characters",
                 );
             }

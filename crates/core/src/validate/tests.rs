@@ -240,6 +240,12 @@ fn long_values_are_named_by_length_not_echoed() {
     f.tenants[0].s3_prefix = Some(format!("/{}", "p".repeat(100)));
     let message = &validate(&f).unwrap_err().problems[0].message;
     assert!(message.len() < 160 && message.contains("(101 characters)"), "{message}");
+    // A huge value (a secret pasted by mistake, say) is never echoed whole,
+    // nor the names made from it.
+    let mut f = file();
+    f.tenants[0].namespace = "x".repeat(1_000_000);
+    let said = validate(&f).unwrap_err().to_string();
+    assert!(said.len() < 2_000 && said.contains("(1000000 characters)"), "{} bytes", said.len());
 }
 
 #[test]
