@@ -236,6 +236,12 @@ fn our_manifest(dir: &std::path::Path, ns: &str) -> bool {
 /// files of a tenant are its when the tenant's manifest is; SUMMARY.md
 /// starts with its title.
 fn refuse_foreign_files(dir: &std::path::Path, desired: &Desired) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        anyhow::bail!(
+            "render --out {} is a file, not a directory; nothing was written. Name a directory (it is made if missing)",
+            dir.display()
+        );
+    }
     let mut foreign = Vec::new();
     for tenant in &desired.tenants {
         let ns = &tenant.namespace;

@@ -446,6 +446,12 @@ async fn a_rendered_directory_is_what_kubectl_applies(backend: kfp_tenant_testki
     let out = dir.join("rendered");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("NOTES.txt"), "ours, not kfp-tenant's").unwrap();
+    // Onto a file: refused saying so (it said only "File exists (os error 17)").
+    let onto = dir.join("a-file");
+    std::fs::write(&onto, "x").unwrap();
+    let refused = kfp_with(&["render", "-f", path(&tenants), "--account-id", "123456789012", "--out", path(&onto)], kube.kubeconfig());
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("is a file, not a directory"), "{}", refused.stderr);
     let render = kfp_with(&["render", "-f", path(&tenants), "--account-id", "123456789012", "--out", path(&out)], kube.kubeconfig());
     assert_eq!(render.code, 0, "{}", render.stderr);
     for file in [
