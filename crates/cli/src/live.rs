@@ -57,14 +57,10 @@ impl Live {
         &self.kube
     }
 
-    /// The AWS calls made so far, by operation.
-    pub fn aws_calls(&self) -> std::collections::BTreeMap<String, u64> {
-        self.aws.counter().calls()
-    }
-
-    /// The Kubernetes requests made so far, by `METHOD resource`.
-    pub fn kube_calls(&self) -> std::collections::BTreeMap<String, u64> {
-        self.kube.counter().calls()
+    /// The counters of the AWS calls (by operation) and of the Kubernetes
+    /// requests (by `METHOD resource`) this run makes.
+    pub fn counters(&self) -> (kfp_tenant_aws::CallCounter, kfp_tenant_k8s::RequestCounter) {
+        (self.aws.counter().clone(), self.kube.counter().clone())
     }
 
     pub fn providers(&self) -> Providers<'_> {

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -18,6 +18,18 @@ use tokio::net::TcpListener;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Each service and its call counts by operation.
+type Calls = Vec<(&'static str, BTreeMap<String, u64>)>;
+
+/// The call counts, as a scrape reads them.
+struct CallSource(Box<dyn Fn() -> Calls + Send + Sync>);
+
+impl std::fmt::Debug for CallSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallSource")
+    }
 }
 
 /// Upper bounds of the reconcile duration histogram, in seconds.
@@ -30,8 +42,9 @@ pub struct Metrics {
     reconciles: Mutex<BTreeMap<&'static str, u64>>,
     tenants: Mutex<(u64, u64)>,
     durations: Mutex<([u64; BUCKETS.len()], u64, f64)>,
-    /// (service, operation) -> calls, replaced with the providers' counters.
-    calls: Mutex<BTreeMap<(String, String), u64>>,
+    /// The providers' call counts, read at each scrape (so that the Lease's
+    /// renewals show at once, not when a cycle ends).
+    calls: OnceLock<CallSource>,
     pub cycles: AtomicU64,
 }
 
@@ -54,15 +67,9 @@ impl Metrics {
         *lock(&self.tenants) = (ready, not_ready);
     }
 
-    pub fn calls(&self, aws: &BTreeMap<String, u64>, kubernetes: &BTreeMap<String, u64>) {
-        let mut calls = lock(&self.calls);
-        calls.clear();
-        for (op, n) in aws {
-            calls.insert(("aws".to_owned(), op.clone()), *n);
-        }
-        for (op, n) in kubernetes {
-            calls.insert(("kubernetes".to_owned(), op.clone()), *n);
-        }
+    /// Where the API call counts come from: each service and its counts by operation.
+    pub fn count_calls(&self, source: impl Fn() -> Calls + Send + Sync + 'static) {
+        let _ = self.calls.set(CallSource(Box::new(source)));
     }
 
     /// The Prometheus text exposition.
@@ -82,8 +89,11 @@ impl Metrics {
             out,
             "# HELP kfp_tenant_api_calls_total Calls made to AWS and Kubernetes, by operation.\n# TYPE kfp_tenant_api_calls_total counter"
         );
-        for ((service, operation), n) in lock(&self.calls).iter() {
-            let _ = writeln!(out, "kfp_tenant_api_calls_total{{service=\"{service}\",operation=\"{}\"}} {n}", operation.replace('"', "'"));
+        for (service, calls) in self.calls.get().map(|source| (source.0)()).unwrap_or_default() {
+            for (operation, n) in calls {
+                let _ =
+                    writeln!(out, "kfp_tenant_api_calls_total{{service=\"{service}\",operation=\"{}\"}} {n}", operation.replace('"', "'"));
+            }
         }
         let (buckets, count, sum) = *lock(&self.durations);
         let _ = writeln!(out, "# HELP kfp_tenant_reconcile_duration_seconds How long a reconcile cycle took.");
@@ -139,7 +149,15 @@ mod tests {
         metrics.leader.store(true, Ordering::SeqCst);
         metrics.reconciled("success", Duration::from_millis(300));
         metrics.tenants(3, 1);
-        metrics.calls(&BTreeMap::from([("GetRole".to_owned(), 4)]), &BTreeMap::from([("LIST profiles".to_owned(), 2)]));
+        let roles = Arc::new(AtomicU64::new(3));
+        let counted = roles.clone();
+        metrics.count_calls(move || {
+            let aws = BTreeMap::from([("GetRole".to_owned(), counted.load(Ordering::SeqCst))]);
+            vec![("aws", aws), ("kubernetes", BTreeMap::from([("LIST profiles".to_owned(), 2)]))]
+        });
+        assert!(metrics.render().contains("operation=\"GetRole\"} 3"));
+        // Read at the scrape, not when a cycle ends.
+        roles.store(4, Ordering::SeqCst);
         let text = metrics.render();
         for line in [
             "kfp_tenant_leader 1",

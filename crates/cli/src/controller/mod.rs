@@ -57,6 +57,8 @@ pub async fn run(req: ControllerRequest) -> Result<ExitCode> {
     tokio::spawn(metrics::serve(listener, metrics.clone()));
 
     let live = Live::connect(&req.run, &settings.cluster, &settings.region).await?;
+    let (aws, kubernetes) = live.counters();
+    metrics.count_calls(move || vec![("aws", aws.calls()), ("kubernetes", kubernetes.calls())]);
     // Nothing is written before the Kubernetes API is shown to be the file's cluster.
     live.prove(&settings.cluster, req.run.bind_cluster).await?;
     metrics.ready.store(true, Ordering::SeqCst);
@@ -87,7 +89,6 @@ pub async fn run(req: ControllerRequest) -> Result<ExitCode> {
             let started = Instant::now();
             let result = cycle(&live, &settings, &req, &stop, guard.id(), &waiting_since).await;
             metrics.reconciled(if result.is_ok() { "success" } else { "error" }, started.elapsed());
-            metrics.calls(&live.aws_calls(), &live.kube_calls());
             match result {
                 Ok(counts) => {
                     metrics.tenants(counts.ready, counts.not_ready);
