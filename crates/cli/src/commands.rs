@@ -322,7 +322,7 @@ async fn carry_out(writer: &Writer<'_>, plan: &Plan, stop: Stop) -> bool {
     let progress = ApplyProgress::new(lifecycle.progress, total);
     let report = apply::apply(plan, live.providers(), &options, &progress).await;
     progress.finish();
-    output::summarize(&report, plan.mode == plan::Mode::Destroy)
+    output::summarize(&report, plan.mode)
 }
 
 /// A saved plan is for one account and cluster.

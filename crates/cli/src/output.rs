@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use kfp_tenant_core::address::Address;
 use kfp_tenant_core::apply::{Outcome, Progress, Report};
-use kfp_tenant_core::plan::{Action, Summary};
+use kfp_tenant_core::plan::{Action, Mode, Summary};
 use kfp_tenant_core::render::Color;
 
 /// Writes `text` to stdout as it is.
@@ -174,12 +174,12 @@ pub fn confirm(question: &str, approve_flag: &str) -> Result<bool> {
     Ok(answer.trim() == "yes")
 }
 
-/// The closing lines of apply or destroy, and whether everything succeeded.
-pub fn summarize(report: &Report, destroying: bool) -> bool {
+/// The closing lines of apply or destroy (by the plan's mode), and whether everything succeeded.
+pub fn summarize(report: &Report, mode: Mode) -> bool {
     let done = Summary::of(report.outcomes.values().filter(|(_, outcome)| *outcome == Outcome::Done).map(|(action, _)| *action));
     if report.is_success() {
         // The summary is the record of what happened: a closed stdout does not undo it.
-        let _ = if destroying {
+        let _ = if mode == Mode::Destroy {
             say!("\nDestroy complete! Resources: {} destroyed.", done.destroy)
         } else {
             say!("\nApply complete! Resources: {} added, {} changed, {} destroyed.", done.add, done.change, done.destroy)

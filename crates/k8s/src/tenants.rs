@@ -36,6 +36,13 @@ pub struct TenantResource {
     pub has_finalizer: bool,
 }
 
+/// What to do with the controller's finalizer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Finalizer {
+    Hold,
+    Release,
+}
+
 fn api_resource() -> ApiResource {
     ApiResource {
         group: GROUP.to_owned(),
@@ -90,9 +97,19 @@ impl Kube {
         }
     }
 
-    /// Adds (`hold`) or removes the controller's finalizer, a JSON patch
-    /// guarded by the list's current content.
-    pub async fn set_tenant_finalizer(&self, name: &str, hold: bool) -> ProviderResult<()> {
+    /// Adds the controller's finalizer (a merge patch guarded by the
+    /// resourceVersion); nothing when it is there.
+    pub async fn hold_tenant(&self, name: &str) -> ProviderResult<()> {
+        self.tenant_finalizer(name, Finalizer::Hold).await
+    }
+
+    /// Removes the controller's finalizer, so that the resource goes.
+    pub async fn release_tenant(&self, name: &str) -> ProviderResult<()> {
+        self.tenant_finalizer(name, Finalizer::Release).await
+    }
+
+    async fn tenant_finalizer(&self, name: &str, to: Finalizer) -> ProviderResult<()> {
+        let hold = to == Finalizer::Hold;
         let target = format!("kubeflowtenant {name}");
         let api = self.tenant_api();
         let Some(object) = api.get_opt(name).await.map_err(|e| provider_error("GetKubeflowTenant", &target, e))? else {

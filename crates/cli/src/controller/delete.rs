@@ -80,7 +80,7 @@ impl Cycle<'_> {
             if let Some(kept) = kept {
                 crate::output::note!("kubeflowtenant {name}: deleted without its tenant: {kept}");
             }
-            match self.live.kube().set_tenant_finalizer(&name, false).await {
+            match self.live.kube().release_tenant(&name).await {
                 Ok(()) => {
                     outcomes.released.insert(name);
                 }

@@ -182,14 +182,12 @@ async fn cycle(
 ) -> Result<Counts> {
     let kube = live.kube();
     let resources = kube.list_tenant_resources().await?;
-    futures_util::stream::iter(
-        resources.iter().filter(|r| !r.deleting && !r.has_finalizer).map(|r| kube.set_tenant_finalizer(&r.name, true)),
-    )
-    .buffer_unordered(req.run.parallelism.max(1))
-    .collect::<Vec<_>>()
-    .await
-    .into_iter()
-    .collect::<Result<Vec<()>, _>>()?;
+    futures_util::stream::iter(resources.iter().filter(|r| !r.deleting && !r.has_finalizer).map(|r| kube.hold_tenant(&r.name)))
+        .buffer_unordered(req.run.parallelism.max(1))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<()>, _>>()?;
     let cycle = Cycle { live, lease, settings, run: &req.run, stop, timeout: req.timeout, waiting_since };
     let mut outcomes = Outcomes::default();
     let converged = cycle.converge(&resources, &mut outcomes).await;

@@ -23,7 +23,7 @@ impl Planner<'_> {
             .map(|(_, sa)| sa)
     }
 
-    pub(super) fn service_account(&mut self, ns: &str, name: &str, role_arn: Option<&str>, profile_action: Action, adopt: bool) {
+    pub(super) fn service_account(&mut self, ns: &str, name: &str, role_arn: Option<&str>, profile_action: Action) {
         let address = Address::service_account(ns, name);
         let live = self.observed.service_accounts.get(&(ns.to_owned(), name.to_owned()));
         let want = desired_service_account(ns, name, role_arn, &self.cluster.name, live);
@@ -41,7 +41,7 @@ impl Planner<'_> {
                     Ownership::Legacy if drift == ["labels"] => (Action::Update, Some(Reason::RecordCluster)),
                     Ownership::Legacy => (Action::Update, Some(Reason::Drift { attributes: drift })),
                     Ownership::OtherCluster(other) => {
-                        if !adopt {
+                        if !self.adopt {
                             self.refuse_unless_adopted(
                                 address.clone(),
                                 format!(
@@ -54,7 +54,7 @@ impl Planner<'_> {
                         (Action::Update, Some(Reason::AdoptFromCluster { cluster: other }))
                     }
                     Ownership::Foreign => {
-                        if !adopt {
+                        if !self.adopt {
                             self.refuse_unless_adopted(
                                 address.clone(),
                                 format!(

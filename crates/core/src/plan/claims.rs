@@ -36,9 +36,9 @@ fn other_tenant<'r>(role: &'r Role, cluster: &str, ns: &str) -> Option<(&'r str,
 
 impl Planner<'_> {
     /// The tenant planned, unless its roles are another's.
-    pub(super) fn claimed_tenant(&mut self, tenant: &Tenant, adopt: bool) {
+    pub(super) fn claimed_tenant(&mut self, tenant: &Tenant) {
         match self.claim(tenant) {
-            Claim::Own => self.tenant(tenant, adopt),
+            Claim::Own => self.tenant(tenant),
             Claim::OthersRole(message) => {
                 let fix = format!("give tenant {} a roleName of its own", tenant.namespace);
                 self.conflict(Address::tenant(&tenant.namespace, Kind::IamRole), message, fix);

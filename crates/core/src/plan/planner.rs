@@ -35,8 +35,9 @@ pub fn plan(desired: &Desired, observed: &Observed, options: PlanOptions) -> Res
         planner.push(Address::ClusterIdentity, Action::Create, Some(reason), None, Some(State::ClusterRecord(record)));
     }
     planner.replace = &options.replace;
+    planner.adopt = options.adopt;
     for tenant in &desired.tenants {
-        planner.claimed_tenant(tenant, options.adopt);
+        planner.claimed_tenant(tenant);
     }
     planner.owners();
     if options.prune {
@@ -92,6 +93,8 @@ pub(super) struct Planner<'a> {
     pub(super) managed_by_namespace: BTreeMap<&'a str, Vec<&'a crate::ports::Role>>,
     /// What the operator named with `--replace`.
     pub(super) replace: &'a BTreeSet<Address>,
+    /// `--adopt`: take over what lacks kfp-tenant's markers.
+    pub(super) adopt: bool,
 }
 
 impl<'a> Planner<'a> {
@@ -115,6 +118,7 @@ impl<'a> Planner<'a> {
             in_file,
             managed_by_namespace,
             replace: &NO_REPLACEMENTS,
+            adopt: false,
         };
         if create {
             let provider =

@@ -22,7 +22,7 @@ impl Planner<'_> {
     /// Apply orders the grants before the revocations, so at every step one
     /// road admits the tenant's service accounts, and a rerun after a
     /// failure plans the rest of the move from what it finds.
-    pub(super) fn tenant(&mut self, tenant: &Tenant, adopt: bool) {
+    pub(super) fn tenant(&mut self, tenant: &Tenant) {
         let ns = tenant.namespace.as_str();
         let road = tenant.road;
         let mut want_role = desired_role(tenant, &self.cluster);
@@ -32,20 +32,20 @@ impl Planner<'_> {
         if let Some(old) = &old_statement {
             want_role.trust_policy = bridge_trust(&only_road, old);
         }
-        let role_action = self.role(tenant, &want_role, adopt);
+        let role_action = self.role(tenant, &want_role);
         self.s3_policy(tenant, role_action);
         self.role_permissions(tenant, role_action);
         let arn = want_role.arn.clone();
-        let profile_action = self.profile(tenant, &arn, adopt);
+        let profile_action = self.profile(tenant, &arn);
 
         let annotation = (road == Road::Irsa).then_some(arn.as_str());
         for name in tenant.extra_service_accounts() {
-            self.service_account(ns, name, annotation, profile_action, adopt);
+            self.service_account(ns, name, annotation, profile_action);
         }
         self.default_editor(ns, annotation, profile_action);
         self.push_planned(crate::kinds::plan_pipeline_config(tenant, profile_action, self.observed, &self.cluster));
         if road == Road::PodIdentity {
-            self.pod_identities(tenant, &arn, adopt);
+            self.pod_identities(tenant, &arn);
         }
         self.dropped_associations(ns, tenant.service_accounts.as_slice(), road);
         self.dropped_service_accounts(tenant);
@@ -95,7 +95,7 @@ impl Planner<'_> {
     /// one per service account, so another's is refused unless adopted;
     /// adopting recreates it with kfp-tenant's tags (EKS's update cannot
     /// set tags).
-    fn pod_identities(&mut self, tenant: &Tenant, role_arn: &str, adopt: bool) {
+    fn pod_identities(&mut self, tenant: &Tenant, role_arn: &str) {
         let ns = tenant.namespace.as_str();
         for sa in &tenant.service_accounts {
             let address = Address::pod_identity(ns, sa);
@@ -111,7 +111,7 @@ impl Planner<'_> {
                 continue;
             };
             if !tags::is_managed_role(&live.tags, &self.cluster.name) {
-                if !adopt {
+                if !self.adopt {
                     self.refuse_unless_adopted(
                         address.clone(),
                         format!(
@@ -160,7 +160,7 @@ impl Planner<'_> {
         }
     }
 
-    fn role(&mut self, tenant: &Tenant, want: &crate::ports::Role, adopt: bool) -> Action {
+    fn role(&mut self, tenant: &Tenant, want: &crate::ports::Role) -> Action {
         let ns = tenant.namespace.as_str();
         let address = Address::tenant(ns, Kind::IamRole);
         let quota = self.desired.cluster.trust_policy_quota;
@@ -179,7 +179,7 @@ impl Planner<'_> {
             return Action::Create;
         };
         let managed = tags::is_managed_role(&live.tags, &self.cluster.name);
-        if !managed && !adopt {
+        if !managed && !self.adopt {
             self.refuse_unless_adopted(
                 address.clone(),
                 format!(
@@ -294,7 +294,7 @@ impl Planner<'_> {
         }
     }
 
-    fn profile(&mut self, tenant: &Tenant, role_arn: &str, adopt: bool) -> Action {
+    fn profile(&mut self, tenant: &Tenant, role_arn: &str) -> Action {
         let ns = tenant.namespace.as_str();
         let address = Address::tenant(ns, Kind::Profile);
         let want = desired_profile(tenant, role_arn, &self.cluster.name);
@@ -330,12 +330,12 @@ impl Planner<'_> {
         };
         let ownership = tags::ownership(live.managed, live.cluster.as_deref(), &self.cluster.name);
         match &ownership {
-            Ownership::Foreign if !adopt => self.refuse_unless_adopted(
+            Ownership::Foreign if !self.adopt => self.refuse_unless_adopted(
                 address.clone(),
                 format!("Profile {ns} exists but was not created by kfp-tenant (no {}={} label)", tags::PROFILE_LABEL, tags::MANAGER),
                 "choose another namespace",
             ),
-            Ownership::OtherCluster(other) if !adopt => self.refuse_unless_adopted(
+            Ownership::OtherCluster(other) if !self.adopt => self.refuse_unless_adopted(
                 address.clone(),
                 format!("Profile {ns} was written by kfp-tenant for EKS cluster {other}, not {}", self.cluster.name),
                 "check the tenants file's cluster and the kubeconfig context (--context)",
