@@ -30,7 +30,7 @@ fn file(tenants: &[(&str, Option<&str>)]) -> TenantsFile {
 fn from_resources(file: &TenantsFile) -> Desired {
     let mut d = validate(file).unwrap();
     for t in &mut d.tenants {
-        t.source = Source::KubeflowTenant { claims_unmarked: false };
+        t.source = Source::KubeflowTenant { claims: None };
     }
     d
 }
@@ -113,10 +113,22 @@ async fn a_file_and_the_controller_keep_to_their_own_tenants() {
 
     // A controller that applied the tenant before roles were tagged claims it: a tag.
     let mut claimed = from_resources(&file(&[("team-f", None)]));
-    claimed.tenants[0].source = Source::KubeflowTenant { claims_unmarked: true };
+    claimed.tenants[0].source = Source::KubeflowTenant { claims: Some(claimed.tenants[0].role_name.clone()) };
     let plan = world.plan(&claimed, PlanOptions::default()).await.unwrap();
     let changed: Vec<&Address> = plan.changes.iter().filter(|c| c.action != Action::NoOp).map(|c| &c.address).collect();
     assert_eq!(changed, [&Address::tenant("team-f", Kind::IamRole)], "only the role's tag");
+    // Claiming another role than the one its status names is no claim.
+    claimed.tenants[0].source = Source::KubeflowTenant { claims: Some("some-other-role".into()) };
+    assert!(world.plan(&claimed, PlanOptions::default()).await.is_err());
+
+    // A KubeflowTenant named like the file's tenant and naming another
+    // tenant's role: its destroy is refused for the namespace, so neither
+    // the file's Profile nor its role goes (the role check comes second).
+    let mut namesake = from_resources(&file(&[("team-f", Some(&role.name))]));
+    namesake.tenants[0].source = Source::KubeflowTenant { claims: None };
+    let err = world.plan_destroy(&namesake).await.unwrap_err();
+    assert!(err.contains("tenant team-f is managed from a tenants file"), "{err}");
+    assert!(world.kube.profile("team-f").is_some());
 }
 
 /// One tenant from flags (the page's variables) is a partial input: it

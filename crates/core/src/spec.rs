@@ -433,14 +433,14 @@ pub struct Tenant {
 /// controller reconciles. A KubeflowTenant's role carries the tag
 /// [`crate::tags::KUBEFLOW_TENANT`]; a file's carries none. A run never
 /// changes or deletes a tenant declared the other way.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Source {
     #[default]
     File,
-    /// A KubeflowTenant. `claims_unmarked`: the controller applied this
-    /// tenant's role before roles were tagged with their KubeflowTenant (its
-    /// status names the role), so it may tag the role now.
-    KubeflowTenant { claims_unmarked: bool },
+    /// A KubeflowTenant. `claims`: the role its status names, which the
+    /// controller applied before roles were tagged with their
+    /// KubeflowTenant, so it may tag that role (and only that one) now.
+    KubeflowTenant { claims: Option<String> },
 }
 
 pub const DEFAULT_TRUST_POLICY_QUOTA: usize = 2048;

@@ -63,8 +63,13 @@ impl Cycle<'_> {
         let deleting: Vec<&TenantResource> = resources.iter().filter(|r| r.deleting).collect();
         let names: Vec<String> = doomed.iter().map(|t| t.namespace.clone()).collect();
         if validate::validate(&self.file(doomed.clone())).is_ok() {
-            if !doomed.is_empty() {
-                self.destroy(doomed, &deleting, outcomes, &mut let_go).await?;
+            if !doomed.is_empty()
+                && let Err(e) = self.destroy(doomed, &deleting, outcomes, &mut let_go).await
+            {
+                let message = format!("deleting the tenant did not finish: {e:#}; the next cycle goes on");
+                for ns in names {
+                    outcomes.verdicts.entry(ns).or_insert(Verdict::NotReady { reason: "Deleting", message: message.clone() });
+                }
             }
         } else {
             // Valid one by one but not together (two name one role, say):
@@ -96,8 +101,9 @@ impl Cycle<'_> {
     /// What a deleted resource's deletion does; an error when it cannot be judged.
     fn what_to_delete(&self, r: &TenantResource, own: &BTreeSet<&str>) -> Result<Deletion, String> {
         if own.contains(r.name.as_str()) {
-            // A Conflict: the tenant is the settings file's.
-            return Ok(Deletion::Nothing);
+            // A Conflict: the tenant is the settings file's. If this resource
+            // applied it before the file named it, its role's tag goes back.
+            return Ok(tenant_of(&r.name, &r.spec).map_or(Deletion::Nothing, |(tenant, _)| Deletion::Retain(tenant)));
         }
         let problem = match tenant_of(&r.name, &r.spec) {
             Ok((tenant, DeletionPolicy::Retain)) => return Ok(Deletion::Retain(tenant)),
@@ -150,13 +156,14 @@ impl Cycle<'_> {
             match plan::plan_destroy(&desired, &observed) {
                 Ok(plan) => break plan,
                 Err(e) => {
-                    let refused: BTreeMap<String, String> = e
-                        .problems
-                        .iter()
-                        .filter_map(|p| Some((p.address.as_ref()?.namespace()?.to_owned(), format!("{}; {}", p.message, p.fix))))
-                        .collect();
-                    if refused.len() != e.problems.len() || refused.is_empty() {
-                        anyhow::bail!("cannot delete the tenants being deleted: {e}");
+                    // Each tenant's refusals, joined (a tenant may have several).
+                    let mut refused: BTreeMap<String, String> = BTreeMap::new();
+                    for p in &e.problems {
+                        let Some(ns) = p.address.as_ref().and_then(|a| a.namespace()) else {
+                            anyhow::bail!("cannot delete the tenants being deleted: {e}");
+                        };
+                        let said = format!("{}; {}", p.message, p.fix);
+                        refused.entry(ns.to_owned()).and_modify(|m| *m = format!("{m}; {said}")).or_insert(said);
                     }
                     desired = plan::target(
                         &desired,

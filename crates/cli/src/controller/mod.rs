@@ -124,6 +124,8 @@ pub async fn run(req: ControllerRequest) -> Result<ExitCode> {
         let wait = tokio::time::sleep_until(next_resync.into());
         tokio::select! {
             Some(()) = triggers.next() => {
+                // A change is new work: its waits are looked at soon again.
+                retry_after = RETRY;
                 tokio::time::sleep(DEBOUNCE.max(MIN_GAP.saturating_sub(cycle_started.elapsed()))).await;
                 // Everything that arrived meanwhile is this cycle's too. A
                 // watch's backlog arrives over several reads of its stream,

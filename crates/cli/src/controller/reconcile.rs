@@ -78,9 +78,9 @@ pub fn declared_by_resources(desired: &mut Desired, resources: &[&TenantResource
     let by_name: BTreeMap<&str, &TenantResource> = resources.iter().map(|r| (r.name.as_str(), *r)).collect();
     for tenant in &mut desired.tenants {
         let Some(resource) = by_name.get(tenant.namespace.as_str()) else { continue };
-        let applied_as = format!(":role{}{}", tenant.role_path, tenant.role_name);
-        let claims_unmarked = resource.status["roleArn"].as_str().is_some_and(|arn| arn.ends_with(&applied_as));
-        tenant.source = Source::KubeflowTenant { claims_unmarked };
+        // `arn:aws:iam::123456789012:role/path/name`: the name is the last segment.
+        let claims = resource.status["roleArn"].as_str().and_then(|arn| arn.rsplit('/').next()).map(str::to_owned);
+        tenant.source = Source::KubeflowTenant { claims };
     }
 }
 
@@ -223,19 +223,24 @@ impl Cycle<'_> {
             match plan::plan(&targeted, &observed, PlanOptions::default()) {
                 Ok(plan) => return Ok(plan),
                 Err(e) => {
-                    let refused: BTreeMap<String, (&'static str, String)> = e
-                        .problems
-                        .iter()
-                        .filter_map(|p| {
-                            let reason = match p.refusal {
-                                Refusal::Conflict => "Conflict",
-                                Refusal::State => "Refused",
-                            };
-                            Some((p.address.as_ref()?.namespace()?.to_owned(), (reason, format!("{}; {}", p.message, p.fix))))
-                        })
-                        .collect();
-                    let theirs = refused.keys().all(|ns| resources.contains(ns)) && refused.len() == e.problems.len();
-                    if refused.is_empty() || !theirs {
+                    // Each tenant's refusals, joined (a tenant may have several).
+                    let mut refused: BTreeMap<String, (&'static str, String)> = BTreeMap::new();
+                    let mut anyone_elses = false;
+                    for p in &e.problems {
+                        let Some(ns) = p.address.as_ref().and_then(|a| a.namespace()).filter(|ns| resources.contains(*ns)) else {
+                            anyone_elses = true;
+                            continue;
+                        };
+                        let reason = match p.refusal {
+                            Refusal::Conflict => "Conflict",
+                            Refusal::State => "Refused",
+                        };
+                        let said = format!("{}; {}", p.message, p.fix);
+                        let entry = refused.entry(ns.to_owned()).or_insert((reason, String::new()));
+                        entry.0 = if entry.0 == "Conflict" { "Conflict" } else { reason };
+                        entry.1 = if entry.1.is_empty() { said } else { format!("{}; {said}", entry.1) };
+                    }
+                    if refused.is_empty() || anyone_elses {
                         anyhow::bail!("{e}");
                     }
                     for (ns, (reason, message)) in &refused {
@@ -257,7 +262,10 @@ impl Cycle<'_> {
     /// The tenants of `resources` that are not being deleted, planned and applied.
     pub async fn converge(&self, resources: &[TenantResource], outcomes: &mut Outcomes) -> Result<()> {
         let alive: Vec<&TenantResource> = resources.iter().filter(|r| !r.deleting).collect();
-        let names: BTreeSet<String> = alive.iter().map(|r| r.name.clone()).collect();
+        // A resource named like a settings tenant is judged (Conflict) and
+        // left out: the plan's tenant of that name is the file's.
+        let own: BTreeSet<&str> = self.settings.tenants.iter().map(|t| t.namespace.as_str()).collect();
+        let names: BTreeSet<String> = alive.iter().map(|r| r.name.clone()).filter(|n| !own.contains(n.as_str())).collect();
         let desired = self.valid(&alive, outcomes)?;
         let plan = self.plan(&desired, &names, outcomes).await?;
         let report = apply::apply(&plan, self.live.providers(), &self.options(), &Logged(self.lease)).await;
@@ -278,7 +286,20 @@ impl Cycle<'_> {
                     }
                     format!("{address}: {error}")
                 }
-                Outcome::Skipped { because } => format!("{address}: skipped, {because} failed"),
+                Outcome::Skipped { because } => {
+                    // Waiting only when what it waits on waited; otherwise that failure is this tenant's too.
+                    match report.outcomes.get(because).map(|(_, o)| o) {
+                        Some(Outcome::Failed { kind: ErrorKind::Timeout, .. }) => format!("{address}: skipped, {because} failed"),
+                        Some(Outcome::Failed { error, .. }) => {
+                            broken.insert(ns.to_owned());
+                            format!("{address}: skipped, {because} failed: {error}")
+                        }
+                        _ => {
+                            broken.insert(ns.to_owned());
+                            format!("{address}: skipped, {because} failed")
+                        }
+                    }
+                }
                 Outcome::NotStarted | Outcome::Interrupted => {
                     broken.insert(ns.to_owned());
                     format!("{address}: not finished (the controller stopped)")

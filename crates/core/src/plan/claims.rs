@@ -60,27 +60,17 @@ impl Planner<'_> {
         }
     }
 
-    /// Whose the tenant's roles are: the role its `roleName` names, and
-    /// every role kfp-tenant made for its namespace on this cluster.
-    /// A tenant declared the other way is refused here.
+    /// Whose the tenant's roles are: every role kfp-tenant made for its
+    /// namespace on this cluster (a tenant declared the other way is
+    /// refused here, first: its destroy must not go on), then the role its
+    /// `roleName` names.
     fn claim(&mut self, tenant: &Tenant) -> Claim {
         let ns = tenant.namespace.as_str();
         let cluster = self.cluster.name.clone();
-        let named = self.observed.roles.get(&tenant.role_name);
-        if let Some((role, (of_cluster, of_ns))) = named.and_then(|r| Some((r, other_tenant(r, &cluster, ns)?))) {
-            let whose =
-                if of_cluster == cluster { format!("tenant {of_ns}") } else { format!("tenant {of_ns} of EKS cluster {of_cluster}") };
-            return Claim::OthersRole(format!(
-                "IAM role {} is {whose}'s (its tags {} and {}), not tenant {ns}'s: a role kfp-tenant manages is never moved between tenants",
-                role.name,
-                tags::CLUSTER,
-                tags::NAMESPACE
-            ));
-        }
         let roles: Vec<&Role> = self.managed_by_namespace.get(ns).into_iter().flatten().copied().collect();
         for role in roles {
             let declared_by = tags::kubeflow_tenant(&role.tags);
-            let problem = match (tenant.source, declared_by) {
+            let problem = match (&tenant.source, declared_by) {
                 (Source::File, Some(resource)) => Some((
                     format!(
                         "tenant {ns} is declared by KubeflowTenant {resource}, which the controller manages (IAM role {} has tag {}={resource})",
@@ -91,7 +81,7 @@ impl Planner<'_> {
                         "leave it to the controller and remove tenant {ns} from the tenants file, or change it with kubectl edit kubeflowtenant {resource}"
                     ),
                 )),
-                (Source::KubeflowTenant { claims_unmarked: false }, None) => Some((
+                (Source::KubeflowTenant { claims }, None) if claims.as_deref() != Some(role.name.as_str()) => Some((
                     format!("tenant {ns} is managed from a tenants file (IAM role {} has no {} tag)", role.name, tags::KUBEFLOW_TENANT),
                     format!(
                         "delete this KubeflowTenant; or, to hand the tenant to the controller, remove it from its tenants file and tag its role: aws iam tag-role --role-name {} --tags Key={},Value={ns}",
@@ -105,6 +95,17 @@ impl Planner<'_> {
                 self.conflict(Address::tenant(ns, Kind::IamRole), message, fix);
                 return Claim::Refused;
             }
+        }
+        let named = self.observed.roles.get(&tenant.role_name);
+        if let Some((role, (of_cluster, of_ns))) = named.and_then(|r| Some((r, other_tenant(r, &cluster, ns)?))) {
+            let whose =
+                if of_cluster == cluster { format!("tenant {of_ns}") } else { format!("tenant {of_ns} of EKS cluster {of_cluster}") };
+            return Claim::OthersRole(format!(
+                "IAM role {} is {whose}'s (its tags {} and {}), not tenant {ns}'s: a role kfp-tenant manages is never moved between tenants",
+                role.name,
+                tags::CLUSTER,
+                tags::NAMESPACE
+            ));
         }
         Claim::Own
     }
