@@ -604,9 +604,12 @@ async fn aws_down_shows_on_the_statuses_and_at_warn() {
     let failed = condition().await.unwrap();
     let message = failed["message"].as_str().unwrap();
     assert!(message.contains("dispatch failure") || message.contains("onnection"), "the service's words: {message}");
-    let log = replica.log();
-    assert!(log.lines().any(|l| l.contains(" WARN ") && l.contains("reconcile failed")), "{log}");
-    assert!(replica.metric("kfp_tenant_reconciles_total{result=\"error\"} ").unwrap_or(0.0) >= 1.0, "{log}");
+    // The statuses are written before the cycle ends, and with it its log line and count.
+    eventually("a WARN line and the error count", Duration::from_secs(30), async || {
+        let warned = replica.log().lines().any(|l| l.contains(" WARN ") && l.contains("reconcile failed"));
+        warned && replica.metric("kfp_tenant_reconciles_total{result=\"error\"} ").unwrap_or(0.0) >= 1.0
+    })
+    .await;
 
     outage.set_down(false);
     eventually("kt-down Ready again", Duration::from_secs(90), async || condition().await.is_some_and(|c| c["status"] == "True")).await;
