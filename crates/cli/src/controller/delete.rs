@@ -16,7 +16,7 @@ use kfp_tenant_core::apply::{self, Outcome};
 use kfp_tenant_core::crd::{DeletionPolicy, tenant_of};
 use kfp_tenant_core::plan;
 use kfp_tenant_core::refresh::ReadSet;
-use kfp_tenant_core::spec::TenantInput;
+use kfp_tenant_core::spec::{Desired, TenantInput};
 use kfp_tenant_core::tags;
 use kfp_tenant_core::validate;
 use kfp_tenant_k8s::TenantResource;
@@ -62,9 +62,9 @@ impl Cycle<'_> {
         }
         let deleting: Vec<&TenantResource> = resources.iter().filter(|r| r.deleting).collect();
         let names: Vec<String> = doomed.iter().map(|t| t.namespace.clone()).collect();
-        if validate::validate(&self.file(doomed.clone())).is_ok() {
+        if let Ok(together) = validate::validate(&self.file(doomed.clone())) {
             if !doomed.is_empty()
-                && let Err(e) = self.destroy(doomed, &deleting, outcomes, &mut let_go).await
+                && let Err(e) = self.destroy(together, &deleting, outcomes, &mut let_go).await
             {
                 let message = format!("deleting the tenant did not finish: {e:#}; the next cycle goes on");
                 for ns in names {
@@ -75,7 +75,12 @@ impl Cycle<'_> {
             // Valid one by one but not together (two name one role, say):
             // each is destroyed on its own, the claims keeping them apart.
             for (tenant, ns) in doomed.into_iter().zip(names) {
-                if let Err(e) = self.destroy(vec![tenant], &deleting, outcomes, &mut let_go).await {
+                // Each was valid alone (what_to_delete checked it).
+                let destroyed = match validate::validate(&self.file(vec![tenant])) {
+                    Ok(alone) => self.destroy(alone, &deleting, outcomes, &mut let_go).await,
+                    Err(e) => Err(e.into()),
+                };
+                if let Err(e) = destroyed {
                     let message = format!("deleting the tenant did not finish: {e:#}; the next cycle goes on");
                     outcomes.verdicts.insert(ns, Verdict::NotReady { reason: "Deleting", message });
                 }
@@ -139,17 +144,16 @@ impl Cycle<'_> {
         Ok(())
     }
 
-    /// Destroys `doomed` (valid together) in one plan, leaving out (and
+    /// Destroys the tenants of `desired` (the doomed, valid together) in one plan, leaving out (and
     /// letting go) each whose destroy is refused, so that one never holds
     /// the others back.
     async fn destroy(
         &self,
-        doomed: Vec<TenantInput>,
+        mut desired: Desired,
         resources: &[&TenantResource],
         outcomes: &mut Outcomes,
         let_go: &mut BTreeMap<String, Option<String>>,
     ) -> Result<()> {
-        let mut desired = validate::validate(&self.file(doomed))?;
         declared_by_resources(&mut desired, resources);
         let observed = self.live.observe(&ReadSet::for_destroy(&desired, self.run.bind_cluster), self.run).await?;
         let plan = loop {
